@@ -1,0 +1,38 @@
+//! Choosing the backend from a URL, as one binary serves both.
+
+use crate::{PostgresStore, SqliteStore, Store, StoreError};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Opens the store a URL names: `postgres://` or `postgresql://` for PostgreSQL,
+/// `sqlite://<path>` or `sqlite:<path>` for SQLite.
+pub async fn open(url: &str) -> crate::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresStore::open(url).await?));
+    }
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if path.is_empty() {
+            return Err(StoreError::Open("the SQLite URL names no file; use sqlite://<path>".into()));
+        }
+        return Ok(Arc::new(SqliteStore::open(Path::new(path)).await?));
+    }
+    let scheme = url.split_once("://").map_or("(none)", |(s, _)| s);
+    Err(StoreError::Open(format!(
+        "unsupported database URL scheme `{scheme}`: use postgres://user:password@host/db or sqlite://<path>"
+    )))
+}
