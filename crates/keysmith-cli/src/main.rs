@@ -1,1 +1,162 @@
-fn main() {}
+//! The `keysmith` command: runs the server and administers its database.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use keysmith_server::config::LogFormat;
+use keysmith_server::{Config, ConfigOverrides};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+mod import;
+
+/// Keysmith: self-hosted API keys that the unmodified wandb SDK logs in with.
+#[derive(Parser)]
+#[command(name = "keysmith", version, about, long_about = None, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  keysmith serve                                   SQLite in ./data, http://127.0.0.1:8080
+  keysmith serve --listen 0.0.0.0:443 --database-url postgres://keysmith@db/keysmith
+  keysmith admin import-legacy-keys --user alice --file old-keys.txt
+
+Configuration is layered: defaults, then --config FILE (TOML), then KEYSMITH_* environment
+variables (e.g. KEYSMITH_LISTEN, KEYSMITH_ADMIN_PASSWORD_FILE), then flags.";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server. On first start it creates an organization and the user `admin`.
+    #[command(after_help = "\
+The first admin's password comes from KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE;
+without either, a password is generated and printed once to the terminal.
+
+Examples:
+  keysmith serve
+  KEYSMITH_ADMIN_PASSWORD_FILE=/run/secrets/admin keysmith serve --data-dir /var/lib/keysmith")]
+    Serve(ServerArgs),
+    /// Administer the database directly (run where the server's database is reachable).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Import existing legacy keys (40 characters, or `<prefix>-<40>`), so that old
+    /// clients keep working. Keys are read from a file or standard input, one a line,
+    /// never from the command line, and are never printed.
+    #[command(after_help = "\
+Each line holds a plaintext legacy key, or with --digests the SHA-256 of one as 64 hex
+characters. Blank lines and lines starting with # are skipped. Keys already present are
+reported and left alone.
+
+Examples:
+  keysmith admin import-legacy-keys --user alice --file old-keys.txt
+  vault kv get -field=keys secret/wandb | keysmith admin import-legacy-keys --user ci-bot
+  keysmith admin import-legacy-keys --user alice --digests --file digests.txt")]
+    ImportLegacyKeys(ImportArgs),
+}
+
+#[derive(Args)]
+struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Args)]
+struct DatabaseArgs {
+    /// Directory of the embedded SQLite database [default: ./data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// postgres://… or sqlite://… instead of the embedded default
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+    /// TOML configuration file
+    #[arg(long, value_name = "FILE", env = "KEYSMITH_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The user who will own the imported keys
+    #[arg(long, value_name = "USERNAME")]
+    user: String,
+    /// Read keys from this file instead of standard input
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Lines are SHA-256 digests (64 hex characters) of keys, not keys
+    #[arg(long)]
+    digests: bool,
+    /// Name given to the imported keys
+    #[arg(long, default_value = "imported legacy key")]
+    name: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+fn load_config(listen: Option<SocketAddr>, db: &DatabaseArgs) -> Result<Config> {
+    let overrides = ConfigOverrides { listen, data_dir: db.data_dir.clone(), database_url: db.database_url.clone() };
+    Ok(Config::load(db.config.as_deref(), &overrides)?)
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = load_config(args.listen, &args.database)?;
+            init_logging(&config);
+            keysmith_server::run(config, shutdown_signal()).await.context("keysmith serve failed")?;
+        }
+        Command::Admin(AdminCommand::ImportLegacyKeys(args)) => {
+            let config = load_config(None, &args.database)?;
+            init_logging(&config);
+            if config.database_url.is_none() && !config.data_dir.join("keysmith.db").exists() {
+                bail!(
+                    "no database at {}; start `keysmith serve` once first, or pass --data-dir/--database-url",
+                    config.data_dir.join("keysmith.db").display()
+                );
+            }
+            let store = keysmith_store::open(&config.database_url()).await?;
+            import::run(store.as_ref(), &args.user, args.file.as_deref(), args.digests, &args.name).await?;
+        }
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@
 pub mod base62;
 pub mod role;
 pub mod key_format;
+pub mod names;
 pub mod secret;
 
 pub use base62::RandomError;
@@ -16,4 +17,5 @@ pub use key_format::{
     GeneratedKey, KeyDigest, KeyFormatError, KeyId, KeyPrefix, LegacyKey, PresentedKey, V1Key,
     generate_legacy, generate_v1,
 };
+pub use names::{KeyName, NameError};
 pub use secret::{PlainKey, SecretString};

@@ -1,1 +1,30 @@
+//! Keysmith's HTTP server: the REST API under `/api/v1`, authentication by API key or
+//! session, and the server's lifecycle.
+//!
+//! Handlers only extract, call the store or the domain, and map errors to
+//! [`ApiError`]; authentication happens once, in the [`auth::Principal`] extractor.
+//! [`router`] builds the whole application without a socket, so tests drive it with
+//! `oneshot`; [`run`] binds it.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+mod error;
+mod json;
+mod openapi;
+pub mod rate_limit;
+mod routes;
+mod server;
+mod state;
+mod timestamp;
+pub mod usage;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{Config, ConfigError, ConfigOverrides};
+pub use error::ApiError;
+pub use openapi::openapi_document;
+pub use routes::router;
+pub use server::{RunError, bootstrap, run};
+pub use state::{AppState, Settings};

@@ -110,14 +110,15 @@ pub struct StoredKey {
     pub format: KeyFormat,
     pub display: String,
     pub name: String,
-    pub owner: KeyOwner,
+    pub owner: UserRef,
     pub created_by: Option<UserId>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
 
+/// A user or service account, as much as verification and lists need.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyOwner {
+pub struct UserRef {
     pub id: UserId,
     pub kind: PrincipalKind,
     pub username: String,
@@ -128,7 +129,7 @@ pub struct KeyOwner {
 pub struct AuthRecord {
     pub key_id: KeyId,
     pub digest: KeyDigest,
-    pub owner: KeyOwner,
+    pub owner: UserRef,
     pub owner_active: bool,
 }
 

@@ -42,9 +42,9 @@ macro_rules! sql_store {
             })
         }
 
-        fn owner_from_row(row: &DbRow) -> Result<KeyOwner> {
+        fn owner_from_row(row: &DbRow) -> Result<UserRef> {
             let kind: String = row.try_get("owner_kind").map_err(backend_err)?;
-            Ok(KeyOwner {
+            Ok(UserRef {
                 id: UserId(row.try_get("owner_id").map_err(backend_err)?),
                 kind: PrincipalKind::parse(&kind).ok_or_else(|| corrupt("principal kind"))?,
                 username: row.try_get("owner_username").map_err(backend_err)?,

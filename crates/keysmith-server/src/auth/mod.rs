@@ -1,0 +1,65 @@
+//! Who is calling: an API key (as the wandb SDK sends it, or Bearer, or `X-API-Key`)
+//! or a session cookie from sign-in.
+//!
+//! [`Principal`] is the extractor every authenticated handler takes. A request that
+//! presents a key is judged by the key alone: a bad key is refused even when a valid
+//! session cookie rides along, so a client never silently acts as someone else.
+//! Requests authenticated by cookie that change state must carry the CSRF token.
+
+pub mod credentials;
+pub mod password;
+pub mod session;
+pub mod source;
+pub mod verify;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::FromRequestParts;
+use axum::http::Method;
+use axum::http::request::Parts;
+use keysmith_core::KeyId;
+use keysmith_store::UserRef;
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: UserRef,
+    pub via: AuthMethod,
+}
+
+#[derive(Debug, Clone)]
+pub enum AuthMethod {
+    ApiKey { key_id: KeyId },
+    Session,
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(key) = credentials::presented_key(&parts.headers)? {
+            let verified = verify::verify_key(state, key.expose()).await?;
+            return Ok(Principal { user: verified.owner, via: AuthMethod::ApiKey { key_id: verified.key_id } });
+        }
+        let Some(token) = session::token_from_cookies(&parts.headers) else {
+            return Err(ApiError::Unauthenticated);
+        };
+        let digest = session::token_digest(&token);
+        let now = state.now();
+        let Some(found) = state.store.find_session(&digest, now).await? else {
+            return Err(ApiError::SessionExpired);
+        };
+        let user = match state.store.get_user(found.user_id).await? {
+            Some(user) if user.active => UserRef { id: user.id, kind: user.kind, username: user.username },
+            _ => return Err(ApiError::SessionExpired),
+        };
+        if changes_state(&parts.method) && !session::csrf_matches(&token, &parts.headers) {
+            return Err(ApiError::CsrfTokenInvalid);
+        }
+        Ok(Principal { user, via: AuthMethod::Session })
+    }
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}

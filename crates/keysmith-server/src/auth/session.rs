@@ -1,0 +1,99 @@
+//! Sign-in sessions: a random token in an HttpOnly cookie, stored only as its SHA-256.
+//!
+//! The CSRF token is derived from the session token (SHA-256 with a domain label), so
+//! it needs no storage, changes with every session, and cannot be computed by a page
+//! that cannot read the HttpOnly cookie.
+
+use crate::error::ApiError;
+use axum::http::{HeaderMap, header};
+use base64::Engine;
+use keysmith_core::{KeyDigest, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+pub const COOKIE_NAME: &str = "keysmith_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A fresh session token: 43 base62 characters (about 256 bits).
+pub fn new_token() -> Result<SecretString, ApiError> {
+    keysmith_core::base62::random_string(43)
+        .map(SecretString::new)
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// What the store keeps instead of the token.
+pub fn token_digest(token: &SecretString) -> KeyDigest {
+    KeyDigest::of(token.expose().as_bytes())
+}
+
+/// The CSRF token that goes with a session token.
+pub fn csrf_token(token: &SecretString) -> String {
+    let mut h = Sha256::new();
+    h.update(b"keysmith-csrf-v1:");
+    h.update(token.expose().as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// Whether the request carries the right CSRF token for this session.
+pub fn csrf_matches(token: &SecretString, headers: &HeaderMap) -> bool {
+    let Some(sent) = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let expected = csrf_token(token);
+    sent.len() == expected.len() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+/// The session token from the `Cookie` headers, if any.
+pub fn token_from_cookies(headers: &HeaderMap) -> Option<SecretString> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| SecretString::new(value.trim().to_owned()))
+        .filter(|t| !t.expose().is_empty())
+}
+
+/// The `Set-Cookie` value that starts a session.
+pub fn set_cookie(token: &SecretString, max_age_secs: i64, secure: bool) -> String {
+    format!(
+        "{COOKIE_NAME}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_secs}{}",
+        token.expose(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that ends a session in the browser.
+pub fn clear_cookie(secure: bool) -> String {
+    format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", if secure { "; Secure" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_cookie_is_found_among_others_and_csrf_is_checked() {
+        let token = new_token().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={}; c=d", token.expose())).unwrap());
+        let found = token_from_cookies(&h).unwrap();
+        assert_eq!(found, token);
+        assert!(!csrf_matches(&token, &h), "no header");
+        h.insert(CSRF_HEADER, HeaderValue::from_str(&csrf_token(&token)).unwrap());
+        assert!(csrf_matches(&token, &h));
+        let other = new_token().unwrap();
+        assert!(!csrf_matches(&other, &h), "another session's token");
+    }
+
+    #[test]
+    fn cookies_are_http_only_and_same_site() {
+        let token = new_token().unwrap();
+        let c = set_cookie(&token, 60, true);
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && c.ends_with("; Secure"));
+        assert!(!set_cookie(&token, 60, false).contains("Secure"));
+    }
+}

@@ -1,0 +1,328 @@
+//! Server configuration, layered: defaults, then a TOML file (`--config`), then
+//! `KEYSMITH_*` environment variables, then command-line flags. An unknown key in the
+//! file or the environment is an error that names it, so a typo never silently falls
+//! back to a default. Secrets may come from files: `KEYSMITH_ADMIN_PASSWORD_FILE`,
+//! `KEYSMITH_DATABASE_URL_FILE`.
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider};
+use keysmith_core::{KeyPrefix, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Environment variables with the `KEYSMITH_` prefix that are not server settings:
+/// the CLI's and the test harness's.
+const NOT_SERVER_SETTINGS: &[&str] = &["API_KEY", "HOST", "PG_BINDIR", "CONFIG"];
+
+/// Settings whose value may be read from a file named by `KEYSMITH_<NAME>_FILE`.
+const FILE_SECRETS: &[&str] = &["admin_password", "database_url"];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the embedded SQLite database lives, when no `database_url` is given.
+    pub data_dir: PathBuf,
+    /// `postgres://…` or `sqlite://…`; default: SQLite in `data_dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Prefix of new keys. Changing it affects only keys created afterwards.
+    pub key_prefix: String,
+    /// Name of the organization created on first start.
+    pub org_name: String,
+    /// Password of the `admin` user created on first start; generated if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter, e.g. `info` or `keysmith_server=debug`.
+    pub log_level: String,
+    /// How long a sign-in session lasts.
+    pub session_ttl_hours: u32,
+    /// Mark the session cookie `Secure`. Set when clients reach Keysmith over HTTPS
+    /// (directly or through a TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// How often last-used times are written to the database.
+    pub usage_flush_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("data"),
+            database_url: None,
+            key_prefix: KeyPrefix::DEFAULT.to_owned(),
+            org_name: "default".to_owned(),
+            admin_password: None,
+            log_format: LogFormat::Text,
+            log_level: "info".to_owned(),
+            session_ttl_hours: 12,
+            secure_cookies: false,
+            usage_flush_seconds: 30,
+        }
+    }
+}
+
+/// Values from command-line flags; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration error: {0}")]
+    Invalid(String),
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+}
+
+impl Config {
+    /// Loads the layers from the process environment.
+    pub fn load(file: Option<&Path>, overrides: &ConfigOverrides) -> Result<Self, ConfigError> {
+        Self::load_from(file, overrides, std::env::vars())
+    }
+
+    /// Loads the layers from the given environment, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        overrides: &ConfigOverrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Invalid(format!("the config file {} does not exist", path.display())));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let mut from_env: Vec<(String, String)> = Vec::new();
+        let mut from_files = Dict::new();
+        for (name, value) in env {
+            let Some(setting) = name.strip_prefix("KEYSMITH_") else { continue };
+            if NOT_SERVER_SETTINGS.contains(&setting) {
+                continue;
+            }
+            if let Some(secret) = setting.strip_suffix("_FILE") {
+                let key = secret.to_ascii_lowercase();
+                if !FILE_SECRETS.contains(&key.as_str()) {
+                    return Err(ConfigError::Invalid(format!(
+                        "unknown setting `{key}` in environment variable {name}; only {} may come from files",
+                        FILE_SECRETS.join(", ")
+                    )));
+                }
+                let text = std::fs::read_to_string(&value).map_err(|source| ConfigError::Read { path: value.clone(), source })?;
+                let text = text.trim_end_matches(['\n', '\r']).to_owned();
+                from_files.insert(key, text.into());
+                continue;
+            }
+            from_env.push((setting.to_ascii_lowercase(), value));
+        }
+        figment = figment
+            .merge(EnvPairs(from_env))
+            .merge(Serialized::defaults(from_files))
+            .merge(Serialized::defaults(overrides));
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        KeyPrefix::parse(&self.key_prefix).map_err(|_| {
+            ConfigError::Invalid(format!(
+                "key_prefix `{}` must be 1 to 32 ASCII letters or digits (no `_` or `-`)",
+                self.key_prefix
+            ))
+        })?;
+        if self.session_ttl_hours == 0 {
+            return Err(ConfigError::Invalid("session_ttl_hours must be at least 1".into()));
+        }
+        if self.usage_flush_seconds == 0 || self.usage_flush_seconds > 60 {
+            return Err(ConfigError::Invalid(
+                "usage_flush_seconds must be between 1 and 60, so last-used times stay accurate to a minute".into(),
+            ));
+        }
+        if let Some(p) = &self.admin_password {
+            if p.chars().count() < 12 {
+                return Err(ConfigError::Invalid("the admin password must have at least 12 characters".into()));
+            }
+        }
+        if self.org_name.trim().is_empty() {
+            return Err(ConfigError::Invalid("org_name must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The database to open: `database_url`, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("keysmith.db").display()),
+        }
+    }
+
+    pub fn key_prefix(&self) -> KeyPrefix {
+        KeyPrefix::parse(&self.key_prefix).unwrap_or_default()
+    }
+
+    pub fn admin_password(&self) -> Option<SecretString> {
+        self.admin_password.clone().map(SecretString::new)
+    }
+}
+
+/// `KEYSMITH_*` variables, already stripped of the prefix and lowercased. figment's own
+/// `Env` reads the process environment; this reads a list, so loading stays testable.
+struct EnvPairs(Vec<(String, String)>);
+
+const ENV_SOURCE: &str = "environment";
+
+impl Provider for EnvPairs {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(ENV_SOURCE)
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, value) in &self.0 {
+            // Lenient parsing as figment's Env does: "30" is a number, "true" a bool.
+            let parsed: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
+            dict.insert(key.clone(), parsed);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Figment's error, without the value of any setting (it could be a secret).
+fn describe(err: figment::Error) -> String {
+    use figment::error::Kind;
+    err.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let field = match &e.kind {
+                Kind::UnknownField(field, _) => field.clone(),
+                _ => key.clone(),
+            };
+            let source = match e.metadata.as_ref() {
+                Some(m) if m.name == ENV_SOURCE => format!(" (environment variable KEYSMITH_{})", field.to_ascii_uppercase()),
+                Some(m) => match &m.source {
+                    Some(s) => format!(" (in {s})"),
+                    None => format!(" (from {})", m.name),
+                },
+                None => String::new(),
+            };
+            // Never print the value: `Actual` would quote it, and it may be a secret.
+            match &e.kind {
+                Kind::UnknownField(field, _) => format!("unknown setting `{field}`{source}"),
+                Kind::InvalidType(_, expected) => {
+                    format!("setting `{key}` has the wrong type: expected {expected}{source}")
+                }
+                Kind::InvalidValue(_, expected) => format!("setting `{key}` is not valid: expected {expected}{source}"),
+                Kind::UnknownVariant(_, expected) => {
+                    format!("setting `{key}` must be one of: {}{source}", expected.join(", "))
+                }
+                Kind::Message(m) if !key.is_empty() => format!("setting `{key}`: {m}{source}"),
+                other => format!("{other}{source}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_8080_with_sqlite_in_data() {
+        let c = Config::load_from(None, &ConfigOverrides::default(), env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite://data/keysmith.db");
+        assert_eq!(c.key_prefix, "wandb");
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1000\"\nkey_prefix = \"acme\"\norg_name = \"from-file\"\n").unwrap();
+        let flags = ConfigOverrides { listen: Some("127.0.0.1:3000".parse().unwrap()), ..Default::default() };
+        let c = Config::load_from(
+            Some(&file),
+            &flags,
+            env(&[("KEYSMITH_LISTEN", "127.0.0.1:2000"), ("KEYSMITH_ORG_NAME", "from-env"), ("HOME", "/x")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000", "flags win");
+        assert_eq!(c.org_name, "from-env", "env beats file");
+        assert_eq!(c.key_prefix, "acme", "file beats defaults");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_key() {
+        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTN", "x")])).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("k.toml");
+        std::fs::write(&file, "data_dri = \"/tmp\"\n").unwrap();
+        let err = Config::load_from(Some(&file), &ConfigOverrides::default(), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("data_dri"), "{err}");
+    }
+
+    #[test]
+    fn client_variables_are_not_mistaken_for_settings() {
+        Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_API_KEY", "x"), ("KEYSMITH_HOST", "http://h"), ("KEYSMITH_PG_BINDIR", "/p")]),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn secrets_come_from_files_and_never_appear_in_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "correct horse battery staple\n").unwrap();
+        let c = Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_ADMIN_PASSWORD_FILE", file.to_str().unwrap())]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_password().unwrap().expose(), "correct horse battery staple");
+        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_ADMIN_PASSWORD", "short-secret")]))
+            .unwrap_err();
+        assert!(!err.to_string().contains("short-secret"), "{err}");
+        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTEN", "my-secret-value")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+        assert!(!err.to_string().contains("my-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_prefix_is_explained() {
+        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_KEY_PREFIX", "my_co")])).unwrap_err();
+        assert!(err.to_string().contains("key_prefix"), "{err}");
+    }
+}

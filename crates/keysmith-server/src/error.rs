@@ -1,0 +1,146 @@
+//! The one error type of the HTTP layer. Every failure a client sees has the shape
+//! `{"error": {"code": "stable_snake_case", "message": "…"}}` (DESIGN §4); codes are
+//! part of the API and never change meaning.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials were presented.
+    #[error("authentication required: send an API key (Authorization: Bearer or Basic, or X-API-Key) or sign in")]
+    Unauthenticated,
+    /// An API key was presented and is not valid: malformed, unknown, deleted, or its
+    /// owner is deactivated. One code for all, so a caller learns nothing about which.
+    #[error("the API key is not valid")]
+    InvalidApiKey,
+    #[error("the Authorization header is malformed: {0}")]
+    MalformedAuthorization(&'static str),
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("the session has expired or was signed out; sign in again")]
+    SessionExpired,
+    #[error("missing or wrong X-CSRF-Token header; send the csrf_token from sign-in with every change made with a session cookie")]
+    CsrfTokenInvalid,
+    #[error("too many failed attempts; retry after {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("no API key with this ID")]
+    ApiKeyNotFound,
+    #[error("{0}")]
+    InvalidName(String),
+    #[error("the cursor is not one this server issued")]
+    InvalidCursor,
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("send the request body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("this method is not allowed on this path")]
+    MethodNotAllowed,
+    #[error("the server is not ready: the database does not answer")]
+    NotReady,
+    /// Anything the client cannot fix. The detail is logged once, where it is turned
+    /// into a response, and never sent.
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, snake_case; match on this, not on the message.
+    pub code: &'static str,
+    /// For people; may change between versions.
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::InvalidApiKey => "invalid_api_key",
+            Self::MalformedAuthorization(_) => "malformed_authorization",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::SessionExpired => "session_expired",
+            Self::CsrfTokenInvalid => "csrf_token_invalid",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::ApiKeyNotFound => "api_key_not_found",
+            Self::InvalidName(_) => "invalid_name",
+            Self::InvalidCursor => "invalid_cursor",
+            Self::InvalidQuery(_) => "invalid_query",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RouteNotFound => "route_not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotReady => "not_ready",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthenticated
+            | Self::InvalidApiKey
+            | Self::MalformedAuthorization(_)
+            | Self::InvalidCredentials
+            | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::CsrfTokenInvalid => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::ApiKeyNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::InvalidName(_)
+            | Self::InvalidCursor
+            | Self::InvalidQuery(_)
+            | Self::MalformedJson(_)
+            | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<keysmith_store::StoreError> for ApiError {
+    fn from(err: keysmith_store::StoreError) -> Self {
+        Self::Internal(err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(detail) = &self {
+            // The one place an internal failure is logged; the client gets no detail.
+            tracing::error!(error.detail = %detail, "request failed");
+        }
+        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"keysmith\""));
+        }
+        if let Self::RateLimited { retry_after_secs } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                headers.insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,120 @@
+//! Sign-in and sign-out with username (or email) and password.
+
+use crate::auth::password::verify_password;
+use crate::auth::session;
+use crate::auth::source::SourceAddr;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keysmith_core::SecretString;
+use keysmith_core::role::PrincipalKind;
+use keysmith_store::NewSession;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Longest username or password considered; longer input fails like a wrong password
+/// without costing an argon2 run on megabytes.
+const MAX_LOGIN_CHARS: usize = 256;
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInRequest {
+    /// Username or email address.
+    username: String,
+    #[schema(format = Password)]
+    password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInResponse {
+    /// Send as `X-CSRF-Token` with every state-changing request made with the session
+    /// cookie.
+    csrf_token: String,
+    username: String,
+    expires_at: String,
+}
+
+/// Sign in; sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = SignInRequest,
+    responses(
+        (status = 200, body = SignInResponse, description = "Signed in; the `keysmith_session` cookie is set"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many failed sign-ins; see Retry-After"),
+    ))]
+pub async fn create_session(
+    State(state): State<AppState>,
+    SourceAddr(source): SourceAddr,
+    ApiJson(request): ApiJson<SignInRequest>,
+) -> Result<Response, ApiError> {
+    let password = SecretString::new(request.password);
+    let login = request.username.trim().to_lowercase();
+    let now = state.now();
+    let account_key = format!("account:{login}");
+    let address_key = format!("address:{source}");
+    for (limiter, key) in [(&state.sign_in_by_address, &address_key), (&state.sign_in_by_account, &account_key)] {
+        if let Err(retry_after_secs) = limiter.check(key, now) {
+            tracing::warn!(source.address = %source, "sign-in refused: too many failures");
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+    }
+    let plausible = !login.is_empty()
+        && login.chars().count() <= MAX_LOGIN_CHARS
+        && password.expose().chars().count() <= MAX_PASSWORD_CHARS;
+    let found = if plausible { state.store.find_user_for_sign_in(&login).await? } else { None };
+    let (user, hash) = match found {
+        Some((user, hash)) if user.active && user.kind == PrincipalKind::User => (Some(user), hash),
+        _ => (None, None),
+    };
+    let verified = verify_password(password, hash).await;
+    let Some(user) = user.filter(|_| verified) else {
+        state.sign_in_by_account.record_failure(&account_key, now);
+        state.sign_in_by_address.record_failure(&address_key, now);
+        tracing::info!(source.address = %source, "sign-in failed");
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.sign_in_by_account.clear(&account_key);
+
+    let token = session::new_token()?;
+    let expires_at = now + state.session_ttl_ms;
+    state
+        .store
+        .create_session(NewSession {
+            token_digest: session::token_digest(&token),
+            user_id: user.id,
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    tracing::info!(user.id = user.id.0, source.address = %source, "signed in");
+    let cookie = session::set_cookie(&token, state.session_ttl_ms / 1000, state.secure_cookies);
+    let body = SignInResponse { csrf_token: session::csrf_token(&token), username: user.username, expires_at: rfc3339(expires_at) };
+    let mut response = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}
+
+/// Sign out: ends the session of the cookie sent, if any.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    params(("X-CSRF-Token" = String, Header, description = "The csrf_token from sign-in")),
+    responses((status = 204, description = "Signed out; the cookie is cleared"), (status = 403, body = ErrorBody)))]
+pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = session::token_from_cookies(&headers) {
+        if !session::csrf_matches(&token, &headers) {
+            return Err(ApiError::CsrfTokenInvalid);
+        }
+        state.store.delete_session(&session::token_digest(&token)).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(state.secure_cookies)) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,165 @@
+//! The server's lifecycle: open the store, create the first admin on first start,
+//! serve until told to stop, and flush what is still in memory on the way out.
+
+use crate::auth::password::{generate_password, hash_password};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::routes::router;
+use crate::state::{AppState, Settings};
+use keysmith_core::SecretString;
+use keysmith_core::role::PrincipalKind;
+use keysmith_store::{NewUser, Store, StoreError};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The username of the first admin.
+pub const FIRST_ADMIN: &str = "admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}; is another server using the port? choose another with --listen")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("the server stopped with an error: {0}")]
+    Serve(std::io::Error),
+    #[error("cannot create the first admin: {0}")]
+    Bootstrap(String),
+}
+
+/// What first start created.
+pub struct Bootstrapped {
+    pub org_name: String,
+    pub username: String,
+    /// The generated password, when none was configured; shown once, then forgotten.
+    pub generated_password: Option<SecretString>,
+}
+
+/// On an empty database, creates the first organization and the `admin` user, with
+/// the configured password or a generated one. Does nothing on a database with users.
+pub async fn bootstrap(
+    store: &dyn Store,
+    org_name: &str,
+    password: Option<SecretString>,
+    now: i64,
+) -> Result<Option<Bootstrapped>, ApiError> {
+    let (password, generated) = match password {
+        Some(p) => (p, false),
+        None => (generate_password()?, true),
+    };
+    let hash = hash_password(&password)?;
+    let admin = NewUser { kind: PrincipalKind::User, username: FIRST_ADMIN.into(), email: None, password_hash: Some(hash) };
+    Ok(store.bootstrap(org_name, admin, now).await?.map(|(org, user)| Bootstrapped {
+        org_name: org.name,
+        username: user.username,
+        generated_password: generated.then_some(password),
+    }))
+}
+
+/// Runs the server until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+    if config.database_url.is_none() {
+        create_private_dir(&config.data_dir)?;
+    }
+    let store = keysmith_store::open(&config.database_url()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    tracing::info!(store.backend = store.backend().as_str(), "database ready");
+
+    match bootstrap(store.as_ref(), &config.org_name, config.admin_password(), clock.now_ms()).await {
+        Ok(Some(done)) => announce_first_admin(&done, config.listen),
+        Ok(None) => {
+            if config.admin_password.is_some() {
+                tracing::info!("the admin password setting is used only on first start; the database already has users");
+            }
+        }
+        Err(e) => return Err(RunError::Bootstrap(e.to_string())),
+    }
+
+    let state = AppState::new(
+        store.clone(),
+        clock,
+        Settings {
+            key_prefix: config.key_prefix(),
+            session_ttl_ms: i64::from(config.session_ttl_hours) * 3600 * 1000,
+            secure_cookies: config.secure_cookies,
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    let flusher = tokio::spawn(background_work(state.clone(), Duration::from_secs(u64::from(config.usage_flush_seconds))));
+
+    println!("Keysmith is listening on http://{addr}");
+    println!("  sign in:   curl -c cookies.txt -H 'Content-Type: application/json' \\");
+    println!("               -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{addr}/api/v1/session");
+    println!("  wandb SDK: WANDB_BASE_URL=http://{addr} (with a key from POST /api/v1/api-keys)");
+    tracing::info!(listen.address = %addr, "serving");
+
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    flusher.abort();
+    if let Err(e) = state.usage.flush(state.store.as_ref()).await {
+        tracing::error!(error.detail = %e, "could not write last-used times at shutdown");
+    }
+    tracing::info!("stopped");
+    served.map_err(RunError::Serve)
+}
+
+/// Writes last-used times every `interval` and drops expired sessions hourly.
+async fn background_work(state: AppState, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut since_cleanup = Duration::ZERO;
+    loop {
+        ticker.tick().await;
+        if let Err(e) = state.usage.flush(state.store.as_ref()).await {
+            tracing::warn!(error.detail = %e, "could not write last-used times; will retry");
+        }
+        since_cleanup += interval;
+        if since_cleanup >= Duration::from_secs(3600) {
+            since_cleanup = Duration::ZERO;
+            match state.store.delete_expired_sessions(state.now()).await {
+                Ok(n) if n > 0 => tracing::info!(sessions.deleted = n, "expired sessions removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error.detail = %e, "could not remove expired sessions"),
+            }
+        }
+    }
+}
+
+/// The password goes to the terminal once, never to the log.
+fn announce_first_admin(done: &Bootstrapped, listen: SocketAddr) {
+    tracing::info!(org.name = %done.org_name, user.name = %done.username, "first start: organization and admin created");
+    match &done.generated_password {
+        Some(password) => {
+            println!();
+            println!("  First start: created organization `{}` and user `{}`.", done.org_name, done.username);
+            println!("  Password (shown only this once; store it in a password manager):");
+            println!();
+            println!("      {}", password.expose());
+            println!();
+            println!("  Sign in at http://{listen}/api/v1/session. To choose the password instead, set");
+            println!("  KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE before the first start.");
+            println!();
+        }
+        None => println!("  First start: created user `{}` with the configured password.", done.username),
+    }
+}
+
+/// The data directory holds password hashes and key digests: only its owner may read it.
+fn create_private_dir(path: &std::path::Path) -> Result<(), RunError> {
+    let err = |source| RunError::DataDir { path: path.display().to_string(), source };
+    std::fs::create_dir_all(path).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+    }
+    Ok(())
+}

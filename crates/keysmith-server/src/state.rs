@@ -1,0 +1,67 @@
+//! What every handler shares.
+
+use crate::clock::Clock;
+use crate::rate_limit::FailureLimiter;
+use crate::usage::UsageRecorder;
+use keysmith_core::KeyPrefix;
+use keysmith_store::Store;
+use std::sync::Arc;
+
+/// Failed sign-ins allowed per account and per source address in one window.
+pub const SIGN_IN_FAILURES_PER_ACCOUNT: u32 = 10;
+pub const SIGN_IN_FAILURES_PER_ADDRESS: u32 = 30;
+pub const SIGN_IN_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub key_prefix: KeyPrefix,
+    pub session_ttl_ms: i64,
+    pub secure_cookies: bool,
+    pub usage: UsageRecorder,
+    pub sign_in_by_account: FailureLimiter,
+    pub sign_in_by_address: FailureLimiter,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+/// The settings a state is built with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub key_prefix: KeyPrefix,
+    pub session_ttl_ms: i64,
+    pub secure_cookies: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { key_prefix: KeyPrefix::default(), session_ttl_ms: 12 * 3600 * 1000, secure_cookies: false }
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            clock,
+            key_prefix: settings.key_prefix,
+            session_ttl_ms: settings.session_ttl_ms,
+            secure_cookies: settings.secure_cookies,
+            usage: UsageRecorder::default(),
+            sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
+            sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
+        }))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+}
