@@ -20,7 +20,7 @@ const NOT_SERVER_SETTINGS: &[&str] = &["API_KEY", "HOST", "PG_BINDIR", "CONFIG"]
 /// Settings whose value may be read from a file named by `KEYSMITH_<NAME>_FILE`.
 const FILE_SECRETS: &[&str] = &["admin_password", "database_url"];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
@@ -48,6 +48,25 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often last-used times are written to the database.
     pub usage_flush_seconds: u32,
+}
+
+/// Redacts the admin password and the database URL (which may hold a password).
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("key_prefix", &self.key_prefix)
+            .field("org_name", &self.org_name)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field("session_ttl_hours", &self.session_ttl_hours)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("usage_flush_seconds", &self.usage_flush_seconds)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -311,9 +330,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.admin_password().unwrap().expose(), "correct horse battery staple");
-        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_ADMIN_PASSWORD", "short-secret")]))
+        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_ADMIN_PASSWORD", "shortpw")]))
             .unwrap_err();
-        assert!(!err.to_string().contains("short-secret"), "{err}");
+        assert!(!err.to_string().contains("shortpw"), "{err}");
+        let ok = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_ADMIN_PASSWORD", "long-enough-secret")]))
+            .unwrap();
+        assert!(!format!("{ok:?}").contains("long-enough-secret"), "Debug shows the password");
         let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTEN", "my-secret-value")]))
             .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");

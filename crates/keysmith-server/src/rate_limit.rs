@@ -33,7 +33,7 @@ impl FailureLimiter {
         match windows.get(key) {
             Some(w) if w.failures >= self.max_failures && now < w.started_at + self.window_ms => {
                 let wait_ms = w.started_at + self.window_ms - now;
-                Err(u64::try_from(wait_ms.div_euclid(1000) + 1).unwrap_or(1))
+                Err(u64::try_from((wait_ms + 999) / 1000).unwrap_or(1))
             }
             _ => Ok(()),
         }

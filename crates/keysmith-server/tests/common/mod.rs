@@ -1,0 +1,162 @@
+//! A Keysmith application for tests: the real router on a real store (SQLite in a
+//! temporary directory, or a throwaway PostgreSQL database), driven without a socket,
+//! with a clock the test moves by hand.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use keysmith_core::SecretString;
+use keysmith_core::role::{OrgRole, PrincipalKind};
+use keysmith_server::auth::password::hash_password;
+use keysmith_server::{AppState, ManualClock, Settings};
+use keysmith_store::{NewUser, Org, SqliteStore, Store, UserId};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower::ServiceExt;
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
+pub const USER_PASSWORD: &str = "user-password-for-tests";
+pub const START_MS: i64 = 1_764_183_600_000;
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub store: Arc<dyn Store>,
+    pub clock: ManualClock,
+    pub org: Org,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// How a request authenticates.
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    Basic(String),
+    Bearer(String),
+    XApiKey(String),
+    Session(Session),
+    Raw(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("keysmith.db")).await.unwrap();
+        Self::with_store(Arc::new(store), Some(dir)).await
+    }
+
+    pub async fn with_store(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Self {
+        let clock = ManualClock::new(START_MS);
+        let admin_hash = hash_password(&SecretString::new(ADMIN_PASSWORD.into())).unwrap();
+        let admin = NewUser {
+            kind: PrincipalKind::User,
+            username: "admin".into(),
+            email: Some("admin@example.com".into()),
+            password_hash: Some(admin_hash),
+        };
+        let (org, _) = store.bootstrap("default", admin, START_MS).await.unwrap().unwrap();
+        let state = AppState::new(store.clone(), Arc::new(clock.clone()), Settings::default());
+        let router = keysmith_server::router(state.clone());
+        Self { router, state, store, clock, org, _dir: dir }
+    }
+
+    /// A member of the default org with the test password.
+    pub async fn add_user(&self, username: &str) -> UserId {
+        let hash = hash_password(&SecretString::new(USER_PASSWORD.into())).unwrap();
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    kind: PrincipalKind::User,
+                    username: username.into(),
+                    email: Some(format!("{username}@example.com")),
+                    password_hash: Some(hash),
+                },
+                START_MS,
+            )
+            .await
+            .unwrap();
+        self.store.add_org_member(self.org.id, user.id, OrgRole::Member, START_MS).await.unwrap();
+        user.id
+    }
+
+    pub async fn request(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        builder = match auth {
+            Auth::None => builder,
+            Auth::Basic(key) => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+                builder.header(header::AUTHORIZATION, format!("Basic {encoded}"))
+            }
+            Auth::Bearer(key) => builder.header(header::AUTHORIZATION, format!("Bearer {key}")),
+            Auth::XApiKey(key) => builder.header("x-api-key", key),
+            Auth::Session(s) => builder.header(header::COOKIE, &s.cookie).header("x-csrf-token", &s.csrf),
+            Auth::Raw(value) => builder.header(header::AUTHORIZATION, value),
+        };
+        let request = match body {
+            Some(v) => builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())),
+            None => builder.body(Body::empty()),
+        }
+        .unwrap();
+        self.send(request).await
+    }
+
+    pub async fn send(&self, mut request: Request<Body>) -> Reply {
+        if request.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        }
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, headers, body, text }
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> Session {
+        let reply = self
+            .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": username, "password": password})))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "sign-in failed: {}", reply.text);
+        let set_cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        Session { cookie, csrf: reply.body["csrf_token"].as_str().unwrap().to_owned() }
+    }
+
+    pub async fn admin(&self) -> Auth {
+        Auth::Session(self.sign_in("admin", ADMIN_PASSWORD).await)
+    }
+
+    /// Creates a key and returns (full key, key ID).
+    pub async fn create_key(&self, auth: &Auth, name: &str) -> (String, String) {
+        let reply = self.request(Method::POST, "/api/v1/api-keys", auth, Some(json!({"name": name}))).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        (reply.body["key"].as_str().unwrap().to_owned(), reply.body["key_id"].as_str().unwrap().to_owned())
+    }
+}
