@@ -17,7 +17,13 @@ struct Entry {
     display: String,
 }
 
-pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests: bool, name: &str) -> Result<()> {
+pub async fn run(
+    store: &dyn Store,
+    username: &str,
+    file: Option<&Path>,
+    digests: bool,
+    name: &str,
+) -> Result<()> {
     let name = KeyName::parse(name).context("--name")?;
     let user = store
         .find_user_by_username(username)
@@ -34,14 +40,19 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
                 .with_context(|| format!("cannot read {}", path.display()))?;
         }
         None => {
-            std::io::stdin().read_to_string(&mut text).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read standard input")?;
         }
     }
     let entries = parse(&text, digests)?;
     if entries.is_empty() {
         bail!("no keys found in the input");
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
     let (mut imported, mut present) = (0, 0);
     for entry in entries {
         let key = NewKey {
@@ -60,7 +71,10 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
             Err(e) => return Err(e.into()),
         }
     }
-    eprintln!("imported {imported} legacy key(s) for `{}`; {present} already present", user.username);
+    eprintln!(
+        "imported {imported} legacy key(s) for `{}`; {present} already present",
+        user.username
+    );
     Ok(())
 }
 
@@ -74,12 +88,21 @@ fn parse(text: &str, digests: bool) -> Result<Vec<Entry>> {
         }
         let entry = if digests {
             KeyDigest::from_hex(line).map(|digest| {
-                let hex: String = digest.as_bytes()[..3].iter().map(|b| format!("{b:02x}")).collect();
-                Entry { digest, display: format!("sha256:{hex}…") }
+                let hex: String = digest.as_bytes()[..3]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                Entry {
+                    digest,
+                    display: format!("sha256:{hex}…"),
+                }
             })
         } else {
             match PresentedKey::parse(line) {
-                Ok(PresentedKey::Legacy(k)) => Some(Entry { digest: k.digest(), display: k.display() }),
+                Ok(PresentedKey::Legacy(k)) => Some(Entry {
+                    digest: k.digest(),
+                    display: k.display(),
+                }),
                 _ => None,
             }
         };
@@ -95,7 +118,10 @@ fn parse(text: &str, digests: bool) -> Result<Vec<Entry>> {
             "a legacy key (40 letters or digits, optionally after `prefix-`)"
         };
         let lines: Vec<String> = bad.iter().take(20).map(ToString::to_string).collect();
-        bail!("nothing imported: line(s) {} are not {what}", lines.join(", "));
+        bail!(
+            "nothing imported: line(s) {} are not {what}",
+            lines.join(", ")
+        );
     }
     Ok(entries)
 }
@@ -106,7 +132,12 @@ mod tests {
 
     #[test]
     fn errors_name_lines_never_contents() {
-        let err = parse("0123456789abcdef0123456789abcdef01234567\nnot-a-key-secretvalue\n", false).err().unwrap();
+        let err = parse(
+            "0123456789abcdef0123456789abcdef01234567\nnot-a-key-secretvalue\n",
+            false,
+        )
+        .err()
+        .unwrap();
         let msg = err.to_string();
         assert!(msg.contains("line(s) 2"), "{msg}");
         assert!(!msg.contains("secretvalue"), "{msg}");
@@ -114,7 +145,11 @@ mod tests {
 
     #[test]
     fn keys_and_digests_parse_and_comments_are_skipped() {
-        let entries = parse("# old keys\n\nlocal-0123456789abcdef0123456789abcdef01234567\n", false).unwrap();
+        let entries = parse(
+            "# old keys\n\nlocal-0123456789abcdef0123456789abcdef01234567\n",
+            false,
+        )
+        .unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].display, "local-…");
         let hex = "a".repeat(64);

@@ -101,13 +101,19 @@ struct ImportArgs {
 }
 
 fn load_config(listen: Option<SocketAddr>, db: &DatabaseArgs) -> Result<Config> {
-    let overrides = ConfigOverrides { listen, data_dir: db.data_dir.clone(), database_url: db.database_url.clone() };
+    let overrides = ConfigOverrides {
+        listen,
+        data_dir: db.data_dir.clone(),
+        database_url: db.database_url.clone(),
+    };
     Ok(Config::load(db.config.as_deref(), &overrides)?)
 }
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -143,7 +149,9 @@ async fn main() -> Result<()> {
         Command::Serve(args) => {
             let config = load_config(args.listen, &args.database)?;
             init_logging(&config);
-            keysmith_server::run(config, shutdown_signal()).await.context("keysmith serve failed")?;
+            keysmith_server::run(config, shutdown_signal())
+                .await
+                .context("keysmith serve failed")?;
         }
         Command::Admin(AdminCommand::ImportLegacyKeys(args)) => {
             let config = load_config(None, &args.database)?;
@@ -155,7 +163,14 @@ async fn main() -> Result<()> {
                 );
             }
             let store = keysmith_store::open(&config.database_url()).await?;
-            import::run(store.as_ref(), &args.user, args.file.as_deref(), args.digests, &args.name).await?;
+            import::run(
+                store.as_ref(),
+                &args.user,
+                args.file.as_deref(),
+                args.digests,
+                &args.name,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -40,8 +40,7 @@ pub const LEGACY_BODY_LEN: usize = 40;
 /// Characters of a legacy key shown in lists before the ellipsis.
 pub const LEGACY_DISPLAY_LEN: usize = 6;
 /// No key of any format is longer than this; longer input is rejected before parsing.
-pub const MAX_KEY_LEN: usize =
-    MAX_PREFIX_LEN + 4 + KEY_ID_RANDOM_LEN + 1 + HASHED_TAIL_LEN;
+pub const MAX_KEY_LEN: usize = MAX_PREFIX_LEN + 4 + KEY_ID_RANDOM_LEN + 1 + HASHED_TAIL_LEN;
 
 /// Why a presented string is not a key. Every variant means "unauthenticated" to a
 /// client; they are distinct for metrics and the scanner.
@@ -217,7 +216,11 @@ fn hex_value(c: u8) -> Option<u8> {
 
 impl fmt::Debug for KeyDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyDigest({:02x}{:02x}{:02x}{:02x}…)", self.0[0], self.0[1], self.0[2], self.0[3])
+        write!(
+            f,
+            "KeyDigest({:02x}{:02x}{:02x}{:02x}…)",
+            self.0[0], self.0[1], self.0[2], self.0[3]
+        )
     }
 }
 
@@ -291,7 +294,10 @@ fn parse_v1(s: &str) -> Result<Option<V1Key<'_>>, KeyFormatError> {
     if checksum.as_bytes() != checksum_of(checked) {
         return Err(KeyFormatError::BadChecksum);
     }
-    Ok(Some(V1Key { key_id, hashed_tail }))
+    Ok(Some(V1Key {
+        key_id,
+        hashed_tail,
+    }))
 }
 
 fn is_legacy(s: &str) -> bool {
@@ -373,7 +379,8 @@ pub fn generate_v1(prefix: &KeyPrefix) -> Result<GeneratedKey, RandomError> {
     let mut random = [0u8; KEY_ID_RANDOM_LEN + SECRET_LEN];
     base62::fill_random(&mut random)?;
     let (id_part, secret_part) = random.split_at(KEY_ID_RANDOM_LEN);
-    let mut key = String::with_capacity(prefix.0.len() + 4 + KEY_ID_RANDOM_LEN + 1 + HASHED_TAIL_LEN);
+    let mut key =
+        String::with_capacity(prefix.0.len() + 4 + KEY_ID_RANDOM_LEN + 1 + HASHED_TAIL_LEN);
     key.push_str(&prefix.0);
     key.push_str("_v1_");
     key.extend(id_part.iter().map(|&b| char::from(b)));
@@ -461,7 +468,10 @@ mod tests {
         // characters were not made with our checksum, so it must fail as a checksum.
         let sample = "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";
         assert_eq!(sample.len(), 86);
-        assert_eq!(PresentedKey::parse(sample), Err(KeyFormatError::BadChecksum));
+        assert_eq!(
+            PresentedKey::parse(sample),
+            Err(KeyFormatError::BadChecksum)
+        );
     }
 
     #[test]
@@ -469,7 +479,10 @@ mod tests {
         let prefix = KeyPrefix::parse("acme").unwrap();
         let k = generate_v1(&prefix).unwrap();
         assert!(k.plaintext.expose().starts_with("acme_v1_"));
-        assert!(matches!(PresentedKey::parse(k.plaintext.expose()), Ok(PresentedKey::V1(_))));
+        assert!(matches!(
+            PresentedKey::parse(k.plaintext.expose()),
+            Ok(PresentedKey::V1(_))
+        ));
         assert!(KeyPrefix::parse("has_underscore").is_err());
         assert!(KeyPrefix::parse("").is_err());
         assert!(KeyPrefix::parse(&"a".repeat(33)).is_err());
@@ -485,9 +498,18 @@ mod tests {
             };
             assert_eq!(k.digest(), KeyDigest::of(s.as_bytes()));
         }
-        assert_eq!(PresentedKey::parse(&plain[..39]), Err(KeyFormatError::Malformed));
-        assert_eq!(PresentedKey::parse("-0123456789abcdef0123456789abcdef01234567"), Err(KeyFormatError::Malformed));
-        assert_eq!(PresentedKey::parse("a-b-0123456789abcdef0123456789abcdef0123"), Err(KeyFormatError::Malformed));
+        assert_eq!(
+            PresentedKey::parse(&plain[..39]),
+            Err(KeyFormatError::Malformed)
+        );
+        assert_eq!(
+            PresentedKey::parse("-0123456789abcdef0123456789abcdef01234567"),
+            Err(KeyFormatError::Malformed)
+        );
+        assert_eq!(
+            PresentedKey::parse("a-b-0123456789abcdef0123456789abcdef0123"),
+            Err(KeyFormatError::Malformed)
+        );
     }
 
     #[test]
@@ -495,21 +517,30 @@ mod tests {
         let k = generate_legacy(None).unwrap();
         let s = k.plaintext.expose();
         assert_eq!(s.len(), 40);
-        assert!(s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(
+            s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert_eq!(k.display, format!("{}…", &s[..6]));
         assert!(k.key_id.is_legacy_handle());
         assert!(!k.key_id.as_str().contains(&s[..6]) || k.key_id.as_str().len() > 6);
         let local = generate_legacy(Some(&KeyPrefix::parse("local").unwrap())).unwrap();
         assert!(local.plaintext.expose().starts_with("local-"));
         assert_eq!(local.plaintext.expose().len(), 46);
-        assert!(matches!(PresentedKey::parse(local.plaintext.expose()), Ok(PresentedKey::Legacy(_))));
+        assert!(matches!(
+            PresentedKey::parse(local.plaintext.expose()),
+            Ok(PresentedKey::Legacy(_))
+        ));
     }
 
     #[test]
     fn key_ids_parse_strictly() {
         let k = v1();
         assert!(KeyId::parse(k.key_id.as_str()).is_ok());
-        assert!(KeyId::parse(k.plaintext.expose()).is_err(), "a whole key is not a key ID");
+        assert!(
+            KeyId::parse(k.plaintext.expose()).is_err(),
+            "a whole key is not a key ID"
+        );
         assert!(KeyId::parse(&k.key_id.as_str()[..35]).is_err());
         assert!(KeyId::parse("legacy_").is_err());
         assert!(KeyId::parse(KeyId::new_legacy_handle().unwrap().as_str()).is_ok());

@@ -4,12 +4,15 @@
 //! Nothing here does IO or is async, and time is always passed in as a parameter, so
 //! that every rule can be tested without a clock, a database or a sleep.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod base62;
-pub mod role;
 pub mod key_format;
 pub mod names;
+pub mod role;
 pub mod secret;
 
 pub use base62::RandomError;

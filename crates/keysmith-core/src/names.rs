@@ -57,10 +57,19 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_bounded_in_characters() {
-        assert_eq!(KeyName::parse("  ci runner ").unwrap().as_str(), "ci runner");
+        assert_eq!(
+            KeyName::parse("  ci runner ").unwrap().as_str(),
+            "ci runner"
+        );
         assert_eq!(KeyName::parse("   "), Err(NameError::Empty));
-        assert!(KeyName::parse(&"é".repeat(128)).is_ok(), "characters, not bytes");
-        assert_eq!(KeyName::parse(&"a".repeat(129)), Err(NameError::TooLong(129)));
+        assert!(
+            KeyName::parse(&"é".repeat(128)).is_ok(),
+            "characters, not bytes"
+        );
+        assert_eq!(
+            KeyName::parse(&"a".repeat(129)),
+            Err(NameError::TooLong(129))
+        );
         assert_eq!(KeyName::parse("a\u{0}b"), Err(NameError::ControlCharacters));
     }
 }

@@ -30,7 +30,14 @@ impl PgCluster {
     /// Starts a cluster tuned for tests (no fsync: a test cluster need not survive
     /// a power cut).
     pub fn start() -> Result<Self, String> {
-        Self::start_with(&["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        Self::start_with(&[
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ])
     }
 
     /// Starts a cluster with PostgreSQL's durable defaults, for crash-safety tests.
@@ -46,16 +53,36 @@ impl PgCluster {
             .tempdir()
             .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
         if as_postgres_user {
-            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()))?;
+            run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path()))?;
         }
         let data = dir.path().join("data");
         let port = free_port()?;
-        let cluster = Self { dir, bin, port, as_postgres_user };
+        let cluster = Self {
+            dir,
+            bin,
+            port,
+            as_postgres_user,
+        };
         cluster.run_pg(
             "initdb",
-            &["-D", &path_str(&data)?, "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"],
+            &[
+                "-D",
+                &path_str(&data)?,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
         )?;
-        let mut options = format!("-p {port} -h 127.0.0.1 -k {}", path_str(cluster.dir.path())?);
+        let mut options = format!(
+            "-p {port} -h 127.0.0.1 -k {}",
+            path_str(cluster.dir.path())?
+        );
         for s in settings {
             options.push(' ');
             options.push_str(s);
@@ -63,7 +90,18 @@ impl PgCluster {
         let log = cluster.dir.path().join("postgres.log");
         cluster.run_pg(
             "pg_ctl",
-            &["start", "-w", "-t", "60", "-D", &path_str(&data)?, "-l", &path_str(&log)?, "-o", &options],
+            &[
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                &path_str(&data)?,
+                "-l",
+                &path_str(&log)?,
+                "-o",
+                &options,
+            ],
         )?;
         cluster.spawn_watchdog(&data)?;
         Ok(cluster)
@@ -83,7 +121,10 @@ impl PgCluster {
     pub fn create_database(&self) -> Result<String, String> {
         let name = format!("test_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
         let port = self.port.to_string();
-        self.run_pg("createdb", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name])?;
+        self.run_pg(
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
+        )?;
         Ok(self.url(&name))
     }
 
@@ -91,7 +132,22 @@ impl PgCluster {
     /// the store (terminating connections, inspecting rows).
     pub fn psql(&self, db: &str, sql: &str) -> Result<String, String> {
         let port = self.port.to_string();
-        self.run_pg("psql", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-d", db, "-At", "-c", sql])
+        self.run_pg(
+            "psql",
+            &[
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-At",
+                "-c",
+                sql,
+            ],
+        )
     }
 
     fn run_pg(&self, program: &str, args: &[&str]) -> Result<String, String> {
@@ -112,7 +168,11 @@ impl PgCluster {
         let pg_ctl = self.bin.join("pg_ctl");
         let stop = format!(
             "{} {} -D {} stop -m immediate",
-            if self.as_postgres_user { "runuser -u postgres --" } else { "" },
+            if self.as_postgres_user {
+                "runuser -u postgres --"
+            } else {
+                ""
+            },
             path_str(&pg_ctl)?,
             path_str(data)?
         );
@@ -142,7 +202,9 @@ impl Drop for PgCluster {
 }
 
 fn path_str(p: &Path) -> Result<String, String> {
-    p.to_str().map(str::to_owned).ok_or_else(|| format!("path is not UTF-8: {}", p.display()))
+    p.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("path is not UTF-8: {}", p.display()))
 }
 
 fn run(cmd: &mut Command) -> Result<String, String> {
@@ -173,7 +235,10 @@ fn running_as_root() -> bool {
 
 fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
-    listener.local_addr().map(|a| a.port()).map_err(|e| format!("no free port: {e}"))
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
 }
 
 /// `KEYSMITH_PG_BINDIR`, else the newest `/usr/lib/postgresql/<version>/bin`, else the

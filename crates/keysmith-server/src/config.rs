@@ -56,10 +56,16 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("org_name", &self.org_name)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field("session_ttl_hours", &self.session_ttl_hours)
@@ -110,7 +116,10 @@ pub enum ConfigError {
     #[error("configuration error: {0}")]
     Invalid(String),
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Config {
@@ -128,14 +137,19 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = file {
             if !path.exists() {
-                return Err(ConfigError::Invalid(format!("the config file {} does not exist", path.display())));
+                return Err(ConfigError::Invalid(format!(
+                    "the config file {} does not exist",
+                    path.display()
+                )));
             }
             figment = figment.merge(Toml::file_exact(path));
         }
         let mut from_env: Vec<(String, String)> = Vec::new();
         let mut from_files = Dict::new();
         for (name, value) in env {
-            let Some(setting) = name.strip_prefix("KEYSMITH_") else { continue };
+            let Some(setting) = name.strip_prefix("KEYSMITH_") else {
+                continue;
+            };
             if NOT_SERVER_SETTINGS.contains(&setting) {
                 continue;
             }
@@ -147,7 +161,10 @@ impl Config {
                         FILE_SECRETS.join(", ")
                     )));
                 }
-                let text = std::fs::read_to_string(&value).map_err(|source| ConfigError::Read { path: value.clone(), source })?;
+                let text = std::fs::read_to_string(&value).map_err(|source| ConfigError::Read {
+                    path: value.clone(),
+                    source,
+                })?;
                 let text = text.trim_end_matches(['\n', '\r']).to_owned();
                 from_files.insert(key, text.into());
                 continue;
@@ -158,7 +175,9 @@ impl Config {
             .merge(EnvPairs(from_env))
             .merge(Serialized::defaults(from_files))
             .merge(Serialized::defaults(overrides));
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -171,17 +190,23 @@ impl Config {
             ))
         })?;
         if self.session_ttl_hours == 0 {
-            return Err(ConfigError::Invalid("session_ttl_hours must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "session_ttl_hours must be at least 1".into(),
+            ));
         }
         if self.usage_flush_seconds == 0 || self.usage_flush_seconds > 60 {
             return Err(ConfigError::Invalid(
                 "usage_flush_seconds must be between 1 and 60, so last-used times stay accurate to a minute".into(),
             ));
         }
-        if let Some(p) = &self.admin_password {
-            if p.chars().count() < 12 {
-                return Err(ConfigError::Invalid("the admin password must have at least 12 characters".into()));
-            }
+        if self
+            .admin_password
+            .as_ref()
+            .is_some_and(|p| p.chars().count() < 12)
+        {
+            return Err(ConfigError::Invalid(
+                "the admin password must have at least 12 characters".into(),
+            ));
         }
         if self.org_name.trim().is_empty() {
             return Err(ConfigError::Invalid("org_name must not be empty".into()));
@@ -239,7 +264,10 @@ fn describe(err: figment::Error) -> String {
                 _ => key.clone(),
             };
             let source = match e.metadata.as_ref() {
-                Some(m) if m.name == ENV_SOURCE => format!(" (environment variable KEYSMITH_{})", field.to_ascii_uppercase()),
+                Some(m) if m.name == ENV_SOURCE => format!(
+                    " (environment variable KEYSMITH_{})",
+                    field.to_ascii_uppercase()
+                ),
                 Some(m) => match &m.source {
                     Some(s) => format!(" (in {s})"),
                     None => format!(" (from {})", m.name),
@@ -252,9 +280,14 @@ fn describe(err: figment::Error) -> String {
                 Kind::InvalidType(_, expected) => {
                     format!("setting `{key}` has the wrong type: expected {expected}{source}")
                 }
-                Kind::InvalidValue(_, expected) => format!("setting `{key}` is not valid: expected {expected}{source}"),
+                Kind::InvalidValue(_, expected) => {
+                    format!("setting `{key}` is not valid: expected {expected}{source}")
+                }
                 Kind::UnknownVariant(_, expected) => {
-                    format!("setting `{key}` must be one of: {}{source}", expected.join(", "))
+                    format!(
+                        "setting `{key}` must be one of: {}{source}",
+                        expected.join(", ")
+                    )
                 }
                 Kind::Message(m) if !key.is_empty() => format!("setting `{key}`: {m}{source}"),
                 other => format!("{other}{source}"),
@@ -269,7 +302,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -284,12 +320,23 @@ mod tests {
     fn layers_apply_in_order_file_env_flags() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("k.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1000\"\nkey_prefix = \"acme\"\norg_name = \"from-file\"\n").unwrap();
-        let flags = ConfigOverrides { listen: Some("127.0.0.1:3000".parse().unwrap()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\nkey_prefix = \"acme\"\norg_name = \"from-file\"\n",
+        )
+        .unwrap();
+        let flags = ConfigOverrides {
+            listen: Some("127.0.0.1:3000".parse().unwrap()),
+            ..Default::default()
+        };
         let c = Config::load_from(
             Some(&file),
             &flags,
-            env(&[("KEYSMITH_LISTEN", "127.0.0.1:2000"), ("KEYSMITH_ORG_NAME", "from-env"), ("HOME", "/x")]),
+            env(&[
+                ("KEYSMITH_LISTEN", "127.0.0.1:2000"),
+                ("KEYSMITH_ORG_NAME", "from-env"),
+                ("HOME", "/x"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:3000", "flags win");
@@ -299,12 +346,18 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
-        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTN", "x")])).unwrap_err();
+        let err = Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_LISTN", "x")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("listn"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("k.toml");
         std::fs::write(&file, "data_dri = \"/tmp\"\n").unwrap();
-        let err = Config::load_from(Some(&file), &ConfigOverrides::default(), env(&[])).unwrap_err();
+        let err =
+            Config::load_from(Some(&file), &ConfigOverrides::default(), env(&[])).unwrap_err();
         assert!(err.to_string().contains("data_dri"), "{err}");
     }
 
@@ -313,7 +366,11 @@ mod tests {
         Config::load_from(
             None,
             &ConfigOverrides::default(),
-            env(&[("KEYSMITH_API_KEY", "x"), ("KEYSMITH_HOST", "http://h"), ("KEYSMITH_PG_BINDIR", "/p")]),
+            env(&[
+                ("KEYSMITH_API_KEY", "x"),
+                ("KEYSMITH_HOST", "http://h"),
+                ("KEYSMITH_PG_BINDIR", "/p"),
+            ]),
         )
         .unwrap();
     }
@@ -329,22 +386,45 @@ mod tests {
             env(&[("KEYSMITH_ADMIN_PASSWORD_FILE", file.to_str().unwrap())]),
         )
         .unwrap();
-        assert_eq!(c.admin_password().unwrap().expose(), "correct horse battery staple");
-        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_ADMIN_PASSWORD", "shortpw")]))
-            .unwrap_err();
+        assert_eq!(
+            c.admin_password().unwrap().expose(),
+            "correct horse battery staple"
+        );
+        let err = Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_ADMIN_PASSWORD", "shortpw")]),
+        )
+        .unwrap_err();
         assert!(!err.to_string().contains("shortpw"), "{err}");
-        let ok = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_ADMIN_PASSWORD", "long-enough-secret")]))
-            .unwrap();
-        assert!(!format!("{ok:?}").contains("long-enough-secret"), "Debug shows the password");
-        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTEN", "my-secret-value")]))
-            .unwrap_err();
+        let ok = Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_ADMIN_PASSWORD", "long-enough-secret")]),
+        )
+        .unwrap();
+        assert!(
+            !format!("{ok:?}").contains("long-enough-secret"),
+            "Debug shows the password"
+        );
+        let err = Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_LISTEN", "my-secret-value")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
         assert!(!err.to_string().contains("my-secret-value"), "{err}");
     }
 
     #[test]
     fn a_bad_prefix_is_explained() {
-        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_KEY_PREFIX", "my_co")])).unwrap_err();
+        let err = Config::load_from(
+            None,
+            &ConfigOverrides::default(),
+            env(&[("KEYSMITH_KEY_PREFIX", "my_co")]),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("key_prefix"), "{err}");
     }
 }

@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No credentials were presented.
-    #[error("authentication required: send an API key (Authorization: Bearer or Basic, or X-API-Key) or sign in")]
+    #[error(
+        "authentication required: send an API key (Authorization: Bearer or Basic, or X-API-Key) or sign in"
+    )]
     Unauthenticated,
     /// An API key was presented and is not valid: malformed, unknown, deleted, or its
     /// owner is deactivated. One code for all, so a caller learns nothing about which.
@@ -22,7 +24,9 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("the session has expired or was signed out; sign in again")]
     SessionExpired,
-    #[error("missing or wrong X-CSRF-Token header; send the csrf_token from sign-in with every change made with a session cookie")]
+    #[error(
+        "missing or wrong X-CSRF-Token header; send the csrf_token from sign-in with every change made with a session cookie"
+    )]
     CsrfTokenInvalid,
     #[error("too many failed attempts; retry after {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u64 },
@@ -130,16 +134,24 @@ impl IntoResponse for ApiError {
             // The one place an internal failure is logged; the client gets no detail.
             tracing::error!(error.detail = %detail, "request failed");
         }
-        let body = ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string() } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code(),
+                message: self.to_string(),
+            },
+        };
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         if status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"keysmith\""));
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keysmith\""),
+            );
         }
-        if let Self::RateLimited { retry_after_secs } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                headers.insert(header::RETRY_AFTER, v);
-            }
+        if let Self::RateLimited { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            headers.insert(header::RETRY_AFTER, v);
         }
         response
     }

@@ -24,7 +24,12 @@ struct Window {
 
 impl FailureLimiter {
     pub fn new(max_failures: u32, window_ms: i64) -> Self {
-        Self { max_failures, window_ms, max_entries: 100_000, windows: Mutex::new(HashMap::new()) }
+        Self {
+            max_failures,
+            window_ms,
+            max_entries: 100_000,
+            windows: Mutex::new(HashMap::new()),
+        }
     }
 
     /// `Err(seconds to wait)` if `key` has used up its failures in the current window.
@@ -54,16 +59,25 @@ impl FailureLimiter {
                 windows.retain(|_, w| w.started_at > cutoff);
             }
         }
-        let w = windows.entry(key.to_owned()).or_insert(Window { started_at: now, failures: 0 });
+        let w = windows.entry(key.to_owned()).or_insert(Window {
+            started_at: now,
+            failures: 0,
+        });
         if now >= w.started_at + self.window_ms {
-            *w = Window { started_at: now, failures: 0 };
+            *w = Window {
+                started_at: now,
+                failures: 0,
+            };
         }
         w.failures = w.failures.saturating_add(1);
     }
 
     /// Forgets `key`'s failures, after a success that proves the attempts were honest.
     pub fn clear(&self, key: &str) {
-        self.windows.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+        self.windows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
     }
 
     #[cfg(test)]
@@ -85,10 +99,16 @@ mod tests {
         }
         assert_eq!(l.check("ip:1", 1_000), Err(60));
         assert_eq!(l.check("ip:1", 60_500), Err(1));
-        assert!(l.check("ip:2", 1_000).is_ok(), "other keys are not affected");
+        assert!(
+            l.check("ip:2", 1_000).is_ok(),
+            "other keys are not affected"
+        );
         assert!(l.check("ip:1", 61_000).is_ok(), "the window ended");
         l.record_failure("ip:1", 61_000);
-        assert!(l.check("ip:1", 61_000).is_ok(), "a new window starts with one failure");
+        assert!(
+            l.check("ip:1", 61_000).is_ok(),
+            "a new window starts with one failure"
+        );
     }
 
     #[test]

@@ -21,11 +21,19 @@ pub const FIRST_ADMIN: &str = "admin";
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}; is another server using the port? choose another with --listen")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error(
+        "cannot listen on {addr}: {source}; is another server using the port? choose another with --listen"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
     #[error("cannot create the first admin: {0}")]
@@ -53,16 +61,27 @@ pub async fn bootstrap(
         None => (generate_password()?, true),
     };
     let hash = hash_password(&password)?;
-    let admin = NewUser { kind: PrincipalKind::User, username: FIRST_ADMIN.into(), email: None, password_hash: Some(hash) };
-    Ok(store.bootstrap(org_name, admin, now).await?.map(|(org, user)| Bootstrapped {
-        org_name: org.name,
-        username: user.username,
-        generated_password: generated.then_some(password),
-    }))
+    let admin = NewUser {
+        kind: PrincipalKind::User,
+        username: FIRST_ADMIN.into(),
+        email: None,
+        password_hash: Some(hash),
+    };
+    Ok(store
+        .bootstrap(org_name, admin, now)
+        .await?
+        .map(|(org, user)| Bootstrapped {
+            org_name: org.name,
+            username: user.username,
+            generated_password: generated.then_some(password),
+        }))
 }
 
 /// Runs the server until `shutdown` completes.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
     if config.database_url.is_none() {
         create_private_dir(&config.data_dir)?;
     }
@@ -70,11 +89,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     tracing::info!(store.backend = store.backend().as_str(), "database ready");
 
-    match bootstrap(store.as_ref(), &config.org_name, config.admin_password(), clock.now_ms()).await {
+    match bootstrap(
+        store.as_ref(),
+        &config.org_name,
+        config.admin_password(),
+        clock.now_ms(),
+    )
+    .await
+    {
         Ok(Some(done)) => announce_first_admin(&done, config.listen),
         Ok(None) => {
             if config.admin_password.is_some() {
-                tracing::info!("the admin password setting is used only on first start; the database already has users");
+                tracing::info!(
+                    "the admin password setting is used only on first start; the database already has users"
+                );
             }
         }
         Err(e) => return Err(RunError::Bootstrap(e.to_string())),
@@ -91,18 +119,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| RunError::Bind { addr: config.listen, source })?;
+        .map_err(|source| RunError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     let addr = listener.local_addr().unwrap_or(config.listen);
-    let flusher = tokio::spawn(background_work(state.clone(), Duration::from_secs(u64::from(config.usage_flush_seconds))));
+    let flusher = tokio::spawn(background_work(
+        state.clone(),
+        Duration::from_secs(u64::from(config.usage_flush_seconds)),
+    ));
 
     println!("Keysmith is listening on http://{addr}");
     println!("  sign in:   curl -c cookies.txt -H 'Content-Type: application/json' \\");
-    println!("               -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{addr}/api/v1/session");
+    println!(
+        "               -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{addr}/api/v1/session"
+    );
     println!("  wandb SDK: WANDB_BASE_URL=http://{addr} (with a key from POST /api/v1/api-keys)");
     tracing::info!(listen.address = %addr, "serving");
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     flusher.abort();
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::error!(error.detail = %e, "could not write last-used times at shutdown");
@@ -139,22 +177,35 @@ fn announce_first_admin(done: &Bootstrapped, listen: SocketAddr) {
     match &done.generated_password {
         Some(password) => {
             println!();
-            println!("  First start: created organization `{}` and user `{}`.", done.org_name, done.username);
+            println!(
+                "  First start: created organization `{}` and user `{}`.",
+                done.org_name, done.username
+            );
             println!("  Password (shown only this once; store it in a password manager):");
             println!();
             println!("      {}", password.expose());
             println!();
-            println!("  Sign in at http://{listen}/api/v1/session. To choose the password instead, set");
-            println!("  KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE before the first start.");
+            println!(
+                "  Sign in at http://{listen}/api/v1/session. To choose the password instead, set"
+            );
+            println!(
+                "  KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE before the first start."
+            );
             println!();
         }
-        None => println!("  First start: created user `{}` with the configured password.", done.username),
+        None => println!(
+            "  First start: created user `{}` with the configured password.",
+            done.username
+        ),
     }
 }
 
 /// The data directory holds password hashes and key digests: only its owner may read it.
 fn create_private_dir(path: &std::path::Path) -> Result<(), RunError> {
-    let err = |source| RunError::DataDir { path: path.display().to_string(), source };
+    let err = |source| RunError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
     std::fs::create_dir_all(path).map_err(err)?;
     #[cfg(unix)]
     {

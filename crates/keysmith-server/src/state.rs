@@ -43,7 +43,11 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { key_prefix: KeyPrefix::default(), session_ttl_ms: 12 * 3600 * 1000, secure_cookies: false }
+        Self {
+            key_prefix: KeyPrefix::default(),
+            session_ttl_ms: 12 * 3600 * 1000,
+            secure_cookies: false,
+        }
     }
 }
 
@@ -56,8 +60,14 @@ impl AppState {
             session_ttl_ms: settings.session_ttl_ms,
             secure_cookies: settings.secure_cookies,
             usage: UsageRecorder::default(),
-            sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
-            sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
+            sign_in_by_account: FailureLimiter::new(
+                SIGN_IN_FAILURES_PER_ACCOUNT,
+                SIGN_IN_WINDOW_MS,
+            ),
+            sign_in_by_address: FailureLimiter::new(
+                SIGN_IN_FAILURES_PER_ADDRESS,
+                SIGN_IN_WINDOW_MS,
+            ),
         }))
     }
 

@@ -25,7 +25,11 @@ impl UsageRecorder {
 
     /// The pending time for a key not yet written, so reads can show it at once.
     pub fn pending(&self, key_id: &KeyId) -> Option<i64> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).get(key_id).copied()
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key_id)
+            .copied()
     }
 
     /// Writes everything pending in one transaction. On failure the times are put back

@@ -27,15 +27,28 @@ async fn sign_in_by_username_or_email_sets_an_http_only_cookie_and_returns_a_csr
     let app = TestApp::sqlite().await;
     for login in ["admin", "ADMIN@example.com"] {
         let reply = app
-            .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": login, "password": ADMIN_PASSWORD})))
+            .request(
+                Method::POST,
+                "/api/v1/session",
+                &Auth::None,
+                Some(json!({"username": login, "password": ADMIN_PASSWORD})),
+            )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        let cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        let cookie = reply
+            .headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap();
         assert!(cookie.starts_with("keysmith_session="));
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
         assert!(reply.body["csrf_token"].as_str().unwrap().len() >= 32);
         assert_eq!(reply.body["username"], "admin");
-        assert_eq!(reply.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+        assert_eq!(
+            reply.headers.get(header::CACHE_CONTROL).unwrap(),
+            "no-store"
+        );
     }
 }
 
@@ -43,10 +56,20 @@ async fn sign_in_by_username_or_email_sets_an_http_only_cookie_and_returns_a_csr
 async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     let app = TestApp::sqlite().await;
     let wrong = app
-        .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "admin", "password": "nope"})))
+        .request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": "admin", "password": "nope"})),
+        )
         .await;
     let unknown = app
-        .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "ghost", "password": "nope"})))
+        .request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": "ghost", "password": "nope"})),
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.code(), "invalid_credentials");
@@ -59,17 +82,37 @@ async fn failed_sign_ins_are_rate_limited_per_account_with_retry_after() {
     let app = TestApp::sqlite().await;
     for _ in 0..10 {
         let r = app
-            .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "admin", "password": "guess"})))
+            .request(
+                Method::POST,
+                "/api/v1/session",
+                &Auth::None,
+                Some(json!({"username": "admin", "password": "guess"})),
+            )
             .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let limited = app
-        .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "admin", "password": ADMIN_PASSWORD})))
+        .request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+        )
         .await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(limited.code(), "rate_limited");
-    let retry: u64 = limited.headers.get(header::RETRY_AFTER).unwrap().to_str().unwrap().parse().unwrap();
-    assert_eq!(retry, 900, "the window is 15 minutes and the clock did not move");
+    let retry: u64 = limited
+        .headers
+        .get(header::RETRY_AFTER)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        retry, 900,
+        "the window is 15 minutes and the clock did not move"
+    );
     app.clock.advance_ms(15 * 60 * 1000);
     app.sign_in("admin", ADMIN_PASSWORD).await;
 }
@@ -82,9 +125,13 @@ async fn failed_sign_ins_are_rate_limited_per_source_address() {
             .method(Method::POST)
             .uri("/api/v1/session")
             .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(json!({"username": username, "password": "guess"}).to_string()))
+            .body(Body::from(
+                json!({"username": username, "password": "guess"}).to_string(),
+            ))
             .unwrap();
-        request.extensions_mut().insert(ConnectInfo(SocketAddr::from((ip, 5000))));
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((ip, 5000))));
         request
     };
     for i in 0..30 {
@@ -94,7 +141,11 @@ async fn failed_sign_ins_are_rate_limited_per_source_address() {
     let r = app.send(attempt("someone".into(), [10, 0, 0, 1])).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let r = app.send(attempt("someone".into(), [10, 0, 0, 2])).await;
-    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "another address is not limited");
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "another address is not limited"
+    );
 }
 
 #[tokio::test]
@@ -103,10 +154,17 @@ async fn a_valid_key_is_never_slowed_by_failed_sign_ins() {
     let admin = app.admin().await;
     let (key, _) = app.create_key(&admin, "ci").await;
     for _ in 0..12 {
-        app.request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "admin", "password": "x"})))
-            .await;
+        app.request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": "admin", "password": "x"})),
+        )
+        .await;
     }
-    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None).await;
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 }
 
@@ -126,12 +184,30 @@ async fn state_changes_with_a_session_cookie_need_the_csrf_token() {
     assert_eq!(r.code(), "csrf_token_invalid");
     let mut wrong = session.clone();
     wrong.csrf = "A".repeat(43);
-    let r = app.request(Method::POST, KEYS, &Auth::Session(wrong), Some(json!({"name": "x"}))).await;
+    let r = app
+        .request(
+            Method::POST,
+            KEYS,
+            &Auth::Session(wrong),
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_eq!(r.code(), "csrf_token_invalid");
     // Reads need no token.
-    let request = Request::builder().uri(KEYS).header(header::COOKIE, &session.cookie).body(Body::empty()).unwrap();
+    let request = Request::builder()
+        .uri(KEYS)
+        .header(header::COOKIE, &session.cookie)
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(app.send(request).await.status, StatusCode::OK);
-    let r = app.request(Method::POST, KEYS, &Auth::Session(session), Some(json!({"name": "x"}))).await;
+    let r = app
+        .request(
+            Method::POST,
+            KEYS,
+            &Auth::Session(session),
+            Some(json!({"name": "x"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
@@ -140,11 +216,27 @@ async fn sign_out_ends_the_session() {
     let app = TestApp::sqlite().await;
     let session = app.sign_in("admin", ADMIN_PASSWORD).await;
     let auth = Auth::Session(session.clone());
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &auth, None).await.status, StatusCode::OK);
-    let r = app.request(Method::DELETE, "/api/v1/session", &auth, None).await;
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &auth, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .request(Method::DELETE, "/api/v1/session", &auth, None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert!(r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().contains("Max-Age=0"));
-    let r = app.request(Method::GET, "/api/v1/viewer", &auth, None).await;
+    assert!(
+        r.headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &auth, None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "session_expired");
 }
@@ -154,9 +246,16 @@ async fn sessions_expire_after_their_lifetime() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     app.clock.advance_ms(12 * 3600 * 1000 - 1);
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &auth, None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &auth, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     app.clock.advance_ms(1);
-    let r = app.request(Method::GET, "/api/v1/viewer", &auth, None).await;
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &auth, None)
+        .await;
     assert_eq!(r.code(), "session_expired");
 }
 
@@ -166,7 +265,14 @@ async fn sessions_expire_after_their_lifetime() {
 async fn create_shows_the_full_key_exactly_once() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
-    let r = app.request(Method::POST, KEYS, &auth, Some(json!({"name": "  laptop  "}))).await;
+    let r = app
+        .request(
+            Method::POST,
+            KEYS,
+            &auth,
+            Some(json!({"name": "  laptop  "})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
     let key = r.body["key"].as_str().unwrap();
@@ -174,19 +280,36 @@ async fn create_shows_the_full_key_exactly_once() {
     assert_eq!(key.len(), 86);
     assert!(key.starts_with(key_id) && key_id.starts_with("wandb_v1_"));
     assert_eq!(r.body["name"], "laptop", "names are trimmed");
-    assert_eq!(r.body["owner"], json!({"kind": "user", "username": "admin"}));
-    assert!(r.body["created_at"].as_str().unwrap().starts_with("2025-11-26T"));
+    assert_eq!(
+        r.body["owner"],
+        json!({"kind": "user", "username": "admin"})
+    );
+    assert!(
+        r.body["created_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-11-26T")
+    );
 
     let secret = &key[key_id.len() + 1..];
     let list = app.request(Method::GET, KEYS, &auth, None).await;
-    let one = app.request(Method::GET, &key_path(key_id), &auth, None).await;
+    let one = app
+        .request(Method::GET, &key_path(key_id), &auth, None)
+        .await;
     for shown in [&list, &one] {
         assert_eq!(shown.status, StatusCode::OK);
-        assert!(!shown.text.contains(secret), "a secret was shown again: {}", shown.text);
+        assert!(
+            !shown.text.contains(secret),
+            "a secret was shown again: {}",
+            shown.text
+        );
     }
     assert_eq!(list.body["items"][0]["key_id"], key_id);
     assert_eq!(list.body["items"][0]["name"], "laptop");
-    assert_eq!(list.body["items"][0]["last_used_at"], serde_json::Value::Null);
+    assert_eq!(
+        list.body["items"][0]["last_used_at"],
+        serde_json::Value::Null
+    );
     assert!(list.body["items"][0].get("key").is_none());
     assert_eq!(one.body["display"], key_id);
 }
@@ -196,27 +319,54 @@ async fn a_key_authenticates_as_basic_bearer_and_x_api_key() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     let (key, key_id) = app.create_key(&auth, "sdk").await;
-    for how in [Auth::Basic(key.clone()), Auth::Bearer(key.clone()), Auth::XApiKey(key.clone())] {
+    for how in [
+        Auth::Basic(key.clone()),
+        Auth::Bearer(key.clone()),
+        Auth::XApiKey(key.clone()),
+    ] {
         let r = app.request(Method::GET, "/api/v1/viewer", &how, None).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["username"], "admin");
         assert_eq!(r.body["kind"], "user");
-        assert_eq!(r.body["orgs"], json!([{"name": "default", "role": "admin"}]));
-        assert_eq!(r.body["auth"], json!({"method": "api_key", "key_id": key_id}));
+        assert_eq!(
+            r.body["orgs"],
+            json!([{"name": "default", "role": "admin"}])
+        );
+        assert_eq!(
+            r.body["auth"],
+            json!({"method": "api_key", "key_id": key_id})
+        );
     }
     // Basic with any user name, as SCIM clients send it.
     use base64::Engine;
-    let raw = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("anyone:{key}")));
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Raw(raw), None).await.status, StatusCode::OK);
+    let raw = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("anyone:{key}"))
+    );
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Raw(raw), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     // A key needs no CSRF token to change state.
-    let r = app.request(Method::POST, KEYS, &Auth::Bearer(key), Some(json!({"name": "made by key"}))).await;
+    let r = app
+        .request(
+            Method::POST,
+            KEYS,
+            &Auth::Bearer(key),
+            Some(json!({"name": "made by key"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
 
 #[tokio::test]
 async fn the_viewer_of_a_session_says_so() {
     let app = TestApp::sqlite().await;
-    let r = app.request(Method::GET, "/api/v1/viewer", &app.admin().await, None).await;
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &app.admin().await, None)
+        .await;
     assert_eq!(r.body["auth"], json!({"method": "session", "key_id": null}));
     assert_eq!(r.body["email"], "admin@example.com");
 }
@@ -227,14 +377,33 @@ async fn a_deleted_key_fails_on_the_very_next_request() {
     let auth = app.admin().await;
     let (key, key_id) = app.create_key(&auth, "doomed").await;
     let as_key = Auth::Bearer(key.clone());
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &as_key, None).await.status, StatusCode::OK);
-    let r = app.request(Method::DELETE, &key_path(&key_id), &auth, None).await;
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &as_key, None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = app
+        .request(Method::DELETE, &key_path(&key_id), &auth, None)
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = app.request(Method::GET, "/api/v1/viewer", &as_key, None).await;
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &as_key, None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "invalid_api_key");
-    assert_eq!(app.request(Method::GET, &key_path(&key_id), &auth, None).await.code(), "api_key_not_found");
-    assert_eq!(app.request(Method::DELETE, &key_path(&key_id), &auth, None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.request(Method::GET, &key_path(&key_id), &auth, None)
+            .await
+            .code(),
+        "api_key_not_found"
+    );
+    assert_eq!(
+        app.request(Method::DELETE, &key_path(&key_id), &auth, None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]
@@ -242,8 +411,16 @@ async fn a_key_can_delete_itself() {
     let app = TestApp::sqlite().await;
     let (key, key_id) = app.create_key(&app.admin().await, "self").await;
     let auth = Auth::Bearer(key);
-    assert_eq!(app.request(Method::DELETE, &key_path(&key_id), &auth, None).await.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.request(Method::GET, KEYS, &auth, None).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.request(Method::DELETE, &key_path(&key_id), &auth, None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.request(Method::GET, KEYS, &auth, None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test]
@@ -251,26 +428,59 @@ async fn rename_changes_only_the_name() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     let (key, key_id) = app.create_key(&auth, "old").await;
-    let r = app.request(Method::PATCH, &key_path(&key_id), &auth, Some(json!({"name": "new"}))).await;
+    let r = app
+        .request(
+            Method::PATCH,
+            &key_path(&key_id),
+            &auth,
+            Some(json!({"name": "new"})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["name"], "new");
     assert_eq!(r.body["key_id"], key_id.as_str());
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
 async fn names_must_have_1_to_128_characters() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
-    for bad in [json!(""), json!("   "), json!("x".repeat(129)), json!("tab\tinside")] {
-        let r = app.request(Method::POST, KEYS, &auth, Some(json!({"name": bad}))).await;
+    for bad in [
+        json!(""),
+        json!("   "),
+        json!("x".repeat(129)),
+        json!("tab\tinside"),
+    ] {
+        let r = app
+            .request(Method::POST, KEYS, &auth, Some(json!({"name": bad})))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(r.code(), "invalid_name");
     }
-    let r = app.request(Method::POST, KEYS, &auth, Some(json!({"name": "é".repeat(128)}))).await;
+    let r = app
+        .request(
+            Method::POST,
+            KEYS,
+            &auth,
+            Some(json!({"name": "é".repeat(128)})),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let (_, key_id) = app.create_key(&auth, "ok").await;
-    let r = app.request(Method::PATCH, &key_path(&key_id), &auth, Some(json!({"name": "y".repeat(129)}))).await;
+    let r = app
+        .request(
+            Method::PATCH,
+            &key_path(&key_id),
+            &auth,
+            Some(json!({"name": "y".repeat(129)})),
+        )
+        .await;
     assert_eq!(r.code(), "invalid_name");
     let (_, _) = app.create_key(&auth, "ok").await; // names need not be unique
 }
@@ -282,16 +492,36 @@ async fn another_users_key_answers_404_for_every_verb() {
     app.add_user("mallory").await;
     let mallory = Auth::Session(app.sign_in("mallory", USER_PASSWORD).await);
     let path = key_path(&admins_key_id);
-    for (method, body) in [(Method::GET, None), (Method::PATCH, Some(json!({"name": "pwned"}))), (Method::DELETE, None)] {
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PATCH, Some(json!({"name": "pwned"}))),
+        (Method::DELETE, None),
+    ] {
         let r = app.request(method.clone(), &path, &mallory, body).await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{method}");
         assert_eq!(r.code(), "api_key_not_found");
     }
     let r = app.request(Method::GET, KEYS, &mallory, None).await;
-    assert_eq!(r.body["items"], json!([]), "members see only their own keys");
-    let nonexistent = app.request(Method::GET, &key_path("wandb_v1_000000000000000000000000000"), &mallory, None).await;
-    assert_eq!(nonexistent.text, app.request(Method::GET, &path, &mallory, None).await.text);
-    let garbage = app.request(Method::GET, &key_path("not-a-key-id"), &mallory, None).await;
+    assert_eq!(
+        r.body["items"],
+        json!([]),
+        "members see only their own keys"
+    );
+    let nonexistent = app
+        .request(
+            Method::GET,
+            &key_path("wandb_v1_000000000000000000000000000"),
+            &mallory,
+            None,
+        )
+        .await;
+    assert_eq!(
+        nonexistent.text,
+        app.request(Method::GET, &path, &mallory, None).await.text
+    );
+    let garbage = app
+        .request(Method::GET, &key_path("not-a-key-id"), &mallory, None)
+        .await;
     assert_eq!(garbage.code(), "api_key_not_found");
 }
 
@@ -302,29 +532,70 @@ async fn malformed_unknown_and_mistyped_keys_answer_401() {
     let mut mistyped = key.clone().into_bytes();
     mistyped[50] = if mistyped[50] == b'a' { b'b' } else { b'a' };
     let mistyped = String::from_utf8(mistyped).unwrap();
-    let unknown = keysmith_core::generate_v1(&KeyPrefix::default()).unwrap().plaintext.expose().to_owned();
+    let unknown = keysmith_core::generate_v1(&KeyPrefix::default())
+        .unwrap()
+        .plaintext
+        .expose()
+        .to_owned();
     let legacy_unknown = "0123456789abcdef0123456789abcdef01234567".to_owned();
     let huge = "a".repeat(10_000);
-    for bad in [mistyped, unknown, legacy_unknown, "short".into(), huge, "wandb_v1_".into()] {
-        for how in [Auth::Bearer(bad.clone()), Auth::Basic(bad.clone()), Auth::XApiKey(bad.clone())] {
+    for bad in [
+        mistyped,
+        unknown,
+        legacy_unknown,
+        "short".into(),
+        huge,
+        "wandb_v1_".into(),
+    ] {
+        for how in [
+            Auth::Bearer(bad.clone()),
+            Auth::Basic(bad.clone()),
+            Auth::XApiKey(bad.clone()),
+        ] {
             let r = app.request(Method::GET, "/api/v1/viewer", &how, None).await;
             assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
             assert_eq!(r.code(), "invalid_api_key");
             assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
         }
     }
-    for raw in ["Bearer", "Basic !!!notbase64", "Negotiate abc", "Basic YXBpOg=="] {
-        let r = app.request(Method::GET, "/api/v1/viewer", &Auth::Raw(raw.into()), None).await;
+    for raw in [
+        "Bearer",
+        "Basic !!!notbase64",
+        "Negotiate abc",
+        "Basic YXBpOg==",
+    ] {
+        let r = app
+            .request(Method::GET, "/api/v1/viewer", &Auth::Raw(raw.into()), None)
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{raw}");
         assert_eq!(r.code(), "malformed_authorization");
     }
     // Non-ASCII: inside Basic it is just a wrong key; as a raw header value it is
     // not a valid header at all.
-    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::Basic("ключ".into()), None).await;
+    let r = app
+        .request(
+            Method::GET,
+            "/api/v1/viewer",
+            &Auth::Basic("ключ".into()),
+            None,
+        )
+        .await;
     assert_eq!(r.code(), "invalid_api_key");
-    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer("ключ".into()), None).await;
-    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "malformed_authorization"));
-    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::None, None).await;
+    let r = app
+        .request(
+            Method::GET,
+            "/api/v1/viewer",
+            &Auth::Bearer("ключ".into()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "malformed_authorization")
+    );
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::None, None)
+        .await;
     assert_eq!(r.code(), "unauthenticated");
 }
 
@@ -346,7 +617,12 @@ async fn legacy_keys_authenticate_beside_new_keys() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     let (new_key, _) = app.create_key(&auth, "new").await;
-    let admin = app.store.find_user_by_username("admin").await.unwrap().unwrap();
+    let admin = app
+        .store
+        .find_user_by_username("admin")
+        .await
+        .unwrap()
+        .unwrap();
     for prefix in [None, Some(KeyPrefix::parse("local").unwrap())] {
         let legacy = generate_legacy(prefix.as_ref()).unwrap();
         app.store
@@ -362,15 +638,29 @@ async fn legacy_keys_authenticate_beside_new_keys() {
             })
             .await
             .unwrap();
-        let r = app.request(Method::GET, "/api/v1/viewer", &Auth::Basic(legacy.plaintext.expose().into()), None).await;
+        let r = app
+            .request(
+                Method::GET,
+                "/api/v1/viewer",
+                &Auth::Basic(legacy.plaintext.expose().into()),
+                None,
+            )
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["auth"]["key_id"], legacy.key_id.as_str());
-        let shown = app.request(Method::GET, &key_path(legacy.key_id.as_str()), &auth, None).await;
+        let shown = app
+            .request(Method::GET, &key_path(legacy.key_id.as_str()), &auth, None)
+            .await;
         assert_eq!(shown.body["format"], "legacy");
         assert_eq!(shown.body["display"], legacy.display);
         assert!(!shown.text.contains(&legacy.plaintext.expose()[6..]));
     }
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Basic(new_key), None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Basic(new_key), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -389,7 +679,12 @@ async fn a_service_account_cannot_sign_in_with_a_password() {
         .await
         .unwrap();
     let r = app
-        .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "robot", "password": ""})))
+        .request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": "robot", "password": ""})),
+        )
         .await;
     assert_eq!(r.code(), "invalid_credentials");
 }
@@ -434,9 +729,15 @@ async fn bad_list_parameters_are_400() {
         ("cursor=%%%", "invalid_query"),
         ("cursor=bm90LWEtY3Vyc29y", "invalid_cursor"),
     ] {
-        let r = app.request(Method::GET, &format!("{KEYS}?{query}"), &auth, None).await;
+        let r = app
+            .request(Method::GET, &format!("{KEYS}?{query}"), &auth, None)
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
-        assert!(r.code() == code || (code == "invalid_query" && r.code() == "invalid_cursor"), "{query}: {}", r.text);
+        assert!(
+            r.code() == code || (code == "invalid_query" && r.code() == "invalid_cursor"),
+            "{query}: {}",
+            r.text
+        );
     }
 }
 
@@ -446,13 +747,33 @@ async fn last_used_is_shown_at_once_and_written_in_batches() {
     let auth = app.admin().await;
     let (key, key_id) = app.create_key(&auth, "used").await;
     app.clock.advance_ms(5_000);
-    app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None).await;
-    let r = app.request(Method::GET, &key_path(&key_id), &auth, None).await;
+    app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
+        .await;
+    let r = app
+        .request(Method::GET, &key_path(&key_id), &auth, None)
+        .await;
     assert_eq!(r.body["last_used_at"], "2025-11-26T19:00:05Z");
     let parsed = keysmith_core::KeyId::parse(&key_id).unwrap();
-    assert_eq!(app.store.get_key(&parsed).await.unwrap().unwrap().last_used_at, None, "not yet written");
+    assert_eq!(
+        app.store
+            .get_key(&parsed)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        None,
+        "not yet written"
+    );
     assert_eq!(app.state.usage.flush(app.store.as_ref()).await.unwrap(), 1);
-    assert_eq!(app.store.get_key(&parsed).await.unwrap().unwrap().last_used_at, Some(common::START_MS + 5_000));
+    assert_eq!(
+        app.store
+            .get_key(&parsed)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(common::START_MS + 5_000)
+    );
 }
 
 #[tokio::test]
@@ -462,12 +783,49 @@ async fn rotation_as_the_seed_describes_it_works() {
     let auth = app.admin().await;
     let (old, old_id) = app.create_key(&auth, "ci").await;
     let (new, _) = app.create_key(&Auth::Bearer(old.clone()), "ci").await;
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(new.clone()), None).await.status, StatusCode::OK);
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(old.clone()), None).await.status, StatusCode::OK);
-    let r = app.request(Method::DELETE, &key_path(&old_id), &Auth::Bearer(new.clone()), None).await;
+    assert_eq!(
+        app.request(
+            Method::GET,
+            "/api/v1/viewer",
+            &Auth::Bearer(new.clone()),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.request(
+            Method::GET,
+            "/api/v1/viewer",
+            &Auth::Bearer(old.clone()),
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    let r = app
+        .request(
+            Method::DELETE,
+            &key_path(&old_id),
+            &Auth::Bearer(new.clone()),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(old), None).await.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(new), None).await.status, StatusCode::OK);
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(old), None)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(new), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 // ---------------------------------------------------------------- bad input
@@ -476,7 +834,9 @@ async fn rotation_as_the_seed_describes_it_works() {
 async fn malformed_bodies_get_4xx_with_the_error_shape() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
-    let Auth::Session(session) = &auth else { unreachable!() };
+    let Auth::Session(session) = &auth else {
+        unreachable!()
+    };
     let send = |body: Body, content_type: &str| {
         Request::builder()
             .method(Method::POST)
@@ -488,53 +848,121 @@ async fn malformed_bodies_get_4xx_with_the_error_shape() {
             .unwrap()
     };
     let cases = [
-        (send(Body::from("{\"name\": "), "application/json"), StatusCode::BAD_REQUEST, "malformed_json"),
-        (send(Body::from("[]"), "application/json"), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(Body::from("{\"name\": 5}"), "application/json"), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(Body::from("{}"), "application/json"), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(Body::from("{\"name\":\"a\",\"admin\":true}"), "application/json"), StatusCode::BAD_REQUEST, "invalid_request"),
-        (send(Body::from("name=a"), "application/x-www-form-urlencoded"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
         (
-            send(Body::from(format!("{{\"name\":\"{}\"}}", "x".repeat(70_000))), "application/json"),
+            send(Body::from("{\"name\": "), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            send(Body::from("[]"), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(Body::from("{\"name\": 5}"), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(Body::from("{}"), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(
+                Body::from("{\"name\":\"a\",\"admin\":true}"),
+                "application/json",
+            ),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            send(Body::from("name=a"), "application/x-www-form-urlencoded"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            send(
+                Body::from(format!("{{\"name\":\"{}\"}}", "x".repeat(70_000))),
+                "application/json",
+            ),
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
         ),
-        (send(Body::from(vec![0xff, 0xfe, 0x00]), "application/json"), StatusCode::BAD_REQUEST, "malformed_json"),
+        (
+            send(Body::from(vec![0xff, 0xfe, 0x00]), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
     ];
     for (request, status, code) in cases {
         let r = app.send(request).await;
         assert_eq!((r.status, r.code()), (status, code), "{}", r.text);
-        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(
+            r.body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
     }
     let r = app
-        .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": "admin", "password": 12345678})))
+        .request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": "admin", "password": 12345678})),
+        )
         .await;
     assert_eq!(r.code(), "invalid_request");
-    assert!(!r.text.contains("12345678"), "a value was echoed: {}", r.text);
+    assert!(
+        !r.text.contains("12345678"),
+        "a value was echoed: {}",
+        r.text
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_get_the_error_shape() {
     let app = TestApp::sqlite().await;
-    let r = app.request(Method::GET, "/api/v1/nothing-here", &Auth::None, None).await;
-    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "route_not_found"));
+    let r = app
+        .request(Method::GET, "/api/v1/nothing-here", &Auth::None, None)
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "route_not_found")
+    );
     let r = app.request(Method::PUT, KEYS, &Auth::None, None).await;
-    assert_eq!((r.status, r.code()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
 }
 
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = TestApp::sqlite().await;
-    let r = app.request(Method::GET, "/healthz", &Auth::None, None).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let r = app
+        .request(Method::GET, "/healthz", &Auth::None, None)
+        .await;
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ok"))
+    );
     let r = app.request(Method::GET, "/readyz", &Auth::None, None).await;
-    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
+    assert_eq!(
+        (r.status, r.body["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
 }
 
 #[tokio::test]
 async fn every_response_carries_security_headers() {
     let app = TestApp::sqlite().await;
-    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::None, None).await;
-    assert_eq!(r.headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::None, None)
+        .await;
+    assert_eq!(
+        r.headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(),
+        "nosniff"
+    );
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
 }

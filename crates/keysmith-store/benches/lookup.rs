@@ -14,7 +14,12 @@ const KEYS: usize = 10_000;
 async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
     let owner = store
         .create_user(
-            NewUser { kind: PrincipalKind::User, username: "bench".into(), email: None, password_hash: None },
+            NewUser {
+                kind: PrincipalKind::User,
+                username: "bench".into(),
+                email: None,
+                password_hash: None,
+            },
             0,
         )
         .await
@@ -43,11 +48,14 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
 fn lookup(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite: Arc<dyn Store> =
-        Arc::new(rt.block_on(SqliteStore::open(&dir.path().join("bench.db"))).expect("sqlite"));
+    let sqlite: Arc<dyn Store> = Arc::new(
+        rt.block_on(SqliteStore::open(&dir.path().join("bench.db")))
+            .expect("sqlite"),
+    );
     let cluster = keysmith_pgtest::PgCluster::start_durable().expect("postgres");
     let url = cluster.create_database().expect("database");
-    let postgres: Arc<dyn Store> = Arc::new(rt.block_on(PostgresStore::open(&url)).expect("postgres"));
+    let postgres: Arc<dyn Store> =
+        Arc::new(rt.block_on(PostgresStore::open(&url)).expect("postgres"));
 
     for (name, store) in [("sqlite", sqlite), ("postgres", postgres)] {
         let ids = rt.block_on(fill(store.as_ref()));
@@ -55,7 +63,9 @@ fn lookup(c: &mut Criterion) {
         c.bench_function(&format!("find_key_for_auth/{name}/{KEYS}_keys"), |b| {
             b.iter(|| {
                 i = (i + 7919) % ids.len();
-                rt.block_on(store.find_key_for_auth(&ids[i])).expect("lookup").expect("found")
+                rt.block_on(store.find_key_for_auth(&ids[i]))
+                    .expect("lookup")
+                    .expect("found")
             })
         });
     }

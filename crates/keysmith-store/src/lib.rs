@@ -7,7 +7,10 @@
 //! (`tests/conformance.rs`) runs against both. Nothing from sqlx crosses the trait:
 //! errors become [`StoreError`], rows become the records in [`model`].
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod error;
 pub mod model;
@@ -38,14 +41,25 @@ pub trait Store: Send + Sync + 'static {
 
     /// On an empty database, creates the first organization and its admin and returns
     /// them; on a database that has any user, does nothing and returns `None`.
-    async fn bootstrap(&self, org_name: &str, admin: NewUser, now: i64) -> Result<Option<(Org, User)>>;
+    async fn bootstrap(
+        &self,
+        org_name: &str,
+        admin: NewUser,
+        now: i64,
+    ) -> Result<Option<(Org, User)>>;
 
     async fn create_user(&self, user: NewUser, now: i64) -> Result<User>;
     async fn get_user(&self, id: UserId) -> Result<Option<User>>;
     /// Finds a user by username or email, case-insensitively, with the password hash.
     async fn find_user_for_sign_in(&self, login: &str) -> Result<Option<(User, Option<String>)>>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
-    async fn add_org_member(&self, org: OrgId, user: UserId, role: keysmith_core::role::OrgRole, now: i64) -> Result<()>;
+    async fn add_org_member(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: keysmith_core::role::OrgRole,
+        now: i64,
+    ) -> Result<()>;
     /// The organizations a user belongs to, with the user's role in each, oldest first.
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
 

@@ -42,7 +42,10 @@ impl std::fmt::Debug for NewUser {
             .field("kind", &self.kind)
             .field("username", &self.username)
             .field("email", &self.email)
-            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
+            .field(
+                "password_hash",
+                &self.password_hash.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }

@@ -30,7 +30,9 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| crate::StoreError::Open(format!("cannot migrate the PostgreSQL database: {e}")))?;
+            .map_err(|e| {
+                crate::StoreError::Open(format!("cannot migrate the PostgreSQL database: {e}"))
+            })?;
         Ok(Self { pool })
     }
 }

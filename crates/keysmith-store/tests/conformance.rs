@@ -36,12 +36,22 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
 }
 
 async fn bootstrap_creates_the_first_org_and_admin_once(store: Arc<dyn Store>) {
-    let (org, admin) = store.bootstrap("default", person("admin"), 1000).await.unwrap().unwrap();
+    let (org, admin) = store
+        .bootstrap("default", person("admin"), 1000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(org.name, "default");
     assert_eq!(admin.username, "admin");
     assert!(admin.active);
-    let again = store.bootstrap("other", person("admin2"), 2000).await.unwrap();
-    assert!(again.is_none(), "a second bootstrap must not create anything");
+    let again = store
+        .bootstrap("other", person("admin2"), 2000)
+        .await
+        .unwrap();
+    assert!(
+        again.is_none(),
+        "a second bootstrap must not create anything"
+    );
     let memberships = store.memberships(admin.id).await.unwrap();
     assert_eq!(memberships.len(), 1);
     assert_eq!(memberships[0].org, org);
@@ -53,12 +63,30 @@ async fn users_are_found_by_username_or_email_ignoring_case(store: Arc<dyn Store
     let (by_name, hash) = store.find_user_for_sign_in("alice").await.unwrap().unwrap();
     assert_eq!(by_name, alice);
     assert!(hash.unwrap().starts_with("$argon2id$"));
-    let (by_email, _) = store.find_user_for_sign_in("ALICE@example.com").await.unwrap().unwrap();
+    let (by_email, _) = store
+        .find_user_for_sign_in("ALICE@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_email.id, alice.id);
     assert!(store.find_user_for_sign_in("bob").await.unwrap().is_none());
-    assert_eq!(store.find_user_by_username("ALICE").await.unwrap().unwrap().id, alice.id);
+    assert_eq!(
+        store
+            .find_user_by_username("ALICE")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        alice.id
+    );
     assert_eq!(store.get_user(alice.id).await.unwrap().unwrap(), alice);
-    assert!(store.get_user(UserId(alice.id.0 + 100)).await.unwrap().is_none());
+    assert!(
+        store
+            .get_user(UserId(alice.id.0 + 100))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn usernames_and_emails_are_unique(store: Arc<dyn Store>) {
@@ -67,30 +95,63 @@ async fn usernames_and_emails_are_unique(store: Arc<dyn Store>) {
     assert!(matches!(dup, Err(StoreError::Conflict(_))), "{dup:?}");
     let mut other = person("dave");
     other.email = Some("Carol@Example.com".into());
-    assert!(matches!(store.create_user(other, 3).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.create_user(other, 3).await,
+        Err(StoreError::Conflict(_))
+    ));
     let mut no_email = person("erin");
     no_email.email = None;
     store.create_user(no_email, 4).await.unwrap();
     let mut no_email2 = person("frank");
     no_email2.email = None;
-    store.create_user(no_email2, 5).await.expect("several users may have no email");
+    store
+        .create_user(no_email2, 5)
+        .await
+        .expect("several users may have no email");
 }
 
 async fn sessions_are_found_until_they_expire_or_are_deleted(store: Arc<dyn Store>) {
     let user = store.create_user(person("sam"), 1).await.unwrap();
     let digest = KeyDigest::of(b"session-token");
     store
-        .create_session(NewSession { token_digest: digest, user_id: user.id, created_at: 100, expires_at: 200 })
+        .create_session(NewSession {
+            token_digest: digest,
+            user_id: user.id,
+            created_at: 100,
+            expires_at: 200,
+        })
         .await
         .unwrap();
-    assert_eq!(store.find_session(&digest, 150).await.unwrap().unwrap().user_id, user.id);
-    assert!(store.find_session(&digest, 200).await.unwrap().is_none(), "expired at expires_at");
-    assert!(store.find_session(&KeyDigest::of(b"other"), 150).await.unwrap().is_none());
+    assert_eq!(
+        store
+            .find_session(&digest, 150)
+            .await
+            .unwrap()
+            .unwrap()
+            .user_id,
+        user.id
+    );
+    assert!(
+        store.find_session(&digest, 200).await.unwrap().is_none(),
+        "expired at expires_at"
+    );
+    assert!(
+        store
+            .find_session(&KeyDigest::of(b"other"), 150)
+            .await
+            .unwrap()
+            .is_none()
+    );
     store.delete_session(&digest).await.unwrap();
     assert!(store.find_session(&digest, 150).await.unwrap().is_none());
     let other = KeyDigest::of(b"old");
     store
-        .create_session(NewSession { token_digest: other, user_id: user.id, created_at: 1, expires_at: 50 })
+        .create_session(NewSession {
+            token_digest: other,
+            user_id: user.id,
+            created_at: 1,
+            expires_at: 50,
+        })
         .await
         .unwrap();
     assert_eq!(store.delete_expired_sessions(60).await.unwrap(), 1);
@@ -111,7 +172,14 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
     assert!(auth.digest.ct_eq(&key.digest));
     assert!(auth.owner_active);
     assert_eq!(auth.owner.id, owner.id);
-    assert!(store.find_legacy_key_for_auth(&key.digest).await.unwrap().is_none(), "v1 keys are found by key ID only");
+    assert!(
+        store
+            .find_legacy_key_for_auth(&key.digest)
+            .await
+            .unwrap()
+            .is_none(),
+        "v1 keys are found by key ID only"
+    );
 
     let legacy = generate_legacy(None).unwrap();
     store
@@ -127,7 +195,11 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    let auth = store.find_legacy_key_for_auth(&legacy.digest).await.unwrap().unwrap();
+    let auth = store
+        .find_legacy_key_for_auth(&legacy.digest)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(auth.key_id, legacy.key_id);
     let shown = store.get_key(&legacy.key_id).await.unwrap().unwrap();
     assert_eq!(shown.display, legacy.display);
@@ -135,7 +207,10 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
 
     let mut dup = new_key(owner.id, "dup", 12);
     dup.key_id = key.key_id.clone();
-    assert!(matches!(store.insert_key(dup).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        store.insert_key(dup).await,
+        Err(StoreError::Conflict(_))
+    ));
 }
 
 async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
@@ -144,40 +219,75 @@ async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
     let mut expected = Vec::new();
     for i in 0..7 {
         // Two keys share each timestamp, so the key ID must break ties.
-        let k = store.insert_key(new_key(owner.id, &format!("k{i}"), 100 + i / 2)).await.unwrap();
+        let k = store
+            .insert_key(new_key(owner.id, &format!("k{i}"), 100 + i / 2))
+            .await
+            .unwrap();
         expected.push(k.key_id);
-        store.insert_key(new_key(other.id, "not mine", 100)).await.unwrap();
+        store
+            .insert_key(new_key(other.id, "not mine", 100))
+            .await
+            .unwrap();
     }
     expected.sort_by(|a, b| b.cmp(a));
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list_keys(&KeyListQuery { owner: owner.id, after: after.clone(), limit: 3 }).await.unwrap();
+        let page = store
+            .list_keys(&KeyListQuery {
+                owner: owner.id,
+                after: after.clone(),
+                limit: 3,
+            })
+            .await
+            .unwrap();
         assert!(page.len() <= 3);
         if page.is_empty() {
             break;
         }
         assert!(page.iter().all(|k| k.owner.id == owner.id));
         let last = page.last().unwrap();
-        after = Some(KeyCursor { created_at: last.created_at, key_id: last.key_id.as_str().into() });
+        after = Some(KeyCursor {
+            created_at: last.created_at,
+            key_id: last.key_id.as_str().into(),
+        });
         seen.extend(page.into_iter().map(|k| (k.created_at, k.key_id)));
     }
     assert_eq!(seen.len(), 7);
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(seen, sorted, "newest first, key ID descending within a millisecond");
+    assert_eq!(
+        seen, sorted,
+        "newest first, key ID descending within a millisecond"
+    );
 }
 
 async fn keys_are_renamed_and_deleted(store: Arc<dyn Store>) {
     let owner = store.create_user(person("ned"), 1).await.unwrap();
-    let key = store.insert_key(new_key(owner.id, "before", 1)).await.unwrap();
-    let renamed = store.rename_key(&key.key_id, "after").await.unwrap().unwrap();
+    let key = store
+        .insert_key(new_key(owner.id, "before", 1))
+        .await
+        .unwrap();
+    let renamed = store
+        .rename_key(&key.key_id, "after")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(renamed.name, "after");
     let missing = KeyId::parse("wandb_v1_000000000000000000000000000").unwrap();
     assert!(store.rename_key(&missing, "x").await.unwrap().is_none());
     assert!(store.delete_key(&key.key_id).await.unwrap());
-    assert!(!store.delete_key(&key.key_id).await.unwrap(), "a second delete finds nothing");
-    assert!(store.find_key_for_auth(&key.key_id).await.unwrap().is_none());
+    assert!(
+        !store.delete_key(&key.key_id).await.unwrap(),
+        "a second delete finds nothing"
+    );
+    assert!(
+        store
+            .find_key_for_auth(&key.key_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(store.get_key(&key.key_id).await.unwrap().is_none());
 }
 
@@ -185,22 +295,53 @@ async fn last_use_is_recorded_in_batches_and_never_moves_backwards(store: Arc<dy
     let owner = store.create_user(person("ola"), 1).await.unwrap();
     let a = store.insert_key(new_key(owner.id, "a", 1)).await.unwrap();
     let b = store.insert_key(new_key(owner.id, "b", 1)).await.unwrap();
-    store.record_key_use(&[(a.key_id.clone(), 500), (b.key_id.clone(), 600)]).await.unwrap();
-    store.record_key_use(&[(a.key_id.clone(), 400)]).await.unwrap();
+    store
+        .record_key_use(&[(a.key_id.clone(), 500), (b.key_id.clone(), 600)])
+        .await
+        .unwrap();
+    store
+        .record_key_use(&[(a.key_id.clone(), 400)])
+        .await
+        .unwrap();
     store.record_key_use(&[]).await.unwrap();
-    assert_eq!(store.get_key(&a.key_id).await.unwrap().unwrap().last_used_at, Some(500));
-    assert_eq!(store.get_key(&b.key_id).await.unwrap().unwrap().last_used_at, Some(600));
+    assert_eq!(
+        store
+            .get_key(&a.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(500)
+    );
+    assert_eq!(
+        store
+            .get_key(&b.key_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at,
+        Some(600)
+    );
 }
 
 async fn org_membership_is_recorded_with_its_role(store: Arc<dyn Store>) {
-    let (org, _) = store.bootstrap("acme", person("root"), 1).await.unwrap().unwrap();
+    let (org, _) = store
+        .bootstrap("acme", person("root"), 1)
+        .await
+        .unwrap()
+        .unwrap();
     let member = store.create_user(person("pat"), 2).await.unwrap();
-    store.add_org_member(org.id, member.id, OrgRole::Member, 3).await.unwrap();
+    store
+        .add_org_member(org.id, member.id, OrgRole::Member, 3)
+        .await
+        .unwrap();
     let m = store.memberships(member.id).await.unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].role, OrgRole::Member);
     assert!(matches!(
-        store.add_org_member(org.id, member.id, OrgRole::Admin, 4).await,
+        store
+            .add_org_member(org.id, member.id, OrgRole::Admin, 4)
+            .await,
         Err(StoreError::Conflict(_))
     ));
 }
@@ -251,8 +392,15 @@ async fn open_chooses_the_backend_by_url_and_explains_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("x.db").display());
     assert_eq!(open(&url).await.unwrap().backend(), Backend::Sqlite);
-    let err = open("mysql://localhost/db").await.err().unwrap().to_string();
-    assert!(err.contains("unsupported database URL scheme `mysql`"), "{err}");
+    let err = open("mysql://localhost/db")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unsupported database URL scheme `mysql`"),
+        "{err}"
+    );
     let err = open("sqlite://").await.err().unwrap().to_string();
     assert!(err.contains("names no file"), "{err}");
 }
@@ -263,7 +411,10 @@ async fn sqlite_runs_in_wal_mode_with_full_sync() {
     let path = dir.path().join("k.db");
     let store = keysmith_store::SqliteStore::open(&path).await.unwrap();
     store.create_user(person("wal"), 1).await.unwrap();
-    assert!(dir.path().join("k.db-wal").exists(), "WAL file missing: journal_mode is not WAL");
+    assert!(
+        dir.path().join("k.db-wal").exists(),
+        "WAL file missing: journal_mode is not WAL"
+    );
     assert_eq!(store.pragma("journal_mode").await.unwrap(), "wal");
     // synchronous: 2 = FULL
     assert_eq!(store.pragma("synchronous").await.unwrap(), "2");

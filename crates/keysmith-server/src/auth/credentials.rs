@@ -15,11 +15,15 @@ pub const X_API_KEY: &str = "x-api-key";
 /// not "no credentials": the client meant to authenticate.
 pub fn presented_key(headers: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| ApiError::MalformedAuthorization("not ASCII"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::MalformedAuthorization("not ASCII"))?;
         return parse_authorization(value).map(Some);
     }
     if let Some(value) = headers.get(X_API_KEY) {
-        let value = value.to_str().map_err(|_| ApiError::MalformedAuthorization("X-API-Key is not ASCII"))?;
+        let value = value
+            .to_str()
+            .map_err(|_| ApiError::MalformedAuthorization("X-API-Key is not ASCII"))?;
         return Ok(Some(SecretString::new(value.trim().to_owned())));
     }
     Ok(None)
@@ -44,19 +48,24 @@ pub fn parse_authorization(value: &str) -> Result<SecretString, ApiError> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .map_err(|_| ApiError::MalformedAuthorization("Basic credentials are not base64"))?;
-        let decoded = SecretString::new(
-            String::from_utf8(decoded).map_err(|_| ApiError::MalformedAuthorization("Basic credentials are not UTF-8"))?,
-        );
+        let decoded =
+            SecretString::new(String::from_utf8(decoded).map_err(|_| {
+                ApiError::MalformedAuthorization("Basic credentials are not UTF-8")
+            })?);
         let key = match decoded.expose().split_once(':') {
             Some((_user, key)) => key,
             None => decoded.expose(),
         };
         if key.is_empty() {
-            return Err(ApiError::MalformedAuthorization("Basic credentials without a key"));
+            return Err(ApiError::MalformedAuthorization(
+                "Basic credentials without a key",
+            ));
         }
         return Ok(SecretString::new(key.to_owned()));
     }
-    Err(ApiError::MalformedAuthorization("use the Basic or Bearer scheme"))
+    Err(ApiError::MalformedAuthorization(
+        "use the Basic or Bearer scheme",
+    ))
 }
 
 #[cfg(test)]
@@ -89,7 +98,14 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused_without_echoing_them() {
-        for bad in ["Bearer", "Basic !!!", "Digest abc", "", "Basic ", &format!("Basic {}", b64("api:"))] {
+        for bad in [
+            "Bearer",
+            "Basic !!!",
+            "Digest abc",
+            "",
+            "Basic ",
+            &format!("Basic {}", b64("api:")),
+        ] {
             let err = parse_authorization(bad).unwrap_err();
             assert_eq!(err.status(), axum::http::StatusCode::UNAUTHORIZED, "{bad}");
         }

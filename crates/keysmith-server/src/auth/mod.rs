@@ -39,7 +39,12 @@ impl FromRequestParts<AppState> for Principal {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(key) = credentials::presented_key(&parts.headers)? {
             let verified = verify::verify_key(state, key.expose()).await?;
-            return Ok(Principal { user: verified.owner, via: AuthMethod::ApiKey { key_id: verified.key_id } });
+            return Ok(Principal {
+                user: verified.owner,
+                via: AuthMethod::ApiKey {
+                    key_id: verified.key_id,
+                },
+            });
         }
         let Some(token) = session::token_from_cookies(&parts.headers) else {
             return Err(ApiError::Unauthenticated);
@@ -50,13 +55,20 @@ impl FromRequestParts<AppState> for Principal {
             return Err(ApiError::SessionExpired);
         };
         let user = match state.store.get_user(found.user_id).await? {
-            Some(user) if user.active => UserRef { id: user.id, kind: user.kind, username: user.username },
+            Some(user) if user.active => UserRef {
+                id: user.id,
+                kind: user.kind,
+                username: user.username,
+            },
             _ => return Err(ApiError::SessionExpired),
         };
         if changes_state(&parts.method) && !session::csrf_matches(&token, &parts.headers) {
             return Err(ApiError::CsrfTokenInvalid);
         }
-        Ok(Principal { user, via: AuthMethod::Session })
+        Ok(Principal {
+            user,
+            via: AuthMethod::Session,
+        })
     }
 }
 

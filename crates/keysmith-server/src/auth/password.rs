@@ -2,8 +2,8 @@
 //! hashed and verified on the blocking pool so a sign-in never stalls the runtime.
 
 use crate::error::ApiError;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use keysmith_core::SecretString;
 use std::sync::OnceLock;
 
@@ -11,7 +11,8 @@ use std::sync::OnceLock;
 pub fn hash_password(password: &SecretString) -> Result<String, ApiError> {
     let mut salt = [0u8; 16];
     getrandom_fill(&mut salt)?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -33,7 +34,9 @@ pub async fn verify_password(password: SecretString, hash: Option<String>) -> bo
             None => dummy_hash(),
         };
         match PasswordHash::new(hash) {
-            Ok(parsed) => Argon2::default().verify_password(password.expose().as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.expose().as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         }
     })

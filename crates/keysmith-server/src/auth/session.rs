@@ -67,7 +67,10 @@ pub fn set_cookie(token: &SecretString, max_age_secs: i64, secure: bool) -> Stri
 
 /// The `Set-Cookie` value that ends a session in the browser.
 pub fn clear_cookie(secure: bool) -> String {
-    format!("{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", if secure { "; Secure" } else { "" })
+    format!(
+        "{COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 #[cfg(test)]
@@ -79,11 +82,17 @@ mod tests {
     fn the_cookie_is_found_among_others_and_csrf_is_checked() {
         let token = new_token().unwrap();
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={}; c=d", token.expose())).unwrap());
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("a=b; {COOKIE_NAME}={}; c=d", token.expose())).unwrap(),
+        );
         let found = token_from_cookies(&h).unwrap();
         assert_eq!(found, token);
         assert!(!csrf_matches(&token, &h), "no header");
-        h.insert(CSRF_HEADER, HeaderValue::from_str(&csrf_token(&token)).unwrap());
+        h.insert(
+            CSRF_HEADER,
+            HeaderValue::from_str(&csrf_token(&token)).unwrap(),
+        );
         assert!(csrf_matches(&token, &h));
         let other = new_token().unwrap();
         assert!(!csrf_matches(&other, &h), "another session's token");

@@ -18,7 +18,10 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |ConnectInfo(addr)| addr.ip().to_string()),
+                .map_or_else(
+                    || "unknown".to_owned(),
+                    |ConnectInfo(addr)| addr.ip().to_string(),
+                ),
         ))
     }
 }

@@ -62,7 +62,12 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
     };
     let record = match parsed {
         PresentedKey::V1(v1) => state.store.find_key_for_auth(&KeyId::from(v1)).await?,
-        PresentedKey::Legacy(legacy) => state.store.find_legacy_key_for_auth(&legacy.digest()).await?,
+        PresentedKey::Legacy(legacy) => {
+            state
+                .store
+                .find_legacy_key_for_auth(&legacy.digest())
+                .await?
+        }
     };
     let Some(record) = record else {
         return Ok(Err(Refusal::Unknown));
@@ -73,5 +78,8 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
     if !record.owner_active {
         return Ok(Err(Refusal::OwnerInactive));
     }
-    Ok(Ok(Verified { key_id: record.key_id, owner: record.owner }))
+    Ok(Ok(Verified {
+        key_id: record.key_id,
+        owner: record.owner,
+    }))
 }

@@ -96,7 +96,10 @@ impl ApiKeyView {
             display: key.display,
             format: key.format.as_str(),
             name: key.name,
-            owner: OwnerView { kind: key.owner.kind.as_str(), username: key.owner.username },
+            owner: OwnerView {
+                kind: key.owner.kind.as_str(),
+                username: key.owner.username,
+            },
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
         }
@@ -108,7 +111,11 @@ fn parse_name(raw: &str) -> Result<KeyName, ApiError> {
 }
 
 /// The caller's key with this ID, or 404 for anything else.
-async fn own_key(state: &AppState, principal: &Principal, key_id: &str) -> Result<StoredKey, ApiError> {
+async fn own_key(
+    state: &AppState,
+    principal: &Principal,
+    key_id: &str,
+) -> Result<StoredKey, ApiError> {
     let key_id = KeyId::parse(key_id).map_err(|_| ApiError::ApiKeyNotFound)?;
     match state.store.get_key(&key_id).await? {
         Some(key) if key.owner.id == principal.user.id => Ok(key),
@@ -117,7 +124,8 @@ async fn own_key(state: &AppState, principal: &Principal, key_id: &str) -> Resul
 }
 
 fn encode_cursor(key: &StoredKey) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}.{}", key.created_at, key.key_id))
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{}.{}", key.created_at, key.key_id))
 }
 
 fn decode_cursor(cursor: &str) -> Result<KeyCursor, ApiError> {
@@ -128,7 +136,10 @@ fn decode_cursor(cursor: &str) -> Result<KeyCursor, ApiError> {
     let (created_at, key_id) = text.split_once('.').ok_or(ApiError::InvalidCursor)?;
     let created_at = created_at.parse().map_err(|_| ApiError::InvalidCursor)?;
     let key_id = KeyId::parse(key_id).map_err(|_| ApiError::InvalidCursor)?;
-    Ok(KeyCursor { created_at, key_id: key_id.to_string() })
+    Ok(KeyCursor {
+        created_at,
+        key_id: key_id.to_string(),
+    })
 }
 
 /// Create a personal API key. The response is the only time the full key is shown.
@@ -144,7 +155,8 @@ pub async fn create_api_key(
     ApiJson(request): ApiJson<CreateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
     let name = parse_name(&request.name)?;
-    let generated = generate_v1(&state.key_prefix).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let generated =
+        generate_v1(&state.key_prefix).map_err(|e| ApiError::Internal(e.to_string()))?;
     let stored = state
         .store
         .insert_key(NewKey {
@@ -163,11 +175,16 @@ pub async fn create_api_key(
         key: generated.plaintext.expose().to_owned(),
         key_id: stored.key_id.to_string(),
         name: stored.name,
-        owner: OwnerView { kind: stored.owner.kind.as_str(), username: stored.owner.username },
+        owner: OwnerView {
+            kind: stored.owner.kind.as_str(),
+            username: stored.owner.username,
+        },
         created_at: rfc3339(stored.created_at),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
 
@@ -184,18 +201,31 @@ pub async fn list_api_keys(
         .map_err(|e| ApiError::InvalidQuery(format!("bad query parameters: {e}")))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::InvalidQuery(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        )));
     }
     let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
     // One extra row tells whether another page follows.
     let mut keys = state
         .store
-        .list_keys(&KeyListQuery { owner: principal.user.id, after, limit: limit + 1 })
+        .list_keys(&KeyListQuery {
+            owner: principal.user.id,
+            after,
+            limit: limit + 1,
+        })
         .await?;
     let more = keys.len() > limit as usize;
     keys.truncate(limit as usize);
-    let next_cursor = if more { keys.last().map(encode_cursor) } else { None };
-    let items = keys.into_iter().map(|k| ApiKeyView::new(k, &state)).collect();
+    let next_cursor = if more {
+        keys.last().map(encode_cursor)
+    } else {
+        None
+    };
+    let items = keys
+        .into_iter()
+        .map(|k| ApiKeyView::new(k, &state))
+        .collect();
     Ok(Json(ApiKeyList { items, next_cursor }))
 }
 
@@ -229,7 +259,11 @@ pub async fn update_api_key(
 ) -> Result<Json<ApiKeyView>, ApiError> {
     let key = own_key(&state, &principal, &key_id).await?;
     let name = parse_name(&request.name)?;
-    let renamed = state.store.rename_key(&key.key_id, name.as_str()).await?.ok_or(ApiError::ApiKeyNotFound)?;
+    let renamed = state
+        .store
+        .rename_key(&key.key_id, name.as_str())
+        .await?
+        .ok_or(ApiError::ApiKeyNotFound)?;
     tracing::info!(key.id = %renamed.key_id, user.id = principal.user.id.0, "API key renamed");
     Ok(Json(ApiKeyView::new(renamed, &state)))
 }

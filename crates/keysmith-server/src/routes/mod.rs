@@ -27,7 +27,11 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(session::create_session, session::delete_session))
         .routes(routes!(api_keys::create_api_key, api_keys::list_api_keys))
-        .routes(routes!(api_keys::get_api_key, api_keys::update_api_key, api_keys::delete_api_key))
+        .routes(routes!(
+            api_keys::get_api_key,
+            api_keys::update_api_key,
+            api_keys::delete_api_key
+        ))
         .routes(routes!(viewer::get_viewer))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -57,7 +57,10 @@ pub async fn create_session(
     let now = state.now();
     let account_key = format!("account:{login}");
     let address_key = format!("address:{source}");
-    for (limiter, key) in [(&state.sign_in_by_address, &address_key), (&state.sign_in_by_account, &account_key)] {
+    for (limiter, key) in [
+        (&state.sign_in_by_address, &address_key),
+        (&state.sign_in_by_account, &account_key),
+    ] {
         if let Err(retry_after_secs) = limiter.check(key, now) {
             tracing::warn!(source.address = %source, "sign-in refused: too many failures");
             return Err(ApiError::RateLimited { retry_after_secs });
@@ -66,7 +69,11 @@ pub async fn create_session(
     let plausible = !login.is_empty()
         && login.chars().count() <= MAX_LOGIN_CHARS
         && password.expose().chars().count() <= MAX_PASSWORD_CHARS;
-    let found = if plausible { state.store.find_user_for_sign_in(&login).await? } else { None };
+    let found = if plausible {
+        state.store.find_user_for_sign_in(&login).await?
+    } else {
+        None
+    };
     let (user, hash) = match found {
         Some((user, hash)) if user.active && user.kind == PrincipalKind::User => (Some(user), hash),
         _ => (None, None),
@@ -93,7 +100,11 @@ pub async fn create_session(
         .await?;
     tracing::info!(user.id = user.id.0, source.address = %source, "signed in");
     let cookie = session::set_cookie(&token, state.session_ttl_ms / 1000, state.secure_cookies);
-    let body = SignInResponse { csrf_token: session::csrf_token(&token), username: user.username, expires_at: rfc3339(expires_at) };
+    let body = SignInResponse {
+        csrf_token: session::csrf_token(&token),
+        username: user.username,
+        expires_at: rfc3339(expires_at),
+    };
     let mut response = Json(body).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -105,12 +116,18 @@ pub async fn create_session(
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
     params(("X-CSRF-Token" = String, Header, description = "The csrf_token from sign-in")),
     responses((status = 204, description = "Signed out; the cookie is cleared"), (status = 403, body = ErrorBody)))]
-pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn delete_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     if let Some(token) = session::token_from_cookies(&headers) {
         if !session::csrf_matches(&token, &headers) {
             return Err(ApiError::CsrfTokenInvalid);
         }
-        state.store.delete_session(&session::token_digest(&token)).await?;
+        state
+            .store
+            .delete_session(&session::token_digest(&token))
+            .await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(state.secure_cookies)) {

@@ -38,18 +38,40 @@ pub struct ViewerAuth {
 #[utoipa::path(get, path = "/api/v1/viewer", tag = "viewer",
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
-pub async fn get_viewer(State(state): State<AppState>, principal: Principal) -> Result<Json<Viewer>, ApiError> {
-    let email = state.store.get_user(principal.user.id).await?.and_then(|u| u.email);
+pub async fn get_viewer(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Viewer>, ApiError> {
+    let email = state
+        .store
+        .get_user(principal.user.id)
+        .await?
+        .and_then(|u| u.email);
     let orgs = state
         .store
         .memberships(principal.user.id)
         .await?
         .into_iter()
-        .map(|m| ViewerOrg { name: m.org.name, role: m.role.as_str() })
+        .map(|m| ViewerOrg {
+            name: m.org.name,
+            role: m.role.as_str(),
+        })
         .collect();
     let auth = match principal.via {
-        AuthMethod::ApiKey { key_id } => ViewerAuth { method: "api_key", key_id: Some(key_id.to_string()) },
-        AuthMethod::Session => ViewerAuth { method: "session", key_id: None },
+        AuthMethod::ApiKey { key_id } => ViewerAuth {
+            method: "api_key",
+            key_id: Some(key_id.to_string()),
+        },
+        AuthMethod::Session => ViewerAuth {
+            method: "session",
+            key_id: None,
+        },
     };
-    Ok(Json(Viewer { kind: principal.user.kind.as_str(), username: principal.user.username, email, orgs, auth }))
+    Ok(Json(Viewer {
+        kind: principal.user.kind.as_str(),
+        username: principal.user.username,
+        email,
+        orgs,
+        auth,
+    }))
 }

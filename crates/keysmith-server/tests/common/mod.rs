@@ -65,7 +65,9 @@ impl Reply {
 impl TestApp {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("keysmith.db")).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("keysmith.db"))
+            .await
+            .unwrap();
         Self::with_store(Arc::new(store), Some(dir)).await
     }
 
@@ -78,10 +80,21 @@ impl TestApp {
             email: Some("admin@example.com".into()),
             password_hash: Some(admin_hash),
         };
-        let (org, _) = store.bootstrap("default", admin, START_MS).await.unwrap().unwrap();
+        let (org, _) = store
+            .bootstrap("default", admin, START_MS)
+            .await
+            .unwrap()
+            .unwrap();
         let state = AppState::new(store.clone(), Arc::new(clock.clone()), Settings::default());
         let router = keysmith_server::router(state.clone());
-        Self { router, state, store, clock, org, _dir: dir }
+        Self {
+            router,
+            state,
+            store,
+            clock,
+            org,
+            _dir: dir,
+        }
     }
 
     /// A member of the default org with the test password.
@@ -100,26 +113,40 @@ impl TestApp {
             )
             .await
             .unwrap();
-        self.store.add_org_member(self.org.id, user.id, OrgRole::Member, START_MS).await.unwrap();
+        self.store
+            .add_org_member(self.org.id, user.id, OrgRole::Member, START_MS)
+            .await
+            .unwrap();
         user.id
     }
 
-    pub async fn request(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
         builder = match auth {
             Auth::None => builder,
             Auth::Basic(key) => {
                 use base64::Engine;
-                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+                let encoded =
+                    base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
                 builder.header(header::AUTHORIZATION, format!("Basic {encoded}"))
             }
             Auth::Bearer(key) => builder.header(header::AUTHORIZATION, format!("Bearer {key}")),
             Auth::XApiKey(key) => builder.header("x-api-key", key),
-            Auth::Session(s) => builder.header(header::COOKIE, &s.cookie).header("x-csrf-token", &s.csrf),
+            Auth::Session(s) => builder
+                .header(header::COOKIE, &s.cookie)
+                .header("x-csrf-token", &s.csrf),
             Auth::Raw(value) => builder.header(header::AUTHORIZATION, value),
         };
         let request = match body {
-            Some(v) => builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(v.to_string())),
+            Some(v) => builder
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string())),
             None => builder.body(Body::empty()),
         }
         .unwrap();
@@ -127,8 +154,14 @@ impl TestApp {
     }
 
     pub async fn send(&self, mut request: Request<Body>) -> Reply {
-        if request.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
-            request.extensions_mut().insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        if request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_none()
+        {
+            request
+                .extensions_mut()
+                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         }
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status();
@@ -136,17 +169,40 @@ impl TestApp {
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, headers, body, text }
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn sign_in(&self, username: &str, password: &str) -> Session {
         let reply = self
-            .request(Method::POST, "/api/v1/session", &Auth::None, Some(json!({"username": username, "password": password})))
+            .request(
+                Method::POST,
+                "/api/v1/session",
+                &Auth::None,
+                Some(json!({"username": username, "password": password})),
+            )
             .await;
-        assert_eq!(reply.status, StatusCode::OK, "sign-in failed: {}", reply.text);
-        let set_cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+        assert_eq!(
+            reply.status,
+            StatusCode::OK,
+            "sign-in failed: {}",
+            reply.text
+        );
+        let set_cookie = reply
+            .headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap();
         let cookie = set_cookie.split(';').next().unwrap().to_owned();
-        Session { cookie, csrf: reply.body["csrf_token"].as_str().unwrap().to_owned() }
+        Session {
+            cookie,
+            csrf: reply.body["csrf_token"].as_str().unwrap().to_owned(),
+        }
     }
 
     pub async fn admin(&self) -> Auth {
@@ -155,8 +211,18 @@ impl TestApp {
 
     /// Creates a key and returns (full key, key ID).
     pub async fn create_key(&self, auth: &Auth, name: &str) -> (String, String) {
-        let reply = self.request(Method::POST, "/api/v1/api-keys", auth, Some(json!({"name": name}))).await;
+        let reply = self
+            .request(
+                Method::POST,
+                "/api/v1/api-keys",
+                auth,
+                Some(json!({"name": name})),
+            )
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-        (reply.body["key"].as_str().unwrap().to_owned(), reply.body["key_id"].as_str().unwrap().to_owned())
+        (
+            reply.body["key"].as_str().unwrap().to_owned(),
+            reply.body["key_id"].as_str().unwrap().to_owned(),
+        )
     }
 }

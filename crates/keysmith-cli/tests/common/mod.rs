@@ -1,0 +1,153 @@
+//! The real `keysmith` binary as a subprocess, on a free loopback port, with its
+//! output captured in files so tests can search them afterwards.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_keysmith");
+
+pub struct Server {
+    pub child: Child,
+    pub url: String,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Server {
+    /// Starts `keysmith serve` with `args` and `env` and waits until it listens.
+    pub fn start(dir: &Path, run: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let stdout = dir.join(format!("{run}.stdout"));
+        let stderr = dir.join(format!("{run}.stderr"));
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .current_dir(dir);
+        // Only what the test sets: nothing inherited from the developer's shell.
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_")) {
+            cmd.env_remove(k);
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(std::fs::File::create(&stderr).unwrap())
+            .spawn()
+            .unwrap();
+        let mut server = Server {
+            child,
+            url: String::new(),
+            stdout,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = std::fs::read_to_string(&server.stdout).unwrap_or_default();
+            if let Some(line) = out
+                .lines()
+                .find(|l| l.starts_with("Keysmith is listening on "))
+            {
+                server.url = line
+                    .trim_start_matches("Keysmith is listening on ")
+                    .trim()
+                    .to_owned();
+                return server;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "server exited with {status}: {}",
+                    std::fs::read_to_string(&server.stderr).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "server did not start: {out}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server the way an operator does (SIGTERM) and waits for it.
+    pub fn stop(mut self) -> (String, String) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "server exited with {status}");
+        (
+            std::fs::read_to_string(&self.stdout).unwrap(),
+            std::fs::read_to_string(&self.stderr).unwrap(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub set_cookie: Option<String>,
+    pub body: Value,
+}
+
+/// A tiny HTTP client: method, URL, headers, optional JSON body.
+pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = match body {
+        Some(b) => agent
+            .run(
+                request
+                    .header("content-type", "application/json")
+                    .body(b.to_string())
+                    .unwrap(),
+            )
+            .unwrap(),
+        None => agent.run(request.body(()).unwrap()).unwrap(),
+    };
+    let status = response.status().as_u16();
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    Reply {
+        status,
+        set_cookie,
+        body: serde_json::from_str(&text).unwrap_or(Value::Null),
+    }
+}
+
+/// Signs in and returns the (cookie, csrf token) pair.
+pub fn sign_in(url: &str, username: &str, password: &str) -> (String, String) {
+    let r = http(
+        "POST",
+        &format!("{url}/api/v1/session"),
+        &[],
+        Some(&serde_json::json!({"username": username, "password": password})),
+    );
+    assert_eq!(r.status, 200, "sign-in failed: {}", r.body);
+    let cookie = r.set_cookie.unwrap().split(';').next().unwrap().to_owned();
+    (cookie, r.body["csrf_token"].as_str().unwrap().to_owned())
+}
+
+pub fn basic(key: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"))
+    )
+}

@@ -1,0 +1,294 @@
+//! `keysmith serve` as an operator runs it: first start, restarts, configuration
+//! errors, PostgreSQL by URL, and no secret anywhere it writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{BIN, Server, basic, http, sign_in};
+use serde_json::json;
+use std::path::Path;
+use std::process::Command;
+
+const PASSWORD: &str = "operator-chosen-password-7f3a";
+
+fn generated_password(stdout: &str) -> String {
+    let mut lines = stdout
+        .lines()
+        .skip_while(|l| !l.contains("Password (shown only this once"));
+    lines.next().expect("no password announcement");
+    lines
+        .find(|l| !l.trim().is_empty())
+        .expect("no password line")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn first_start_prints_a_generated_password_once_and_it_signs_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "first", &[], &[]);
+    let stdout = std::fs::read_to_string(&server.stdout).unwrap();
+    let password = generated_password(&stdout);
+    assert!(password.len() >= 20, "{password}");
+    sign_in(&server.url, "admin", &password);
+    let (stdout, stderr) = server.stop();
+    assert_eq!(
+        stdout.matches(&password).count(),
+        1,
+        "the password is shown exactly once"
+    );
+    assert!(!stderr.contains(&password), "the password reached the log");
+    assert!(
+        stdout.contains("sign in:"),
+        "the banner says how to sign in"
+    );
+
+    let data = dir.path().join("data");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o700, "the data directory is private");
+
+    let again = Server::start(dir.path(), "second", &[], &[]);
+    let stdout = std::fs::read_to_string(&again.stdout).unwrap();
+    assert!(
+        !stdout.contains("Password (shown only"),
+        "a restart must not create another admin"
+    );
+    sign_in(&again.url, "admin", &password);
+}
+
+#[test]
+fn the_admin_password_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let server = Server::start(
+        dir.path(),
+        "file",
+        &[],
+        &[("KEYSMITH_ADMIN_PASSWORD_FILE", file.to_str().unwrap())],
+    );
+    sign_in(&server.url, "admin", PASSWORD);
+    let (stdout, _) = server.stop();
+    assert!(!stdout.contains(PASSWORD));
+}
+
+#[test]
+fn unknown_settings_stop_the_server_with_a_message_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("KEYSMITH_LISTN", "127.0.0.1:1")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("listn") && stderr.contains("KEYSMITH_LISTN"),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("k.toml"), "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config", "k.toml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
+}
+
+#[test]
+fn help_teaches_by_example() {
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("--listen") && text.contains("--data-dir") && text.contains("Examples:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn serve_uses_postgres_when_given_its_url() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        "pg",
+        &["--database-url", &url],
+        &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)],
+    );
+    sign_in(&server.url, "admin", PASSWORD);
+    assert!(
+        !dir.path().join("data").exists(),
+        "no SQLite file when PostgreSQL is chosen"
+    );
+    let count = cluster
+        .psql(
+            url.rsplit('/').next().unwrap(),
+            "SELECT count(*) FROM users",
+        )
+        .unwrap();
+    assert_eq!(count.trim(), "1");
+}
+
+/// Issue 2's secrets test: after a full run of sign-in, create, list, use, rename and
+/// delete, no key, password or session token appears in the logs or the database.
+#[test]
+fn no_secret_reaches_the_logs_or_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("KEYSMITH_ADMIN_PASSWORD", PASSWORD),
+        ("KEYSMITH_LOG_FORMAT", "json"),
+        ("KEYSMITH_LOG_LEVEL", "debug"),
+    ];
+    let server = Server::start(dir.path(), "secrets", &[], &env);
+    let url = server.url.clone();
+    let (cookie, csrf) = sign_in(&url, "admin", PASSWORD);
+    let session = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let wrong_password = "wrong-password-that-must-not-be-logged";
+    http(
+        "POST",
+        &format!("{url}/api/v1/session"),
+        &[],
+        Some(&json!({"username": "admin", "password": wrong_password})),
+    );
+
+    let mut keys = Vec::new();
+    for name in ["laptop", "ci", "notebook"] {
+        let r = http(
+            "POST",
+            &format!("{url}/api/v1/api-keys"),
+            &session,
+            Some(&json!({"name": name})),
+        );
+        assert_eq!(r.status, 201);
+        keys.push((
+            r.body["key"].as_str().unwrap().to_owned(),
+            r.body["key_id"].as_str().unwrap().to_owned(),
+        ));
+    }
+    for (key, _) in &keys {
+        let auth = basic(key);
+        let bearer = format!("Bearer {key}");
+        for headers in [
+            [("authorization", auth.as_str())],
+            [("authorization", bearer.as_str())],
+            [("x-api-key", key.as_str())],
+        ] {
+            assert_eq!(
+                http("GET", &format!("{url}/api/v1/viewer"), &headers, None).status,
+                200
+            );
+        }
+        // A careless client puts the key in the query string: it must not be logged.
+        http(
+            "GET",
+            &format!("{url}/api/v1/viewer?api_key={key}"),
+            &[],
+            None,
+        );
+    }
+    assert_eq!(
+        http("GET", &format!("{url}/api/v1/api-keys"), &session, None).status,
+        200
+    );
+    let (dead, dead_id) = &keys[0];
+    http(
+        "PATCH",
+        &format!("{url}/api/v1/api-keys/{dead_id}"),
+        &session,
+        Some(&json!({"name": "renamed"})),
+    );
+    assert_eq!(
+        http(
+            "DELETE",
+            &format!("{url}/api/v1/api-keys/{dead_id}"),
+            &session,
+            None
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        http(
+            "GET",
+            &format!("{url}/api/v1/viewer"),
+            &[("authorization", &basic(dead))],
+            None
+        )
+        .status,
+        401
+    );
+    let mistyped = format!("{}X", &dead[..dead.len() - 1]);
+    http(
+        "GET",
+        &format!("{url}/api/v1/viewer"),
+        &[("authorization", &format!("Bearer {mistyped}"))],
+        None,
+    );
+    http("DELETE", &format!("{url}/api/v1/session"), &session, None);
+    let (stdout, stderr) = server.stop();
+
+    for line in stderr.lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+    }
+    assert!(
+        stderr.contains("API key created"),
+        "the log is not capturing events"
+    );
+    let session_token = cookie.trim_start_matches("keysmith_session=");
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("admin password", PASSWORD.into()),
+        ("wrong password", wrong_password.into()),
+        ("session token", session_token.into()),
+        ("csrf token", csrf.clone()),
+    ];
+    for (key, key_id) in &keys {
+        secrets.push(("key", key.clone()));
+        secrets.push(("key secret", key[key_id.len() + 1..].to_owned()));
+    }
+    let mut places = vec![
+        ("stdout".to_owned(), stdout.into_bytes()),
+        ("log".to_owned(), stderr.into_bytes()),
+    ];
+    collect_files(&dir.path().join("data"), &mut places);
+    assert!(places.len() >= 3, "the database files were not found");
+    let live_id = &keys[1].1;
+    assert!(
+        places
+            .iter()
+            .any(|(_, bytes)| contains(bytes, live_id.as_bytes())),
+        "a live key ID is not in any file: the search would find nothing"
+    );
+    for (place, bytes) in &places {
+        for (what, secret) in &secrets {
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "{what} found in {place}"
+            );
+        }
+    }
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_files(&path, out);
+        } else {
+            out.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
