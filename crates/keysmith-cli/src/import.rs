@@ -6,7 +6,7 @@
 use anyhow::{Context, Result, bail};
 use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyDigest, KeyId, KeyName, PresentedKey};
-use keysmith_store::{KeyFormat, NewKey, Store, StoreError};
+use keysmith_store::{KeyFormat, NewAuditEntry, NewKey, Store, StoreError};
 use std::io::Read;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,13 +17,7 @@ struct Entry {
     display: String,
 }
 
-pub async fn run(
-    store: &dyn Store,
-    username: &str,
-    file: Option<&Path>,
-    digests: bool,
-    name: &str,
-) -> Result<()> {
+pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests: bool, name: &str) -> Result<()> {
     let name = KeyName::parse(name).context("--name")?;
     let user = store
         .find_user_by_username(username)
@@ -53,6 +47,7 @@ pub async fn run(
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
+    let orgs = store.owner_scope(user.id).await?.map(|s| s.orgs()).unwrap_or_default();
     let (mut imported, mut present) = (0, 0);
     for entry in entries {
         let key = NewKey {
@@ -65,7 +60,20 @@ pub async fn run(
             created_by: None,
             created_at: now,
         };
-        match store.insert_key(key).await {
+        let audit: Vec<NewAuditEntry> = orgs
+            .iter()
+            .map(|org| NewAuditEntry {
+                org: *org,
+                at: now,
+                actor: None,
+                action: "api_key.imported".into(),
+                target_kind: "api_key".into(),
+                target: key.key_id.to_string(),
+                source_address: None,
+                detail: Some(serde_json::json!({ "owner": user.username }).to_string()),
+            })
+            .collect();
+        match store.insert_key(key, &audit).await {
             Ok(_) => imported += 1,
             Err(StoreError::Conflict(_)) => present += 1,
             Err(e) => return Err(e.into()),
@@ -88,10 +96,7 @@ fn parse(text: &str, digests: bool) -> Result<Vec<Entry>> {
         }
         let entry = if digests {
             KeyDigest::from_hex(line).map(|digest| {
-                let hex: String = digest.as_bytes()[..3]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let hex: String = digest.as_bytes()[..3].iter().map(|b| format!("{b:02x}")).collect();
                 Entry {
                     digest,
                     display: format!("sha256:{hex}…"),
@@ -118,10 +123,7 @@ fn parse(text: &str, digests: bool) -> Result<Vec<Entry>> {
             "a legacy key (40 letters or digits, optionally after `prefix-`)"
         };
         let lines: Vec<String> = bad.iter().take(20).map(ToString::to_string).collect();
-        bail!(
-            "nothing imported: line(s) {} are not {what}",
-            lines.join(", ")
-        );
+        bail!("nothing imported: line(s) {} are not {what}", lines.join(", "));
     }
     Ok(entries)
 }
@@ -145,11 +147,7 @@ mod tests {
 
     #[test]
     fn keys_and_digests_parse_and_comments_are_skipped() {
-        let entries = parse(
-            "# old keys\n\nlocal-0123456789abcdef0123456789abcdef01234567\n",
-            false,
-        )
-        .unwrap();
+        let entries = parse("# old keys\n\nlocal-0123456789abcdef0123456789abcdef01234567\n", false).unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].display, "local-…");
         let hex = "a".repeat(64);

@@ -25,24 +25,14 @@ fn import(dir: &std::path::Path, args: &[&str], stdin: &str) -> std::process::Ou
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
 #[test]
 fn imported_legacy_keys_authenticate_and_are_never_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let first = Server::start(
-        dir.path(),
-        "init",
-        &[],
-        &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)],
-    );
+    let first = Server::start(dir.path(), "init", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
     first.stop();
 
     let out = import(
@@ -50,11 +40,7 @@ fn imported_legacy_keys_authenticate_and_are_never_printed() {
         &["--user", "admin"],
         &format!("# from the old server\n{LEGACY}\n\n{LOCAL}\n"),
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -70,20 +56,10 @@ fn imported_legacy_keys_authenticate_and_are_never_printed() {
     std::fs::write(&digest_file, format!("{hex}\n")).unwrap();
     let out = import(
         dir.path(),
-        &[
-            "--user",
-            "admin",
-            "--digests",
-            "--file",
-            digest_file.to_str().unwrap(),
-        ],
+        &["--user", "admin", "--digests", "--file", digest_file.to_str().unwrap()],
         "",
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let again = import(dir.path(), &["--user", "admin"], &format!("{LEGACY}\n"));
     assert!(String::from_utf8_lossy(&again.stderr).contains("1 already present"));
@@ -100,9 +76,7 @@ fn imported_legacy_keys_authenticate_and_are_never_printed() {
         String::from_utf8_lossy(&bad.stderr)
     );
     assert!(
-        printed.contains("line(s) 2")
-            && !printed.contains("not-a-key-but-secret")
-            && !printed.contains(LEGACY),
+        printed.contains("line(s) 2") && !printed.contains("not-a-key-but-secret") && !printed.contains(LEGACY),
         "{printed}"
     );
 

@@ -39,14 +39,10 @@ fn first_start_prints_a_generated_password_once_and_it_signs_in() {
         "the password is shown exactly once"
     );
     assert!(!stderr.contains(&password), "the password reached the log");
-    assert!(
-        stdout.contains("sign in:"),
-        "the banner says how to sign in"
-    );
+    assert!(stdout.contains("sign in:"), "the banner says how to sign in");
 
     let data = dir.path().join("data");
-    let mode =
-        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "the data directory is private");
 
     let again = Server::start(dir.path(), "second", &[], &[]);
@@ -102,10 +98,7 @@ fn unknown_settings_stop_the_server_with_a_message_naming_them() {
 
 #[test]
 fn help_teaches_by_example() {
-    let out = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("--listen") && text.contains("--data-dir") && text.contains("Examples:"),
@@ -130,10 +123,7 @@ fn serve_uses_postgres_when_given_its_url() {
         "no SQLite file when PostgreSQL is chosen"
     );
     let count = cluster
-        .psql(
-            url.rsplit('/').next().unwrap(),
-            "SELECT count(*) FROM users",
-        )
+        .psql(url.rsplit('/').next().unwrap(), "SELECT count(*) FROM users")
         .unwrap();
     assert_eq!(count.trim(), "1");
 }
@@ -182,18 +172,10 @@ fn no_secret_reaches_the_logs_or_the_database() {
             [("authorization", bearer.as_str())],
             [("x-api-key", key.as_str())],
         ] {
-            assert_eq!(
-                http("GET", &format!("{url}/api/v1/viewer"), &headers, None).status,
-                200
-            );
+            assert_eq!(http("GET", &format!("{url}/api/v1/viewer"), &headers, None).status, 200);
         }
         // A careless client puts the key in the query string: it must not be logged.
-        http(
-            "GET",
-            &format!("{url}/api/v1/viewer?api_key={key}"),
-            &[],
-            None,
-        );
+        http("GET", &format!("{url}/api/v1/viewer?api_key={key}"), &[], None);
     }
     assert_eq!(
         http("GET", &format!("{url}/api/v1/api-keys"), &session, None).status,
@@ -207,13 +189,7 @@ fn no_secret_reaches_the_logs_or_the_database() {
         Some(&json!({"name": "renamed"})),
     );
     assert_eq!(
-        http(
-            "DELETE",
-            &format!("{url}/api/v1/api-keys/{dead_id}"),
-            &session,
-            None
-        )
-        .status,
+        http("DELETE", &format!("{url}/api/v1/api-keys/{dead_id}"), &session, None).status,
         204
     );
     assert_eq!(
@@ -237,13 +213,9 @@ fn no_secret_reaches_the_logs_or_the_database() {
     let (stdout, stderr) = server.stop();
 
     for line in stderr.lines() {
-        serde_json::from_str::<serde_json::Value>(line)
-            .unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
     }
-    assert!(
-        stderr.contains("API key created"),
-        "the log is not capturing events"
-    );
+    assert!(stderr.contains("API key created"), "the log is not capturing events");
     let session_token = cookie.trim_start_matches("keysmith_session=");
     let mut secrets: Vec<(&str, String)> = vec![
         ("admin password", PASSWORD.into()),
@@ -263,17 +235,12 @@ fn no_secret_reaches_the_logs_or_the_database() {
     assert!(places.len() >= 3, "the database files were not found");
     let live_id = &keys[1].1;
     assert!(
-        places
-            .iter()
-            .any(|(_, bytes)| contains(bytes, live_id.as_bytes())),
+        places.iter().any(|(_, bytes)| contains(bytes, live_id.as_bytes())),
         "a live key ID is not in any file: the search would find nothing"
     );
     for (place, bytes) in &places {
         for (what, secret) in &secrets {
-            assert!(
-                !contains(bytes, secret.as_bytes()),
-                "{what} found in {place}"
-            );
+            assert!(!contains(bytes, secret.as_bytes()), "{what} found in {place}");
         }
     }
 }

@@ -7,22 +7,17 @@ use std::hint::black_box;
 
 fn key_format(c: &mut Criterion) {
     let prefix = KeyPrefix::default();
-    c.bench_function("generate_v1", |b| {
-        b.iter(|| generate_v1(black_box(&prefix)))
-    });
+    c.bench_function("generate_v1", |b| b.iter(|| generate_v1(black_box(&prefix))));
 
     let key = generate_v1(&prefix).expect("csprng");
     let stored = key.digest;
     let plaintext = key.plaintext.expose().to_owned();
-    c.bench_function(
-        "verify_in_memory (parse + checksum + sha256 + ct compare)",
-        |b| {
-            b.iter(|| {
-                let parsed = PresentedKey::parse(black_box(&plaintext)).expect("valid");
-                parsed.digest().ct_eq(black_box(&stored))
-            })
-        },
-    );
+    c.bench_function("verify_in_memory (parse + checksum + sha256 + ct compare)", |b| {
+        b.iter(|| {
+            let parsed = PresentedKey::parse(black_box(&plaintext)).expect("valid");
+            parsed.digest().ct_eq(black_box(&stored))
+        })
+    });
 
     let mut mistyped = plaintext.clone().into_bytes();
     mistyped[40] = if mistyped[40] == b'a' { b'b' } else { b'a' };

@@ -90,11 +90,7 @@ mod tests {
     fn random_characters_cover_the_whole_alphabet() {
         let s = random_string(62 * 200).unwrap();
         for c in ALPHABET {
-            assert!(
-                s.as_bytes().contains(c),
-                "character {} never drawn",
-                *c as char
-            );
+            assert!(s.as_bytes().contains(c), "character {} never drawn", *c as char);
         }
     }
 }

@@ -162,10 +162,7 @@ fn split_v1_key_id(s: &str) -> Option<&str> {
     let underscore = s.find('_')?;
     let (prefix, rest) = s.split_at(underscore);
     let random = rest.strip_prefix("_v1_")?;
-    (is_prefix(prefix)
-        && random.len() == KEY_ID_RANDOM_LEN
-        && random.bytes().all(base62::is_base62))
-    .then_some(prefix)
+    (is_prefix(prefix) && random.len() == KEY_ID_RANDOM_LEN && random.bytes().all(base62::is_base62)).then_some(prefix)
 }
 
 /// The SHA-256 digest stored for a key. Not secret, but compared in constant time so
@@ -294,10 +291,7 @@ fn parse_v1(s: &str) -> Result<Option<V1Key<'_>>, KeyFormatError> {
     if checksum.as_bytes() != checksum_of(checked) {
         return Err(KeyFormatError::BadChecksum);
     }
-    Ok(Some(V1Key {
-        key_id,
-        hashed_tail,
-    }))
+    Ok(Some(V1Key { key_id, hashed_tail }))
 }
 
 fn is_legacy(s: &str) -> bool {
@@ -379,8 +373,7 @@ pub fn generate_v1(prefix: &KeyPrefix) -> Result<GeneratedKey, RandomError> {
     let mut random = [0u8; KEY_ID_RANDOM_LEN + SECRET_LEN];
     base62::fill_random(&mut random)?;
     let (id_part, secret_part) = random.split_at(KEY_ID_RANDOM_LEN);
-    let mut key =
-        String::with_capacity(prefix.0.len() + 4 + KEY_ID_RANDOM_LEN + 1 + HASHED_TAIL_LEN);
+    let mut key = String::with_capacity(prefix.0.len() + 4 + KEY_ID_RANDOM_LEN + 1 + HASHED_TAIL_LEN);
     key.push_str(&prefix.0);
     key.push_str("_v1_");
     key.extend(id_part.iter().map(|&b| char::from(b)));
@@ -468,10 +461,7 @@ mod tests {
         // characters were not made with our checksum, so it must fail as a checksum.
         let sample = "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";
         assert_eq!(sample.len(), 86);
-        assert_eq!(
-            PresentedKey::parse(sample),
-            Err(KeyFormatError::BadChecksum)
-        );
+        assert_eq!(PresentedKey::parse(sample), Err(KeyFormatError::BadChecksum));
     }
 
     #[test]
@@ -498,10 +488,7 @@ mod tests {
             };
             assert_eq!(k.digest(), KeyDigest::of(s.as_bytes()));
         }
-        assert_eq!(
-            PresentedKey::parse(&plain[..39]),
-            Err(KeyFormatError::Malformed)
-        );
+        assert_eq!(PresentedKey::parse(&plain[..39]), Err(KeyFormatError::Malformed));
         assert_eq!(
             PresentedKey::parse("-0123456789abcdef0123456789abcdef01234567"),
             Err(KeyFormatError::Malformed)
@@ -517,10 +504,7 @@ mod tests {
         let k = generate_legacy(None).unwrap();
         let s = k.plaintext.expose();
         assert_eq!(s.len(), 40);
-        assert!(
-            s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        );
+        assert!(s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(k.display, format!("{}…", &s[..6]));
         assert!(k.key_id.is_legacy_handle());
         assert!(!k.key_id.as_str().contains(&s[..6]) || k.key_id.as_str().len() > 6);

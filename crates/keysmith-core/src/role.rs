@@ -32,6 +32,31 @@ impl fmt::Display for OrgRole {
     }
 }
 
+/// A user's role in a team. Team admins manage the team's service accounts and
+/// their keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TeamRole {
+    Admin,
+    Member,
+}
+
+impl TeamRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "admin" => Some(Self::Admin),
+            "member" => Some(Self::Member),
+            _ => None,
+        }
+    }
+}
+
 /// What kind of principal a user row is: a person, or a service account that has no
 /// password and authenticates only with its keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

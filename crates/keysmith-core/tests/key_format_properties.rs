@@ -64,10 +64,7 @@ fn every_single_character_change_is_rejected_exhaustively_for_one_key() {
             let mut bytes = original.clone();
             bytes[position] = new;
             let changed = String::from_utf8(bytes).unwrap();
-            assert!(
-                PresentedKey::parse(&changed).is_err(),
-                "position {position} accepted"
-            );
+            assert!(PresentedKey::parse(&changed).is_err(), "position {position} accepted");
         }
     }
 }

@@ -53,9 +53,7 @@ impl PgCluster {
             .tempdir()
             .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
         if as_postgres_user {
-            run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path()))?;
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()))?;
         }
         let data = dir.path().join("data");
         let port = free_port()?;
@@ -79,10 +77,7 @@ impl PgCluster {
                 "--locale=C",
             ],
         )?;
-        let mut options = format!(
-            "-p {port} -h 127.0.0.1 -k {}",
-            path_str(cluster.dir.path())?
-        );
+        let mut options = format!("-p {port} -h 127.0.0.1 -k {}", path_str(cluster.dir.path())?);
         for s in settings {
             options.push(' ');
             options.push_str(s);
@@ -121,10 +116,7 @@ impl PgCluster {
     pub fn create_database(&self) -> Result<String, String> {
         let name = format!("test_{}", DATABASES.fetch_add(1, Ordering::Relaxed));
         let port = self.port.to_string();
-        self.run_pg(
-            "createdb",
-            &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name],
-        )?;
+        self.run_pg("createdb", &["-h", "127.0.0.1", "-p", &port, "-U", "postgres", &name])?;
         Ok(self.url(&name))
     }
 

@@ -56,16 +56,10 @@ impl std::fmt::Debug for Config {
         f.debug_struct("Config")
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_ref().map(|_| "<redacted>"),
-            )
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
             .field("key_prefix", &self.key_prefix)
             .field("org_name", &self.org_name)
-            .field(
-                "admin_password",
-                &self.admin_password.as_ref().map(|_| "<redacted>"),
-            )
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field("session_ttl_hours", &self.session_ttl_hours)
@@ -116,10 +110,7 @@ pub enum ConfigError {
     #[error("configuration error: {0}")]
     Invalid(String),
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
 }
 
 impl Config {
@@ -175,9 +166,7 @@ impl Config {
             .merge(EnvPairs(from_env))
             .merge(Serialized::defaults(from_files))
             .merge(Serialized::defaults(overrides));
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -190,20 +179,14 @@ impl Config {
             ))
         })?;
         if self.session_ttl_hours == 0 {
-            return Err(ConfigError::Invalid(
-                "session_ttl_hours must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("session_ttl_hours must be at least 1".into()));
         }
         if self.usage_flush_seconds == 0 || self.usage_flush_seconds > 60 {
             return Err(ConfigError::Invalid(
                 "usage_flush_seconds must be between 1 and 60, so last-used times stay accurate to a minute".into(),
             ));
         }
-        if self
-            .admin_password
-            .as_ref()
-            .is_some_and(|p| p.chars().count() < 12)
-        {
+        if self.admin_password.as_ref().is_some_and(|p| p.chars().count() < 12) {
             return Err(ConfigError::Invalid(
                 "the admin password must have at least 12 characters".into(),
             ));
@@ -264,10 +247,9 @@ fn describe(err: figment::Error) -> String {
                 _ => key.clone(),
             };
             let source = match e.metadata.as_ref() {
-                Some(m) if m.name == ENV_SOURCE => format!(
-                    " (environment variable KEYSMITH_{})",
-                    field.to_ascii_uppercase()
-                ),
+                Some(m) if m.name == ENV_SOURCE => {
+                    format!(" (environment variable KEYSMITH_{})", field.to_ascii_uppercase())
+                }
                 Some(m) => match &m.source {
                     Some(s) => format!(" (in {s})"),
                     None => format!(" (from {})", m.name),
@@ -284,10 +266,7 @@ fn describe(err: figment::Error) -> String {
                     format!("setting `{key}` is not valid: expected {expected}{source}")
                 }
                 Kind::UnknownVariant(_, expected) => {
-                    format!(
-                        "setting `{key}` must be one of: {}{source}",
-                        expected.join(", ")
-                    )
+                    format!("setting `{key}` must be one of: {}{source}", expected.join(", "))
                 }
                 Kind::Message(m) if !key.is_empty() => format!("setting `{key}`: {m}{source}"),
                 other => format!("{other}{source}"),
@@ -302,10 +281,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -346,18 +322,12 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors_that_name_the_key() {
-        let err = Config::load_from(
-            None,
-            &ConfigOverrides::default(),
-            env(&[("KEYSMITH_LISTN", "x")]),
-        )
-        .unwrap_err();
+        let err = Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTN", "x")])).unwrap_err();
         assert!(err.to_string().contains("listn"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("k.toml");
         std::fs::write(&file, "data_dri = \"/tmp\"\n").unwrap();
-        let err =
-            Config::load_from(Some(&file), &ConfigOverrides::default(), env(&[])).unwrap_err();
+        let err = Config::load_from(Some(&file), &ConfigOverrides::default(), env(&[])).unwrap_err();
         assert!(err.to_string().contains("data_dri"), "{err}");
     }
 
@@ -386,10 +356,7 @@ mod tests {
             env(&[("KEYSMITH_ADMIN_PASSWORD_FILE", file.to_str().unwrap())]),
         )
         .unwrap();
-        assert_eq!(
-            c.admin_password().unwrap().expose(),
-            "correct horse battery staple"
-        );
+        assert_eq!(c.admin_password().unwrap().expose(), "correct horse battery staple");
         let err = Config::load_from(
             None,
             &ConfigOverrides::default(),

@@ -10,9 +10,7 @@ use utoipa::ToSchema;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// No credentials were presented.
-    #[error(
-        "authentication required: send an API key (Authorization: Bearer or Basic, or X-API-Key) or sign in"
-    )]
+    #[error("authentication required: send an API key (Authorization: Bearer or Basic, or X-API-Key) or sign in")]
     Unauthenticated,
     /// An API key was presented and is not valid: malformed, unknown, deleted, or its
     /// owner is deactivated. One code for all, so a caller learns nothing about which.
@@ -32,6 +30,30 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("no API key with this ID")]
     ApiKeyNotFound,
+    #[error("no organization with this name")]
+    OrgNotFound,
+    #[error("no team with this name in the organization")]
+    TeamNotFound,
+    #[error("no user with this name in the organization")]
+    UserNotFound,
+    #[error("no service account with this name")]
+    ServiceAccountNotFound,
+    #[error("no user or service account with this name that you may create keys for")]
+    OwnerNotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(
+        "API key creation has been disabled by your organization administrator. You can still edit, delete, and use existing API keys."
+    )]
+    KeyCreationDisabled,
+    #[error("this would leave the organization without an active admin; make another member an admin first")]
+    LastAdmin,
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    #[error("{0}")]
+    InvalidValue(String),
+    #[error("the invitation is unknown, used or expired; ask an admin for a new one")]
+    InvitationInvalid,
     #[error("{0}")]
     InvalidName(String),
     #[error("the cursor is not one this server issued")]
@@ -83,6 +105,17 @@ impl ApiError {
             Self::CsrfTokenInvalid => "csrf_token_invalid",
             Self::RateLimited { .. } => "rate_limited",
             Self::ApiKeyNotFound => "api_key_not_found",
+            Self::OrgNotFound => "org_not_found",
+            Self::TeamNotFound => "team_not_found",
+            Self::UserNotFound => "user_not_found",
+            Self::ServiceAccountNotFound => "service_account_not_found",
+            Self::OwnerNotFound => "owner_not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::KeyCreationDisabled => "key_creation_disabled",
+            Self::LastAdmin => "last_admin",
+            Self::AlreadyExists(_) => "already_exists",
+            Self::InvalidValue(_) => "invalid_value",
+            Self::InvitationInvalid => "invitation_invalid",
             Self::InvalidName(_) => "invalid_name",
             Self::InvalidCursor => "invalid_cursor",
             Self::InvalidQuery(_) => "invalid_query",
@@ -104,14 +137,22 @@ impl ApiError {
             | Self::MalformedAuthorization(_)
             | Self::InvalidCredentials
             | Self::SessionExpired => StatusCode::UNAUTHORIZED,
-            Self::CsrfTokenInvalid => StatusCode::FORBIDDEN,
+            Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled => StatusCode::FORBIDDEN,
+            Self::LastAdmin | Self::AlreadyExists(_) => StatusCode::CONFLICT,
+            Self::OrgNotFound
+            | Self::TeamNotFound
+            | Self::UserNotFound
+            | Self::ServiceAccountNotFound
+            | Self::OwnerNotFound => StatusCode::NOT_FOUND,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::ApiKeyNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::InvalidName(_)
             | Self::InvalidCursor
             | Self::InvalidQuery(_)
             | Self::MalformedJson(_)
-            | Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            | Self::InvalidRequest(_)
+            | Self::InvalidValue(_)
+            | Self::InvitationInvalid => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -123,7 +164,18 @@ impl ApiError {
 
 impl From<keysmith_store::StoreError> for ApiError {
     fn from(err: keysmith_store::StoreError) -> Self {
-        Self::Internal(err.to_string())
+        match err {
+            keysmith_store::StoreError::Conflict(what) => Self::AlreadyExists(what),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<keysmith_store::Refused> for ApiError {
+    fn from(refused: keysmith_store::Refused) -> Self {
+        match refused {
+            keysmith_store::Refused::LastAdmin => Self::LastAdmin,
+        }
     }
 }
 

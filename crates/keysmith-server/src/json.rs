@@ -56,15 +56,14 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             )),
             serde_json::error::Category::Data => {
                 let text = inner.to_string();
-                let message =
-                    if text.starts_with("unknown field") || text.starts_with("missing field") {
-                        // "unknown field `x`, expected `name`": field names only.
-                        text.split(" at line").next().unwrap_or(&text).to_owned()
-                    } else if path == "." || path.is_empty() {
-                        "the JSON body does not have the expected shape".to_owned()
-                    } else {
-                        format!("field `{path}` has the wrong type or value")
-                    };
+                let message = if text.starts_with("unknown field") || text.starts_with("missing field") {
+                    // "unknown field `x`, expected `name`": field names only.
+                    text.split(" at line").next().unwrap_or(&text).to_owned()
+                } else if path == "." || path.is_empty() {
+                    "the JSON body does not have the expected shape".to_owned()
+                } else {
+                    format!("field `{path}` has the wrong type or value")
+                };
                 ApiError::InvalidRequest(message)
             }
         }
@@ -94,9 +93,6 @@ mod tests {
         let err = parse::<SignIn>(br#"{"username":"a""#).unwrap_err();
         assert_eq!(err.code(), "malformed_json");
         let err = parse::<SignIn>(br#"{"username":"a"}"#).unwrap_err();
-        assert!(
-            err.to_string().contains("missing field `password`"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("missing field `password`"), "{err}");
     }
 }

@@ -6,11 +6,10 @@
 //! [`router`] builds the whole application without a socket, so tests drive it with
 //! `oneshot`; [`run`] binds it.
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod access;
+mod audit;
 pub mod auth;
 pub mod clock;
 pub mod config;

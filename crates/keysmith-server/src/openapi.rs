@@ -33,7 +33,9 @@ impl Modify for SecuritySchemes {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Basic)
-                    .description(Some("Password = the API key; the user name is ignored (the wandb SDK sends `api`)"))
+                    .description(Some(
+                        "Password = the API key; the user name is ignored (the wandb SDK sends `api`)",
+                    ))
                     .build(),
             ),
         );

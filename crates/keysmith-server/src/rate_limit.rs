@@ -74,10 +74,7 @@ impl FailureLimiter {
 
     /// Forgets `key`'s failures, after a success that proves the attempts were honest.
     pub fn clear(&self, key: &str) {
-        self.windows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
+        self.windows.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 
     #[cfg(test)]
@@ -99,16 +96,10 @@ mod tests {
         }
         assert_eq!(l.check("ip:1", 1_000), Err(60));
         assert_eq!(l.check("ip:1", 60_500), Err(1));
-        assert!(
-            l.check("ip:2", 1_000).is_ok(),
-            "other keys are not affected"
-        );
+        assert!(l.check("ip:2", 1_000).is_ok(), "other keys are not affected");
         assert!(l.check("ip:1", 61_000).is_ok(), "the window ended");
         l.record_failure("ip:1", 61_000);
-        assert!(
-            l.check("ip:1", 61_000).is_ok(),
-            "a new window starts with one failure"
-        );
+        assert!(l.check("ip:1", 61_000).is_ok(), "a new window starts with one failure");
     }
 
     #[test]

@@ -21,19 +21,11 @@ pub const FIRST_ADMIN: &str = "admin";
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
+    DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(
-        "cannot listen on {addr}: {source}; is another server using the port? choose another with --listen"
-    )]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error("cannot listen on {addr}: {source}; is another server using the port? choose another with --listen")]
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
     #[error("cannot create the first admin: {0}")]
@@ -78,10 +70,7 @@ pub async fn bootstrap(
 }
 
 /// Runs the server until `shutdown` completes.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), RunError> {
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), RunError> {
     if config.database_url.is_none() {
         create_private_dir(&config.data_dir)?;
     }
@@ -131,16 +120,12 @@ pub async fn run(
 
     println!("Keysmith is listening on http://{addr}");
     println!("  sign in:   curl -c cookies.txt -H 'Content-Type: application/json' \\");
-    println!(
-        "               -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{addr}/api/v1/session"
-    );
+    println!("               -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{addr}/api/v1/session");
     println!("  wandb SDK: WANDB_BASE_URL=http://{addr} (with a key from POST /api/v1/api-keys)");
     tracing::info!(listen.address = %addr, "serving");
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     flusher.abort();
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::error!(error.detail = %e, "could not write last-used times at shutdown");
@@ -185,12 +170,8 @@ fn announce_first_admin(done: &Bootstrapped, listen: SocketAddr) {
             println!();
             println!("      {}", password.expose());
             println!();
-            println!(
-                "  Sign in at http://{listen}/api/v1/session. To choose the password instead, set"
-            );
-            println!(
-                "  KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE before the first start."
-            );
+            println!("  Sign in at http://{listen}/api/v1/session. To choose the password instead, set");
+            println!("  KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE before the first start.");
             println!();
         }
         None => println!(

@@ -60,14 +60,8 @@ impl AppState {
             session_ttl_ms: settings.session_ttl_ms,
             secure_cookies: settings.secure_cookies,
             usage: UsageRecorder::default(),
-            sign_in_by_account: FailureLimiter::new(
-                SIGN_IN_FAILURES_PER_ACCOUNT,
-                SIGN_IN_WINDOW_MS,
-            ),
-            sign_in_by_address: FailureLimiter::new(
-                SIGN_IN_FAILURES_PER_ADDRESS,
-                SIGN_IN_WINDOW_MS,
-            ),
+            sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
+            sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
         }))
     }
 

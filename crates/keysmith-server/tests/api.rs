@@ -35,20 +35,12 @@ async fn sign_in_by_username_or_email_sets_an_http_only_cookie_and_returns_a_csr
             )
             .await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        let cookie = reply
-            .headers
-            .get(header::SET_COOKIE)
-            .unwrap()
-            .to_str()
-            .unwrap();
+        let cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
         assert!(cookie.starts_with("keysmith_session="));
         assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"));
         assert!(reply.body["csrf_token"].as_str().unwrap().len() >= 32);
         assert_eq!(reply.body["username"], "admin");
-        assert_eq!(
-            reply.headers.get(header::CACHE_CONTROL).unwrap(),
-            "no-store"
-        );
+        assert_eq!(reply.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
     }
 }
 
@@ -109,10 +101,7 @@ async fn failed_sign_ins_are_rate_limited_per_account_with_retry_after() {
         .unwrap()
         .parse()
         .unwrap();
-    assert_eq!(
-        retry, 900,
-        "the window is 15 minutes and the clock did not move"
-    );
+    assert_eq!(retry, 900, "the window is 15 minutes and the clock did not move");
     app.clock.advance_ms(15 * 60 * 1000);
     app.sign_in("admin", ADMIN_PASSWORD).await;
 }
@@ -141,11 +130,7 @@ async fn failed_sign_ins_are_rate_limited_per_source_address() {
     let r = app.send(attempt("someone".into(), [10, 0, 0, 1])).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     let r = app.send(attempt("someone".into(), [10, 0, 0, 2])).await;
-    assert_eq!(
-        r.status,
-        StatusCode::UNAUTHORIZED,
-        "another address is not limited"
-    );
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "another address is not limited");
 }
 
 #[tokio::test]
@@ -185,12 +170,7 @@ async fn state_changes_with_a_session_cookie_need_the_csrf_token() {
     let mut wrong = session.clone();
     wrong.csrf = "A".repeat(43);
     let r = app
-        .request(
-            Method::POST,
-            KEYS,
-            &Auth::Session(wrong),
-            Some(json!({"name": "x"})),
-        )
+        .request(Method::POST, KEYS, &Auth::Session(wrong), Some(json!({"name": "x"})))
         .await;
     assert_eq!(r.code(), "csrf_token_invalid");
     // Reads need no token.
@@ -201,12 +181,7 @@ async fn state_changes_with_a_session_cookie_need_the_csrf_token() {
         .unwrap();
     assert_eq!(app.send(request).await.status, StatusCode::OK);
     let r = app
-        .request(
-            Method::POST,
-            KEYS,
-            &Auth::Session(session),
-            Some(json!({"name": "x"})),
-        )
+        .request(Method::POST, KEYS, &Auth::Session(session), Some(json!({"name": "x"})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
 }
@@ -217,14 +192,10 @@ async fn sign_out_ends_the_session() {
     let session = app.sign_in("admin", ADMIN_PASSWORD).await;
     let auth = Auth::Session(session.clone());
     assert_eq!(
-        app.request(Method::GET, "/api/v1/viewer", &auth, None)
-            .await
-            .status,
+        app.request(Method::GET, "/api/v1/viewer", &auth, None).await.status,
         StatusCode::OK
     );
-    let r = app
-        .request(Method::DELETE, "/api/v1/session", &auth, None)
-        .await;
+    let r = app.request(Method::DELETE, "/api/v1/session", &auth, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert!(
         r.headers
@@ -234,9 +205,7 @@ async fn sign_out_ends_the_session() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    let r = app
-        .request(Method::GET, "/api/v1/viewer", &auth, None)
-        .await;
+    let r = app.request(Method::GET, "/api/v1/viewer", &auth, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "session_expired");
 }
@@ -247,15 +216,11 @@ async fn sessions_expire_after_their_lifetime() {
     let auth = app.admin().await;
     app.clock.advance_ms(12 * 3600 * 1000 - 1);
     assert_eq!(
-        app.request(Method::GET, "/api/v1/viewer", &auth, None)
-            .await
-            .status,
+        app.request(Method::GET, "/api/v1/viewer", &auth, None).await.status,
         StatusCode::OK
     );
     app.clock.advance_ms(1);
-    let r = app
-        .request(Method::GET, "/api/v1/viewer", &auth, None)
-        .await;
+    let r = app.request(Method::GET, "/api/v1/viewer", &auth, None).await;
     assert_eq!(r.code(), "session_expired");
 }
 
@@ -266,12 +231,7 @@ async fn create_shows_the_full_key_exactly_once() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     let r = app
-        .request(
-            Method::POST,
-            KEYS,
-            &auth,
-            Some(json!({"name": "  laptop  "})),
-        )
+        .request(Method::POST, KEYS, &auth, Some(json!({"name": "  laptop  "})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
@@ -280,36 +240,19 @@ async fn create_shows_the_full_key_exactly_once() {
     assert_eq!(key.len(), 86);
     assert!(key.starts_with(key_id) && key_id.starts_with("wandb_v1_"));
     assert_eq!(r.body["name"], "laptop", "names are trimmed");
-    assert_eq!(
-        r.body["owner"],
-        json!({"kind": "user", "username": "admin"})
-    );
-    assert!(
-        r.body["created_at"]
-            .as_str()
-            .unwrap()
-            .starts_with("2025-11-26T")
-    );
+    assert_eq!(r.body["owner"], json!({"kind": "user", "username": "admin"}));
+    assert!(r.body["created_at"].as_str().unwrap().starts_with("2025-11-26T"));
 
     let secret = &key[key_id.len() + 1..];
     let list = app.request(Method::GET, KEYS, &auth, None).await;
-    let one = app
-        .request(Method::GET, &key_path(key_id), &auth, None)
-        .await;
+    let one = app.request(Method::GET, &key_path(key_id), &auth, None).await;
     for shown in [&list, &one] {
         assert_eq!(shown.status, StatusCode::OK);
-        assert!(
-            !shown.text.contains(secret),
-            "a secret was shown again: {}",
-            shown.text
-        );
+        assert!(!shown.text.contains(secret), "a secret was shown again: {}", shown.text);
     }
     assert_eq!(list.body["items"][0]["key_id"], key_id);
     assert_eq!(list.body["items"][0]["name"], "laptop");
-    assert_eq!(
-        list.body["items"][0]["last_used_at"],
-        serde_json::Value::Null
-    );
+    assert_eq!(list.body["items"][0]["last_used_at"], serde_json::Value::Null);
     assert!(list.body["items"][0].get("key").is_none());
     assert_eq!(one.body["display"], key_id);
 }
@@ -328,14 +271,8 @@ async fn a_key_authenticates_as_basic_bearer_and_x_api_key() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         assert_eq!(r.body["username"], "admin");
         assert_eq!(r.body["kind"], "user");
-        assert_eq!(
-            r.body["orgs"],
-            json!([{"name": "default", "role": "admin"}])
-        );
-        assert_eq!(
-            r.body["auth"],
-            json!({"method": "api_key", "key_id": key_id})
-        );
+        assert_eq!(r.body["orgs"], json!([{"name": "default", "role": "admin"}]));
+        assert_eq!(r.body["auth"], json!({"method": "api_key", "key_id": key_id}));
     }
     // Basic with any user name, as SCIM clients send it.
     use base64::Engine;
@@ -378,24 +315,16 @@ async fn a_deleted_key_fails_on_the_very_next_request() {
     let (key, key_id) = app.create_key(&auth, "doomed").await;
     let as_key = Auth::Bearer(key.clone());
     assert_eq!(
-        app.request(Method::GET, "/api/v1/viewer", &as_key, None)
-            .await
-            .status,
+        app.request(Method::GET, "/api/v1/viewer", &as_key, None).await.status,
         StatusCode::OK
     );
-    let r = app
-        .request(Method::DELETE, &key_path(&key_id), &auth, None)
-        .await;
+    let r = app.request(Method::DELETE, &key_path(&key_id), &auth, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = app
-        .request(Method::GET, "/api/v1/viewer", &as_key, None)
-        .await;
+    let r = app.request(Method::GET, "/api/v1/viewer", &as_key, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.code(), "invalid_api_key");
     assert_eq!(
-        app.request(Method::GET, &key_path(&key_id), &auth, None)
-            .await
-            .code(),
+        app.request(Method::GET, &key_path(&key_id), &auth, None).await.code(),
         "api_key_not_found"
     );
     assert_eq!(
@@ -429,12 +358,7 @@ async fn rename_changes_only_the_name() {
     let auth = app.admin().await;
     let (key, key_id) = app.create_key(&auth, "old").await;
     let r = app
-        .request(
-            Method::PATCH,
-            &key_path(&key_id),
-            &auth,
-            Some(json!({"name": "new"})),
-        )
+        .request(Method::PATCH, &key_path(&key_id), &auth, Some(json!({"name": "new"})))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["name"], "new");
@@ -451,25 +375,13 @@ async fn rename_changes_only_the_name() {
 async fn names_must_have_1_to_128_characters() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
-    for bad in [
-        json!(""),
-        json!("   "),
-        json!("x".repeat(129)),
-        json!("tab\tinside"),
-    ] {
-        let r = app
-            .request(Method::POST, KEYS, &auth, Some(json!({"name": bad})))
-            .await;
+    for bad in [json!(""), json!("   "), json!("x".repeat(129)), json!("tab\tinside")] {
+        let r = app.request(Method::POST, KEYS, &auth, Some(json!({"name": bad}))).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(r.code(), "invalid_name");
     }
     let r = app
-        .request(
-            Method::POST,
-            KEYS,
-            &auth,
-            Some(json!({"name": "é".repeat(128)})),
-        )
+        .request(Method::POST, KEYS, &auth, Some(json!({"name": "é".repeat(128)})))
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
     let (_, key_id) = app.create_key(&auth, "ok").await;
@@ -502,11 +414,7 @@ async fn another_users_key_answers_404_for_every_verb() {
         assert_eq!(r.code(), "api_key_not_found");
     }
     let r = app.request(Method::GET, KEYS, &mallory, None).await;
-    assert_eq!(
-        r.body["items"],
-        json!([]),
-        "members see only their own keys"
-    );
+    assert_eq!(r.body["items"], json!([]), "members see only their own keys");
     let nonexistent = app
         .request(
             Method::GET,
@@ -558,12 +466,7 @@ async fn malformed_unknown_and_mistyped_keys_answer_401() {
             assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
         }
     }
-    for raw in [
-        "Bearer",
-        "Basic !!!notbase64",
-        "Negotiate abc",
-        "Basic YXBpOg==",
-    ] {
+    for raw in ["Bearer", "Basic !!!notbase64", "Negotiate abc", "Basic YXBpOg=="] {
         let r = app
             .request(Method::GET, "/api/v1/viewer", &Auth::Raw(raw.into()), None)
             .await;
@@ -573,29 +476,17 @@ async fn malformed_unknown_and_mistyped_keys_answer_401() {
     // Non-ASCII: inside Basic it is just a wrong key; as a raw header value it is
     // not a valid header at all.
     let r = app
-        .request(
-            Method::GET,
-            "/api/v1/viewer",
-            &Auth::Basic("ключ".into()),
-            None,
-        )
+        .request(Method::GET, "/api/v1/viewer", &Auth::Basic("ключ".into()), None)
         .await;
     assert_eq!(r.code(), "invalid_api_key");
     let r = app
-        .request(
-            Method::GET,
-            "/api/v1/viewer",
-            &Auth::Bearer("ключ".into()),
-            None,
-        )
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer("ключ".into()), None)
         .await;
     assert_eq!(
         (r.status, r.code()),
         (StatusCode::UNAUTHORIZED, "malformed_authorization")
     );
-    let r = app
-        .request(Method::GET, "/api/v1/viewer", &Auth::None, None)
-        .await;
+    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::None, None).await;
     assert_eq!(r.code(), "unauthenticated");
 }
 
@@ -617,25 +508,23 @@ async fn legacy_keys_authenticate_beside_new_keys() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     let (new_key, _) = app.create_key(&auth, "new").await;
-    let admin = app
-        .store
-        .find_user_by_username("admin")
-        .await
-        .unwrap()
-        .unwrap();
+    let admin = app.store.find_user_by_username("admin").await.unwrap().unwrap();
     for prefix in [None, Some(KeyPrefix::parse("local").unwrap())] {
         let legacy = generate_legacy(prefix.as_ref()).unwrap();
         app.store
-            .insert_key(NewKey {
-                key_id: legacy.key_id.clone(),
-                digest: legacy.digest,
-                format: KeyFormat::Legacy,
-                display: legacy.display.clone(),
-                name: "old sdk".into(),
-                owner: admin.id,
-                created_by: None,
-                created_at: common::START_MS,
-            })
+            .insert_key(
+                NewKey {
+                    key_id: legacy.key_id.clone(),
+                    digest: legacy.digest,
+                    format: KeyFormat::Legacy,
+                    display: legacy.display.clone(),
+                    name: "old sdk".into(),
+                    owner: admin.id,
+                    created_by: None,
+                    created_at: common::START_MS,
+                },
+                &[],
+            )
             .await
             .unwrap();
         let r = app
@@ -729,9 +618,7 @@ async fn bad_list_parameters_are_400() {
         ("cursor=%%%", "invalid_query"),
         ("cursor=bm90LWEtY3Vyc29y", "invalid_cursor"),
     ] {
-        let r = app
-            .request(Method::GET, &format!("{KEYS}?{query}"), &auth, None)
-            .await;
+        let r = app.request(Method::GET, &format!("{KEYS}?{query}"), &auth, None).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{query}: {}", r.text);
         assert!(
             r.code() == code || (code == "invalid_query" && r.code() == "invalid_cursor"),
@@ -749,29 +636,17 @@ async fn last_used_is_shown_at_once_and_written_in_batches() {
     app.clock.advance_ms(5_000);
     app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
         .await;
-    let r = app
-        .request(Method::GET, &key_path(&key_id), &auth, None)
-        .await;
+    let r = app.request(Method::GET, &key_path(&key_id), &auth, None).await;
     assert_eq!(r.body["last_used_at"], "2025-11-26T19:00:05Z");
     let parsed = keysmith_core::KeyId::parse(&key_id).unwrap();
     assert_eq!(
-        app.store
-            .get_key(&parsed)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
+        app.store.get_key(&parsed).await.unwrap().unwrap().last_used_at,
         None,
         "not yet written"
     );
     assert_eq!(app.state.usage.flush(app.store.as_ref()).await.unwrap(), 1);
     assert_eq!(
-        app.store
-            .get_key(&parsed)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
+        app.store.get_key(&parsed).await.unwrap().unwrap().last_used_at,
         Some(common::START_MS + 5_000)
     );
 }
@@ -784,34 +659,19 @@ async fn rotation_as_the_seed_describes_it_works() {
     let (old, old_id) = app.create_key(&auth, "ci").await;
     let (new, _) = app.create_key(&Auth::Bearer(old.clone()), "ci").await;
     assert_eq!(
-        app.request(
-            Method::GET,
-            "/api/v1/viewer",
-            &Auth::Bearer(new.clone()),
-            None
-        )
-        .await
-        .status,
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(new.clone()), None)
+            .await
+            .status,
         StatusCode::OK
     );
     assert_eq!(
-        app.request(
-            Method::GET,
-            "/api/v1/viewer",
-            &Auth::Bearer(old.clone()),
-            None
-        )
-        .await
-        .status,
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(old.clone()), None)
+            .await
+            .status,
         StatusCode::OK
     );
     let r = app
-        .request(
-            Method::DELETE,
-            &key_path(&old_id),
-            &Auth::Bearer(new.clone()),
-            None,
-        )
+        .request(Method::DELETE, &key_path(&old_id), &Auth::Bearer(new.clone()), None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     assert_eq!(
@@ -834,9 +694,7 @@ async fn rotation_as_the_seed_describes_it_works() {
 async fn malformed_bodies_get_4xx_with_the_error_shape() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
-    let Auth::Session(session) = &auth else {
-        unreachable!()
-    };
+    let Auth::Session(session) = &auth else { unreachable!() };
     let send = |body: Body, content_type: &str| {
         Request::builder()
             .method(Method::POST)
@@ -869,10 +727,7 @@ async fn malformed_bodies_get_4xx_with_the_error_shape() {
             "invalid_request",
         ),
         (
-            send(
-                Body::from("{\"name\":\"a\",\"admin\":true}"),
-                "application/json",
-            ),
+            send(Body::from("{\"name\":\"a\",\"admin\":true}"), "application/json"),
             StatusCode::BAD_REQUEST,
             "invalid_request",
         ),
@@ -898,11 +753,7 @@ async fn malformed_bodies_get_4xx_with_the_error_shape() {
     for (request, status, code) in cases {
         let r = app.send(request).await;
         assert_eq!((r.status, r.code()), (status, code), "{}", r.text);
-        assert!(
-            r.body["error"]["message"]
-                .as_str()
-                .is_some_and(|m| !m.is_empty())
-        );
+        assert!(r.body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
     let r = app
         .request(
@@ -913,11 +764,7 @@ async fn malformed_bodies_get_4xx_with_the_error_shape() {
         )
         .await;
     assert_eq!(r.code(), "invalid_request");
-    assert!(
-        !r.text.contains("12345678"),
-        "a value was echoed: {}",
-        r.text
-    );
+    assert!(!r.text.contains("12345678"), "a value was echoed: {}", r.text);
 }
 
 #[tokio::test]
@@ -926,10 +773,7 @@ async fn unknown_routes_and_methods_get_the_error_shape() {
     let r = app
         .request(Method::GET, "/api/v1/nothing-here", &Auth::None, None)
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::NOT_FOUND, "route_not_found")
-    );
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "route_not_found"));
     let r = app.request(Method::PUT, KEYS, &Auth::None, None).await;
     assert_eq!(
         (r.status, r.code()),
@@ -940,29 +784,16 @@ async fn unknown_routes_and_methods_get_the_error_shape() {
 #[tokio::test]
 async fn health_and_readiness_answer() {
     let app = TestApp::sqlite().await;
-    let r = app
-        .request(Method::GET, "/healthz", &Auth::None, None)
-        .await;
-    assert_eq!(
-        (r.status, r.body["status"].as_str()),
-        (StatusCode::OK, Some("ok"))
-    );
+    let r = app.request(Method::GET, "/healthz", &Auth::None, None).await;
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ok")));
     let r = app.request(Method::GET, "/readyz", &Auth::None, None).await;
-    assert_eq!(
-        (r.status, r.body["status"].as_str()),
-        (StatusCode::OK, Some("ready"))
-    );
+    assert_eq!((r.status, r.body["status"].as_str()), (StatusCode::OK, Some("ready")));
 }
 
 #[tokio::test]
 async fn every_response_carries_security_headers() {
     let app = TestApp::sqlite().await;
-    let r = app
-        .request(Method::GET, "/api/v1/viewer", &Auth::None, None)
-        .await;
-    assert_eq!(
-        r.headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(),
-        "nosniff"
-    );
+    let r = app.request(Method::GET, "/api/v1/viewer", &Auth::None, None).await;
+    assert_eq!(r.headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
 }

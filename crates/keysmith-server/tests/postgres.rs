@@ -14,19 +14,12 @@ use std::sync::Arc;
 #[tokio::test]
 async fn the_key_lifecycle_works_on_postgres() {
     let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
-    let store = PostgresStore::open(&cluster.create_database().unwrap())
-        .await
-        .unwrap();
+    let store = PostgresStore::open(&cluster.create_database().unwrap()).await.unwrap();
     let app = TestApp::with_store(Arc::new(store), None).await;
     let auth = app.admin().await;
     let (key, key_id) = app.create_key(&auth, "pg").await;
     let r = app
-        .request(
-            Method::GET,
-            "/api/v1/viewer",
-            &Auth::Basic(key.clone()),
-            None,
-        )
+        .request(Method::GET, "/api/v1/viewer", &Auth::Basic(key.clone()), None)
         .await;
     assert_eq!(r.body["username"], "admin");
     let r = app
@@ -38,18 +31,11 @@ async fn the_key_lifecycle_works_on_postgres() {
         )
         .await;
     assert_eq!(r.body["name"], "renamed");
-    let r = app
-        .request(Method::GET, "/api/v1/api-keys", &auth, None)
-        .await;
+    let r = app.request(Method::GET, "/api/v1/api-keys", &auth, None).await;
     assert_eq!(r.body["items"][0]["key_id"], key_id.as_str());
     app.state.usage.flush(app.store.as_ref()).await.unwrap();
     let r = app
-        .request(
-            Method::DELETE,
-            &format!("/api/v1/api-keys/{key_id}"),
-            &auth,
-            None,
-        )
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &auth, None)
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = app
@@ -57,9 +43,7 @@ async fn the_key_lifecycle_works_on_postgres() {
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        app.request(Method::GET, "/readyz", &Auth::None, None)
-            .await
-            .status,
+        app.request(Method::GET, "/readyz", &Auth::None, None).await.status,
         StatusCode::OK
     );
 }

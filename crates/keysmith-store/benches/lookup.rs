@@ -28,16 +28,19 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
     for i in 0..KEYS {
         let k = generate_v1(&KeyPrefix::default()).expect("csprng");
         store
-            .insert_key(NewKey {
-                key_id: k.key_id.clone(),
-                digest: k.digest,
-                format: KeyFormat::V1,
-                display: k.display,
-                name: format!("k{i}"),
-                owner: owner.id,
-                created_by: None,
-                created_at: i as i64,
-            })
+            .insert_key(
+                NewKey {
+                    key_id: k.key_id.clone(),
+                    digest: k.digest,
+                    format: KeyFormat::V1,
+                    display: k.display,
+                    name: format!("k{i}"),
+                    owner: owner.id,
+                    created_by: None,
+                    created_at: i as i64,
+                },
+                &[],
+            )
             .await
             .expect("insert");
         ids.push(k.key_id);
@@ -54,8 +57,7 @@ fn lookup(c: &mut Criterion) {
     );
     let cluster = keysmith_pgtest::PgCluster::start_durable().expect("postgres");
     let url = cluster.create_database().expect("database");
-    let postgres: Arc<dyn Store> =
-        Arc::new(rt.block_on(PostgresStore::open(&url)).expect("postgres"));
+    let postgres: Arc<dyn Store> = Arc::new(rt.block_on(PostgresStore::open(&url)).expect("postgres"));
 
     for (name, store) in [("sqlite", sqlite), ("postgres", postgres)] {
         let ids = rt.block_on(fill(store.as_ref()));

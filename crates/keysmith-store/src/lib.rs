@@ -7,10 +7,7 @@
 //! (`tests/conformance.rs`) runs against both. Nothing from sqlx crosses the trait:
 //! errors become [`StoreError`], rows become the records in [`model`].
 
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod error;
 pub mod model;
@@ -25,12 +22,15 @@ pub use open::{Backend, open};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
+use keysmith_core::role::{OrgRole, TeamRole};
 use keysmith_core::{KeyDigest, KeyId};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Everything Keysmith persists. Implementations must be safe to share between tasks
-/// and replicas: every method is one transaction.
+/// and replicas: every method is one transaction, and a method that takes audit
+/// entries appends them in the same transaction as its change, so a crash never keeps
+/// a change without its record or a record without its change.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is, for logs and `/readyz`.
@@ -41,28 +41,114 @@ pub trait Store: Send + Sync + 'static {
 
     /// On an empty database, creates the first organization and its admin and returns
     /// them; on a database that has any user, does nothing and returns `None`.
-    async fn bootstrap(
-        &self,
-        org_name: &str,
-        admin: NewUser,
-        now: i64,
-    ) -> Result<Option<(Org, User)>>;
+    async fn bootstrap(&self, org_name: &str, admin: NewUser, now: i64) -> Result<Option<(Org, User)>>;
 
-    async fn create_user(&self, user: NewUser, now: i64) -> Result<User>;
-    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
-    /// Finds a user by username or email, case-insensitively, with the password hash.
-    async fn find_user_for_sign_in(&self, login: &str) -> Result<Option<(User, Option<String>)>>;
-    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    // ------------------------------------------------------------ organizations
+    async fn create_org(&self, name: &str, now: i64) -> Result<Org>;
+    async fn get_org(&self, id: OrgId) -> Result<Option<Org>>;
+    async fn find_org(&self, name: &str) -> Result<Option<Org>>;
+    async fn set_key_creation_disabled(&self, org: OrgId, disabled: bool, audit: &[NewAuditEntry]) -> Result<Org>;
+    /// Every principal of the org (users and service accounts) with its role.
+    async fn org_members(&self, org: OrgId) -> Result<Vec<OrgMember>>;
+    /// Adds `user` to `org`; a conflict if already a member.
     async fn add_org_member(
         &self,
         org: OrgId,
         user: UserId,
-        role: keysmith_core::role::OrgRole,
+        role: OrgRole,
         now: i64,
+        audit: &[NewAuditEntry],
     ) -> Result<()>;
+    /// Changes a member's role; refuses to demote the org's last active admin.
+    async fn set_org_role(
+        &self,
+        org: OrgId,
+        user: UserId,
+        role: OrgRole,
+        audit: &[NewAuditEntry],
+    ) -> Result<std::result::Result<bool, Refused>>;
+    /// Removes a member (and their team memberships in the org); refuses to remove the
+    /// last active admin. `Ok(Ok(false))` if not a member.
+    async fn remove_org_member(
+        &self,
+        org: OrgId,
+        user: UserId,
+        audit: &[NewAuditEntry],
+    ) -> Result<std::result::Result<bool, Refused>>;
     /// The organizations a user belongs to, with the user's role in each, oldest first.
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
 
+    // ------------------------------------------------------------ users
+    /// Creates a principal that belongs to no organization yet.
+    async fn create_user(&self, user: NewUser, now: i64) -> Result<User>;
+    /// Creates a user and makes them a member of `org` with `role`, in one transaction.
+    async fn create_member(
+        &self,
+        user: NewUser,
+        org: OrgId,
+        role: OrgRole,
+        now: i64,
+        audit: &[NewAuditEntry],
+    ) -> Result<User>;
+    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+    /// Finds a user by username or email, case-insensitively, with the password hash.
+    async fn find_user_for_sign_in(&self, login: &str) -> Result<Option<(User, Option<String>)>>;
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<bool>;
+    /// Deactivates or reactivates; refuses to deactivate an org's last active admin.
+    async fn set_user_active(
+        &self,
+        user: UserId,
+        active: bool,
+        audit: &[NewAuditEntry],
+    ) -> Result<std::result::Result<bool, Refused>>;
+    /// Deletes a user or service account with its keys, sessions and memberships;
+    /// refuses to delete an org's last active admin.
+    async fn delete_user(&self, user: UserId, audit: &[NewAuditEntry]) -> Result<std::result::Result<bool, Refused>>;
+    /// The caller's administrative roles (ignores nothing: the caller checks `active`).
+    async fn roles(&self, user: UserId) -> Result<keysmith_core::policy::Roles>;
+    /// Where a principal belongs: a user's orgs, or a service account's scope.
+    async fn owner_scope(&self, user: UserId) -> Result<Option<keysmith_core::policy::OwnerScope>>;
+
+    // ------------------------------------------------------------ teams
+    async fn create_team(&self, org: OrgId, name: &str, now: i64, audit: &[NewAuditEntry]) -> Result<Team>;
+    async fn find_team(&self, org: OrgId, name: &str) -> Result<Option<Team>>;
+    async fn list_teams(&self, org: OrgId) -> Result<Vec<Team>>;
+    /// Adds a member or changes their role.
+    async fn set_team_member(
+        &self,
+        team: TeamId,
+        user: UserId,
+        role: TeamRole,
+        now: i64,
+        audit: &[NewAuditEntry],
+    ) -> Result<()>;
+    async fn remove_team_member(&self, team: TeamId, user: UserId, audit: &[NewAuditEntry]) -> Result<bool>;
+    async fn team_members(&self, team: TeamId) -> Result<Vec<TeamMember>>;
+    /// The teams a user belongs to in an org, with the user's role in each.
+    async fn user_teams(&self, user: UserId) -> Result<Vec<(Team, TeamRole)>>;
+
+    // ------------------------------------------------------------ service accounts
+    async fn create_service_account(
+        &self,
+        account: NewServiceAccount,
+        now: i64,
+        audit: &[NewAuditEntry],
+    ) -> Result<ServiceAccount>;
+    async fn get_service_account(&self, user: UserId) -> Result<Option<ServiceAccount>>;
+    /// The org's service accounts; with `team`, only that team's.
+    async fn list_service_accounts(&self, org: OrgId, team: Option<TeamId>) -> Result<Vec<ServiceAccount>>;
+
+    // ------------------------------------------------------------ invitations
+    /// Records a one-time invitation for a user without a password.
+    async fn create_invite(&self, user: UserId, token_digest: &KeyDigest, now: i64, expires_at: i64) -> Result<()>;
+    /// Sets the password of the invited user and consumes the invitation, if it exists
+    /// and has not expired; returns the user.
+    async fn accept_invite(&self, token_digest: &KeyDigest, password_hash: &str, now: i64) -> Result<Option<UserId>>;
+    /// Withdraws every open invitation of a user; returns how many.
+    async fn delete_invites(&self, user: UserId) -> Result<u64>;
+
+    // ------------------------------------------------------------ sessions
     async fn create_session(&self, session: NewSession) -> Result<()>;
     /// The session with this token digest, if it exists and has not expired at `now`.
     async fn find_session(&self, token_digest: &KeyDigest, now: i64) -> Result<Option<Session>>;
@@ -70,17 +156,21 @@ pub trait Store: Send + Sync + 'static {
     /// Removes sessions that expired before `now`; returns how many.
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64>;
 
-    async fn insert_key(&self, key: NewKey) -> Result<StoredKey>;
+    // ------------------------------------------------------------ keys
+    async fn insert_key(&self, key: NewKey, audit: &[NewAuditEntry]) -> Result<StoredKey>;
     /// What verification needs for a v1 key: its digest and its owner's state.
     async fn find_key_for_auth(&self, key_id: &KeyId) -> Result<Option<AuthRecord>>;
     /// What verification needs for a legacy key, found by the digest of the whole key.
     async fn find_legacy_key_for_auth(&self, digest: &KeyDigest) -> Result<Option<AuthRecord>>;
     async fn get_key(&self, key_id: &KeyId) -> Result<Option<StoredKey>>;
     async fn list_keys(&self, query: &KeyListQuery) -> Result<Vec<StoredKey>>;
-    async fn rename_key(&self, key_id: &KeyId, name: &str) -> Result<Option<StoredKey>>;
+    async fn rename_key(&self, key_id: &KeyId, name: &str, audit: &[NewAuditEntry]) -> Result<Option<StoredKey>>;
     /// Deletes a key; `false` if there was none. Once this returns, the key is gone for
     /// every reader of the database.
-    async fn delete_key(&self, key_id: &KeyId) -> Result<bool>;
+    async fn delete_key(&self, key_id: &KeyId, audit: &[NewAuditEntry]) -> Result<bool>;
     /// Records last-use times in one transaction; a time never moves backwards.
     async fn record_key_use(&self, uses: &[(KeyId, i64)]) -> Result<()>;
+
+    // ------------------------------------------------------------ audit
+    async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 }

@@ -1,19 +1,106 @@
 //! The records the store reads and writes.
 
-use keysmith_core::role::{OrgRole, PrincipalKind};
+use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
 use keysmith_core::{KeyDigest, KeyId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct UserId(pub i64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OrgId(pub i64);
+pub use keysmith_core::{OrgId, TeamId, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Org {
     pub id: OrgId,
     pub name: String,
     pub created_at: i64,
+    /// "Disable API key creation": users and team service accounts cannot create keys.
+    pub key_creation_disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Team {
+    pub id: TeamId,
+    pub org: OrgId,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamMember {
+    pub user: UserRef,
+    pub role: TeamRole,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgMember {
+    pub user: User,
+    pub role: OrgRole,
+}
+
+/// A service account: a principal without a password, scoped to one team or to its
+/// whole organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceAccount {
+    pub user: User,
+    pub org: OrgId,
+    /// `None` for an organization-scoped service account.
+    pub team: Option<Team>,
+    pub description: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewServiceAccount {
+    pub org: OrgId,
+    pub team: Option<TeamId>,
+    pub username: String,
+    pub description: String,
+    pub created_by: Option<UserId>,
+}
+
+/// Why a change to roles or users was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The change would leave an organization without an active admin.
+    LastAdmin,
+}
+
+/// An audit entry to append, in the same transaction as the change it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    pub org: OrgId,
+    pub at: i64,
+    pub actor: Option<UserRef>,
+    pub action: String,
+    pub target_kind: String,
+    pub target: String,
+    pub source_address: Option<String>,
+    /// Extra facts as JSON text (never a secret).
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub org: OrgId,
+    pub at: i64,
+    pub actor_id: Option<UserId>,
+    pub actor_name: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target: String,
+    pub source_address: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// A page of the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub org: Option<OrgId>,
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// The `id` of the last entry of the previous page.
+    pub before_id: Option<i64>,
+    pub limit: u32,
 }
 
 /// A principal: a person, or (later) a service account.
@@ -42,10 +129,7 @@ impl std::fmt::Debug for NewUser {
             .field("kind", &self.kind)
             .field("username", &self.username)
             .field("email", &self.email)
-            .field(
-                "password_hash",
-                &self.password_hash.as_ref().map(|_| "<redacted>"),
-            )
+            .field("password_hash", &self.password_hash.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -114,7 +198,7 @@ pub struct StoredKey {
     pub display: String,
     pub name: String,
     pub owner: UserRef,
-    pub created_by: Option<UserId>,
+    pub created_by: Option<UserRef>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
 }
@@ -136,17 +220,61 @@ pub struct AuthRecord {
     pub owner_active: bool,
 }
 
-/// A page of keys, newest first. The cursor is the last row of the previous page.
+/// A page of keys: those the caller may see, filtered, in the chosen order.
 #[derive(Debug, Clone)]
 pub struct KeyListQuery {
-    pub owner: UserId,
+    pub visibility: Visibility,
+    pub filter: KeyFilter,
+    pub sort: KeySort,
     pub after: Option<KeyCursor>,
     pub limit: u32,
 }
 
-/// A position in the newest-first order: `(created_at, key_id)` of a row.
+/// Whose keys a caller may list (DESIGN §3): their own; every key of a principal in
+/// an org they administer; the keys of service accounts of teams they administer.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility {
+    pub caller: Option<UserId>,
+    pub admin_orgs: Vec<OrgId>,
+    pub admin_teams: Vec<TeamId>,
+}
+
+impl Visibility {
+    /// Only the caller's own keys.
+    pub fn own(caller: UserId) -> Self {
+        Self {
+            caller: Some(caller),
+            ..Self::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyFilter {
+    pub owner: Option<UserId>,
+    pub owner_kind: Option<PrincipalKind>,
+    /// Keys of the team's service accounts and of its members.
+    pub team: Option<TeamId>,
+    /// Keys of principals in this organization.
+    pub org: Option<OrgId>,
+    /// Case-insensitive substring of the key's name.
+    pub name_contains: Option<String>,
+    pub last_used_before: Option<i64>,
+    pub last_used_after: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeySort {
+    /// Newest first.
+    #[default]
+    Created,
+    /// Most recently used first; never-used keys last.
+    LastUsed,
+}
+
+/// A position in the order: the sort value and key ID of the last row of a page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyCursor {
-    pub created_at: i64,
+    pub value: i64,
     pub key_id: String,
 }

@@ -14,9 +14,8 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` (`postgres://…`) and applies migrations.
     pub async fn open(url: &str) -> crate::Result<Self> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| {
-            crate::StoreError::Open(format!("the PostgreSQL URL is not valid: {e}"))
-        })?;
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| crate::StoreError::Open(format!("the PostgreSQL URL is not valid: {e}")))?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
@@ -30,11 +29,9 @@ impl PostgresStore {
         sqlx::migrate!("./migrations/postgres")
             .run(&pool)
             .await
-            .map_err(|e| {
-                crate::StoreError::Open(format!("cannot migrate the PostgreSQL database: {e}"))
-            })?;
+            .map_err(|e| crate::StoreError::Open(format!("cannot migrate the PostgreSQL database: {e}")))?;
         Ok(Self { pool })
     }
 }
 
-crate::sql_store::sql_store!(PostgresStore, Postgres, Backend::Postgres);
+crate::sql_store::sql_store!(PostgresStore, Postgres, Backend::Postgres, " FOR UPDATE");

@@ -1,26 +1,69 @@
 //! The [`Store`](crate::Store) implementation shared by SQLite and PostgreSQL.
 //!
 //! The SQL is written once in the dialect both accept (`$N` placeholders in order,
-//! `RETURNING`, `lower()` indexes), and the macro instantiates it for each backend's
-//! concrete sqlx types, which keeps the queries typed without a tower of generic
-//! bounds.
+//! `RETURNING`, `ON CONFLICT`, expression indexes), and the macro instantiates it for
+//! each backend's concrete sqlx types, which keeps the queries typed without a tower
+//! of generic bounds. The one dialect difference that matters, row locks, comes in as
+//! `$lock`: `FOR UPDATE` on PostgreSQL; SQLite serializes writers anyway.
 
-/// Columns of a key as shown to users, joined with its owner.
-pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_by_user_id, \
-     k.created_at, k.last_used_at, u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username";
+/// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
+pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
+     u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
+     cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
+
+pub(crate) const KEY_FROM: &str =
+    "api_keys k JOIN users u ON u.id = k.owner_user_id LEFT JOIN users cb ON cb.id = k.created_by_user_id";
 
 pub(crate) const USER_COLUMNS: &str = "id, kind, username, email, active, created_at";
 
+pub(crate) const ORG_COLUMNS: &str = "o.id AS org_id, o.name AS org_name, o.created_at AS org_created_at, \
+     o.key_creation_disabled AS org_key_creation_disabled";
+
+pub(crate) const TEAM_COLUMNS: &str =
+    "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
+
+pub(crate) const SERVICE_ACCOUNT_SELECT: &str = "SELECT u.id, u.kind, u.username, u.email, u.active, u.created_at, \
+     s.org_id AS sa_org_id, s.description AS sa_description, \
+     t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at \
+     FROM service_accounts s JOIN users u ON u.id = s.user_id LEFT JOIN teams t ON t.id = s.team_id";
+
+/// Orgs where `$1` is an admin and no other active admin exists: the ones a
+/// demotion, deactivation or deletion of `$1` would leave without an admin. `$2` is
+/// `$1` again; `$3` restricts to one org (or is NULL).
+pub(crate) const ORPHANED_ORGS: &str = "SELECT COUNT(*) FROM org_members m \
+     WHERE m.user_id = $1 AND m.role = 'admin' AND ($3 IS NULL OR m.org_id = $4) \
+     AND NOT EXISTS (SELECT 1 FROM org_members o JOIN users ou ON ou.id = o.user_id \
+         WHERE o.org_id = m.org_id AND o.role = 'admin' AND ou.active AND o.user_id <> $2)";
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn like_pattern(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len() + 2);
+    out.push('%');
+    for c in needle.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:expr) => {
+    ($store:ident, $db:ty, $backend:expr, $lock:expr) => {
         use crate::model::*;
-        use crate::sql_store::{KEY_COLUMNS, USER_COLUMNS};
+        use crate::sql_store::{
+            KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
+            like_pattern,
+        };
         use crate::{Backend, Result, Store, StoreError};
-        use keysmith_core::role::{OrgRole, PrincipalKind};
+        use keysmith_core::policy::{OwnerScope, Roles};
+        use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
         use keysmith_core::{KeyDigest, KeyId};
         use sqlx::Row;
 
         type DbRow = <$db as sqlx::Database>::Row;
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
 
         fn backend_err(err: sqlx::Error) -> StoreError {
             StoreError::Backend(err.to_string())
@@ -30,62 +73,109 @@ macro_rules! sql_store {
             StoreError::Corrupt(what.to_owned())
         }
 
+        fn get<'r, T>(row: &'r DbRow, column: &str) -> Result<T>
+        where
+            T: sqlx::Decode<'r, $db> + sqlx::Type<$db>,
+        {
+            row.try_get(column).map_err(backend_err)
+        }
+
+        fn kind_from(s: &str) -> Result<PrincipalKind> {
+            PrincipalKind::parse(s).ok_or_else(|| corrupt("principal kind"))
+        }
+
         fn user_from_row(row: &DbRow) -> Result<User> {
-            let kind: String = row.try_get("kind").map_err(backend_err)?;
             Ok(User {
-                id: UserId(row.try_get("id").map_err(backend_err)?),
-                kind: PrincipalKind::parse(&kind).ok_or_else(|| corrupt("principal kind"))?,
-                username: row.try_get("username").map_err(backend_err)?,
-                email: row.try_get("email").map_err(backend_err)?,
-                active: row.try_get("active").map_err(backend_err)?,
-                created_at: row.try_get("created_at").map_err(backend_err)?,
+                id: UserId(get(row, "id")?),
+                kind: kind_from(&get::<String>(row, "kind")?)?,
+                username: get(row, "username")?,
+                email: get(row, "email")?,
+                active: get(row, "active")?,
+                created_at: get(row, "created_at")?,
             })
         }
 
-        fn owner_from_row(row: &DbRow) -> Result<UserRef> {
-            let kind: String = row.try_get("owner_kind").map_err(backend_err)?;
-            Ok(UserRef {
-                id: UserId(row.try_get("owner_id").map_err(backend_err)?),
-                kind: PrincipalKind::parse(&kind).ok_or_else(|| corrupt("principal kind"))?,
-                username: row.try_get("owner_username").map_err(backend_err)?,
-            })
+        fn user_ref(row: &DbRow, prefix: &str) -> Result<Option<UserRef>> {
+            let id: Option<i64> = get(row, &format!("{prefix}_id"))?;
+            let Some(id) = id else { return Ok(None) };
+            Ok(Some(UserRef {
+                id: UserId(id),
+                kind: kind_from(&get::<String>(row, &format!("{prefix}_kind"))?)?,
+                username: get(row, &format!("{prefix}_username"))?,
+            }))
         }
 
         fn key_id_from_row(row: &DbRow) -> Result<KeyId> {
-            let key_id: String = row.try_get("key_id").map_err(backend_err)?;
-            KeyId::parse(&key_id).map_err(|_| corrupt("key id"))
+            KeyId::parse(&get::<String>(row, "key_id")?).map_err(|_| corrupt("key id"))
         }
 
         fn key_from_row(row: &DbRow) -> Result<StoredKey> {
-            let format: String = row.try_get("format").map_err(backend_err)?;
-            let created_by: Option<i64> = row.try_get("created_by_user_id").map_err(backend_err)?;
             Ok(StoredKey {
                 key_id: key_id_from_row(row)?,
-                format: KeyFormat::parse(&format).ok_or_else(|| corrupt("key format"))?,
-                display: row.try_get("display").map_err(backend_err)?,
-                name: row.try_get("name").map_err(backend_err)?,
-                owner: owner_from_row(row)?,
-                created_by: created_by.map(UserId),
-                created_at: row.try_get("created_at").map_err(backend_err)?,
-                last_used_at: row.try_get("last_used_at").map_err(backend_err)?,
+                format: KeyFormat::parse(&get::<String>(row, "format")?).ok_or_else(|| corrupt("key format"))?,
+                display: get(row, "display")?,
+                name: get(row, "name")?,
+                owner: user_ref(row, "owner")?.ok_or_else(|| corrupt("key without owner"))?,
+                created_by: user_ref(row, "creator")?,
+                created_at: get(row, "created_at")?,
+                last_used_at: get(row, "last_used_at")?,
             })
         }
 
         fn auth_from_row(row: &DbRow) -> Result<AuthRecord> {
-            let digest: Vec<u8> = row.try_get("digest").map_err(backend_err)?;
+            let digest: Vec<u8> = get(row, "digest")?;
             Ok(AuthRecord {
                 key_id: key_id_from_row(row)?,
                 digest: KeyDigest::from_bytes(&digest).ok_or_else(|| corrupt("key digest"))?,
-                owner: owner_from_row(row)?,
-                owner_active: row.try_get("owner_active").map_err(backend_err)?,
+                owner: user_ref(row, "owner")?.ok_or_else(|| corrupt("key without owner"))?,
+                owner_active: get(row, "owner_active")?,
             })
         }
 
         fn org_from_row(row: &DbRow) -> Result<Org> {
             Ok(Org {
-                id: OrgId(row.try_get("org_id").map_err(backend_err)?),
-                name: row.try_get("org_name").map_err(backend_err)?,
-                created_at: row.try_get("org_created_at").map_err(backend_err)?,
+                id: OrgId(get(row, "org_id")?),
+                name: get(row, "org_name")?,
+                created_at: get(row, "org_created_at")?,
+                key_creation_disabled: get(row, "org_key_creation_disabled")?,
+            })
+        }
+
+        fn team_from_row(row: &DbRow) -> Result<Team> {
+            Ok(Team {
+                id: TeamId(get(row, "team_id")?),
+                org: OrgId(get(row, "team_org_id")?),
+                name: get(row, "team_name")?,
+                created_at: get(row, "team_created_at")?,
+            })
+        }
+
+        fn service_account_from_row(row: &DbRow) -> Result<ServiceAccount> {
+            let team_id: Option<i64> = get(row, "team_id")?;
+            Ok(ServiceAccount {
+                user: user_from_row(row)?,
+                org: OrgId(get(row, "sa_org_id")?),
+                team: match team_id {
+                    Some(_) => Some(team_from_row(row)?),
+                    None => None,
+                },
+                description: get(row, "sa_description")?,
+            })
+        }
+
+        fn audit_from_row(row: &DbRow) -> Result<AuditEntry> {
+            let actor_id: Option<i64> = get(row, "actor_id")?;
+            Ok(AuditEntry {
+                id: get(row, "id")?,
+                org: OrgId(get(row, "org_id")?),
+                at: get(row, "at")?,
+                actor_id: actor_id.map(UserId),
+                actor_name: get(row, "actor_name")?,
+                action: get(row, "action")?,
+                target_kind: get(row, "target_kind")?,
+                target: get(row, "target")?,
+                source_address: get(row, "source_address")?,
+                detail: get(row, "detail")?,
             })
         }
 
@@ -93,10 +183,29 @@ macro_rules! sql_store {
              u.username AS owner_username, u.active AS owner_active \
              FROM api_keys k JOIN users u ON u.id = k.owner_user_id";
 
-        async fn insert_user<'e, E>(executor: E, user: &NewUser, now: i64) -> Result<User>
-        where
-            E: sqlx::Executor<'e, Database = $db>,
-        {
+        async fn append_audit(tx: &mut Tx<'_>, entries: &[NewAuditEntry]) -> Result<()> {
+            for e in entries {
+                sqlx::query(
+                    "INSERT INTO audit_log (org_id, at, actor_id, actor_name, action, target_kind, target, \
+                     source_address, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                )
+                .bind(e.org.0)
+                .bind(e.at)
+                .bind(e.actor.as_ref().map(|a| a.id.0))
+                .bind(e.actor.as_ref().map_or("system", |a| a.username.as_str()))
+                .bind(&e.action)
+                .bind(&e.target_kind)
+                .bind(&e.target)
+                .bind(&e.source_address)
+                .bind(&e.detail)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_err)?;
+            }
+            Ok(())
+        }
+
+        async fn insert_user(tx: &mut Tx<'_>, user: &NewUser, now: i64) -> Result<User> {
             let sql = format!(
                 "INSERT INTO users (kind, username, email, password_hash, active, created_at) \
                  VALUES ($1, $2, $3, $4, TRUE, $5) RETURNING {USER_COLUMNS}"
@@ -107,25 +216,48 @@ macro_rules! sql_store {
                 .bind(&user.email)
                 .bind(&user.password_hash)
                 .bind(now)
-                .fetch_one(executor)
+                .fetch_one(&mut **tx)
                 .await
-                .map_err(|e| StoreError::from_sqlx(e, "a user with this username or email"))?;
+                .map_err(|e| StoreError::from_sqlx(e, "a user or service account with this name or email"))?;
             user_from_row(&row)
         }
 
-        async fn insert_member<'e, E>(executor: E, org: OrgId, user: UserId, role: OrgRole, now: i64) -> Result<()>
-        where
-            E: sqlx::Executor<'e, Database = $db>,
-        {
+        async fn insert_member(tx: &mut Tx<'_>, org: OrgId, user: UserId, role: OrgRole, now: i64) -> Result<()> {
             sqlx::query("INSERT INTO org_members (org_id, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(org.0)
                 .bind(user.0)
                 .bind(role.as_str())
                 .bind(now)
-                .execute(executor)
+                .execute(&mut **tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, "this membership"))?;
             Ok(())
+        }
+
+        /// Locks the admin rows of every org `user` administers (PostgreSQL), then
+        /// counts the orgs (all, or just `org`) that would be left without an active
+        /// admin if `user` stopped being one.
+        async fn orphaned_orgs(tx: &mut Tx<'_>, user: UserId, org: Option<OrgId>) -> Result<i64> {
+            let lock = format!(
+                "SELECT org_id FROM org_members WHERE role = 'admin' AND org_id IN \
+                 (SELECT org_id FROM org_members WHERE user_id = $1 AND role = 'admin'){}",
+                $lock
+            );
+            sqlx::query(&lock).bind(user.0).fetch_all(&mut **tx).await.map_err(backend_err)?;
+            sqlx::query_scalar(ORPHANED_ORGS)
+                .bind(user.0)
+                .bind(user.0)
+                .bind(org.map(|o| o.0))
+                .bind(org.map(|o| o.0))
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(backend_err)
+        }
+
+        impl $store {
+            async fn begin(&self) -> Result<Tx<'_>> {
+                self.pool.begin().await.map_err(backend_err)
+            }
         }
 
         #[async_trait::async_trait]
@@ -140,7 +272,7 @@ macro_rules! sql_store {
             }
 
             async fn bootstrap(&self, org_name: &str, admin: NewUser, now: i64) -> Result<Option<(Org, User)>> {
-                let mut tx = self.pool.begin().await.map_err(backend_err)?;
+                let mut tx = self.begin().await?;
                 let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
                     .fetch_one(&mut *tx)
                     .await
@@ -148,24 +280,156 @@ macro_rules! sql_store {
                 if users > 0 {
                     return Ok(None);
                 }
-                let row = sqlx::query(
-                    "INSERT INTO orgs (name, created_at) VALUES ($1, $2) \
-                     RETURNING id AS org_id, name AS org_name, created_at AS org_created_at",
-                )
-                .bind(org_name)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, "an organization with this name"))?;
-                let org = org_from_row(&row)?;
-                let user = insert_user(&mut *tx, &admin, now).await?;
-                insert_member(&mut *tx, org.id, user.id, OrgRole::Admin, now).await?;
+                let org = insert_org(&mut tx, org_name, now).await?;
+                let user = insert_user(&mut tx, &admin, now).await?;
+                insert_member(&mut tx, org.id, user.id, OrgRole::Admin, now).await?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok(Some((org, user)))
             }
 
+            // -------------------------------------------------------- organizations
+
+            async fn create_org(&self, name: &str, now: i64) -> Result<Org> {
+                let mut tx = self.begin().await?;
+                let org = insert_org(&mut tx, name, now).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(org)
+            }
+
+            async fn get_org(&self, id: OrgId) -> Result<Option<Org>> {
+                let sql = format!("SELECT {ORG_COLUMNS} FROM orgs o WHERE o.id = $1");
+                let row = sqlx::query(&sql).bind(id.0).fetch_optional(&self.pool).await.map_err(backend_err)?;
+                row.as_ref().map(org_from_row).transpose()
+            }
+
+            async fn find_org(&self, name: &str) -> Result<Option<Org>> {
+                let sql = format!("SELECT {ORG_COLUMNS} FROM orgs o WHERE lower(o.name) = lower($1)");
+                let row = sqlx::query(&sql).bind(name).fetch_optional(&self.pool).await.map_err(backend_err)?;
+                row.as_ref().map(org_from_row).transpose()
+            }
+
+            async fn set_key_creation_disabled(&self, org: OrgId, disabled: bool, audit: &[NewAuditEntry]) -> Result<Org> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(
+                    "UPDATE orgs SET key_creation_disabled = $1 WHERE id = $2 RETURNING \
+                     id AS org_id, name AS org_name, created_at AS org_created_at, \
+                     key_creation_disabled AS org_key_creation_disabled",
+                )
+                    .bind(disabled)
+                    .bind(org.0)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                org_from_row(&row)
+            }
+
+            async fn org_members(&self, org: OrgId) -> Result<Vec<OrgMember>> {
+                let rows = sqlx::query(
+                    "SELECT u.id, u.kind, u.username, u.email, u.active, u.created_at, m.role \
+                     FROM org_members m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 ORDER BY lower(u.username)",
+                )
+                .bind(org.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(OrgMember {
+                            user: user_from_row(row)?,
+                            role: OrgRole::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("org role"))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn add_org_member(&self, org: OrgId, user: UserId, role: OrgRole, now: i64, audit: &[NewAuditEntry]) -> Result<()> {
+                let mut tx = self.begin().await?;
+                insert_member(&mut tx, org, user, role, now).await?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn set_org_role(&self, org: OrgId, user: UserId, role: OrgRole, audit: &[NewAuditEntry])
+            -> Result<std::result::Result<bool, Refused>> {
+                let mut tx = self.begin().await?;
+                if role != OrgRole::Admin && orphaned_orgs(&mut tx, user, Some(org)).await? > 0 {
+                    return Ok(Err(Refused::LastAdmin));
+                }
+                let done = sqlx::query("UPDATE org_members SET role = $1 WHERE org_id = $2 AND user_id = $3")
+                    .bind(role.as_str())
+                    .bind(org.0)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(Ok(false));
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Ok(true))
+            }
+
+            async fn remove_org_member(&self, org: OrgId, user: UserId, audit: &[NewAuditEntry])
+            -> Result<std::result::Result<bool, Refused>> {
+                let mut tx = self.begin().await?;
+                if orphaned_orgs(&mut tx, user, Some(org)).await? > 0 {
+                    return Ok(Err(Refused::LastAdmin));
+                }
+                sqlx::query("DELETE FROM team_members WHERE user_id = $1 AND team_id IN (SELECT id FROM teams WHERE org_id = $2)")
+                    .bind(user.0)
+                    .bind(org.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                let done = sqlx::query("DELETE FROM org_members WHERE org_id = $1 AND user_id = $2")
+                    .bind(org.0)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(Ok(false));
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Ok(true))
+            }
+
+            async fn memberships(&self, user: UserId) -> Result<Vec<Membership>> {
+                let sql = format!(
+                    "SELECT {ORG_COLUMNS}, m.role FROM org_members m JOIN orgs o ON o.id = m.org_id \
+                     WHERE m.user_id = $1 ORDER BY o.id"
+                );
+                let rows = sqlx::query(&sql).bind(user.0).fetch_all(&self.pool).await.map_err(backend_err)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(Membership {
+                            org: org_from_row(row)?,
+                            role: OrgRole::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("org role"))?,
+                        })
+                    })
+                    .collect()
+            }
+
+            // -------------------------------------------------------- users
+
             async fn create_user(&self, user: NewUser, now: i64) -> Result<User> {
-                insert_user(&self.pool, &user, now).await
+                let mut tx = self.begin().await?;
+                let user = insert_user(&mut tx, &user, now).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(user)
+            }
+
+            async fn create_member(&self, user: NewUser, org: OrgId, role: OrgRole, now: i64, audit: &[NewAuditEntry]) -> Result<User> {
+                let mut tx = self.begin().await?;
+                let user = insert_user(&mut tx, &user, now).await?;
+                insert_member(&mut tx, org, user.id, role, now).await?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(user)
             }
 
             async fn get_user(&self, id: UserId) -> Result<Option<User>> {
@@ -189,10 +453,7 @@ macro_rules! sql_store {
                     .map_err(backend_err)?;
                 match row {
                     None => Ok(None),
-                    Some(row) => {
-                        let hash: Option<String> = row.try_get("password_hash").map_err(backend_err)?;
-                        Ok(Some((user_from_row(&row)?, hash)))
-                    }
+                    Some(row) => Ok(Some((user_from_row(&row)?, get(&row, "password_hash")?))),
                 }
             }
 
@@ -202,29 +463,303 @@ macro_rules! sql_store {
                 row.as_ref().map(user_from_row).transpose()
             }
 
-            async fn add_org_member(&self, org: OrgId, user: UserId, role: OrgRole, now: i64) -> Result<()> {
-                insert_member(&self.pool, org, user, role, now).await
+            async fn set_password(&self, user: UserId, password_hash: &str) -> Result<bool> {
+                let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND kind = 'user'")
+                    .bind(password_hash)
+                    .bind(user.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(done.rows_affected() > 0)
             }
 
-            async fn memberships(&self, user: UserId) -> Result<Vec<Membership>> {
-                let rows = sqlx::query(
-                    "SELECT o.id AS org_id, o.name AS org_name, o.created_at AS org_created_at, m.role \
-                     FROM org_members m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = $1 ORDER BY o.id",
+            async fn set_user_active(&self, user: UserId, active: bool, audit: &[NewAuditEntry])
+            -> Result<std::result::Result<bool, Refused>> {
+                let mut tx = self.begin().await?;
+                if !active && orphaned_orgs(&mut tx, user, None).await? > 0 {
+                    return Ok(Err(Refused::LastAdmin));
+                }
+                let done = sqlx::query("UPDATE users SET active = $1 WHERE id = $2")
+                    .bind(active)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(Ok(false));
+                }
+                if !active {
+                    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                        .bind(user.0)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Ok(true))
+            }
+
+            async fn delete_user(&self, user: UserId, audit: &[NewAuditEntry]) -> Result<std::result::Result<bool, Refused>> {
+                let mut tx = self.begin().await?;
+                if orphaned_orgs(&mut tx, user, None).await? > 0 {
+                    return Ok(Err(Refused::LastAdmin));
+                }
+                // Keys, sessions, memberships and the service-account scope go with the
+                // row (ON DELETE CASCADE); keys it created for others keep a NULL creator.
+                let done = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(Ok(false));
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Ok(true))
+            }
+
+            async fn roles(&self, user: UserId) -> Result<Roles> {
+                let orgs: Vec<i64> = sqlx::query_scalar("SELECT org_id FROM org_members WHERE user_id = $1 AND role = 'admin'")
+                    .bind(user.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                let teams: Vec<i64> =
+                    sqlx::query_scalar("SELECT team_id FROM team_members WHERE user_id = $1 AND role = 'admin'")
+                        .bind(user.0)
+                        .fetch_all(&self.pool)
+                        .await
+                        .map_err(backend_err)?;
+                Ok(Roles {
+                    admin_of_orgs: orgs.into_iter().map(OrgId).collect(),
+                    admin_of_teams: teams.into_iter().map(TeamId).collect(),
+                })
+            }
+
+            async fn owner_scope(&self, user: UserId) -> Result<Option<OwnerScope>> {
+                let row = sqlx::query(
+                    "SELECT u.kind, s.org_id, s.team_id FROM users u LEFT JOIN service_accounts s ON s.user_id = u.id \
+                     WHERE u.id = $1",
                 )
                 .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                let Some(row) = row else { return Ok(None) };
+                match kind_from(&get::<String>(&row, "kind")?)? {
+                    PrincipalKind::ServiceAccount => {
+                        let org: Option<i64> = get(&row, "org_id")?;
+                        let org = OrgId(org.ok_or_else(|| corrupt("service account without scope"))?);
+                        let team: Option<i64> = get(&row, "team_id")?;
+                        Ok(Some(match team {
+                            Some(team) => OwnerScope::TeamServiceAccount { org, team: TeamId(team) },
+                            None => OwnerScope::OrgServiceAccount { org },
+                        }))
+                    }
+                    PrincipalKind::User => {
+                        let orgs: Vec<i64> = sqlx::query_scalar("SELECT org_id FROM org_members WHERE user_id = $1 ORDER BY org_id")
+                            .bind(user.0)
+                            .fetch_all(&self.pool)
+                            .await
+                            .map_err(backend_err)?;
+                        Ok(Some(OwnerScope::User { orgs: orgs.into_iter().map(OrgId).collect() }))
+                    }
+                }
+            }
+
+            // -------------------------------------------------------- teams
+
+            async fn create_team(&self, org: OrgId, name: &str, now: i64, audit: &[NewAuditEntry]) -> Result<Team> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(
+                    "INSERT INTO teams (org_id, name, created_at) VALUES ($1, $2, $3) \
+                     RETURNING id AS team_id, org_id AS team_org_id, name AS team_name, created_at AS team_created_at",
+                )
+                .bind(org.0)
+                .bind(name)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "a team with this name"))?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                team_from_row(&row)
+            }
+
+            async fn find_team(&self, org: OrgId, name: &str) -> Result<Option<Team>> {
+                let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.org_id = $1 AND lower(t.name) = lower($2)");
+                let row = sqlx::query(&sql).bind(org.0).bind(name).fetch_optional(&self.pool).await.map_err(backend_err)?;
+                row.as_ref().map(team_from_row).transpose()
+            }
+
+            async fn list_teams(&self, org: OrgId) -> Result<Vec<Team>> {
+                let sql = format!("SELECT {TEAM_COLUMNS} FROM teams t WHERE t.org_id = $1 ORDER BY lower(t.name)");
+                let rows = sqlx::query(&sql).bind(org.0).fetch_all(&self.pool).await.map_err(backend_err)?;
+                rows.iter().map(team_from_row).collect()
+            }
+
+            async fn set_team_member(&self, team: TeamId, user: UserId, role: TeamRole, now: i64, audit: &[NewAuditEntry]) -> Result<()> {
+                let mut tx = self.begin().await?;
+                sqlx::query(
+                    "INSERT INTO team_members (team_id, user_id, role, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (team_id, user_id) DO UPDATE SET role = excluded.role",
+                )
+                .bind(team.0)
+                .bind(user.0)
+                .bind(role.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
+            async fn remove_team_member(&self, team: TeamId, user: UserId, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+                    .bind(team.0)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn team_members(&self, team: TeamId) -> Result<Vec<TeamMember>> {
+                let rows = sqlx::query(
+                    "SELECT u.id AS member_id, u.kind AS member_kind, u.username AS member_username, tm.role \
+                     FROM team_members tm JOIN users u ON u.id = tm.user_id WHERE tm.team_id = $1 ORDER BY lower(u.username)",
+                )
+                .bind(team.0)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend_err)?;
                 rows.iter()
                     .map(|row| {
-                        let role: String = row.try_get("role").map_err(backend_err)?;
-                        Ok(Membership {
-                            org: org_from_row(row)?,
-                            role: OrgRole::parse(&role).ok_or_else(|| corrupt("org role"))?,
+                        Ok(TeamMember {
+                            user: user_ref(row, "member")?.ok_or_else(|| corrupt("team member"))?,
+                            role: TeamRole::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("team role"))?,
                         })
                     })
                     .collect()
             }
+
+            async fn user_teams(&self, user: UserId) -> Result<Vec<(Team, TeamRole)>> {
+                let sql = format!(
+                    "SELECT {TEAM_COLUMNS}, tm.role FROM team_members tm JOIN teams t ON t.id = tm.team_id \
+                     WHERE tm.user_id = $1 ORDER BY lower(t.name)"
+                );
+                let rows = sqlx::query(&sql).bind(user.0).fetch_all(&self.pool).await.map_err(backend_err)?;
+                rows.iter()
+                    .map(|row| {
+                        let role = TeamRole::parse(&get::<String>(row, "role")?).ok_or_else(|| corrupt("team role"))?;
+                        Ok((team_from_row(row)?, role))
+                    })
+                    .collect()
+            }
+
+            // -------------------------------------------------------- service accounts
+
+            async fn create_service_account(&self, account: NewServiceAccount, now: i64, audit: &[NewAuditEntry]) -> Result<ServiceAccount> {
+                let mut tx = self.begin().await?;
+                let new_user = NewUser {
+                    kind: PrincipalKind::ServiceAccount,
+                    username: account.username.clone(),
+                    email: None,
+                    password_hash: None,
+                };
+                let user = insert_user(&mut tx, &new_user, now).await?;
+                sqlx::query(
+                    "INSERT INTO service_accounts (user_id, org_id, team_id, description, created_by_user_id) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(user.id.0)
+                .bind(account.org.0)
+                .bind(account.team.map(|t| t.0))
+                .bind(&account.description)
+                .bind(account.created_by.map(|u| u.0))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                insert_member(&mut tx, account.org, user.id, OrgRole::Member, now).await?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                self.get_service_account(user.id).await?.ok_or_else(|| corrupt("service account vanished"))
+            }
+
+            async fn get_service_account(&self, user: UserId) -> Result<Option<ServiceAccount>> {
+                let sql = format!("{SERVICE_ACCOUNT_SELECT} WHERE s.user_id = $1");
+                let row = sqlx::query(&sql).bind(user.0).fetch_optional(&self.pool).await.map_err(backend_err)?;
+                row.as_ref().map(service_account_from_row).transpose()
+            }
+
+            async fn list_service_accounts(&self, org: OrgId, team: Option<TeamId>) -> Result<Vec<ServiceAccount>> {
+                let sql = format!(
+                    "{SERVICE_ACCOUNT_SELECT} WHERE s.org_id = $1 AND ($2 IS NULL OR s.team_id = $3) ORDER BY lower(u.username)"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(org.0)
+                    .bind(team.map(|t| t.0))
+                    .bind(team.map(|t| t.0))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(service_account_from_row).collect()
+            }
+
+            // -------------------------------------------------------- invitations
+
+            async fn create_invite(&self, user: UserId, token_digest: &KeyDigest, now: i64, expires_at: i64) -> Result<()> {
+                sqlx::query("INSERT INTO invites (token_digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+                    .bind(token_digest.as_bytes().as_slice())
+                    .bind(user.0)
+                    .bind(now)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| StoreError::from_sqlx(e, "an invitation with this token"))?;
+                Ok(())
+            }
+
+            async fn accept_invite(&self, token_digest: &KeyDigest, password_hash: &str, now: i64) -> Result<Option<UserId>> {
+                let mut tx = self.begin().await?;
+                let user: Option<i64> = sqlx::query_scalar(
+                    "DELETE FROM invites WHERE token_digest = $1 AND expires_at > $2 RETURNING user_id",
+                )
+                .bind(token_digest.as_bytes().as_slice())
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(user) = user else { return Ok(None) };
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND kind = 'user'")
+                    .bind(password_hash)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(Some(UserId(user)))
+            }
+
+            async fn delete_invites(&self, user: UserId) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM invites WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(done.rows_affected())
+            }
+
+            // -------------------------------------------------------- sessions
 
             async fn create_session(&self, session: NewSession) -> Result<()> {
                 sqlx::query("INSERT INTO sessions (token_digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
@@ -249,9 +784,9 @@ macro_rules! sql_store {
                 .map_err(backend_err)?;
                 row.map(|row| {
                     Ok(Session {
-                        user_id: UserId(row.try_get("user_id").map_err(backend_err)?),
-                        created_at: row.try_get("created_at").map_err(backend_err)?,
-                        expires_at: row.try_get("expires_at").map_err(backend_err)?,
+                        user_id: UserId(get(&row, "user_id")?),
+                        created_at: get(&row, "created_at")?,
+                        expires_at: get(&row, "expires_at")?,
                     })
                 })
                 .transpose()
@@ -275,7 +810,10 @@ macro_rules! sql_store {
                 Ok(done.rows_affected())
             }
 
-            async fn insert_key(&self, key: NewKey) -> Result<StoredKey> {
+            // -------------------------------------------------------- keys
+
+            async fn insert_key(&self, key: NewKey, audit: &[NewAuditEntry]) -> Result<StoredKey> {
+                let mut tx = self.begin().await?;
                 sqlx::query(
                     "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
                      created_by_user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -288,9 +826,11 @@ macro_rules! sql_store {
                 .bind(key.owner.0)
                 .bind(key.created_by.map(|u| u.0))
                 .bind(key.created_at)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
                 self.get_key(&key.key_id).await?.ok_or_else(|| corrupt("key vanished after insert"))
             }
 
@@ -315,9 +855,7 @@ macro_rules! sql_store {
             }
 
             async fn get_key(&self, key_id: &KeyId) -> Result<Option<StoredKey>> {
-                let sql = format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.owner_user_id WHERE k.key_id = $1"
-                );
+                let sql = format!("SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE k.key_id = $1");
                 let row = sqlx::query(&sql)
                     .bind(key_id.as_str())
                     .fetch_optional(&self.pool)
@@ -327,54 +865,124 @@ macro_rules! sql_store {
             }
 
             async fn list_keys(&self, query: &KeyListQuery) -> Result<Vec<StoredKey>> {
-                let sql = format!(
-                    "SELECT {KEY_COLUMNS} FROM api_keys k JOIN users u ON u.id = k.owner_user_id \
-                     WHERE k.owner_user_id = $1 AND (k.created_at < $2 OR (k.created_at = $3 AND k.key_id < $4)) \
-                     ORDER BY k.created_at DESC, k.key_id DESC LIMIT $5"
-                );
-                let (created_at, key_id) = match &query.after {
-                    Some(c) => (c.created_at, c.key_id.as_str()),
-                    None => (i64::MAX, ""),
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE ("));
+                let vis = &query.visibility;
+                let mut any = false;
+                if let Some(caller) = vis.caller {
+                    qb.push("k.owner_user_id = ").push_bind(caller.0);
+                    any = true;
+                }
+                if !vis.admin_orgs.is_empty() {
+                    if any {
+                        qb.push(" OR ");
+                    }
+                    qb.push("EXISTS (SELECT 1 FROM org_members vm WHERE vm.user_id = k.owner_user_id AND vm.org_id IN (");
+                    let mut list = qb.separated(", ");
+                    for org in &vis.admin_orgs {
+                        list.push_bind(org.0);
+                    }
+                    qb.push("))");
+                    any = true;
+                }
+                if !vis.admin_teams.is_empty() {
+                    if any {
+                        qb.push(" OR ");
+                    }
+                    qb.push("EXISTS (SELECT 1 FROM service_accounts vs WHERE vs.user_id = k.owner_user_id AND vs.team_id IN (");
+                    let mut list = qb.separated(", ");
+                    for team in &vis.admin_teams {
+                        list.push_bind(team.0);
+                    }
+                    qb.push("))");
+                    any = true;
+                }
+                if !any {
+                    qb.push("1 = 0");
+                }
+                qb.push(")");
+                let f = &query.filter;
+                if let Some(owner) = f.owner {
+                    qb.push(" AND k.owner_user_id = ").push_bind(owner.0);
+                }
+                if let Some(kind) = f.owner_kind {
+                    qb.push(" AND u.kind = ").push_bind(kind.as_str());
+                }
+                if let Some(team) = f.team {
+                    qb.push(" AND (EXISTS (SELECT 1 FROM service_accounts fs WHERE fs.user_id = k.owner_user_id AND fs.team_id = ")
+                        .push_bind(team.0)
+                        .push(") OR EXISTS (SELECT 1 FROM team_members ft WHERE ft.user_id = k.owner_user_id AND ft.team_id = ")
+                        .push_bind(team.0)
+                        .push("))");
+                }
+                if let Some(org) = f.org {
+                    qb.push(" AND EXISTS (SELECT 1 FROM org_members fo WHERE fo.user_id = k.owner_user_id AND fo.org_id = ")
+                        .push_bind(org.0)
+                        .push(")");
+                }
+                if let Some(needle) = &f.name_contains {
+                    qb.push(" AND lower(k.name) LIKE ").push_bind(like_pattern(needle)).push(" ESCAPE '\\'");
+                }
+                if let Some(t) = f.last_used_before {
+                    qb.push(" AND k.last_used_at < ").push_bind(t);
+                }
+                if let Some(t) = f.last_used_after {
+                    qb.push(" AND k.last_used_at > ").push_bind(t);
+                }
+                let order = match query.sort {
+                    KeySort::Created => "k.created_at",
+                    KeySort::LastUsed => "COALESCE(k.last_used_at, -1)",
                 };
-                let rows = sqlx::query(&sql)
-                    .bind(query.owner.0)
-                    .bind(created_at)
-                    .bind(created_at)
-                    .bind(key_id)
-                    .bind(i64::from(query.limit))
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(backend_err)?;
+                if let Some(after) = &query.after {
+                    qb.push(format!(" AND ({order} < "))
+                        .push_bind(after.value)
+                        .push(format!(" OR ({order} = "))
+                        .push_bind(after.value)
+                        .push(" AND k.key_id < ")
+                        .push_bind(after.key_id.clone())
+                        .push("))");
+                }
+                qb.push(format!(" ORDER BY {order} DESC, k.key_id DESC LIMIT "))
+                    .push_bind(i64::from(query.limit));
+                let rows = qb.build().fetch_all(&self.pool).await.map_err(backend_err)?;
                 rows.iter().map(key_from_row).collect()
             }
 
-            async fn rename_key(&self, key_id: &KeyId, name: &str) -> Result<Option<StoredKey>> {
+            async fn rename_key(&self, key_id: &KeyId, name: &str, audit: &[NewAuditEntry]) -> Result<Option<StoredKey>> {
+                let mut tx = self.begin().await?;
                 let done = sqlx::query("UPDATE api_keys SET name = $1 WHERE key_id = $2")
                     .bind(name)
                     .bind(key_id.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(backend_err)?;
                 if done.rows_affected() == 0 {
                     return Ok(None);
                 }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
                 self.get_key(key_id).await
             }
 
-            async fn delete_key(&self, key_id: &KeyId) -> Result<bool> {
+            async fn delete_key(&self, key_id: &KeyId, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
                 let done = sqlx::query("DELETE FROM api_keys WHERE key_id = $1")
                     .bind(key_id.as_str())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(backend_err)?;
-                Ok(done.rows_affected() > 0)
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
             }
 
             async fn record_key_use(&self, uses: &[(KeyId, i64)]) -> Result<()> {
                 if uses.is_empty() {
                     return Ok(());
                 }
-                let mut tx = self.pool.begin().await.map_err(backend_err)?;
+                let mut tx = self.begin().await?;
                 for (key_id, at) in uses {
                     sqlx::query(
                         "UPDATE api_keys SET last_used_at = $1 \
@@ -390,6 +998,52 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(backend_err)?;
                 Ok(())
             }
+
+            // -------------------------------------------------------- audit
+
+            async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
+                let mut qb = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT id, org_id, at, actor_id, actor_name, action, target_kind, target, source_address, detail \
+                     FROM audit_log WHERE 1 = 1",
+                );
+                if let Some(org) = query.org {
+                    qb.push(" AND org_id = ").push_bind(org.0);
+                }
+                if let Some(action) = &query.action {
+                    qb.push(" AND action = ").push_bind(action.clone());
+                }
+                if let Some(actor) = &query.actor {
+                    qb.push(" AND lower(actor_name) = lower(").push_bind(actor.clone()).push(")");
+                }
+                if let Some(target) = &query.target {
+                    qb.push(" AND target = ").push_bind(target.clone());
+                }
+                if let Some(since) = query.since {
+                    qb.push(" AND at >= ").push_bind(since);
+                }
+                if let Some(until) = query.until {
+                    qb.push(" AND at < ").push_bind(until);
+                }
+                if let Some(before) = query.before_id {
+                    qb.push(" AND id < ").push_bind(before);
+                }
+                qb.push(" ORDER BY id DESC LIMIT ").push_bind(i64::from(query.limit));
+                let rows = qb.build().fetch_all(&self.pool).await.map_err(backend_err)?;
+                rows.iter().map(audit_from_row).collect()
+            }
+        }
+
+        async fn insert_org(tx: &mut Tx<'_>, name: &str, now: i64) -> Result<Org> {
+            let row = sqlx::query(
+                "INSERT INTO orgs (name, created_at) VALUES ($1, $2) RETURNING id AS org_id, name AS org_name, \
+                 created_at AS org_created_at, key_creation_disabled AS org_key_creation_disabled",
+            )
+            .bind(name)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "an organization with this name"))?;
+            org_from_row(&row)
         }
     };
 }

@@ -35,22 +35,18 @@ impl SqliteStore {
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| {
-                crate::StoreError::Open(format!("cannot migrate {}: {e}", path.display()))
-            })?;
+            .map_err(|e| crate::StoreError::Open(format!("cannot migrate {}: {e}", path.display())))?;
         Ok(Self { pool })
     }
 }
 
-crate::sql_store::sql_store!(SqliteStore, Sqlite, Backend::Sqlite);
+crate::sql_store::sql_store!(SqliteStore, Sqlite, Backend::Sqlite, "");
 
 impl SqliteStore {
     /// The value of a pragma on one pooled connection, for tests and `doctor`.
     pub async fn pragma(&self, name: &str) -> crate::Result<String> {
         if !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
-            return Err(crate::StoreError::Backend(format!(
-                "not a pragma name: {name}"
-            )));
+            return Err(crate::StoreError::Backend(format!("not a pragma name: {name}")));
         }
         let row = sqlx::query(&format!("PRAGMA {name}"))
             .fetch_one(&self.pool)

@@ -3,8 +3,9 @@
 //! database file) and on PostgreSQL (one throwaway cluster per run, a fresh database
 //! per case). A backend that differs from the contract fails here.
 
-use keysmith_core::role::{OrgRole, PrincipalKind};
-use keysmith_core::{KeyDigest, KeyId, KeyPrefix, generate_legacy, generate_v1};
+use keysmith_core::policy::OwnerScope;
+use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
+use keysmith_core::{KeyDigest, KeyId, KeyPrefix, OrgId, TeamId, generate_legacy, generate_v1};
 use keysmith_store::*;
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,16 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
     }
 }
 
+fn own_keys(owner: UserId, after: Option<KeyCursor>, limit: u32) -> KeyListQuery {
+    KeyListQuery {
+        visibility: Visibility::own(owner),
+        filter: KeyFilter::default(),
+        sort: KeySort::Created,
+        after,
+        limit,
+    }
+}
+
 async fn bootstrap_creates_the_first_org_and_admin_once(store: Arc<dyn Store>) {
     let (org, admin) = store
         .bootstrap("default", person("admin"), 1000)
@@ -44,14 +55,8 @@ async fn bootstrap_creates_the_first_org_and_admin_once(store: Arc<dyn Store>) {
     assert_eq!(org.name, "default");
     assert_eq!(admin.username, "admin");
     assert!(admin.active);
-    let again = store
-        .bootstrap("other", person("admin2"), 2000)
-        .await
-        .unwrap();
-    assert!(
-        again.is_none(),
-        "a second bootstrap must not create anything"
-    );
+    let again = store.bootstrap("other", person("admin2"), 2000).await.unwrap();
+    assert!(again.is_none(), "a second bootstrap must not create anything");
     let memberships = store.memberships(admin.id).await.unwrap();
     assert_eq!(memberships.len(), 1);
     assert_eq!(memberships[0].org, org);
@@ -63,30 +68,15 @@ async fn users_are_found_by_username_or_email_ignoring_case(store: Arc<dyn Store
     let (by_name, hash) = store.find_user_for_sign_in("alice").await.unwrap().unwrap();
     assert_eq!(by_name, alice);
     assert!(hash.unwrap().starts_with("$argon2id$"));
-    let (by_email, _) = store
-        .find_user_for_sign_in("ALICE@example.com")
-        .await
-        .unwrap()
-        .unwrap();
+    let (by_email, _) = store.find_user_for_sign_in("ALICE@example.com").await.unwrap().unwrap();
     assert_eq!(by_email.id, alice.id);
     assert!(store.find_user_for_sign_in("bob").await.unwrap().is_none());
     assert_eq!(
-        store
-            .find_user_by_username("ALICE")
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
+        store.find_user_by_username("ALICE").await.unwrap().unwrap().id,
         alice.id
     );
     assert_eq!(store.get_user(alice.id).await.unwrap().unwrap(), alice);
-    assert!(
-        store
-            .get_user(UserId(alice.id.0 + 100))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.get_user(UserId(alice.id.0 + 100)).await.unwrap().is_none());
 }
 
 async fn usernames_and_emails_are_unique(store: Arc<dyn Store>) {
@@ -123,12 +113,7 @@ async fn sessions_are_found_until_they_expire_or_are_deleted(store: Arc<dyn Stor
         .await
         .unwrap();
     assert_eq!(
-        store
-            .find_session(&digest, 150)
-            .await
-            .unwrap()
-            .unwrap()
-            .user_id,
+        store.find_session(&digest, 150).await.unwrap().unwrap().user_id,
         user.id
     );
     assert!(
@@ -160,12 +145,12 @@ async fn sessions_are_found_until_they_expire_or_are_deleted(store: Arc<dyn Stor
 async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
     let owner = store.create_user(person("kim"), 1).await.unwrap();
     let key = new_key(owner.id, "laptop", 10);
-    let stored = store.insert_key(key.clone()).await.unwrap();
+    let stored = store.insert_key(key.clone(), &[]).await.unwrap();
     assert_eq!(stored.key_id, key.key_id);
     assert_eq!(stored.name, "laptop");
     assert_eq!(stored.owner.username, "kim");
     assert_eq!(stored.owner.kind, PrincipalKind::User);
-    assert_eq!(stored.created_by, Some(owner.id));
+    assert_eq!(stored.created_by.as_ref().map(|c| c.id), Some(owner.id));
     assert_eq!(stored.last_used_at, None);
     assert_eq!(stored.format, KeyFormat::V1);
     let auth = store.find_key_for_auth(&key.key_id).await.unwrap().unwrap();
@@ -173,33 +158,28 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
     assert!(auth.owner_active);
     assert_eq!(auth.owner.id, owner.id);
     assert!(
-        store
-            .find_legacy_key_for_auth(&key.digest)
-            .await
-            .unwrap()
-            .is_none(),
+        store.find_legacy_key_for_auth(&key.digest).await.unwrap().is_none(),
         "v1 keys are found by key ID only"
     );
 
     let legacy = generate_legacy(None).unwrap();
     store
-        .insert_key(NewKey {
-            key_id: legacy.key_id.clone(),
-            digest: legacy.digest,
-            format: KeyFormat::Legacy,
-            display: legacy.display.clone(),
-            name: "old sdk".into(),
-            owner: owner.id,
-            created_by: None,
-            created_at: 11,
-        })
+        .insert_key(
+            NewKey {
+                key_id: legacy.key_id.clone(),
+                digest: legacy.digest,
+                format: KeyFormat::Legacy,
+                display: legacy.display.clone(),
+                name: "old sdk".into(),
+                owner: owner.id,
+                created_by: None,
+                created_at: 11,
+            },
+            &[],
+        )
         .await
         .unwrap();
-    let auth = store
-        .find_legacy_key_for_auth(&legacy.digest)
-        .await
-        .unwrap()
-        .unwrap();
+    let auth = store.find_legacy_key_for_auth(&legacy.digest).await.unwrap().unwrap();
     assert_eq!(auth.key_id, legacy.key_id);
     let shown = store.get_key(&legacy.key_id).await.unwrap().unwrap();
     assert_eq!(shown.display, legacy.display);
@@ -207,10 +187,7 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
 
     let mut dup = new_key(owner.id, "dup", 12);
     dup.key_id = key.key_id.clone();
-    assert!(matches!(
-        store.insert_key(dup).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert!(matches!(store.insert_key(dup, &[]).await, Err(StoreError::Conflict(_))));
 }
 
 async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
@@ -220,27 +197,17 @@ async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
     for i in 0..7 {
         // Two keys share each timestamp, so the key ID must break ties.
         let k = store
-            .insert_key(new_key(owner.id, &format!("k{i}"), 100 + i / 2))
+            .insert_key(new_key(owner.id, &format!("k{i}"), 100 + i / 2), &[])
             .await
             .unwrap();
         expected.push(k.key_id);
-        store
-            .insert_key(new_key(other.id, "not mine", 100))
-            .await
-            .unwrap();
+        store.insert_key(new_key(other.id, "not mine", 100), &[]).await.unwrap();
     }
     expected.sort_by(|a, b| b.cmp(a));
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store
-            .list_keys(&KeyListQuery {
-                owner: owner.id,
-                after: after.clone(),
-                limit: 3,
-            })
-            .await
-            .unwrap();
+        let page = store.list_keys(&own_keys(owner.id, after.clone(), 3)).await.unwrap();
         assert!(page.len() <= 3);
         if page.is_empty() {
             break;
@@ -248,7 +215,7 @@ async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
         assert!(page.iter().all(|k| k.owner.id == owner.id));
         let last = page.last().unwrap();
         after = Some(KeyCursor {
-            created_at: last.created_at,
+            value: last.created_at,
             key_id: last.key_id.as_str().into(),
         });
         seen.extend(page.into_iter().map(|k| (k.created_at, k.key_id)));
@@ -256,94 +223,612 @@ async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
     assert_eq!(seen.len(), 7);
     let mut sorted = seen.clone();
     sorted.sort_by(|a, b| b.cmp(a));
-    assert_eq!(
-        seen, sorted,
-        "newest first, key ID descending within a millisecond"
-    );
+    assert_eq!(seen, sorted, "newest first, key ID descending within a millisecond");
 }
 
 async fn keys_are_renamed_and_deleted(store: Arc<dyn Store>) {
     let owner = store.create_user(person("ned"), 1).await.unwrap();
-    let key = store
-        .insert_key(new_key(owner.id, "before", 1))
-        .await
-        .unwrap();
-    let renamed = store
-        .rename_key(&key.key_id, "after")
-        .await
-        .unwrap()
-        .unwrap();
+    let key = store.insert_key(new_key(owner.id, "before", 1), &[]).await.unwrap();
+    let renamed = store.rename_key(&key.key_id, "after", &[]).await.unwrap().unwrap();
     assert_eq!(renamed.name, "after");
     let missing = KeyId::parse("wandb_v1_000000000000000000000000000").unwrap();
-    assert!(store.rename_key(&missing, "x").await.unwrap().is_none());
-    assert!(store.delete_key(&key.key_id).await.unwrap());
+    assert!(store.rename_key(&missing, "x", &[]).await.unwrap().is_none());
+    assert!(store.delete_key(&key.key_id, &[]).await.unwrap());
     assert!(
-        !store.delete_key(&key.key_id).await.unwrap(),
+        !store.delete_key(&key.key_id, &[]).await.unwrap(),
         "a second delete finds nothing"
     );
-    assert!(
-        store
-            .find_key_for_auth(&key.key_id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.find_key_for_auth(&key.key_id).await.unwrap().is_none());
     assert!(store.get_key(&key.key_id).await.unwrap().is_none());
 }
 
 async fn last_use_is_recorded_in_batches_and_never_moves_backwards(store: Arc<dyn Store>) {
     let owner = store.create_user(person("ola"), 1).await.unwrap();
-    let a = store.insert_key(new_key(owner.id, "a", 1)).await.unwrap();
-    let b = store.insert_key(new_key(owner.id, "b", 1)).await.unwrap();
+    let a = store.insert_key(new_key(owner.id, "a", 1), &[]).await.unwrap();
+    let b = store.insert_key(new_key(owner.id, "b", 1), &[]).await.unwrap();
     store
         .record_key_use(&[(a.key_id.clone(), 500), (b.key_id.clone(), 600)])
         .await
         .unwrap();
-    store
-        .record_key_use(&[(a.key_id.clone(), 400)])
-        .await
-        .unwrap();
+    store.record_key_use(&[(a.key_id.clone(), 400)]).await.unwrap();
     store.record_key_use(&[]).await.unwrap();
-    assert_eq!(
-        store
-            .get_key(&a.key_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
-        Some(500)
-    );
-    assert_eq!(
-        store
-            .get_key(&b.key_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .last_used_at,
-        Some(600)
-    );
+    assert_eq!(store.get_key(&a.key_id).await.unwrap().unwrap().last_used_at, Some(500));
+    assert_eq!(store.get_key(&b.key_id).await.unwrap().unwrap().last_used_at, Some(600));
 }
 
 async fn org_membership_is_recorded_with_its_role(store: Arc<dyn Store>) {
-    let (org, _) = store
-        .bootstrap("acme", person("root"), 1)
-        .await
-        .unwrap()
-        .unwrap();
+    let (org, _) = store.bootstrap("acme", person("root"), 1).await.unwrap().unwrap();
     let member = store.create_user(person("pat"), 2).await.unwrap();
     store
-        .add_org_member(org.id, member.id, OrgRole::Member, 3)
+        .add_org_member(org.id, member.id, OrgRole::Member, 3, &[])
         .await
         .unwrap();
     let m = store.memberships(member.id).await.unwrap();
     assert_eq!(m.len(), 1);
     assert_eq!(m[0].role, OrgRole::Member);
     assert!(matches!(
-        store
-            .add_org_member(org.id, member.id, OrgRole::Admin, 4)
-            .await,
+        store.add_org_member(org.id, member.id, OrgRole::Admin, 4, &[]).await,
         Err(StoreError::Conflict(_))
     ));
+}
+
+fn entry(org: OrgId, action: &str, target: &str) -> NewAuditEntry {
+    NewAuditEntry {
+        org,
+        at: 42,
+        actor: None,
+        action: action.into(),
+        target_kind: "test".into(),
+        target: target.into(),
+        source_address: Some("127.0.0.1".into()),
+        detail: None,
+    }
+}
+
+/// An org with an admin, a team admin of `red`, a member of `red`, a member of no team,
+/// a service account of `red`, one of `blue`, and an org-scoped one; each owns one key.
+struct World {
+    org: Org,
+    red: Team,
+    blue: Team,
+    admin: UserId,
+    red_admin: UserId,
+    red_member: UserId,
+    loner: UserId,
+    red_sa: UserId,
+    blue_sa: UserId,
+    org_sa: UserId,
+    outsider: UserId,
+    keys: std::collections::BTreeMap<&'static str, KeyId>,
+}
+
+async fn world(store: &dyn Store) -> World {
+    let (org, admin) = store.bootstrap("acme", person("root"), 1).await.unwrap().unwrap();
+    let other_org = store.create_org("other", 1).await.unwrap();
+    let red = store.create_team(org.id, "red", 2, &[]).await.unwrap();
+    let blue = store.create_team(org.id, "blue", 2, &[]).await.unwrap();
+    let member = |name: &'static str| {
+        let store = &store;
+        async move {
+            store
+                .create_member(person(name), org.id, OrgRole::Member, 3, &[])
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let red_admin = member("redadmin").await;
+    let red_member = member("redmember").await;
+    let loner = member("loner").await;
+    store
+        .set_team_member(red.id, red_admin, TeamRole::Admin, 4, &[])
+        .await
+        .unwrap();
+    store
+        .set_team_member(red.id, red_member, TeamRole::Member, 4, &[])
+        .await
+        .unwrap();
+    let sa = |name: &str, team: Option<TeamId>| NewServiceAccount {
+        org: org.id,
+        team,
+        username: name.into(),
+        description: format!("{name} bot"),
+        created_by: Some(admin.id),
+    };
+    let red_sa = store
+        .create_service_account(sa("red-bot", Some(red.id)), 5, &[])
+        .await
+        .unwrap()
+        .user
+        .id;
+    let blue_sa = store
+        .create_service_account(sa("blue-bot", Some(blue.id)), 5, &[])
+        .await
+        .unwrap()
+        .user
+        .id;
+    let org_sa = store
+        .create_service_account(sa("org-bot", None), 5, &[])
+        .await
+        .unwrap()
+        .user
+        .id;
+    let outsider = store
+        .create_member(person("outsider"), other_org.id, OrgRole::Admin, 3, &[])
+        .await
+        .unwrap()
+        .id;
+    let mut keys = std::collections::BTreeMap::new();
+    for (i, (name, owner)) in [
+        ("admin", admin.id),
+        ("redadmin", red_admin),
+        ("redmember", red_member),
+        ("loner", loner),
+        ("red-bot", red_sa),
+        ("blue-bot", blue_sa),
+        ("org-bot", org_sa),
+        ("outsider", outsider),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let k = store
+            .insert_key(new_key(owner, &format!("{name} key"), 10 + i as i64), &[])
+            .await
+            .unwrap();
+        keys.insert(name, k.key_id);
+    }
+    World {
+        org,
+        red,
+        blue,
+        admin: admin.id,
+        red_admin,
+        red_member,
+        loner,
+        red_sa,
+        blue_sa,
+        org_sa,
+        outsider,
+        keys,
+    }
+}
+
+async fn listed(store: &dyn Store, visibility: Visibility, filter: KeyFilter) -> Vec<String> {
+    let query = KeyListQuery {
+        visibility,
+        filter,
+        sort: KeySort::Created,
+        after: None,
+        limit: 100,
+    };
+    let mut names: Vec<String> = store
+        .list_keys(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.owner.username)
+        .collect();
+    names.sort();
+    names
+}
+
+async fn lists_show_each_role_exactly_the_keys_it_may_see(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let roles = s.roles(w.admin).await.unwrap();
+    assert!(roles.is_org_admin(w.org.id));
+    let as_admin = Visibility {
+        caller: Some(w.admin),
+        admin_orgs: roles.admin_of_orgs.into_iter().collect(),
+        admin_teams: vec![],
+    };
+    assert_eq!(
+        listed(s, as_admin.clone(), KeyFilter::default()).await,
+        [
+            "blue-bot",
+            "loner",
+            "org-bot",
+            "red-bot",
+            "redadmin",
+            "redmember",
+            "root"
+        ],
+        "org admins see every key of their org and nothing of another"
+    );
+    let roles = s.roles(w.red_admin).await.unwrap();
+    assert_eq!(roles.admin_of_teams.iter().copied().collect::<Vec<_>>(), vec![w.red.id]);
+    let as_red_admin = Visibility {
+        caller: Some(w.red_admin),
+        admin_orgs: vec![],
+        admin_teams: vec![w.red.id],
+    };
+    assert_eq!(
+        listed(s, as_red_admin, KeyFilter::default()).await,
+        ["red-bot", "redadmin"]
+    );
+    assert_eq!(
+        listed(s, Visibility::own(w.loner), KeyFilter::default()).await,
+        ["loner"]
+    );
+    assert_eq!(
+        listed(s, Visibility::default(), KeyFilter::default()).await,
+        Vec::<String>::new()
+    );
+
+    let only = |f: KeyFilter| listed(s, as_admin.clone(), f);
+    assert_eq!(
+        only(KeyFilter {
+            owner_kind: Some(PrincipalKind::ServiceAccount),
+            ..Default::default()
+        })
+        .await,
+        ["blue-bot", "org-bot", "red-bot"]
+    );
+    assert_eq!(
+        only(KeyFilter {
+            team: Some(w.red.id),
+            ..Default::default()
+        })
+        .await,
+        ["red-bot", "redadmin", "redmember"]
+    );
+    assert_eq!(
+        only(KeyFilter {
+            owner: Some(w.loner),
+            ..Default::default()
+        })
+        .await,
+        ["loner"]
+    );
+    assert_eq!(
+        only(KeyFilter {
+            name_contains: Some("BOT K".into()),
+            ..Default::default()
+        })
+        .await,
+        ["blue-bot", "org-bot", "red-bot"]
+    );
+    assert_eq!(
+        only(KeyFilter {
+            name_contains: Some("%".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new(),
+        "LIKE wildcards are escaped"
+    );
+    assert_eq!(
+        only(KeyFilter {
+            org: Some(w.org.id),
+            owner: Some(w.outsider),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+
+    s.record_key_use(&[(w.keys["loner"].clone(), 500), (w.keys["red-bot"].clone(), 900)])
+        .await
+        .unwrap();
+    assert_eq!(
+        only(KeyFilter {
+            last_used_after: Some(600),
+            ..Default::default()
+        })
+        .await,
+        ["red-bot"]
+    );
+    assert_eq!(
+        only(KeyFilter {
+            last_used_before: Some(600),
+            ..Default::default()
+        })
+        .await,
+        ["loner"]
+    );
+    let by_use = KeyListQuery {
+        visibility: as_admin.clone(),
+        filter: KeyFilter::default(),
+        sort: KeySort::LastUsed,
+        after: None,
+        limit: 2,
+    };
+    let page = s.list_keys(&by_use).await.unwrap();
+    assert_eq!(
+        page.iter().map(|k| k.owner.username.as_str()).collect::<Vec<_>>(),
+        ["red-bot", "loner"]
+    );
+    let rest = KeyListQuery {
+        after: Some(KeyCursor {
+            value: 500,
+            key_id: page[1].key_id.as_str().into(),
+        }),
+        limit: 100,
+        ..by_use
+    };
+    let rest = s.list_keys(&rest).await.unwrap();
+    assert_eq!(rest.len(), 5, "never-used keys come last");
+    assert!(rest.iter().all(|k| k.last_used_at.is_none()));
+}
+
+async fn service_accounts_have_a_scope_and_no_password(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let red_sa = s.get_service_account(w.red_sa).await.unwrap().unwrap();
+    assert_eq!(red_sa.user.kind, PrincipalKind::ServiceAccount);
+    assert_eq!(red_sa.team.as_ref().map(|t| t.name.as_str()), Some("red"));
+    assert_eq!(red_sa.description, "red-bot bot");
+    let (_, hash) = s.find_user_for_sign_in("red-bot").await.unwrap().unwrap();
+    assert!(hash.is_none(), "service accounts have no password");
+    assert_eq!(
+        s.owner_scope(w.red_sa).await.unwrap(),
+        Some(OwnerScope::TeamServiceAccount {
+            org: w.org.id,
+            team: w.red.id
+        })
+    );
+    assert_eq!(
+        s.owner_scope(w.org_sa).await.unwrap(),
+        Some(OwnerScope::OrgServiceAccount { org: w.org.id })
+    );
+    assert_eq!(
+        s.owner_scope(w.loner).await.unwrap(),
+        Some(OwnerScope::User { orgs: vec![w.org.id] })
+    );
+    assert_eq!(s.owner_scope(UserId(9999)).await.unwrap(), None);
+    let names = |v: Vec<ServiceAccount>| v.into_iter().map(|a| a.user.username).collect::<Vec<_>>();
+    assert_eq!(
+        names(s.list_service_accounts(w.org.id, None).await.unwrap()),
+        ["blue-bot", "org-bot", "red-bot"]
+    );
+    assert_eq!(
+        names(s.list_service_accounts(w.org.id, Some(w.blue.id)).await.unwrap()),
+        ["blue-bot"]
+    );
+    assert!(
+        !s.set_password(w.red_sa, "$argon2id$x").await.unwrap(),
+        "a service account never gets a password"
+    );
+    let _ = w.blue_sa;
+}
+
+async fn teams_have_unique_names_and_members_with_roles(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    assert!(matches!(
+        s.create_team(w.org.id, "RED", 9, &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.find_team(w.org.id, "Red").await.unwrap().unwrap().id, w.red.id);
+    assert_eq!(s.list_teams(w.org.id).await.unwrap().len(), 2);
+    let members = s.team_members(w.red.id).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (m.user.username.as_str(), m.role))
+            .collect::<Vec<_>>(),
+        [("redadmin", TeamRole::Admin), ("redmember", TeamRole::Member)]
+    );
+    s.set_team_member(w.red.id, w.red_member, TeamRole::Admin, 9, &[])
+        .await
+        .unwrap();
+    assert!(s.roles(w.red_member).await.unwrap().is_team_admin(w.red.id));
+    assert!(s.remove_team_member(w.red.id, w.red_member, &[]).await.unwrap());
+    assert!(!s.remove_team_member(w.red.id, w.red_member, &[]).await.unwrap());
+    assert_eq!(s.user_teams(w.red_admin).await.unwrap()[0].1, TeamRole::Admin);
+}
+
+async fn the_last_active_admin_cannot_be_demoted_removed_deactivated_or_deleted(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    assert_eq!(
+        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[]).await.unwrap(),
+        Err(Refused::LastAdmin)
+    );
+    assert_eq!(
+        s.remove_org_member(w.org.id, w.admin, &[]).await.unwrap(),
+        Err(Refused::LastAdmin)
+    );
+    assert_eq!(
+        s.set_user_active(w.admin, false, &[]).await.unwrap(),
+        Err(Refused::LastAdmin)
+    );
+    assert_eq!(s.delete_user(w.admin, &[]).await.unwrap(), Err(Refused::LastAdmin));
+    // A second admin who is deactivated does not count.
+    assert_eq!(
+        s.set_org_role(w.org.id, w.loner, OrgRole::Admin, &[]).await.unwrap(),
+        Ok(true)
+    );
+    assert_eq!(s.set_user_active(w.loner, false, &[]).await.unwrap(), Ok(true));
+    assert_eq!(
+        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[]).await.unwrap(),
+        Err(Refused::LastAdmin)
+    );
+    assert_eq!(s.set_user_active(w.loner, true, &[]).await.unwrap(), Ok(true));
+    assert_eq!(
+        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[]).await.unwrap(),
+        Ok(true)
+    );
+    assert_eq!(
+        s.set_org_role(w.org.id, w.loner, OrgRole::Member, &[]).await.unwrap(),
+        Err(Refused::LastAdmin)
+    );
+    assert_eq!(
+        s.set_org_role(w.org.id, UserId(9999), OrgRole::Member, &[])
+            .await
+            .unwrap(),
+        Ok(false)
+    );
+}
+
+async fn deactivation_and_deletion_reach_keys_and_sessions(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let key = &w.keys["loner"];
+    let digest = KeyDigest::of(b"loner-session");
+    s.create_session(NewSession {
+        token_digest: digest,
+        user_id: w.loner,
+        created_at: 1,
+        expires_at: 1_000,
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.set_user_active(w.loner, false, &[]).await.unwrap(), Ok(true));
+    assert!(!s.find_key_for_auth(key).await.unwrap().unwrap().owner_active);
+    assert!(
+        s.find_session(&digest, 2).await.unwrap().is_none(),
+        "deactivation ends sessions"
+    );
+    assert_eq!(s.set_user_active(w.loner, true, &[]).await.unwrap(), Ok(true));
+    assert!(
+        s.find_key_for_auth(key).await.unwrap().unwrap().owner_active,
+        "reactivation restores keys"
+    );
+    assert_eq!(s.delete_user(w.loner, &[]).await.unwrap(), Ok(true));
+    assert!(
+        s.find_key_for_auth(key).await.unwrap().is_none(),
+        "deleting a user deletes their keys"
+    );
+    assert_eq!(s.delete_user(w.red_sa, &[]).await.unwrap(), Ok(true));
+    assert!(s.find_key_for_auth(&w.keys["red-bot"]).await.unwrap().is_none());
+    assert!(s.get_service_account(w.red_sa).await.unwrap().is_none());
+    assert_eq!(
+        s.remove_org_member(w.org.id, w.red_member, &[]).await.unwrap(),
+        Ok(true)
+    );
+    assert!(
+        s.team_members(w.red.id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.user.id != w.red_member),
+        "leaving the org leaves its teams"
+    );
+}
+
+async fn audit_entries_are_written_with_their_change_and_listed_newest_first(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let key = new_key(w.loner, "audited", 50);
+    let key_id = key.key_id.clone();
+    s.insert_key(key, &[entry(w.org.id, "api_key.created", key_id.as_str())])
+        .await
+        .unwrap();
+    s.rename_key(
+        &key_id,
+        "renamed",
+        &[entry(w.org.id, "api_key.renamed", key_id.as_str())],
+    )
+    .await
+    .unwrap();
+    s.delete_key(&key_id, &[entry(w.org.id, "api_key.deleted", key_id.as_str())])
+        .await
+        .unwrap();
+    // A change that does not happen records nothing.
+    s.delete_key(&key_id, &[entry(w.org.id, "api_key.deleted", "again")])
+        .await
+        .unwrap();
+    s.set_key_creation_disabled(w.org.id, true, &[entry(w.org.id, "org.settings_changed", "acme")])
+        .await
+        .unwrap();
+    assert!(s.get_org(w.org.id).await.unwrap().unwrap().key_creation_disabled);
+    let all = s
+        .list_audit(&AuditQuery {
+            org: Some(w.org.id),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "org.settings_changed",
+            "api_key.deleted",
+            "api_key.renamed",
+            "api_key.created"
+        ]
+    );
+    assert_eq!(all[1].source_address.as_deref(), Some("127.0.0.1"));
+    assert_eq!(all[1].actor_name, "system");
+    let page = s
+        .list_audit(&AuditQuery {
+            org: Some(w.org.id),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let next = s
+        .list_audit(&AuditQuery {
+            org: Some(w.org.id),
+            limit: 2,
+            before_id: Some(page[1].id),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["api_key.renamed", "api_key.created"]
+    );
+    let deletes = s
+        .list_audit(&AuditQuery {
+            org: Some(w.org.id),
+            action: Some("api_key.deleted".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(deletes.len(), 1);
+    let other = s.find_org("other").await.unwrap().unwrap();
+    assert!(
+        s.list_audit(&AuditQuery {
+            org: Some(other.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
+}
+
+async fn invitations_set_a_password_once_before_they_expire(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let mut invited = person("newbie");
+    invited.password_hash = None;
+    let user = s
+        .create_member(invited, w.org.id, OrgRole::Member, 1, &[])
+        .await
+        .unwrap();
+    let token = KeyDigest::of(b"invite-token");
+    s.create_invite(user.id, &token, 100, 200).await.unwrap();
+    assert_eq!(
+        s.accept_invite(&token, "$argon2id$new", 200).await.unwrap(),
+        None,
+        "expired at expires_at"
+    );
+    assert_eq!(
+        s.accept_invite(&token, "$argon2id$new", 150).await.unwrap(),
+        Some(user.id)
+    );
+    assert_eq!(
+        s.accept_invite(&token, "$argon2id$other", 150).await.unwrap(),
+        None,
+        "used once"
+    );
+    let (_, hash) = s.find_user_for_sign_in("newbie").await.unwrap().unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$new"));
+    let again = KeyDigest::of(b"second");
+    s.create_invite(user.id, &again, 100, 900).await.unwrap();
+    assert_eq!(s.delete_invites(user.id).await.unwrap(), 1);
+    assert_eq!(s.accept_invite(&again, "$x", 150).await.unwrap(), None);
 }
 
 macro_rules! conformance {
@@ -373,6 +858,13 @@ conformance!(
     keys_are_renamed_and_deleted,
     last_use_is_recorded_in_batches_and_never_moves_backwards,
     org_membership_is_recorded_with_its_role,
+    lists_show_each_role_exactly_the_keys_it_may_see,
+    service_accounts_have_a_scope_and_no_password,
+    teams_have_unique_names_and_members_with_roles,
+    the_last_active_admin_cannot_be_demoted_removed_deactivated_or_deleted,
+    deactivation_and_deletion_reach_keys_and_sessions,
+    audit_entries_are_written_with_their_change_and_listed_newest_first,
+    invitations_set_a_password_once_before_they_expire,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.
@@ -392,15 +884,8 @@ async fn open_chooses_the_backend_by_url_and_explains_bad_ones() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("x.db").display());
     assert_eq!(open(&url).await.unwrap().backend(), Backend::Sqlite);
-    let err = open("mysql://localhost/db")
-        .await
-        .err()
-        .unwrap()
-        .to_string();
-    assert!(
-        err.contains("unsupported database URL scheme `mysql`"),
-        "{err}"
-    );
+    let err = open("mysql://localhost/db").await.err().unwrap().to_string();
+    assert!(err.contains("unsupported database URL scheme `mysql`"), "{err}");
     let err = open("sqlite://").await.err().unwrap().to_string();
     assert!(err.contains("names no file"), "{err}");
 }
@@ -418,4 +903,43 @@ async fn sqlite_runs_in_wal_mode_with_full_sync() {
     assert_eq!(store.pragma("journal_mode").await.unwrap(), "wal");
     // synchronous: 2 = FULL
     assert_eq!(store.pragma("synchronous").await.unwrap(), "2");
+}
+
+/// The audit log refuses updates and deletes at the database level, whoever asks.
+#[tokio::test]
+async fn the_audit_log_is_append_only_in_the_database_itself() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k.db");
+    let store = keysmith_store::SqliteStore::open(&path).await.unwrap();
+    let (org, _) = store.bootstrap("acme", person("root"), 1).await.unwrap().unwrap();
+    store
+        .create_team(org.id, "t", 1, &[entry(org.id, "team.created", "t")])
+        .await
+        .unwrap();
+    let mut raw = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for sql in ["UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"] {
+        let err = sqlx::query(sql).execute(&mut raw).await.unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let store = keysmith_store::PostgresStore::open(&url).await.unwrap();
+    let (org, _) = store.bootstrap("acme", person("root"), 1).await.unwrap().unwrap();
+    store
+        .create_team(org.id, "t", 1, &[entry(org.id, "team.created", "t")])
+        .await
+        .unwrap();
+    let db = url.rsplit('/').next().unwrap();
+    for sql in ["UPDATE audit_log SET action = 'forged'", "DELETE FROM audit_log"] {
+        let err = cluster.psql(db, sql).unwrap_err();
+        assert!(err.contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(
+        cluster.psql(db, "SELECT action FROM audit_log").unwrap().trim(),
+        "team.created"
+    );
 }

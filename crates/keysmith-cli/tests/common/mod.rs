@@ -49,14 +49,8 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = std::fs::read_to_string(&server.stdout).unwrap_or_default();
-            if let Some(line) = out
-                .lines()
-                .find(|l| l.starts_with("Keysmith is listening on "))
-            {
-                server.url = line
-                    .trim_start_matches("Keysmith is listening on ")
-                    .trim()
-                    .to_owned();
+            if let Some(line) = out.lines().find(|l| l.starts_with("Keysmith is listening on ")) {
+                server.url = line.trim_start_matches("Keysmith is listening on ").trim().to_owned();
                 return server;
             }
             if let Ok(Some(status)) = server.child.try_wait() {
@@ -99,10 +93,7 @@ pub struct Reply {
 
 /// A tiny HTTP client: method, URL, headers, optional JSON body.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut request = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         request = request.header(*k, *v);

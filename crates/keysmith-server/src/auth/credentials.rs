@@ -48,24 +48,20 @@ pub fn parse_authorization(value: &str) -> Result<SecretString, ApiError> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(rest)
             .map_err(|_| ApiError::MalformedAuthorization("Basic credentials are not base64"))?;
-        let decoded =
-            SecretString::new(String::from_utf8(decoded).map_err(|_| {
-                ApiError::MalformedAuthorization("Basic credentials are not UTF-8")
-            })?);
+        let decoded = SecretString::new(
+            String::from_utf8(decoded)
+                .map_err(|_| ApiError::MalformedAuthorization("Basic credentials are not UTF-8"))?,
+        );
         let key = match decoded.expose().split_once(':') {
             Some((_user, key)) => key,
             None => decoded.expose(),
         };
         if key.is_empty() {
-            return Err(ApiError::MalformedAuthorization(
-                "Basic credentials without a key",
-            ));
+            return Err(ApiError::MalformedAuthorization("Basic credentials without a key"));
         }
         return Ok(SecretString::new(key.to_owned()));
     }
-    Err(ApiError::MalformedAuthorization(
-        "use the Basic or Bearer scheme",
-    ))
+    Err(ApiError::MalformedAuthorization("use the Basic or Bearer scheme"))
 }
 
 #[cfg(test)]

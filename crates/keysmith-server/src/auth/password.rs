@@ -11,8 +11,7 @@ use std::sync::OnceLock;
 pub fn hash_password(password: &SecretString) -> Result<String, ApiError> {
     let mut salt = [0u8; 16];
     getrandom_fill(&mut salt)?;
-    let salt =
-        SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.expose().as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -46,9 +45,7 @@ pub async fn verify_password(password: SecretString, hash: Option<String>) -> bo
 
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
-    DUMMY.get_or_init(|| {
-        hash_password(&SecretString::new("keysmith-dummy-password".into())).unwrap_or_default()
-    })
+    DUMMY.get_or_init(|| hash_password(&SecretString::new("keysmith-dummy-password".into())).unwrap_or_default())
 }
 
 /// A password for the first admin when none is configured: 24 base62 characters

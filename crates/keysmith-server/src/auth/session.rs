@@ -89,10 +89,7 @@ mod tests {
         let found = token_from_cookies(&h).unwrap();
         assert_eq!(found, token);
         assert!(!csrf_matches(&token, &h), "no header");
-        h.insert(
-            CSRF_HEADER,
-            HeaderValue::from_str(&csrf_token(&token)).unwrap(),
-        );
+        h.insert(CSRF_HEADER, HeaderValue::from_str(&csrf_token(&token)).unwrap());
         assert!(csrf_matches(&token, &h));
         let other = new_token().unwrap();
         assert!(!csrf_matches(&other, &h), "another session's token");

@@ -14,14 +14,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SourceAddr {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
-        Ok(Self(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(
-                    || "unknown".to_owned(),
-                    |ConnectInfo(addr)| addr.ip().to_string(),
-                ),
-        ))
+        Ok(Self(parts.extensions.get::<ConnectInfo<SocketAddr>>().map_or_else(
+            || "unknown".to_owned(),
+            |ConnectInfo(addr)| addr.ip().to_string(),
+        )))
     }
 }

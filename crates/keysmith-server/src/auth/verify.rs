@@ -62,12 +62,7 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
     };
     let record = match parsed {
         PresentedKey::V1(v1) => state.store.find_key_for_auth(&KeyId::from(v1)).await?,
-        PresentedKey::Legacy(legacy) => {
-            state
-                .store
-                .find_legacy_key_for_auth(&legacy.digest())
-                .await?
-        }
+        PresentedKey::Legacy(legacy) => state.store.find_legacy_key_for_auth(&legacy.digest()).await?,
     };
     let Some(record) = record else {
         return Ok(Err(Refusal::Unknown));

@@ -1,9 +1,13 @@
-//! Personal API keys: create (the full key shown once), list, read, rename, delete.
+//! API keys of users and service accounts: create (the full key shown once), list by
+//! role, read, rename, delete, bulk delete.
 //!
-//! A key that is not the caller's answers 404, exactly like a key that does not
-//! exist, so key IDs cannot be probed (DESIGN §3).
+//! Who may do what is decided in `keysmith_core::policy`, through `crate::access`. A
+//! key the caller may not see answers 404, exactly like a key that does not exist, so
+//! key IDs cannot be probed (DESIGN §3).
 
-use crate::auth::Principal;
+use crate::access::{self, Caller};
+use crate::audit::AuditContext;
+use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
 use crate::state::AppState;
@@ -13,19 +17,47 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use keysmith_core::policy::{self, KeyAction};
+use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyId, KeyName, generate_v1};
-use keysmith_store::{KeyCursor, KeyFormat, KeyListQuery, NewKey, StoredKey};
+use keysmith_store::{KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, NewKey, StoredKey, Visibility};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
+const MAX_BULK: usize = 100;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// A descriptive name: 1 to 128 characters, such as where the key is used.
     name: String,
+    /// The service account (or yourself) who will own the key, by name; default: you.
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDeleteRequest {
+    /// 1 to 100 key IDs.
+    key_ids: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkDeleteResponse {
+    /// One result per requested key ID, in request order.
+    results: Vec<BulkDeleteResult>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkDeleteResult {
+    key_id: String,
+    /// `deleted`, `not_found` (no such key, or not one you may see) or `forbidden`.
+    status: &'static str,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -57,6 +89,8 @@ pub struct ApiKeyView {
     format: &'static str,
     name: String,
     owner: OwnerView,
+    /// Who created the key; absent when that principal was deleted or for imported keys.
+    created_by: Option<OwnerView>,
     created_at: String,
     last_used_at: Option<String>,
 }
@@ -81,8 +115,25 @@ pub struct ApiKeyList {
 pub struct ListParams {
     /// Page size, 1 to 200 (default 50).
     limit: Option<u32>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (with the same `sort`).
     cursor: Option<String>,
+    /// `created` (newest first, the default) or `last_used` (most recent first).
+    sort: Option<String>,
+    /// Only keys of this user or service account (by name).
+    owner: Option<String>,
+    /// `user` or `service_account`.
+    owner_kind: Option<String>,
+    /// Only keys of this organization's members and service accounts.
+    org: Option<String>,
+    /// Only keys of this team's members and service accounts (needs `org` when you
+    /// belong to several organizations).
+    team: Option<String>,
+    /// Case-insensitive part of the key's name.
+    name_contains: Option<String>,
+    /// RFC 3339 time: keys last used before it.
+    last_used_before: Option<String>,
+    /// RFC 3339 time: keys last used after it.
+    last_used_after: Option<String>,
 }
 
 impl ApiKeyView {
@@ -96,12 +147,19 @@ impl ApiKeyView {
             display: key.display,
             format: key.format.as_str(),
             name: key.name,
-            owner: OwnerView {
-                kind: key.owner.kind.as_str(),
-                username: key.owner.username,
-            },
+            owner: OwnerView::of(key.owner),
+            created_by: key.created_by.map(OwnerView::of),
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
+        }
+    }
+}
+
+impl OwnerView {
+    fn of(user: keysmith_store::UserRef) -> Self {
+        Self {
+            kind: user.kind.as_str(),
+            username: user.username,
         }
     }
 }
@@ -110,75 +168,186 @@ fn parse_name(raw: &str) -> Result<KeyName, ApiError> {
     KeyName::parse(raw).map_err(|e| ApiError::InvalidName(e.to_string()))
 }
 
-/// The caller's key with this ID, or 404 for anything else.
-async fn own_key(
-    state: &AppState,
-    principal: &Principal,
-    key_id: &str,
-) -> Result<StoredKey, ApiError> {
-    let key_id = KeyId::parse(key_id).map_err(|_| ApiError::ApiKeyNotFound)?;
-    match state.store.get_key(&key_id).await? {
-        Some(key) if key.owner.id == principal.user.id => Ok(key),
-        _ => Err(ApiError::ApiKeyNotFound),
+fn sort_tag(sort: KeySort) -> char {
+    match sort {
+        KeySort::Created => 'c',
+        KeySort::LastUsed => 'u',
     }
 }
 
-fn encode_cursor(key: &StoredKey) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(format!("{}.{}", key.created_at, key.key_id))
+fn sort_value(key: &StoredKey, sort: KeySort) -> i64 {
+    match sort {
+        KeySort::Created => key.created_at,
+        KeySort::LastUsed => key.last_used_at.unwrap_or(-1),
+    }
 }
 
-fn decode_cursor(cursor: &str) -> Result<KeyCursor, ApiError> {
+/// An opaque position: the sort, the last row's sort value and key ID.
+fn encode_cursor(key: &StoredKey, sort: KeySort) -> String {
+    let text = format!("{}.{}.{}", sort_tag(sort), sort_value(key, sort), key.key_id);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor(cursor: &str, sort: KeySort) -> Result<KeyCursor, ApiError> {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .map_err(|_| ApiError::InvalidCursor)?;
     let text = String::from_utf8(bytes).map_err(|_| ApiError::InvalidCursor)?;
-    let (created_at, key_id) = text.split_once('.').ok_or(ApiError::InvalidCursor)?;
-    let created_at = created_at.parse().map_err(|_| ApiError::InvalidCursor)?;
+    let mut parts = text.splitn(3, '.');
+    let (Some(tag), Some(value), Some(key_id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::InvalidCursor);
+    };
+    if tag.len() != 1 || !tag.starts_with(sort_tag(sort)) {
+        return Err(ApiError::InvalidCursor);
+    }
+    let value = value.parse().map_err(|_| ApiError::InvalidCursor)?;
     let key_id = KeyId::parse(key_id).map_err(|_| ApiError::InvalidCursor)?;
     Ok(KeyCursor {
-        created_at,
+        value,
         key_id: key_id.to_string(),
     })
 }
 
-/// Create a personal API key. The response is the only time the full key is shown.
+fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
+    let t = OffsetDateTime::parse(value, &Rfc3339)
+        .map_err(|_| ApiError::InvalidQuery(format!("{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")))?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+        .map_err(|_| ApiError::InvalidQuery(format!("{name} is out of range")))
+}
+
+/// Turns query parameters into the store's filter, resolving names within the
+/// organizations the caller belongs to.
+async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> Result<Option<KeyFilter>, ApiError> {
+    let mut filter = KeyFilter {
+        name_contains: params.name_contains.clone().filter(|s| !s.is_empty()),
+        last_used_before: params
+            .last_used_before
+            .as_deref()
+            .map(|v| parse_time("last_used_before", v))
+            .transpose()?,
+        last_used_after: params
+            .last_used_after
+            .as_deref()
+            .map(|v| parse_time("last_used_after", v))
+            .transpose()?,
+        ..KeyFilter::default()
+    };
+    if let Some(kind) = &params.owner_kind {
+        filter.owner_kind = Some(
+            PrincipalKind::parse(kind)
+                .ok_or_else(|| ApiError::InvalidQuery("owner_kind must be `user` or `service_account`".into()))?,
+        );
+    }
+    if let Some(owner) = &params.owner {
+        // An unknown name lists nothing, like a name whose keys the caller may not see.
+        match state.store.find_user_by_username(owner).await? {
+            Some(user) => filter.owner = Some(user.id),
+            None => return Ok(None),
+        }
+    }
+    let org = match &params.org {
+        Some(name) => Some(access::member_org(state, caller, name).await?),
+        None => None,
+    };
+    filter.org = org.as_ref().map(|o| o.id);
+    if let Some(team) = &params.team {
+        let org = match org {
+            Some(org) => org,
+            None => {
+                let mut orgs = state.store.memberships(caller.id()).await?;
+                if orgs.len() != 1 {
+                    return Err(ApiError::InvalidQuery(
+                        "give `org` with `team`: you belong to several organizations".into(),
+                    ));
+                }
+                orgs.remove(0).org
+            }
+        };
+        filter.team = Some(access::org_team(state, &org, team).await?.id);
+    }
+    Ok(Some(filter))
+}
+
+/// Create a key for yourself, or for a service account you administer. The response
+/// is the only time the full key is shown.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = CreateApiKeyRequest,
     responses(
         (status = 201, body = CreatedApiKey, description = "Created; `key` is shown only in this response"),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody, description = "`key_creation_disabled`, `forbidden` or `csrf_token_invalid`"),
+        (status = 404, body = ErrorBody, description = "`owner_not_found`"),
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
     ApiJson(request): ApiJson<CreateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
     let name = parse_name(&request.name)?;
-    let generated =
-        generate_v1(&state.key_prefix).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let owner_id = match &request.owner {
+        None => caller.id(),
+        Some(owner) => {
+            state
+                .store
+                .find_user_by_username(owner)
+                .await?
+                .ok_or(ApiError::OwnerNotFound)?
+                .id
+        }
+    };
+    let scope = state
+        .store
+        .owner_scope(owner_id)
+        .await?
+        .ok_or(ApiError::OwnerNotFound)?;
+    let owner = scope.as_owner(owner_id == caller.id());
+    if !policy::may_act_on_key(&caller.roles, KeyAction::Read, &owner) {
+        return Err(ApiError::OwnerNotFound);
+    }
+    if !policy::may_act_on_key(&caller.roles, KeyAction::Create, &owner) {
+        return Err(ApiError::Forbidden("personal keys are created only by their owner"));
+    }
+    let mut disabled = Vec::new();
+    for org in scope.orgs() {
+        if state.store.get_org(org).await?.is_some_and(|o| o.key_creation_disabled) {
+            disabled.push(org);
+        }
+    }
+    if !policy::key_creation_allowed(&scope, |org| disabled.contains(&org)) {
+        return Err(ApiError::KeyCreationDisabled);
+    }
+    let generated = generate_v1(&state.key_prefix).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = state.now();
+    let audit = AuditContext::new(&caller, source, now).entries(
+        &scope.orgs(),
+        "api_key.created",
+        "api_key",
+        generated.key_id.as_str(),
+        Some(serde_json::json!({ "name": name.as_str(), "owner": request.owner.as_deref().unwrap_or(&caller.principal.user.username) })),
+    );
     let stored = state
         .store
-        .insert_key(NewKey {
-            key_id: generated.key_id,
-            digest: generated.digest,
-            format: KeyFormat::V1,
-            display: generated.display,
-            name: name.into_string(),
-            owner: principal.user.id,
-            created_by: Some(principal.user.id),
-            created_at: state.now(),
-        })
+        .insert_key(
+            NewKey {
+                key_id: generated.key_id,
+                digest: generated.digest,
+                format: KeyFormat::V1,
+                display: generated.display,
+                name: name.into_string(),
+                owner: owner_id,
+                created_by: Some(caller.id()),
+                created_at: now,
+            },
+            &audit,
+        )
         .await?;
-    tracing::info!(key.id = %stored.key_id, user.id = principal.user.id.0, "API key created");
+    tracing::info!(key.id = %stored.key_id, user.id = caller.id().0, owner.id = owner_id.0, "API key created");
     let body = CreatedApiKey {
         key: generated.plaintext.expose().to_owned(),
         key_id: stored.key_id.to_string(),
         name: stored.name,
-        owner: OwnerView {
-            kind: stored.owner.kind.as_str(),
-            username: stored.owner.username,
-        },
+        owner: OwnerView::of(stored.owner),
         created_at: rfc3339(stored.created_at),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
@@ -188,13 +357,15 @@ pub async fn create_api_key(
     Ok(response)
 }
 
-/// List the caller's keys, newest first.
+/// List the keys you may see: your own; as a team admin, also those of your teams'
+/// service accounts; as an org admin, every key of the organization.
 #[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(ListParams),
-    responses((status = 200, body = ApiKeyList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 200, body = ApiKeyList), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody, description = "`org_not_found` or `team_not_found` for a filter")),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ApiKeyList>, ApiError> {
     let params: ListParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
@@ -205,12 +376,30 @@ pub async fn list_api_keys(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let after = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let sort = match params.sort.as_deref() {
+        None | Some("created") => KeySort::Created,
+        Some("last_used") => KeySort::LastUsed,
+        Some(_) => return Err(ApiError::InvalidQuery("sort must be `created` or `last_used`".into())),
+    };
+    let after = params.cursor.as_deref().map(|c| decode_cursor(c, sort)).transpose()?;
+    let Some(filter) = filter_from(&state, &caller, &params).await? else {
+        return Ok(Json(ApiKeyList {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
+    };
+    let visibility = Visibility {
+        caller: Some(caller.id()),
+        admin_orgs: caller.roles.admin_of_orgs.iter().copied().collect(),
+        admin_teams: caller.roles.admin_of_teams.iter().copied().collect(),
+    };
     // One extra row tells whether another page follows.
     let mut keys = state
         .store
         .list_keys(&KeyListQuery {
-            owner: principal.user.id,
+            visibility,
+            filter,
+            sort,
             after,
             limit: limit + 1,
         })
@@ -218,32 +407,29 @@ pub async fn list_api_keys(
     let more = keys.len() > limit as usize;
     keys.truncate(limit as usize);
     let next_cursor = if more {
-        keys.last().map(encode_cursor)
+        keys.last().map(|k| encode_cursor(k, sort))
     } else {
         None
     };
-    let items = keys
-        .into_iter()
-        .map(|k| ApiKeyView::new(k, &state))
-        .collect();
+    let items = keys.into_iter().map(|k| ApiKeyView::new(k, &state)).collect();
     Ok(Json(ApiKeyList { items, next_cursor }))
 }
 
-/// One of the caller's keys.
+/// One key you may see.
 #[utoipa::path(get, path = "/api/v1/api-keys/{key_id}", tag = "api-keys",
     params(("key_id" = String, Path, description = "The key ID")),
     responses((status = 200, body = ApiKeyView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn get_api_key(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
     Path(key_id): Path<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let key = own_key(&state, &principal, &key_id).await?;
+    let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Read).await?;
     Ok(Json(ApiKeyView::new(key, &state)))
 }
 
-/// Rename one of the caller's keys.
+/// Rename a key: your own, or one of a service account you administer.
 #[utoipa::path(patch, path = "/api/v1/api-keys/{key_id}", tag = "api-keys", request_body = UpdateApiKeyRequest,
     params(("key_id" = String, Path, description = "The key ID")),
     responses(
@@ -253,22 +439,30 @@ pub async fn get_api_key(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_api_key(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
     Path(key_id): Path<String>,
     ApiJson(request): ApiJson<UpdateApiKeyRequest>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let key = own_key(&state, &principal, &key_id).await?;
+    let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Rename).await?;
     let name = parse_name(&request.name)?;
+    let audit = AuditContext::new(&caller, source, state.now()).entries(
+        &access::audit_orgs(&state, key.owner.id).await?,
+        "api_key.renamed",
+        "api_key",
+        key.key_id.as_str(),
+        Some(serde_json::json!({ "from": key.name, "to": name.as_str() })),
+    );
     let renamed = state
         .store
-        .rename_key(&key.key_id, name.as_str())
+        .rename_key(&key.key_id, name.as_str(), &audit)
         .await?
         .ok_or(ApiError::ApiKeyNotFound)?;
-    tracing::info!(key.id = %renamed.key_id, user.id = principal.user.id.0, "API key renamed");
+    tracing::info!(key.id = %renamed.key_id, user.id = caller.id().0, "API key renamed");
     Ok(Json(ApiKeyView::new(renamed, &state)))
 }
 
-/// Delete one of the caller's keys. It stops working with the very next request.
+/// Delete a key you may delete. It stops working with the very next request.
 #[utoipa::path(delete, path = "/api/v1/api-keys/{key_id}", tag = "api-keys",
     params(("key_id" = String, Path, description = "The key ID")),
     responses(
@@ -278,13 +472,63 @@ pub async fn update_api_key(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn delete_api_key(
     State(state): State<AppState>,
-    principal: Principal,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
     Path(key_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let key = own_key(&state, &principal, &key_id).await?;
-    if !state.store.delete_key(&key.key_id).await? {
+    let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await?;
+    delete_key(&state, &caller, &AuditContext::new(&caller, source, state.now()), &key).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_key(state: &AppState, caller: &Caller, audit: &AuditContext, key: &StoredKey) -> Result<(), ApiError> {
+    let entries = audit.entries(
+        &access::audit_orgs(state, key.owner.id).await?,
+        "api_key.deleted",
+        "api_key",
+        key.key_id.as_str(),
+        Some(serde_json::json!({ "name": key.name, "owner": key.owner.username })),
+    );
+    if !state.store.delete_key(&key.key_id, &entries).await? {
         return Err(ApiError::ApiKeyNotFound);
     }
-    tracing::info!(key.id = %key.key_id, user.id = principal.user.id.0, "API key deleted");
-    Ok(StatusCode::NO_CONTENT)
+    tracing::info!(key.id = %key.key_id, user.id = caller.id().0, "API key deleted");
+    Ok(())
+}
+
+/// Delete several keys at once. Each is allowed or refused by the same rules as a
+/// single delete; the answer has one result per key.
+#[utoipa::path(post, path = "/api/v1/api-keys/bulk-delete", tag = "api-keys", request_body = BulkDeleteRequest,
+    responses(
+        (status = 200, body = BulkDeleteResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn bulk_delete_api_keys(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    ApiJson(request): ApiJson<BulkDeleteRequest>,
+) -> Result<Json<BulkDeleteResponse>, ApiError> {
+    if request.key_ids.is_empty() || request.key_ids.len() > MAX_BULK {
+        return Err(ApiError::InvalidValue(format!(
+            "key_ids must hold 1 to {MAX_BULK} key IDs"
+        )));
+    }
+    let audit = AuditContext::new(&caller, source, state.now());
+    let mut results = Vec::with_capacity(request.key_ids.len());
+    for key_id in request.key_ids {
+        let status = match access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await {
+            Ok(key) => match delete_key(&state, &caller, &audit, &key).await {
+                Ok(()) => "deleted",
+                Err(ApiError::ApiKeyNotFound) => "not_found",
+                Err(other) => return Err(other),
+            },
+            Err(ApiError::ApiKeyNotFound) => "not_found",
+            Err(ApiError::Forbidden(_)) => "forbidden",
+            Err(other) => return Err(other),
+        };
+        results.push(BulkDeleteResult { key_id, status });
+    }
+    Ok(Json(BulkDeleteResponse { results }))
 }

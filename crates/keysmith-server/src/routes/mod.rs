@@ -2,8 +2,13 @@
 //! the layers every response shares.
 
 mod api_keys;
+mod audit_log;
 mod health;
+mod orgs;
+mod service_accounts;
 mod session;
+mod teams;
+pub(crate) mod users;
 mod viewer;
 
 use crate::error::ApiError;
@@ -32,6 +37,21 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
             api_keys::update_api_key,
             api_keys::delete_api_key
         ))
+        .routes(routes!(api_keys::bulk_delete_api_keys))
+        .routes(routes!(orgs::list_orgs))
+        .routes(routes!(orgs::get_org, orgs::update_org))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::update_user, users::delete_user))
+        .routes(routes!(users::accept_invite))
+        .routes(routes!(teams::list_teams, teams::create_team))
+        .routes(routes!(teams::get_team))
+        .routes(routes!(teams::set_team_member, teams::remove_team_member))
+        .routes(routes!(
+            service_accounts::list_service_accounts,
+            service_accounts::create_service_account
+        ))
+        .routes(routes!(service_accounts::delete_service_account))
+        .routes(routes!(audit_log::list_audit))
         .routes(routes!(viewer::get_viewer))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -116,18 +116,12 @@ pub async fn create_session(
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
     params(("X-CSRF-Token" = String, Header, description = "The csrf_token from sign-in")),
     responses((status = 204, description = "Signed out; the cookie is cleared"), (status = 403, body = ErrorBody)))]
-pub async fn delete_session(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
+pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session::token_from_cookies(&headers) {
         if !session::csrf_matches(&token, &headers) {
             return Err(ApiError::CsrfTokenInvalid);
         }
-        state
-            .store
-            .delete_session(&session::token_digest(&token))
-            .await?;
+        state.store.delete_session(&session::token_digest(&token)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(state.secure_cookies)) {

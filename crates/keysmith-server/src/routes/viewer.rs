@@ -16,7 +16,17 @@ pub struct Viewer {
     email: Option<String>,
     /// The organizations the caller belongs to, with the caller's role in each.
     orgs: Vec<ViewerOrg>,
+    /// The teams the caller belongs to, with the caller's role in each.
+    teams: Vec<ViewerTeam>,
     auth: ViewerAuth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ViewerTeam {
+    org: String,
+    name: String,
+    /// `admin` or `member`.
+    role: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -38,19 +48,25 @@ pub struct ViewerAuth {
 #[utoipa::path(get, path = "/api/v1/viewer", tag = "viewer",
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
-pub async fn get_viewer(
-    State(state): State<AppState>,
-    principal: Principal,
-) -> Result<Json<Viewer>, ApiError> {
-    let email = state
+pub async fn get_viewer(State(state): State<AppState>, principal: Principal) -> Result<Json<Viewer>, ApiError> {
+    let email = state.store.get_user(principal.user.id).await?.and_then(|u| u.email);
+    let memberships = state.store.memberships(principal.user.id).await?;
+    let teams = state
         .store
-        .get_user(principal.user.id)
+        .user_teams(principal.user.id)
         .await?
-        .and_then(|u| u.email);
-    let orgs = state
-        .store
-        .memberships(principal.user.id)
-        .await?
+        .into_iter()
+        .map(|(team, role)| ViewerTeam {
+            org: memberships
+                .iter()
+                .find(|m| m.org.id == team.org)
+                .map(|m| m.org.name.clone())
+                .unwrap_or_default(),
+            name: team.name,
+            role: role.as_str(),
+        })
+        .collect();
+    let orgs = memberships
         .into_iter()
         .map(|m| ViewerOrg {
             name: m.org.name,
@@ -72,6 +88,7 @@ pub async fn get_viewer(
         username: principal.user.username,
         email,
         orgs,
+        teams,
         auth,
     }))
 }

@@ -65,9 +65,7 @@ impl Reply {
 impl TestApp {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("keysmith.db"))
-            .await
-            .unwrap();
+        let store = SqliteStore::open(&dir.path().join("keysmith.db")).await.unwrap();
         Self::with_store(Arc::new(store), Some(dir)).await
     }
 
@@ -80,11 +78,7 @@ impl TestApp {
             email: Some("admin@example.com".into()),
             password_hash: Some(admin_hash),
         };
-        let (org, _) = store
-            .bootstrap("default", admin, START_MS)
-            .await
-            .unwrap()
-            .unwrap();
+        let (org, _) = store.bootstrap("default", admin, START_MS).await.unwrap().unwrap();
         let state = AppState::new(store.clone(), Arc::new(clock.clone()), Settings::default());
         let router = keysmith_server::router(state.clone());
         Self {
@@ -114,26 +108,19 @@ impl TestApp {
             .await
             .unwrap();
         self.store
-            .add_org_member(self.org.id, user.id, OrgRole::Member, START_MS)
+            .add_org_member(self.org.id, user.id, OrgRole::Member, START_MS, &[])
             .await
             .unwrap();
         user.id
     }
 
-    pub async fn request(
-        &self,
-        method: Method,
-        path: &str,
-        auth: &Auth,
-        body: Option<Value>,
-    ) -> Reply {
+    pub async fn request(&self, method: Method, path: &str, auth: &Auth, body: Option<Value>) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
         builder = match auth {
             Auth::None => builder,
             Auth::Basic(key) => {
                 use base64::Engine;
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+                let encoded = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
                 builder.header(header::AUTHORIZATION, format!("Basic {encoded}"))
             }
             Auth::Bearer(key) => builder.header(header::AUTHORIZATION, format!("Bearer {key}")),
@@ -154,11 +141,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, mut request: Request<Body>) -> Reply {
-        if request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_none()
-        {
+        if request.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
             request
                 .extensions_mut()
                 .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
@@ -186,18 +169,8 @@ impl TestApp {
                 Some(json!({"username": username, "password": password})),
             )
             .await;
-        assert_eq!(
-            reply.status,
-            StatusCode::OK,
-            "sign-in failed: {}",
-            reply.text
-        );
-        let set_cookie = reply
-            .headers
-            .get(header::SET_COOKIE)
-            .unwrap()
-            .to_str()
-            .unwrap();
+        assert_eq!(reply.status, StatusCode::OK, "sign-in failed: {}", reply.text);
+        let set_cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
         let cookie = set_cookie.split(';').next().unwrap().to_owned();
         Session {
             cookie,
@@ -212,12 +185,7 @@ impl TestApp {
     /// Creates a key and returns (full key, key ID).
     pub async fn create_key(&self, auth: &Auth, name: &str) -> (String, String) {
         let reply = self
-            .request(
-                Method::POST,
-                "/api/v1/api-keys",
-                auth,
-                Some(json!({"name": name})),
-            )
+            .request(Method::POST, "/api/v1/api-keys", auth, Some(json!({"name": name})))
             .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
         (

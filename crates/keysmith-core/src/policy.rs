@@ -1,0 +1,247 @@
+//! Who may do what: the permission table of DESIGN §3, as pure functions.
+//!
+//! | action                                                   | member | team admin (of T) | org admin |
+//! |----------------------------------------------------------|--------|-------------------|-----------|
+//! | list / create / rename / delete own personal keys        | yes    | yes               | yes       |
+//! | list keys of service accounts of T; create, delete them  | no     | yes               | yes       |
+//! | list keys of other users                                 | no     | no                | yes       |
+//! | delete keys of other users                               | no     | no                | yes       |
+//! | create team service accounts in T                        | no     | yes               | yes       |
+//! | create organization service accounts                     | no     | no                | yes       |
+//! | disable key creation for the org                         | no     | no                | yes       |
+//! | anything in another organization                         | no     | no                | no        |
+//!
+//! The server loads the caller's [`Roles`] and the target's [`Owner`] and asks here;
+//! nothing else in Keysmith decides a permission. A refusal to read is answered as
+//! "not found" by the caller of these functions, so IDs cannot be probed.
+
+use crate::ids::{OrgId, TeamId};
+use std::collections::BTreeSet;
+
+/// The caller's administrative roles. Membership without a role grants nothing
+/// beyond the caller's own keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roles {
+    pub admin_of_orgs: BTreeSet<OrgId>,
+    pub admin_of_teams: BTreeSet<TeamId>,
+}
+
+impl Roles {
+    pub fn is_org_admin(&self, org: OrgId) -> bool {
+        self.admin_of_orgs.contains(&org)
+    }
+
+    pub fn is_team_admin(&self, team: TeamId) -> bool {
+        self.admin_of_teams.contains(&team)
+    }
+}
+
+/// Whose key is the target, as the rules see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The caller itself (a user's personal keys, or a service account's own keys).
+    Caller,
+    /// Another user, with the organizations that user belongs to.
+    User { orgs: Vec<OrgId> },
+    /// A service account scoped to one team.
+    TeamServiceAccount { org: OrgId, team: TeamId },
+    /// A service account scoped to a whole organization.
+    OrgServiceAccount { org: OrgId },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAction {
+    /// See the key in lists or read it by key ID.
+    Read,
+    Create,
+    Rename,
+    Delete,
+}
+
+impl KeyAction {
+    pub const ALL: [KeyAction; 4] = [Self::Read, Self::Create, Self::Rename, Self::Delete];
+}
+
+/// Whether the caller may do `action` to a key of `owner`.
+pub fn may_act_on_key(roles: &Roles, action: KeyAction, owner: &Owner) -> bool {
+    match owner {
+        Owner::Caller => true,
+        Owner::TeamServiceAccount { org, team } => roles.is_team_admin(*team) || roles.is_org_admin(*org),
+        Owner::OrgServiceAccount { org } => roles.is_org_admin(*org),
+        // Org admins list and delete the keys of their members; nobody creates or
+        // renames another person's personal keys.
+        Owner::User { orgs } => match action {
+            KeyAction::Read | KeyAction::Delete => orgs.iter().any(|o| roles.is_org_admin(*o)),
+            KeyAction::Create | KeyAction::Rename => false,
+        },
+    }
+}
+
+/// Whether new keys may be created for `owner` given the organizations'
+/// "disable API key creation" settings. `disabled(org)` says whether an org disabled it.
+///
+/// Users and team service accounts are stopped by the setting; organization service
+/// accounts are not (W&B: "Organization service accounts can still create keys").
+/// A personal key works in every org its owner belongs to, so any of them disabling
+/// creation stops it.
+pub fn key_creation_allowed(owner: &OwnerScope, disabled: impl Fn(OrgId) -> bool) -> bool {
+    match owner {
+        OwnerScope::User { orgs } => !orgs.iter().any(|o| disabled(*o)),
+        OwnerScope::TeamServiceAccount { org, .. } => !disabled(*org),
+        OwnerScope::OrgServiceAccount { .. } => true,
+    }
+}
+
+/// Where a principal belongs, whoever asks: the absolute form of [`Owner`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnerScope {
+    User { orgs: Vec<OrgId> },
+    TeamServiceAccount { org: OrgId, team: TeamId },
+    OrgServiceAccount { org: OrgId },
+}
+
+impl OwnerScope {
+    /// The same scope seen by a caller: `is_caller` when the caller owns the key.
+    pub fn as_owner(&self, is_caller: bool) -> Owner {
+        if is_caller {
+            return Owner::Caller;
+        }
+        match self {
+            Self::User { orgs } => Owner::User { orgs: orgs.clone() },
+            Self::TeamServiceAccount { org, team } => Owner::TeamServiceAccount { org: *org, team: *team },
+            Self::OrgServiceAccount { org } => Owner::OrgServiceAccount { org: *org },
+        }
+    }
+
+    /// The organizations this principal belongs to.
+    pub fn orgs(&self) -> Vec<OrgId> {
+        match self {
+            Self::User { orgs } => orgs.clone(),
+            Self::TeamServiceAccount { org, .. } | Self::OrgServiceAccount { org } => vec![*org],
+        }
+    }
+}
+
+/// Create a service account scoped to `team` of `org`.
+pub fn may_create_team_service_account(roles: &Roles, org: OrgId, team: TeamId) -> bool {
+    roles.is_team_admin(team) || roles.is_org_admin(org)
+}
+
+/// Create (or delete) an organization-scoped service account.
+pub fn may_create_org_service_account(roles: &Roles, org: OrgId) -> bool {
+    roles.is_org_admin(org)
+}
+
+/// Administer the organization: settings, users, roles, teams, the audit log.
+pub fn may_administer_org(roles: &Roles, org: OrgId) -> bool {
+    roles.is_org_admin(org)
+}
+
+/// See a team's service accounts and members.
+pub fn may_view_team(roles: &Roles, org: OrgId, team: TeamId) -> bool {
+    roles.is_team_admin(team) || roles.is_org_admin(org)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const O: OrgId = OrgId(1);
+    const OTHER_ORG: OrgId = OrgId(2);
+    const T: TeamId = TeamId(10);
+    const U: TeamId = TeamId(11);
+
+    fn member() -> Roles {
+        Roles::default()
+    }
+    fn team_admin_of_t() -> Roles {
+        Roles {
+            admin_of_teams: [T].into(),
+            ..Default::default()
+        }
+    }
+    fn org_admin() -> Roles {
+        Roles {
+            admin_of_orgs: [O].into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn everyone_manages_their_own_keys() {
+        for roles in [member(), team_admin_of_t(), org_admin()] {
+            for action in KeyAction::ALL {
+                assert!(may_act_on_key(&roles, action, &Owner::Caller));
+            }
+        }
+    }
+
+    #[test]
+    fn team_service_account_keys_belong_to_team_admins_and_org_admins() {
+        let sa = Owner::TeamServiceAccount { org: O, team: T };
+        for action in KeyAction::ALL {
+            assert!(!may_act_on_key(&member(), action, &sa));
+            assert!(may_act_on_key(&team_admin_of_t(), action, &sa));
+            assert!(may_act_on_key(&org_admin(), action, &sa));
+            assert!(!may_act_on_key(
+                &team_admin_of_t(),
+                action,
+                &Owner::TeamServiceAccount { org: O, team: U }
+            ));
+        }
+    }
+
+    #[test]
+    fn org_admins_read_and_delete_but_never_create_or_rename_other_users_keys() {
+        let other = Owner::User { orgs: vec![O] };
+        assert!(may_act_on_key(&org_admin(), KeyAction::Read, &other));
+        assert!(may_act_on_key(&org_admin(), KeyAction::Delete, &other));
+        assert!(!may_act_on_key(&org_admin(), KeyAction::Create, &other));
+        assert!(!may_act_on_key(&org_admin(), KeyAction::Rename, &other));
+        for action in KeyAction::ALL {
+            assert!(!may_act_on_key(&team_admin_of_t(), action, &other));
+            assert!(!may_act_on_key(&member(), action, &other));
+        }
+    }
+
+    #[test]
+    fn nothing_reaches_into_another_organization() {
+        for owner in [
+            Owner::User { orgs: vec![OTHER_ORG] },
+            Owner::TeamServiceAccount {
+                org: OTHER_ORG,
+                team: TeamId(99),
+            },
+            Owner::OrgServiceAccount { org: OTHER_ORG },
+        ] {
+            for action in KeyAction::ALL {
+                assert!(!may_act_on_key(&org_admin(), action, &owner), "{action:?} {owner:?}");
+            }
+        }
+        assert!(!may_administer_org(&org_admin(), OTHER_ORG));
+        assert!(!may_create_org_service_account(&org_admin(), OTHER_ORG));
+    }
+
+    #[test]
+    fn disabling_creation_stops_users_and_team_service_accounts_only() {
+        let disabled = |o: OrgId| o == O;
+        assert!(!key_creation_allowed(
+            &OwnerScope::User {
+                orgs: vec![OTHER_ORG, O]
+            },
+            disabled
+        ));
+        assert!(key_creation_allowed(
+            &OwnerScope::User { orgs: vec![OTHER_ORG] },
+            disabled
+        ));
+        assert!(!key_creation_allowed(
+            &OwnerScope::TeamServiceAccount { org: O, team: T },
+            disabled
+        ));
+        assert!(key_creation_allowed(
+            &OwnerScope::OrgServiceAccount { org: O },
+            disabled
+        ));
+    }
+}

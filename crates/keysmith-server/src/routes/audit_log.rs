@@ -1,0 +1,119 @@
+//! Reading the audit log (org admins).
+
+use crate::access::{self, Caller};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use keysmith_store::AuditQuery;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntryView {
+    at: String,
+    /// Who did it (a username, or `system`).
+    actor: String,
+    /// For example `api_key.created`, `user.deactivated`, `team.member_set`.
+    action: String,
+    target_kind: String,
+    /// A key ID, user, team or service account name.
+    target: String,
+    source_address: Option<String>,
+    detail: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditPage {
+    items: Vec<AuditEntryView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    action: Option<String>,
+    /// A username.
+    actor: Option<String>,
+    target: Option<String>,
+    /// RFC 3339; entries at or after.
+    since: Option<String>,
+    /// RFC 3339; entries before.
+    until: Option<String>,
+    /// 1 to 200 (default 50).
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+fn time_param(name: &str, value: &str) -> Result<i64, ApiError> {
+    OffsetDateTime::parse(value, &Rfc3339)
+        .ok()
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+        .ok_or_else(|| ApiError::InvalidQuery(format!("{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")))
+}
+
+/// The organization's audit log, newest first (org admins).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/audit", tag = "audit",
+    params(("org" = String, Path, description = "Organization name"), AuditParams),
+    responses((status = 200, body = AuditPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn list_audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AuditPage>, ApiError> {
+    let params: AuditParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+        .map_err(|e| ApiError::InvalidQuery(format!("bad query parameters: {e}")))?;
+    let org = access::member_org(&state, &caller, &org).await?;
+    caller.require_org_admin(&org)?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::InvalidQuery("limit must be between 1 and 200".into()));
+    }
+    let before_id = match &params.cursor {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or(ApiError::InvalidCursor)?,
+        ),
+        None => None,
+    };
+    let query = AuditQuery {
+        org: Some(org.id),
+        action: params.action,
+        actor: params.actor,
+        target: params.target,
+        since: params.since.as_deref().map(|v| time_param("since", v)).transpose()?,
+        until: params.until.as_deref().map(|v| time_param("until", v)).transpose()?,
+        before_id,
+        limit: limit + 1,
+    };
+    let mut entries = state.store.list_audit(&query).await?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    let next_cursor = if more {
+        entries.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    let items = entries
+        .into_iter()
+        .map(|e| AuditEntryView {
+            at: rfc3339(e.at),
+            actor: e.actor_name,
+            action: e.action,
+            target_kind: e.target_kind,
+            target: e.target,
+            source_address: e.source_address,
+            detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
+        })
+        .collect();
+    Ok(Json(AuditPage { items, next_cursor }))
+}

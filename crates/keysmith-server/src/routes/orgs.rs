@@ -1,0 +1,117 @@
+//! Organizations and their settings.
+
+use crate::access::{self, Caller};
+use crate::audit::AuditContext;
+use crate::auth::source::SourceAddr;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use axum::Json;
+use axum::extract::{Path, State};
+use keysmith_store::Org;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgView {
+    name: String,
+    /// Your role: `admin` or `member`.
+    role: &'static str,
+    /// When true, users and team service accounts cannot create keys; organization
+    /// service accounts still can, and existing keys keep working.
+    key_creation_disabled: bool,
+    created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrgList {
+    items: Vec<OrgView>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrgRequest {
+    /// Disable (true) or allow (false) the creation of keys by users and team
+    /// service accounts.
+    key_creation_disabled: Option<bool>,
+}
+
+fn view(org: Org, role: &'static str) -> OrgView {
+    OrgView {
+        name: org.name,
+        role,
+        key_creation_disabled: org.key_creation_disabled,
+        created_at: rfc3339(org.created_at),
+    }
+}
+
+/// The organizations you belong to.
+#[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs",
+    responses((status = 200, body = OrgList), (status = 401, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
+    let items = state
+        .store
+        .memberships(caller.id())
+        .await?
+        .into_iter()
+        .map(|m| view(m.org, m.role.as_str()))
+        .collect();
+    Ok(Json(OrgList { items }))
+}
+
+/// One organization you belong to.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}", tag = "orgs",
+    params(("org" = String, Path, description = "Organization name")),
+    responses((status = 200, body = OrgView), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn get_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<OrgView>, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    let role = if caller.roles.is_org_admin(org.id) {
+        "admin"
+    } else {
+        "member"
+    };
+    Ok(Json(view(org, role)))
+}
+
+/// Change organization settings (org admins).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}", tag = "orgs", request_body = UpdateOrgRequest,
+    params(("org" = String, Path, description = "Organization name")),
+    responses(
+        (status = 200, body = OrgView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn update_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path(org): Path<String>,
+    ApiJson(request): ApiJson<UpdateOrgRequest>,
+) -> Result<Json<OrgView>, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    caller.require_org_admin(&org)?;
+    let Some(disabled) = request.key_creation_disabled else {
+        return Ok(Json(view(org, "admin")));
+    };
+    let audit = AuditContext::new(&caller, source, state.now()).entry(
+        org.id,
+        "org.settings_changed",
+        "org",
+        &org.name,
+        Some(serde_json::json!({ "key_creation_disabled": disabled })),
+    );
+    let org = state.store.set_key_creation_disabled(org.id, disabled, &audit).await?;
+    tracing::info!(
+        org.id = org.id.0,
+        key_creation_disabled = disabled,
+        "organization settings changed"
+    );
+    Ok(Json(view(org, "admin")))
+}

@@ -1,0 +1,230 @@
+//! Teams of an organization and their members. Org admins create teams and set
+//! members; team admins and org admins see a team's members and service accounts.
+
+use crate::access::{self, Caller};
+use crate::audit::AuditContext;
+use crate::auth::source::SourceAddr;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::ApiJson;
+use crate::routes::users::parse_entity;
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keysmith_core::policy;
+use keysmith_core::role::{PrincipalKind, TeamRole};
+use keysmith_store::Team;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamView {
+    name: String,
+    created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamList {
+    items: Vec<TeamView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamDetail {
+    name: String,
+    created_at: String,
+    members: Vec<TeamMemberView>,
+    /// Service accounts scoped to this team.
+    service_accounts: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TeamMemberView {
+    username: String,
+    /// `admin` or `member`.
+    role: &'static str,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTeamRequest {
+    /// Letters, digits, `.`, `_`, `-`; unique in the organization.
+    name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetTeamMemberRequest {
+    /// `admin` or `member`.
+    role: String,
+}
+
+fn view(team: Team) -> TeamView {
+    TeamView {
+        name: team.name,
+        created_at: rfc3339(team.created_at),
+    }
+}
+
+/// The organization's teams (any member).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/teams", tag = "teams",
+    params(("org" = String, Path, description = "Organization name")),
+    responses((status = 200, body = TeamList), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn list_teams(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<TeamList>, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    let items = state.store.list_teams(org.id).await?.into_iter().map(view).collect();
+    Ok(Json(TeamList { items }))
+}
+
+/// Create a team (org admins).
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/teams", tag = "teams", request_body = CreateTeamRequest,
+    params(("org" = String, Path, description = "Organization name")),
+    responses(
+        (status = 201, body = TeamView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn create_team(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path(org): Path<String>,
+    ApiJson(request): ApiJson<CreateTeamRequest>,
+) -> Result<Response, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    caller.require_org_admin(&org)?;
+    let name = parse_entity("team name", &request.name)?;
+    let now = state.now();
+    let audit = AuditContext::new(&caller, source, now).entry(org.id, "team.created", "team", name.as_str(), None);
+    let team = state.store.create_team(org.id, name.as_str(), now, &audit).await?;
+    Ok((StatusCode::CREATED, Json(view(team))).into_response())
+}
+
+/// A team's members and service accounts (its team admins and org admins).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/teams/{team}", tag = "teams",
+    params(("org" = String, Path, description = "Organization name"), ("team" = String, Path, description = "Team name")),
+    responses((status = 200, body = TeamDetail), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn get_team(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, team)): Path<(String, String)>,
+) -> Result<Json<TeamDetail>, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    let team = access::org_team(&state, &org, &team).await?;
+    if !policy::may_view_team(&caller.roles, org.id, team.id) {
+        return Err(ApiError::Forbidden(
+            "only the team's admins and organization admins may see its members",
+        ));
+    }
+    let members = state
+        .store
+        .team_members(team.id)
+        .await?
+        .into_iter()
+        .map(|m| TeamMemberView {
+            username: m.user.username,
+            role: m.role.as_str(),
+        })
+        .collect();
+    let service_accounts = state
+        .store
+        .list_service_accounts(org.id, Some(team.id))
+        .await?
+        .into_iter()
+        .map(|a| a.user.username)
+        .collect();
+    Ok(Json(TeamDetail {
+        name: team.name,
+        created_at: rfc3339(team.created_at),
+        members,
+        service_accounts,
+    }))
+}
+
+/// Add a member to a team or change their team role (org admins).
+#[utoipa::path(put, path = "/api/v1/orgs/{org}/teams/{team}/members/{username}", tag = "teams", request_body = SetTeamMemberRequest,
+    params(("org" = String, Path, description = "Organization name"), ("team" = String, Path, description = "Team name"),
+        ("username" = String, Path, description = "A user of the organization")),
+    responses(
+        (status = 204, description = "The user is a member with this role"), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn set_team_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path((org, team, username)): Path<(String, String, String)>,
+    ApiJson(request): ApiJson<SetTeamMemberRequest>,
+) -> Result<StatusCode, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    caller.require_org_admin(&org)?;
+    let team = access::org_team(&state, &org, &team).await?;
+    let role = TeamRole::parse(&request.role)
+        .ok_or_else(|| ApiError::InvalidValue(format!("role must be `admin` or `member`, not `{}`", request.role)))?;
+    let user = state
+        .store
+        .find_user_by_username(&username)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
+    let in_org = state
+        .store
+        .memberships(user.id)
+        .await?
+        .iter()
+        .any(|m| m.org.id == org.id);
+    if !in_org || user.kind != PrincipalKind::User {
+        return Err(ApiError::UserNotFound);
+    }
+    let now = state.now();
+    let audit = AuditContext::new(&caller, source, now).entry(
+        org.id,
+        "team.member_set",
+        "team",
+        &team.name,
+        Some(serde_json::json!({ "user": user.username, "role": role.as_str() })),
+    );
+    state.store.set_team_member(team.id, user.id, role, now, &audit).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a member from a team (org admins).
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/teams/{team}/members/{username}", tag = "teams",
+    params(("org" = String, Path, description = "Organization name"), ("team" = String, Path, description = "Team name"),
+        ("username" = String, Path, description = "A member of the team")),
+    responses((status = 204, description = "Removed"), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn remove_team_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path((org, team, username)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    caller.require_org_admin(&org)?;
+    let team = access::org_team(&state, &org, &team).await?;
+    let user = state
+        .store
+        .find_user_by_username(&username)
+        .await?
+        .ok_or(ApiError::UserNotFound)?;
+    let audit = AuditContext::new(&caller, source, state.now()).entry(
+        org.id,
+        "team.member_removed",
+        "team",
+        &team.name,
+        Some(serde_json::json!({ "user": user.username })),
+    );
+    if state.store.remove_team_member(team.id, user.id, &audit).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::UserNotFound)
+    }
+}
