@@ -388,6 +388,11 @@ pub async fn list_api_keys(
             next_cursor: None,
         }));
     };
+    if sort == KeySort::LastUsed || filter.last_used_before.is_some() || filter.last_used_after.is_some() {
+        // Sorting and filtering by last use happen in the database: write the times
+        // still held in memory first, so the order matches what the rows show.
+        state.usage.flush(state.store.as_ref()).await?;
+    }
     let visibility = Visibility {
         caller: Some(caller.id()),
         admin_orgs: caller.roles.admin_of_orgs.iter().copied().collect(),
