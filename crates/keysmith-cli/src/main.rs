@@ -58,6 +58,25 @@ Examples:
   vault kv get -field=keys secret/wandb | keysmith admin import-legacy-keys --user ci-bot
   keysmith admin import-legacy-keys --user alice --digests --file digests.txt")]
     ImportLegacyKeys(ImportArgs),
+    /// Create another organization on this server, with an existing user as its admin.
+    #[command(after_help = "\
+Organizations are separate tenants: nothing of one is visible from another. The admin
+then creates or invites the organization's users through the API.
+
+Example:
+  keysmith admin create-org research --admin alice")]
+    CreateOrg(CreateOrgArgs),
+}
+
+#[derive(Args)]
+struct CreateOrgArgs {
+    /// Name of the new organization (letters, digits, `.`, `_`, `-`)
+    name: String,
+    /// An existing user who becomes the organization's first admin
+    #[arg(long, value_name = "USERNAME")]
+    admin: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -109,6 +128,54 @@ fn load_config(listen: Option<SocketAddr>, db: &DatabaseArgs) -> Result<Config> 
     Ok(Config::load(db.config.as_deref(), &overrides)?)
 }
 
+/// The store of an installation that has run `keysmith serve` at least once.
+async fn open_existing_store(db: &DatabaseArgs) -> Result<std::sync::Arc<dyn keysmith_store::Store>> {
+    let config = load_config(None, db)?;
+    init_logging(&config);
+    if config.database_url.is_none() && !config.data_dir.join("keysmith.db").exists() {
+        bail!(
+            "no database at {}; start `keysmith serve` once first, or pass --data-dir/--database-url",
+            config.data_dir.join("keysmith.db").display()
+        );
+    }
+    Ok(keysmith_store::open(&config.database_url()).await?)
+}
+
+async fn create_org(store: &dyn keysmith_store::Store, name: &str, admin: &str) -> Result<()> {
+    let name = keysmith_core::EntityName::parse(name).map_err(|e| anyhow::anyhow!("organization name: {e}"))?;
+    let user = store
+        .find_user_by_username(admin)
+        .await?
+        .with_context(|| format!("no user named `{admin}`"))?;
+    if user.kind != keysmith_core::role::PrincipalKind::User {
+        bail!("`{admin}` is a service account; an organization's admin must be a user");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let org = match store.create_org(name.as_str(), now).await {
+        Ok(org) => org,
+        Err(keysmith_store::StoreError::Conflict(_)) => bail!("an organization named `{name}` already exists"),
+        Err(e) => return Err(e.into()),
+    };
+    let audit = [keysmith_store::NewAuditEntry {
+        org: org.id,
+        at: now,
+        actor: None,
+        action: "org.created".into(),
+        target_kind: "org".into(),
+        target: org.name.clone(),
+        source_address: None,
+        detail: Some(serde_json::json!({ "admin": user.username }).to_string()),
+    }];
+    store
+        .add_org_member(org.id, user.id, keysmith_core::role::OrgRole::Admin, now, &audit)
+        .await?;
+    eprintln!("created organization `{}` with admin `{}`", org.name, user.username);
+    Ok(())
+}
+
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -120,26 +187,40 @@ fn init_logging(config: &Config) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled, so a stop that arrives while the server is
+/// still starting is not lost (the default action would kill the process before it
+/// flushes).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        let mut terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: &mut Option<tokio::signal::unix::Signal>| {
+                let s = s.take();
+                async move {
+                    match s {
+                        Some(mut s) => {
+                            s.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                () = wait(&mut interrupt) => {},
+                () = wait(&mut terminate) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
+            tracing::info!("shutting down");
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
-    tracing::info!("shutting down");
+    #[cfg(not(unix))]
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    }
 }
 
 #[tokio::main]
@@ -154,15 +235,7 @@ async fn main() -> Result<()> {
                 .context("keysmith serve failed")?;
         }
         Command::Admin(AdminCommand::ImportLegacyKeys(args)) => {
-            let config = load_config(None, &args.database)?;
-            init_logging(&config);
-            if config.database_url.is_none() && !config.data_dir.join("keysmith.db").exists() {
-                bail!(
-                    "no database at {}; start `keysmith serve` once first, or pass --data-dir/--database-url",
-                    config.data_dir.join("keysmith.db").display()
-                );
-            }
-            let store = keysmith_store::open(&config.database_url()).await?;
+            let store = open_existing_store(&args.database).await?;
             import::run(
                 store.as_ref(),
                 &args.user,
@@ -171,6 +244,10 @@ async fn main() -> Result<()> {
                 &args.name,
             )
             .await?;
+        }
+        Command::Admin(AdminCommand::CreateOrg(args)) => {
+            let store = open_existing_store(&args.database).await?;
+            create_org(store.as_ref(), &args.name, &args.admin).await?;
         }
     }
     Ok(())

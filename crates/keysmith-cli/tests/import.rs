@@ -103,3 +103,44 @@ fn imported_legacy_keys_authenticate_and_are_never_printed() {
     );
     assert_eq!(r.status, 401);
 }
+
+#[test]
+fn admin_create_org_makes_a_separate_tenant_with_an_existing_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path(), "init", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
+    first.stop();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["admin", "create-org"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&["research", "--admin", "admin"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !run(&["research", "--admin", "admin"]).status.success(),
+        "a second org of the same name"
+    );
+    let out = run(&["x y", "--admin", "admin"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("organization name"));
+    assert!(String::from_utf8_lossy(&run(&["lab", "--admin", "ghost"]).stderr).contains("no user named `ghost`"));
+
+    let server = Server::start(dir.path(), "serve", &[], &[]);
+    let (cookie, _) = common::sign_in(&server.url, "admin", PASSWORD);
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/orgs", server.url),
+        &[("cookie", &cookie)],
+        None,
+    );
+    let names: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "research"]);
+    assert_eq!(r.body["items"][1]["role"], "admin");
+}

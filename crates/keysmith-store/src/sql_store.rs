@@ -4,7 +4,12 @@
 //! `RETURNING`, `ON CONFLICT`, expression indexes), and the macro instantiates it for
 //! each backend's concrete sqlx types, which keeps the queries typed without a tower
 //! of generic bounds. The one dialect difference that matters, row locks, comes in as
-//! `$lock`: `FOR UPDATE` on PostgreSQL; SQLite serializes writers anyway.
+//! `$lock`: `FOR UPDATE` on PostgreSQL; SQLite serializes writers anyway. The other,
+//! query planning, comes in as `$order_hint`: how an org admin's list is kept on the
+//! index that matches its order ([`OrderHint`]). And
+//! `$name_like` matches a key's name without regard to case: SQLite's `LIKE` already
+//! ignores ASCII case; PostgreSQL has `ILIKE`, which also keeps the planner's column
+//! statistics in play.
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
@@ -35,6 +40,17 @@ pub(crate) const ORPHANED_ORGS: &str = "SELECT COUNT(*) FROM org_members m \
      AND NOT EXISTS (SELECT 1 FROM org_members o JOIN users ou ON ou.id = o.user_id \
          WHERE o.org_id = m.org_id AND o.role = 'admin' AND ou.active AND o.user_id <> $2)";
 
+/// How a backend is kept on the index that already holds a list's order, so a page
+/// costs a short index walk rather than a sort of every visible key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OrderHint {
+    None,
+    /// SQLite: `FROM api_keys k INDEXED BY <index>`.
+    IndexedBy,
+    /// PostgreSQL: `SET LOCAL enable_sort = off` for the one query.
+    DisableSort,
+}
+
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
 pub(crate) fn like_pattern(needle: &str) -> String {
     let mut out = String::with_capacity(needle.len() + 2);
@@ -50,7 +66,7 @@ pub(crate) fn like_pattern(needle: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:expr, $lock:expr) => {
+    ($store:ident, $db:ty, $backend:expr, $lock:expr, $order_hint:expr, $name_like:expr) => {
         use crate::model::*;
         use crate::sql_store::{
             KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
@@ -865,62 +881,36 @@ macro_rules! sql_store {
             }
 
             async fn list_keys(&self, query: &KeyListQuery) -> Result<Vec<StoredKey>> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE ("));
                 let vis = &query.visibility;
-                let mut any = false;
-                if let Some(caller) = vis.caller {
-                    qb.push("k.owner_user_id = ").push_bind(caller.0);
-                    any = true;
-                }
-                if !vis.admin_orgs.is_empty() {
-                    if any {
-                        qb.push(" OR ");
-                    }
-                    qb.push("EXISTS (SELECT 1 FROM org_members vm WHERE vm.user_id = k.owner_user_id AND vm.org_id IN (");
-                    let mut list = qb.separated(", ");
-                    for org in &vis.admin_orgs {
-                        list.push_bind(org.0);
-                    }
-                    qb.push("))");
-                    any = true;
-                }
-                if !vis.admin_teams.is_empty() {
-                    if any {
-                        qb.push(" OR ");
-                    }
-                    qb.push("EXISTS (SELECT 1 FROM service_accounts vs WHERE vs.user_id = k.owner_user_id AND vs.team_id IN (");
-                    let mut list = qb.separated(", ");
-                    for team in &vis.admin_teams {
-                        list.push_bind(team.0);
-                    }
-                    qb.push("))");
-                    any = true;
-                }
-                if !any {
-                    qb.push("1 = 0");
-                }
-                qb.push(")");
                 let f = &query.filter;
+                let (order, order_index) = match query.sort {
+                    KeySort::Created => ("k.created_at", "api_keys_created"),
+                    KeySort::LastUsed => ("COALESCE(k.last_used_at, -1)", "api_keys_last_used"),
+                };
+                // An org admin sees most of the table: the fast plan walks the sort
+                // index and stops after a page. Both planners tend to start elsewhere
+                // and sort everything when a filter looks selective, so they are told
+                // ($order_hint).
+                // Narrow lists (own keys, a team admin's bots, one owner, one team) are
+                // served by the owner index.
+                let broad = !vis.admin_orgs.is_empty() && f.owner.is_none() && f.team.is_none();
+                let hint = if broad { $order_hint } else { crate::sql_store::OrderHint::None };
+                let indexed_by = match hint {
+                    crate::sql_store::OrderHint::IndexedBy => format!(" INDEXED BY {order_index}"),
+                    _ => String::new(),
+                };
+                // The page is chosen from api_keys alone; owners and creators are joined
+                // to its rows only, never to every candidate.
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!(
+                    "SELECT {KEY_COLUMNS} FROM (SELECT * FROM api_keys k{indexed_by} WHERE 1 = 1"
+                ));
+                // Cheap filters first: SQLite evaluates terms in order, so the
+                // per-row visibility subqueries run only on rows that pass them.
                 if let Some(owner) = f.owner {
                     qb.push(" AND k.owner_user_id = ").push_bind(owner.0);
                 }
-                if let Some(kind) = f.owner_kind {
-                    qb.push(" AND u.kind = ").push_bind(kind.as_str());
-                }
-                if let Some(team) = f.team {
-                    qb.push(" AND (EXISTS (SELECT 1 FROM service_accounts fs WHERE fs.user_id = k.owner_user_id AND fs.team_id = ")
-                        .push_bind(team.0)
-                        .push(") OR EXISTS (SELECT 1 FROM team_members ft WHERE ft.user_id = k.owner_user_id AND ft.team_id = ")
-                        .push_bind(team.0)
-                        .push("))");
-                }
-                if let Some(org) = f.org {
-                    qb.push(" AND EXISTS (SELECT 1 FROM org_members fo WHERE fo.user_id = k.owner_user_id AND fo.org_id = ")
-                        .push_bind(org.0)
-                        .push(")");
-                }
                 if let Some(needle) = &f.name_contains {
-                    qb.push(" AND lower(k.name) LIKE ").push_bind(like_pattern(needle)).push(" ESCAPE '\\'");
+                    qb.push(format!(" AND {} ", $name_like)).push_bind(like_pattern(needle)).push(" ESCAPE '\\'");
                 }
                 if let Some(t) = f.last_used_before {
                     qb.push(" AND k.last_used_at < ").push_bind(t);
@@ -928,10 +918,11 @@ macro_rules! sql_store {
                 if let Some(t) = f.last_used_after {
                     qb.push(" AND k.last_used_at > ").push_bind(t);
                 }
-                let order = match query.sort {
-                    KeySort::Created => "k.created_at",
-                    KeySort::LastUsed => "COALESCE(k.last_used_at, -1)",
-                };
+                if let Some(kind) = f.owner_kind {
+                    qb.push(" AND k.owner_user_id IN (SELECT fk.id FROM users fk WHERE fk.kind = ")
+                        .push_bind(kind.as_str())
+                        .push(")");
+                }
                 if let Some(after) = &query.after {
                     qb.push(format!(" AND ({order} < "))
                         .push_bind(after.value)
@@ -941,9 +932,71 @@ macro_rules! sql_store {
                         .push_bind(after.key_id.clone())
                         .push("))");
                 }
-                qb.push(format!(" ORDER BY {order} DESC, k.key_id DESC LIMIT "))
-                    .push_bind(i64::from(query.limit));
-                let rows = qb.build().fetch_all(&self.pool).await.map_err(backend_err)?;
+                if let Some(team) = f.team {
+                    qb.push(" AND k.owner_user_id IN (SELECT fs.user_id FROM service_accounts fs WHERE fs.team_id = ")
+                        .push_bind(team.0)
+                        .push(" UNION SELECT ft.user_id FROM team_members ft WHERE ft.team_id = ")
+                        .push_bind(team.0)
+                        .push(")");
+                }
+                if let Some(org) = f.org {
+                    qb.push(" AND EXISTS (SELECT 1 FROM org_members fo WHERE fo.user_id = k.owner_user_id AND fo.org_id = ")
+                        .push_bind(org.0)
+                        .push(")");
+                }
+                // Visibility: own keys OR keys of the org admin's orgs OR keys of the team
+                // admin's bots. Written as ORs of owner conditions (never a constant
+                // `1 = 0 OR …`, which would hide the owner index from SQLite).
+                qb.push(" AND (");
+                let mut terms = 0;
+                if let Some(caller) = vis.caller {
+                    qb.push("k.owner_user_id = ").push_bind(caller.0);
+                    terms += 1;
+                }
+                if !vis.admin_teams.is_empty() {
+                    if terms > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("k.owner_user_id IN (SELECT vs.user_id FROM service_accounts vs WHERE vs.team_id IN (");
+                    let mut list = qb.separated(", ");
+                    for team in &vis.admin_teams {
+                        list.push_bind(team.0);
+                    }
+                    qb.push("))");
+                    terms += 1;
+                }
+                if !vis.admin_orgs.is_empty() {
+                    if terms > 0 {
+                        qb.push(" OR ");
+                    }
+                    qb.push("EXISTS (SELECT 1 FROM org_members vm WHERE vm.user_id = k.owner_user_id AND vm.org_id IN (");
+                    let mut list = qb.separated(", ");
+                    for org in &vis.admin_orgs {
+                        list.push_bind(org.0);
+                    }
+                    qb.push("))");
+                    terms += 1;
+                }
+                if terms == 0 {
+                    qb.push("1 = 0");
+                }
+                qb.push(")");
+                qb.push(format!(" ORDER BY {order} DESC, k.key_id DESC LIMIT ")).push_bind(i64::from(query.limit));
+                qb.push(format!(
+                    ") k JOIN users u ON u.id = k.owner_user_id LEFT JOIN users cb ON cb.id = k.created_by_user_id \
+                     ORDER BY {order} DESC, k.key_id DESC"
+                ));
+                // Not a cached prepared statement: PostgreSQL would switch to a generic
+                // plan after five runs and lose the selectivity of a name pattern.
+                let rows = if hint == crate::sql_store::OrderHint::DisableSort {
+                    let mut tx = self.begin().await?;
+                    sqlx::query("SET LOCAL enable_sort = off").execute(&mut *tx).await.map_err(backend_err)?;
+                    let rows = qb.build().persistent(false).fetch_all(&mut *tx).await.map_err(backend_err)?;
+                    tx.commit().await.map_err(backend_err)?;
+                    rows
+                } else {
+                    qb.build().persistent(false).fetch_all(&self.pool).await.map_err(backend_err)?
+                };
                 rows.iter().map(key_from_row).collect()
             }
 

@@ -40,7 +40,14 @@ impl SqliteStore {
     }
 }
 
-crate::sql_store::sql_store!(SqliteStore, Sqlite, Backend::Sqlite, "");
+crate::sql_store::sql_store!(
+    SqliteStore,
+    Sqlite,
+    Backend::Sqlite,
+    "",
+    crate::sql_store::OrderHint::IndexedBy,
+    "k.name LIKE"
+);
 
 impl SqliteStore {
     /// The value of a pragma on one pooled connection, for tests and `doctor`.
