@@ -46,6 +46,10 @@ pub enum ApiError {
         "API key creation has been disabled by your organization administrator. You can still edit, delete, and use existing API keys."
     )]
     KeyCreationDisabled,
+    #[error(
+        "legacy-format keys are not allowed here; an organization admin can allow them for SDKs older than 0.22.3 (legacy_keys_allowed)"
+    )]
+    LegacyKeysNotAllowed,
     #[error("this would leave the organization without an active admin; make another member an admin first")]
     LastAdmin,
     #[error("{0} already exists")]
@@ -112,6 +116,7 @@ impl ApiError {
             Self::OwnerNotFound => "owner_not_found",
             Self::Forbidden(_) => "forbidden",
             Self::KeyCreationDisabled => "key_creation_disabled",
+            Self::LegacyKeysNotAllowed => "legacy_keys_not_allowed",
             Self::LastAdmin => "last_admin",
             Self::AlreadyExists(_) => "already_exists",
             Self::InvalidValue(_) => "invalid_value",
@@ -137,7 +142,9 @@ impl ApiError {
             | Self::MalformedAuthorization(_)
             | Self::InvalidCredentials
             | Self::SessionExpired => StatusCode::UNAUTHORIZED,
-            Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled => StatusCode::FORBIDDEN,
+            Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled | Self::LegacyKeysNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             Self::LastAdmin | Self::AlreadyExists(_) => StatusCode::CONFLICT,
             Self::OrgNotFound
             | Self::TeamNotFound

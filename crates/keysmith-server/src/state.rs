@@ -1,6 +1,7 @@
 //! What every handler shares.
 
 use crate::clock::Clock;
+use crate::handoff::KeyHandoff;
 use crate::rate_limit::FailureLimiter;
 use crate::usage::UsageRecorder;
 use keysmith_core::KeyPrefix;
@@ -22,6 +23,7 @@ pub struct Inner {
     pub session_ttl_ms: i64,
     pub secure_cookies: bool,
     pub usage: UsageRecorder,
+    pub handoff: KeyHandoff,
     pub sign_in_by_account: FailureLimiter,
     pub sign_in_by_address: FailureLimiter,
 }
@@ -60,6 +62,7 @@ impl AppState {
             session_ttl_ms: settings.session_ttl_ms,
             secure_cookies: settings.secure_cookies,
             usage: UsageRecorder::default(),
+            handoff: KeyHandoff::default(),
             sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
             sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
         }))

@@ -47,7 +47,7 @@ pub trait Store: Send + Sync + 'static {
     async fn create_org(&self, name: &str, now: i64) -> Result<Org>;
     async fn get_org(&self, id: OrgId) -> Result<Option<Org>>;
     async fn find_org(&self, name: &str) -> Result<Option<Org>>;
-    async fn set_key_creation_disabled(&self, org: OrgId, disabled: bool, audit: &[NewAuditEntry]) -> Result<Org>;
+    async fn update_org_settings(&self, org: OrgId, settings: OrgSettings, audit: &[NewAuditEntry]) -> Result<Org>;
     /// Every principal of the org (users and service accounts) with its role.
     async fn org_members(&self, org: OrgId) -> Result<Vec<OrgMember>>;
     /// Adds `user` to `org`; a conflict if already a member.

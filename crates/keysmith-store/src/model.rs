@@ -12,6 +12,15 @@ pub struct Org {
     pub created_at: i64,
     /// "Disable API key creation": users and team service accounts cannot create keys.
     pub key_creation_disabled: bool,
+    /// Members may mint legacy-format keys (40 hex) for SDKs older than 0.22.3.
+    pub legacy_keys_allowed: bool,
+}
+
+/// A change to an organization's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrgSettings {
+    pub key_creation_disabled: Option<bool>,
+    pub legacy_keys_allowed: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -22,7 +22,11 @@ pub(crate) const KEY_FROM: &str =
 pub(crate) const USER_COLUMNS: &str = "id, kind, username, email, active, created_at";
 
 pub(crate) const ORG_COLUMNS: &str = "o.id AS org_id, o.name AS org_name, o.created_at AS org_created_at, \
-     o.key_creation_disabled AS org_key_creation_disabled";
+     o.key_creation_disabled AS org_key_creation_disabled, o.legacy_keys_allowed AS org_legacy_keys_allowed";
+
+/// `RETURNING` columns of an `orgs` row, named as [`ORG_COLUMNS`] names them.
+pub(crate) const ORG_RETURNING: &str = "RETURNING id AS org_id, name AS org_name, created_at AS org_created_at, \
+     key_creation_disabled AS org_key_creation_disabled, legacy_keys_allowed AS org_legacy_keys_allowed";
 
 pub(crate) const TEAM_COLUMNS: &str =
     "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
@@ -69,7 +73,7 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $backend:expr, $lock:expr, $order_hint:expr, $name_like:expr) => {
         use crate::model::*;
         use crate::sql_store::{
-            KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
+            KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
             like_pattern,
         };
         use crate::{Backend, Result, Store, StoreError};
@@ -154,6 +158,7 @@ macro_rules! sql_store {
                 name: get(row, "org_name")?,
                 created_at: get(row, "org_created_at")?,
                 key_creation_disabled: get(row, "org_key_creation_disabled")?,
+                legacy_keys_allowed: get(row, "org_legacy_keys_allowed")?,
             })
         }
 
@@ -324,14 +329,15 @@ macro_rules! sql_store {
                 row.as_ref().map(org_from_row).transpose()
             }
 
-            async fn set_key_creation_disabled(&self, org: OrgId, disabled: bool, audit: &[NewAuditEntry]) -> Result<Org> {
+            async fn update_org_settings(&self, org: OrgId, settings: OrgSettings, audit: &[NewAuditEntry]) -> Result<Org> {
                 let mut tx = self.begin().await?;
-                let row = sqlx::query(
-                    "UPDATE orgs SET key_creation_disabled = $1 WHERE id = $2 RETURNING \
-                     id AS org_id, name AS org_name, created_at AS org_created_at, \
-                     key_creation_disabled AS org_key_creation_disabled",
-                )
-                    .bind(disabled)
+                let sql = format!(
+                    "UPDATE orgs SET key_creation_disabled = COALESCE($1, key_creation_disabled), \
+                     legacy_keys_allowed = COALESCE($2, legacy_keys_allowed) WHERE id = $3 {ORG_RETURNING}"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(settings.key_creation_disabled)
+                    .bind(settings.legacy_keys_allowed)
                     .bind(org.0)
                     .fetch_one(&mut *tx)
                     .await
@@ -1088,8 +1094,7 @@ macro_rules! sql_store {
 
         async fn insert_org(tx: &mut Tx<'_>, name: &str, now: i64) -> Result<Org> {
             let row = sqlx::query(
-                "INSERT INTO orgs (name, created_at) VALUES ($1, $2) RETURNING id AS org_id, name AS org_name, \
-                 created_at AS org_created_at, key_creation_disabled AS org_key_creation_disabled",
+                &format!("INSERT INTO orgs (name, created_at) VALUES ($1, $2) {ORG_RETURNING}"),
             )
             .bind(name)
             .bind(now)

@@ -730,10 +730,22 @@ async fn audit_entries_are_written_with_their_change_and_listed_newest_first(sto
     s.delete_key(&key_id, &[entry(w.org.id, "api_key.deleted", "again")])
         .await
         .unwrap();
-    s.set_key_creation_disabled(w.org.id, true, &[entry(w.org.id, "org.settings_changed", "acme")])
+    let settings = OrgSettings {
+        key_creation_disabled: Some(true),
+        legacy_keys_allowed: None,
+    };
+    s.update_org_settings(w.org.id, settings, &[entry(w.org.id, "org.settings_changed", "acme")])
         .await
         .unwrap();
-    assert!(s.get_org(w.org.id).await.unwrap().unwrap().key_creation_disabled);
+    let org = s.get_org(w.org.id).await.unwrap().unwrap();
+    assert!(org.key_creation_disabled);
+    assert!(!org.legacy_keys_allowed, "a setting left out stays as it was");
+    let settings = OrgSettings {
+        key_creation_disabled: None,
+        legacy_keys_allowed: Some(true),
+    };
+    let org = s.update_org_settings(w.org.id, settings, &[]).await.unwrap();
+    assert!(org.key_creation_disabled && org.legacy_keys_allowed);
     let all = s
         .list_audit(&AuditQuery {
             org: Some(w.org.id),

@@ -48,6 +48,58 @@ fn dummy_hash() -> &'static str {
     DUMMY.get_or_init(|| hash_password(&SecretString::new("keysmith-dummy-password".into())).unwrap_or_default())
 }
 
+/// Longest username or password considered; longer input fails like a wrong password
+/// without costing an argon2 run on megabytes.
+const MAX_LOGIN_CHARS: usize = 256;
+const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Checks a sign-in (username or email, and password) under the failure limits per
+/// account and per source address, and returns the user. Every failure looks the same
+/// to the client: unknown user, wrong password, deactivated user, service account.
+pub async fn check_password(
+    state: &crate::state::AppState,
+    login: &str,
+    password: SecretString,
+    source: &str,
+) -> Result<keysmith_store::User, ApiError> {
+    let login = login.trim().to_lowercase();
+    let now = state.now();
+    let account_key = format!("account:{login}");
+    let address_key = format!("address:{source}");
+    for (limiter, key) in [
+        (&state.sign_in_by_address, &address_key),
+        (&state.sign_in_by_account, &account_key),
+    ] {
+        if let Err(retry_after_secs) = limiter.check(key, now) {
+            tracing::warn!(source.address = %source, "sign-in refused: too many failures");
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+    }
+    let plausible = !login.is_empty()
+        && login.chars().count() <= MAX_LOGIN_CHARS
+        && password.expose().chars().count() <= MAX_PASSWORD_CHARS;
+    let found = if plausible {
+        state.store.find_user_for_sign_in(&login).await?
+    } else {
+        None
+    };
+    let (user, hash) = match found {
+        Some((user, hash)) if user.active && user.kind == keysmith_core::role::PrincipalKind::User => {
+            (Some(user), hash)
+        }
+        _ => (None, None),
+    };
+    let verified = verify_password(password, hash).await;
+    let Some(user) = user.filter(|_| verified) else {
+        state.sign_in_by_account.record_failure(&account_key, now);
+        state.sign_in_by_address.record_failure(&address_key, now);
+        tracing::info!(source.address = %source, "sign-in failed");
+        return Err(ApiError::InvalidCredentials);
+    };
+    state.sign_in_by_account.clear(&account_key);
+    Ok(user)
+}
+
 /// A password for the first admin when none is configured: 24 base62 characters
 /// (about 143 bits).
 pub fn generate_password() -> Result<SecretString, ApiError> {

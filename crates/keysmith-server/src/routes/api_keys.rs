@@ -10,6 +10,7 @@ use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::lifecycle::{MintRequest, Minted, delete_key, mint_key};
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
@@ -17,10 +18,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use keysmith_core::policy::{self, KeyAction};
+use keysmith_core::policy::KeyAction;
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyId, KeyName, generate_v1};
-use keysmith_store::{KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, NewKey, StoredKey, Visibility};
+use keysmith_core::{KeyId, KeyName};
+use keysmith_store::{KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, StoredKey, Visibility};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -38,6 +39,10 @@ pub struct CreateApiKeyRequest {
     /// The service account (or yourself) who will own the key, by name; default: you.
     #[serde(default)]
     owner: Option<String>,
+    /// `v1` (86 characters, the default) or `legacy` (40 hex characters, for wandb SDKs
+    /// older than 0.22.3; the organization must allow it).
+    #[serde(default)]
+    format: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,7 +77,10 @@ pub struct UpdateApiKeyRequest {
 pub struct CreatedApiKey {
     /// The full key. Shown exactly once: store it now.
     key: String,
+    /// The key ID of a v1 key; for a legacy key, the handle that names it in this API.
     key_id: String,
+    /// `v1` or `legacy`.
+    format: &'static str,
     name: String,
     owner: OwnerView,
     created_at: String,
@@ -284,71 +292,29 @@ pub async fn create_api_key(
     SourceAddr(source): SourceAddr,
     ApiJson(request): ApiJson<CreateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
-    let name = parse_name(&request.name)?;
-    let owner_id = match &request.owner {
-        None => caller.id(),
-        Some(owner) => {
-            state
-                .store
-                .find_user_by_username(owner)
-                .await?
-                .ok_or(ApiError::OwnerNotFound)?
-                .id
+    let format = match request.format.as_deref() {
+        None | Some("v1") => KeyFormat::V1,
+        Some("legacy") => KeyFormat::Legacy,
+        Some(other) => {
+            return Err(ApiError::InvalidValue(format!(
+                "format must be `v1` or `legacy`, not `{other}`"
+            )));
         }
     };
-    let scope = state
-        .store
-        .owner_scope(owner_id)
-        .await?
-        .ok_or(ApiError::OwnerNotFound)?;
-    let owner = scope.as_owner(owner_id == caller.id());
-    if !policy::may_act_on_key(&caller.roles, KeyAction::Read, &owner) {
-        return Err(ApiError::OwnerNotFound);
-    }
-    if !policy::may_act_on_key(&caller.roles, KeyAction::Create, &owner) {
-        return Err(ApiError::Forbidden("personal keys are created only by their owner"));
-    }
-    let mut disabled = Vec::new();
-    for org in scope.orgs() {
-        if state.store.get_org(org).await?.is_some_and(|o| o.key_creation_disabled) {
-            disabled.push(org);
-        }
-    }
-    if !policy::key_creation_allowed(&scope, |org| disabled.contains(&org)) {
-        return Err(ApiError::KeyCreationDisabled);
-    }
-    let generated = generate_v1(&state.key_prefix).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let now = state.now();
-    let audit = AuditContext::new(&caller, source, now).entries(
-        &scope.orgs(),
-        "api_key.created",
-        "api_key",
-        generated.key_id.as_str(),
-        Some(serde_json::json!({ "name": name.as_str(), "owner": request.owner.as_deref().unwrap_or(&caller.principal.user.username) })),
-    );
-    let stored = state
-        .store
-        .insert_key(
-            NewKey {
-                key_id: generated.key_id,
-                digest: generated.digest,
-                format: KeyFormat::V1,
-                display: generated.display,
-                name: name.into_string(),
-                owner: owner_id,
-                created_by: Some(caller.id()),
-                created_at: now,
-            },
-            &audit,
-        )
-        .await?;
-    tracing::info!(key.id = %stored.key_id, user.id = caller.id().0, owner.id = owner_id.0, "API key created");
+    let mint = MintRequest {
+        name: parse_name(&request.name)?,
+        owner: request.owner.as_deref(),
+        format,
+        source,
+    };
+    let Minted { key, generated } = mint_key(&state, &caller, mint).await?;
     let body = CreatedApiKey {
         key: generated.plaintext.expose().to_owned(),
-        key_id: stored.key_id.to_string(),
-        name: stored.name,
-        owner: OwnerView::of(stored.owner),
-        created_at: rfc3339(stored.created_at),
+        key_id: key.key_id.to_string(),
+        format: key.format.as_str(),
+        name: key.name,
+        owner: OwnerView::of(key.owner),
+        created_at: rfc3339(key.created_at),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response
@@ -484,21 +450,6 @@ pub async fn delete_api_key(
     let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await?;
     delete_key(&state, &caller, &AuditContext::new(&caller, source, state.now()), &key).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn delete_key(state: &AppState, caller: &Caller, audit: &AuditContext, key: &StoredKey) -> Result<(), ApiError> {
-    let entries = audit.entries(
-        &access::audit_orgs(state, key.owner.id).await?,
-        "api_key.deleted",
-        "api_key",
-        key.key_id.as_str(),
-        Some(serde_json::json!({ "name": key.name, "owner": key.owner.username })),
-    );
-    if !state.store.delete_key(&key.key_id, &entries).await? {
-        return Err(ApiError::ApiKeyNotFound);
-    }
-    tracing::info!(key.id = %key.key_id, user.id = caller.id().0, "API key deleted");
-    Ok(())
 }
 
 /// Delete several keys at once. Each is allowed or refused by the same rules as a

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod audit_log;
+mod authorize;
 mod health;
 mod orgs;
 mod service_accounts;
@@ -15,10 +16,11 @@ use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
+use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -63,9 +65,13 @@ pub fn router(state: AppState) -> Router {
     let document = axum::Json(document);
     routes
         .route("/api/v1/openapi.json", get(move || async move { document.clone() }))
+        .route("/graphql", post(crate::graphql::graphql))
+        .route("/graphql/", post(crate::graphql::graphql))
+        .route("/authorize", get(authorize::authorize_form).post(authorize::authorize_submit))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
+        .layer(Extension(crate::graphql::schema()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .layer(SetResponseHeaderLayer::overriding(

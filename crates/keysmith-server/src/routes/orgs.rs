@@ -9,7 +9,7 @@ use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::{Path, State};
-use keysmith_store::Org;
+use keysmith_store::{Org, OrgSettings};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,6 +21,8 @@ pub struct OrgView {
     /// When true, users and team service accounts cannot create keys; organization
     /// service accounts still can, and existing keys keep working.
     key_creation_disabled: bool,
+    /// When true, keys may be created in the legacy format for old SDKs.
+    legacy_keys_allowed: bool,
     created_at: String,
 }
 
@@ -35,6 +37,9 @@ pub struct UpdateOrgRequest {
     /// Disable (true) or allow (false) the creation of keys by users and team
     /// service accounts.
     key_creation_disabled: Option<bool>,
+    /// Let members mint legacy-format keys (40 hex characters) for wandb SDKs older
+    /// than 0.22.3, whose `wandb login` rejects longer keys.
+    legacy_keys_allowed: Option<bool>,
 }
 
 fn view(org: Org, role: &'static str) -> OrgView {
@@ -42,6 +47,7 @@ fn view(org: Org, role: &'static str) -> OrgView {
         name: org.name,
         role,
         key_creation_disabled: org.key_creation_disabled,
+        legacy_keys_allowed: org.legacy_keys_allowed,
         created_at: rfc3339(org.created_at),
     }
 }
@@ -97,21 +103,24 @@ pub async fn update_org(
 ) -> Result<Json<OrgView>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     caller.require_org_admin(&org)?;
-    let Some(disabled) = request.key_creation_disabled else {
-        return Ok(Json(view(org, "admin")));
+    let settings = OrgSettings {
+        key_creation_disabled: request.key_creation_disabled,
+        legacy_keys_allowed: request.legacy_keys_allowed,
     };
+    if settings == OrgSettings::default() {
+        return Ok(Json(view(org, "admin")));
+    }
     let audit = AuditContext::new(&caller, source, state.now()).entry(
         org.id,
         "org.settings_changed",
         "org",
         &org.name,
-        Some(serde_json::json!({ "key_creation_disabled": disabled })),
+        Some(serde_json::json!({
+            "key_creation_disabled": settings.key_creation_disabled,
+            "legacy_keys_allowed": settings.legacy_keys_allowed,
+        })),
     );
-    let org = state.store.set_key_creation_disabled(org.id, disabled, &audit).await?;
-    tracing::info!(
-        org.id = org.id.0,
-        key_creation_disabled = disabled,
-        "organization settings changed"
-    );
+    let org = state.store.update_org_settings(org.id, settings, &audit).await?;
+    tracing::info!(org.id = org.id.0, "organization settings changed");
     Ok(Json(view(org, "admin")))
 }

@@ -1,6 +1,6 @@
 //! Sign-in and sign-out with username (or email) and password.
 
-use crate::auth::password::verify_password;
+use crate::auth::password::check_password;
 use crate::auth::session;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
@@ -12,15 +12,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keysmith_core::SecretString;
-use keysmith_core::role::PrincipalKind;
 use keysmith_store::NewSession;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-/// Longest username or password considered; longer input fails like a wrong password
-/// without costing an argon2 run on megabytes.
-const MAX_LOGIN_CHARS: usize = 256;
-const MAX_PASSWORD_CHARS: usize = 1024;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,40 +47,8 @@ pub async fn create_session(
     ApiJson(request): ApiJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let password = SecretString::new(request.password);
-    let login = request.username.trim().to_lowercase();
+    let user = check_password(&state, &request.username, password, &source).await?;
     let now = state.now();
-    let account_key = format!("account:{login}");
-    let address_key = format!("address:{source}");
-    for (limiter, key) in [
-        (&state.sign_in_by_address, &address_key),
-        (&state.sign_in_by_account, &account_key),
-    ] {
-        if let Err(retry_after_secs) = limiter.check(key, now) {
-            tracing::warn!(source.address = %source, "sign-in refused: too many failures");
-            return Err(ApiError::RateLimited { retry_after_secs });
-        }
-    }
-    let plausible = !login.is_empty()
-        && login.chars().count() <= MAX_LOGIN_CHARS
-        && password.expose().chars().count() <= MAX_PASSWORD_CHARS;
-    let found = if plausible {
-        state.store.find_user_for_sign_in(&login).await?
-    } else {
-        None
-    };
-    let (user, hash) = match found {
-        Some((user, hash)) if user.active && user.kind == PrincipalKind::User => (Some(user), hash),
-        _ => (None, None),
-    };
-    let verified = verify_password(password, hash).await;
-    let Some(user) = user.filter(|_| verified) else {
-        state.sign_in_by_account.record_failure(&account_key, now);
-        state.sign_in_by_address.record_failure(&address_key, now);
-        tracing::info!(source.address = %source, "sign-in failed");
-        return Err(ApiError::InvalidCredentials);
-    };
-    state.sign_in_by_account.clear(&account_key);
-
     let token = session::new_token()?;
     let expires_at = now + state.session_ttl_ms;
     state
