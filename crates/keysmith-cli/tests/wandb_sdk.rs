@@ -1,0 +1,316 @@
+//! The real `wandb` SDK and CLI against a real Keysmith server (issue 4): version
+//! 0.31.0, the newest the wire contract was measured against, and 0.21.0, the oldest,
+//! which accepts only 40-character keys at `wandb login`. Each run gets a fresh HOME.
+//!
+//! The SDKs live in virtual environments made by `scripts/wandb-sdks` (from PyPI); a
+//! missing one is created here, so these tests never skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Server, http, sign_in};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+
+const PASSWORD: &str = "sdk-test-admin-password";
+const NEW: &str = "0.31.0";
+const OLD: &str = "0.21.0";
+
+fn sdk_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/wandb-sdk")
+}
+
+fn ensure_sdks() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/wandb-sdks");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(sdk_dir())
+            .output()
+            .expect("run scripts/wandb-sdks");
+        assert!(
+            out.status.success(),
+            "cannot install the wandb SDKs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+struct Sdk {
+    version: &'static str,
+    home: tempfile::TempDir,
+}
+
+impl Sdk {
+    fn new(version: &'static str) -> Self {
+        ensure_sdks();
+        Self {
+            version,
+            home: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn bin(&self, name: &str) -> PathBuf {
+        sdk_dir().join(self.version).join("bin").join(name)
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin(program));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("WANDB_") || k == "NETRC") {
+            cmd.env_remove(k);
+        }
+        cmd.env("HOME", self.home.path())
+            .env("WANDB_SILENT", "false")
+            .env("WANDB_DISABLE_CODE", "true")
+            .env("WANDB_MODE", "online")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .current_dir(self.home.path());
+        cmd
+    }
+
+    /// `wandb login --host URL --verify KEY` (a test key on the command line, as the
+    /// scenario table runs it).
+    fn cli_login(&self, url: &str, key: &str) -> Output {
+        self.command("wandb")
+            .args(["login", "--host", url, "--verify", key])
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a Python snippet with the key in `KS_KEY` and the server in `KS_URL`.
+    fn python(&self, url: &str, key: &str, code: &str) -> Output {
+        self.command("python")
+            .args(["-c", code])
+            .env("KS_URL", url)
+            .env("KS_KEY", key)
+            .output()
+            .unwrap()
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+struct Fixture {
+    server: Server,
+    _dir: tempfile::TempDir,
+    admin_key: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Fixture {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), "sdk", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
+        let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
+        let mut f = Fixture {
+            server,
+            _dir: dir,
+            admin_key: String::new(),
+            cookie,
+            csrf,
+        };
+        f.admin_key = f.create_key(json!({"name": "sdk tests"}));
+        f
+    }
+
+    fn as_admin(&self, method: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let headers = [("cookie", self.cookie.as_str()), ("x-csrf-token", self.csrf.as_str())];
+        let r = http(method, &format!("{}{path}", self.server.url), &headers, Some(&body));
+        assert!(r.status < 300, "{method} {path}: {} {}", r.status, r.body);
+        r.body
+    }
+
+    fn create_key(&self, body: serde_json::Value) -> String {
+        self.as_admin("POST", "/api/v1/api-keys", body)["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn url(&self) -> &str {
+        &self.server.url
+    }
+}
+
+fn mutate(key: &str) -> String {
+    let mut bytes = key.as_bytes().to_vec();
+    let i = bytes.len() - 10;
+    bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn sdk_0_31_logs_in_with_new_and_legacy_keys_and_manages_keys() {
+    let f = Fixture::start();
+    let sdk = Sdk::new(NEW);
+    let out = sdk.cli_login(f.url(), &f.admin_key);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+    assert!(
+        sdk.home.path().join(".netrc").exists(),
+        "the SDK stored the key after verifying it"
+    );
+
+    f.as_admin("PATCH", "/api/v1/orgs/default", json!({"legacy_keys_allowed": true}));
+    let legacy = f.create_key(json!({"name": "legacy", "format": "legacy"}));
+    assert_eq!(legacy.len(), 40);
+    let out = Sdk::new(NEW).cli_login(f.url(), &legacy);
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+
+    let out = sdk.python(
+        f.url(),
+        &f.admin_key,
+        r#"
+import os, wandb
+url, key = os.environ["KS_URL"], os.environ["KS_KEY"]
+print("LOGIN", wandb.login(key=key, host=url, verify=True))
+api = wandb.Api(api_key=key, overrides={"base_url": url})
+v = api.viewer
+print("VIEWER", v.username, len(v.api_keys), v.teams)
+new = v.generate_api_key("made-by-sdk")
+print("GENERATED", len(new))
+print("NEW_VIEWER", wandb.Api(api_key=new, overrides={"base_url": url}).viewer.username)
+v = api.viewer
+name = [k for k in v.api_keys if new.startswith(k)][0]
+print("DELETED", v.delete_api_key(name))
+try:
+    wandb.Api(api_key=new, overrides={"base_url": url}).viewer
+    print("STILL_WORKS")
+except Exception as e:
+    print("REFUSED", type(e).__name__, e)
+"#,
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("LOGIN True"), "{t}");
+    assert!(t.contains("VIEWER admin 2 []"), "{t}");
+    assert!(t.contains("GENERATED 86"), "{t}");
+    assert!(t.contains("NEW_VIEWER admin"), "{t}");
+    assert!(t.contains("DELETED True"), "{t}");
+    assert!(t.contains("REFUSED") && t.contains("user is not logged in"), "{t}");
+    assert!(!t.contains("STILL_WORKS"), "{t}");
+}
+
+#[test]
+fn deleted_mutated_and_unknown_keys_fail_with_user_is_not_logged_in() {
+    let f = Fixture::start();
+    let doomed = f.create_key(json!({"name": "doomed"}));
+    let key_id = &doomed[..36];
+    f.as_admin("DELETE", &format!("/api/v1/api-keys/{key_id}"), json!({}));
+    let unknown = "0123456789abcdef0123456789abcdef01234567";
+    for (version, expected) in [(NEW, "user is not logged in"), (OLD, "user is not logged in")] {
+        let bad_keys: Vec<String> = if version == NEW {
+            vec![doomed.clone(), mutate(&f.admin_key), unknown.into()]
+        } else {
+            vec![unknown.into(), mutate(unknown)]
+        };
+        for bad in bad_keys {
+            let sdk = Sdk::new(version);
+            let out = sdk.cli_login(f.url(), &bad);
+            let t = text(&out);
+            assert!(!out.status.success(), "{version} accepted a bad key: {t}");
+            assert!(t.contains(expected), "{version}: {t}");
+            assert!(!t.contains("Traceback"), "{version} crashed: {t}");
+        }
+    }
+}
+
+#[test]
+fn sdk_0_21_logs_in_with_legacy_keys_and_new_keys_through_the_environment() {
+    let f = Fixture::start();
+    f.as_admin("PATCH", "/api/v1/orgs/default", json!({"legacy_keys_allowed": true}));
+    let legacy = f.create_key(json!({"name": "old sdk", "format": "legacy"}));
+    let sdk = Sdk::new(OLD);
+    let out = sdk.cli_login(f.url(), &legacy);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+
+    // The 86-character key is refused by this SDK's own length check at `wandb login`
+    // (the documented "API key must be 40 characters long" error) ...
+    let out = Sdk::new(OLD).cli_login(f.url(), &f.admin_key);
+    assert!(
+        text(&out).contains("API key must be 40 characters long"),
+        "{}",
+        text(&out)
+    );
+    // ... and works through WANDB_API_KEY, the documented workaround.
+    let out = Sdk::new(OLD)
+        .command("wandb")
+        .args(["login", "--verify", "--host", f.url()])
+        .env("WANDB_API_KEY", &f.admin_key)
+        .output()
+        .unwrap();
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+
+    let out = sdk.python(
+        f.url(),
+        &legacy,
+        r#"
+import os, wandb
+url, key = os.environ["KS_URL"], os.environ["KS_KEY"]
+print("LOGIN", wandb.login(key=key, host=url, verify=True))
+v = wandb.Api(api_key=key, overrides={"base_url": url}).viewer
+print("VIEWER", v.username, len(v.api_keys))
+"#,
+    );
+    let t = text(&out);
+    assert!(t.contains("LOGIN True") && t.contains("VIEWER admin 2"), "{t}");
+}
+
+#[test]
+fn a_team_admin_creates_a_service_account_with_the_sdk_and_its_key_works() {
+    let f = Fixture::start();
+    f.as_admin(
+        "POST",
+        "/api/v1/orgs/default/users",
+        json!({"username": "lead", "password": "lead-password-123"}),
+    );
+    f.as_admin("POST", "/api/v1/orgs/default/teams", json!({"name": "vision"}));
+    f.as_admin(
+        "PUT",
+        "/api/v1/orgs/default/teams/vision/members/lead",
+        json!({"role": "admin"}),
+    );
+    let (cookie, csrf) = sign_in(f.url(), "lead", "lead-password-123");
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", f.url()),
+        &headers,
+        Some(&json!({"name": "lead"})),
+    );
+    let lead_key = r.body["key"].as_str().unwrap().to_owned();
+
+    let sdk = Sdk::new(NEW);
+    let out = sdk.python(
+        f.url(),
+        &lead_key,
+        r#"
+import os, wandb
+url, key = os.environ["KS_URL"], os.environ["KS_KEY"]
+api = wandb.Api(api_key=key, overrides={"base_url": url})
+member = api.team("vision").create_service_account("Nightly training")
+print("MEMBER", member)
+sa = wandb.Api(api_key=member.api_key, overrides={"base_url": url}).viewer
+print("SA_VIEWER", sa.username)
+"#,
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("MEMBER <Member nightly-training (SERVICE)>"), "{t}");
+    assert!(t.contains("SA_VIEWER nightly-training"), "{t}");
+    let listed = f.as_admin("GET", "/api/v1/api-keys?owner=nightly-training", json!({}));
+    assert_eq!(listed["items"][0]["created_by"]["username"], "lead");
+}
