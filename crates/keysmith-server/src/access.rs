@@ -23,12 +23,17 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let principal = Principal::from_request_parts(parts, state).await?;
-        let roles = state.store.roles(principal.user.id).await?;
-        Ok(Caller { principal, roles })
+        Caller::with_roles(state, principal).await
     }
 }
 
 impl Caller {
+    /// The caller, with their roles loaded.
+    pub async fn with_roles(state: &AppState, principal: Principal) -> Result<Self, ApiError> {
+        let roles = state.store.roles(principal.user.id).await?;
+        Ok(Caller { principal, roles })
+    }
+
     pub fn id(&self) -> keysmith_core::UserId {
         self.principal.user.id
     }

@@ -13,9 +13,12 @@ mod objects;
 mod query;
 mod scalars;
 
+use crate::access::Caller;
 use crate::auth::credentials;
 use crate::auth::source::SourceAddr;
 use crate::auth::verify;
+use crate::auth::{AuthMethod, Principal};
+use crate::error::ApiError;
 use crate::state::AppState;
 use async_graphql::{EmptySubscription, Schema};
 use axum::Json;
@@ -76,21 +79,20 @@ pub async fn graphql(
 ) -> Response {
     let caller = match credentials::presented_key(&headers) {
         Ok(Some(key)) => match verify::verify_key(&state, key.expose()).await {
-            Ok(verified) => match state.store.roles(verified.owner.id).await {
-                Ok(roles) => Some(crate::access::Caller {
-                    principal: crate::auth::Principal {
-                        user: verified.owner,
-                        via: crate::auth::AuthMethod::ApiKey {
-                            key_id: verified.key_id,
-                        },
+            Ok(verified) => {
+                let principal = Principal {
+                    user: verified.owner,
+                    via: AuthMethod::ApiKey {
+                        key_id: verified.key_id,
                     },
-                    roles,
-                }),
-                Err(e) => return crate::error::ApiError::from(e).into_response(),
-            },
-            Err(crate::error::ApiError::Internal(detail)) => {
-                return crate::error::ApiError::Internal(detail).into_response();
+                };
+                match Caller::with_roles(&state, principal).await {
+                    Ok(caller) => Some(caller),
+                    Err(e) => return e.into_response(),
+                }
             }
+            // The database failed: not the client's fault, and not a 401.
+            Err(ApiError::Internal(detail)) => return ApiError::Internal(detail).into_response(),
             Err(_) => None,
         },
         _ => None,

@@ -6,6 +6,7 @@
 use crate::access::Caller;
 use crate::auth::password::check_password;
 use crate::auth::source::SourceAddr;
+use crate::auth::{AuthMethod, Principal};
 use crate::error::ApiError;
 use crate::lifecycle::{MintRequest, mint_key};
 use crate::state::AppState;
@@ -91,20 +92,17 @@ pub async fn authorize_submit(State(state): State<AppState>, SourceAddr(source):
             &form(Some("Give the key a name of 1 to 128 characters.")),
         );
     };
-    let roles = match state.store.roles(user.id).await {
-        Ok(roles) => roles,
-        Err(e) => return ApiError::from(e).into_response(),
-    };
-    let caller = Caller {
-        principal: crate::auth::Principal {
-            user: keysmith_store::UserRef {
-                id: user.id,
-                kind: user.kind,
-                username: user.username.clone(),
-            },
-            via: crate::auth::AuthMethod::Session,
+    let principal = Principal {
+        user: keysmith_store::UserRef {
+            id: user.id,
+            kind: user.kind,
+            username: user.username.clone(),
         },
-        roles,
+        via: AuthMethod::Session,
+    };
+    let caller = match Caller::with_roles(&state, principal).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
     };
     let request = MintRequest {
         name,
