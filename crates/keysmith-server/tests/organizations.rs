@@ -320,6 +320,38 @@ async fn admins_create_users_or_invite_them_and_an_invitation_sets_a_password_on
     let erin = Auth::Session(app.sign_in("erin", "erins-new-password").await);
     let r = app.request(Method::GET, &format!("{ORG}/users"), &erin, None).await;
     assert_eq!(r.code(), "forbidden", "members do not manage users");
+    let r = app
+        .request(Method::POST, &format!("{ORG}/users/erin/invite"), &erin, None)
+        .await;
+    assert_eq!(r.code(), "forbidden");
+
+    // A fresh invitation (a user made through the SDK's createUser, or a lost password).
+    let first = ok(&app, Method::POST, &format!("{ORG}/users/erin/invite"), &admin, None).await;
+    let second = ok(&app, Method::POST, &format!("{ORG}/users/erin/invite"), &admin, None).await;
+    let accept = |token: &Value| json!({"token": token, "password": "erins-reset-password"});
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/invites/accept",
+            &Auth::None,
+            Some(accept(&first["invite_token"])),
+        )
+        .await;
+    assert_eq!(r.code(), "invitation_invalid", "a newer invitation replaces the older");
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/invites/accept",
+            &Auth::None,
+            Some(accept(&second["invite_token"])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    app.sign_in("erin", "erins-reset-password").await;
+    let r = app
+        .request(Method::POST, &format!("{ORG}/users/nobody/invite"), &admin, None)
+        .await;
+    assert_eq!(r.code(), "user_not_found");
 }
 
 #[tokio::test]

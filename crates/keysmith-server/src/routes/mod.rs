@@ -44,6 +44,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(orgs::get_org, orgs::update_org))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::update_user, users::delete_user))
+        .routes(routes!(users::invite_user))
         .routes(routes!(users::accept_invite))
         .routes(routes!(teams::list_teams, teams::create_team))
         .routes(routes!(teams::get_team))

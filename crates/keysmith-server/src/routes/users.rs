@@ -318,6 +318,47 @@ pub async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct InviteToken {
+    /// Give this to the user (POST /api/v1/invites/accept). Shown once; valid for 7 days.
+    invite_token: String,
+}
+
+/// A new invitation for a user of the organization (org admins): for someone invited
+/// through the wandb SDK's `createUser`, or who lost their password. Earlier
+/// invitations of the user stop working; the current password keeps working until the
+/// invitation is accepted.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/users/{username}/invite", tag = "users",
+    params(("org" = String, Path, description = "Organization name"), ("username" = String, Path, description = "User name")),
+    responses(
+        (status = 201, body = InviteToken), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn invite_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path((org, username)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let org = access::member_org(&state, &caller, &org).await?;
+    caller.require_org_admin(&org)?;
+    let member = org_user(&state, &org, &username).await?;
+    require_admin_of_all_orgs(&state, &caller, &member.user).await?;
+    let now = state.now();
+    state.store.delete_invites(member.user.id).await?;
+    let token = session::new_token()?;
+    state
+        .store
+        .create_invite(member.user.id, &session::token_digest(&token), now, now + INVITE_TTL_MS)
+        .await?;
+    tracing::info!(user.id = member.user.id.0, source.address = %source, "invitation issued");
+    let body = InviteToken {
+        invite_token: token.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
 /// Accept an invitation: set your password with the token an admin gave you.
 #[utoipa::path(post, path = "/api/v1/invites/accept", tag = "users", request_body = AcceptInviteRequest,
     responses((status = 204, description = "Password set; sign in with it"), (status = 400, body = ErrorBody)))]
