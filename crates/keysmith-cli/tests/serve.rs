@@ -181,6 +181,36 @@ fn no_secret_reaches_the_logs_or_the_database() {
         http("GET", &format!("{url}/api/v1/api-keys"), &session, None).status,
         200
     );
+    // The GraphQL door: a key generated as the wandb SDK does it.
+    let generate = json!({
+        "query": "mutation G($d: String) { result: generateApiKey(input: {description: $d}) { apiKey { id name } } }",
+        "variables": {"d": "from graphql"}
+    });
+    let r = http(
+        "POST",
+        &format!("{url}/graphql"),
+        &[("authorization", &basic(&keys[1].0))],
+        Some(&generate),
+    );
+    let from_graphql = r.body["data"]["result"]["apiKey"]["name"].as_str().unwrap().to_owned();
+    assert_eq!(from_graphql.len(), 86, "{}", r.body);
+    let viewer = json!({"query": "{ viewer { id username } }"});
+    let r = http(
+        "POST",
+        &format!("{url}/graphql"),
+        &[("authorization", &basic(&from_graphql))],
+        Some(&viewer),
+    );
+    assert_eq!(r.body["data"]["viewer"]["username"], "admin");
+    let mutated = mutate_last(&from_graphql);
+    let r = http(
+        "POST",
+        &format!("{url}/graphql"),
+        &[("authorization", &basic(&mutated))],
+        Some(&viewer),
+    );
+    assert_eq!(r.status, 401);
+    keys.push((from_graphql.clone(), from_graphql[..36].to_owned()));
     let (dead, dead_id) = &keys[0];
     http(
         "PATCH",
