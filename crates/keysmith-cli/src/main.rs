@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
 mod import;
+mod remote;
 
 /// Keysmith: self-hosted API keys that the unmodified wandb SDK logs in with.
 #[derive(Parser)]
@@ -21,11 +22,21 @@ struct Cli {
 const EXAMPLES: &str = "\
 Examples:
   keysmith serve                                   SQLite in ./data, http://127.0.0.1:8080
+  read -rs KEYSMITH_API_KEY && export KEYSMITH_API_KEY KEYSMITH_HOST=https://keys.example.com
+  keysmith whoami
+  keysmith keys create --name ci > ci-key          the key alone on stdout
+  keysmith keys list --output json
   keysmith serve --listen 0.0.0.0:443 --database-url postgres://keysmith@db/keysmith
   keysmith admin import-legacy-keys --user alice --file old-keys.txt
 
 Configuration is layered: defaults, then --config FILE (TOML), then KEYSMITH_* environment
-variables (e.g. KEYSMITH_LISTEN, KEYSMITH_ADMIN_PASSWORD_FILE), then flags.";
+variables (e.g. KEYSMITH_LISTEN, KEYSMITH_ADMIN_PASSWORD_FILE), then flags.
+
+Client commands read the server from --host, KEYSMITH_HOST or WANDB_BASE_URL, and the key
+from KEYSMITH_API_KEY or WANDB_API_KEY: never from an argument, which `ps` would show.
+
+Exit status: 0 success; 1 failure; 2 usage error (including a key given as an argument);
+3 no API key configured, or the server refused it.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -41,6 +52,97 @@ Examples:
     /// Administer the database directly (run where the server's database is reachable).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Show who the configured key belongs to.
+    Whoami(RemoteArgs),
+    /// List, create, rename and delete API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// Server URL [default: $KEYSMITH_HOST, then $WANDB_BASE_URL]
+    #[arg(long, value_name = "URL", global = true)]
+    host: Option<String>,
+    /// `text` for people, `json` for programs
+    #[arg(long, value_enum, default_value = "text", global = true)]
+    output: remote::Output,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// List the keys you may see: yours; as a team admin, your teams' service accounts';
+    /// as an org admin, the whole organization's.
+    #[command(after_help = "\
+Examples:
+  keysmith keys list
+  keysmith keys list --owner-kind service_account --team vision --sort last_used
+  keysmith keys list --all --output json | jq '.[] | select(.last_used_at == null)'")]
+    List {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Only keys of this user or service account
+        #[arg(long)]
+        owner: Option<String>,
+        /// `user` or `service_account`
+        #[arg(long)]
+        owner_kind: Option<String>,
+        /// Only this organization's keys
+        #[arg(long)]
+        org: Option<String>,
+        /// Only this team's keys (members and service accounts)
+        #[arg(long)]
+        team: Option<String>,
+        /// Names containing this text
+        #[arg(long)]
+        name_contains: Option<String>,
+        /// `created` (newest first) or `last_used`
+        #[arg(long)]
+        sort: Option<String>,
+        /// Keys per page (1 to 200)
+        #[arg(long)]
+        limit: Option<u32>,
+        /// Every page, not just the first
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create a key and print it, alone, to standard output (shown only this once).
+    #[command(after_help = "\
+Examples:
+  keysmith keys create --name laptop
+  keysmith keys create --name ci > ci-key && chmod 600 ci-key
+  keysmith keys create --name nightly --owner vision-ci | vault kv put secret/ci key=-")]
+    Create {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// A descriptive name: where the key is used
+        #[arg(long)]
+        name: String,
+        /// A service account you administer, to own the key [default: you]
+        #[arg(long)]
+        owner: Option<String>,
+        /// `v1` (default) or `legacy` (40 characters, for wandb SDKs older than 0.22.3)
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Rename a key.
+    Rename {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The key ID (from `keys list`)
+        key_id: String,
+        /// The new name
+        #[arg(long)]
+        name: String,
+    },
+    /// Delete keys: scripts that use them stop working immediately.
+    Delete {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Key IDs (from `keys list`)
+        #[arg(required = true)]
+        key_ids: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -223,9 +325,25 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let outcome = remote::refuse_keys_in_arguments(&args).and_then(|()| {
+        let cli = Cli::parse_from(&args);
+        tokio::runtime::Runtime::new()
+            .context("cannot start the async runtime")?
+            .block_on(run(cli))
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            let code = err.downcast_ref::<remote::Exit>().map_or(1, |e| e.code);
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => {
             let config = load_config(args.listen, &args.database)?;
@@ -248,6 +366,45 @@ async fn main() -> Result<()> {
         Command::Admin(AdminCommand::CreateOrg(args)) => {
             let store = open_existing_store(&args.database).await?;
             create_org(store.as_ref(), &args.name, &args.admin).await?;
+        }
+        Command::Whoami(remote) => remote::whoami(remote.host.as_deref(), remote.output).await?,
+        Command::Keys(KeysCommand::List {
+            remote,
+            owner,
+            owner_kind,
+            org,
+            team,
+            name_contains,
+            sort,
+            limit,
+            all,
+        }) => {
+            let query = keysmith_client::KeyQuery {
+                limit,
+                sort,
+                owner,
+                owner_kind,
+                org,
+                team,
+                name_contains,
+                ..Default::default()
+            };
+            remote::list_keys(remote.host.as_deref(), query, all, remote.output).await?;
+        }
+        Command::Keys(KeysCommand::Create {
+            remote,
+            name,
+            owner,
+            format,
+        }) => {
+            let request = keysmith_client::CreateKey { name, owner, format };
+            remote::create_key(remote.host.as_deref(), request, remote.output).await?;
+        }
+        Command::Keys(KeysCommand::Rename { remote, key_id, name }) => {
+            remote::rename_key(remote.host.as_deref(), &key_id, &name, remote.output).await?;
+        }
+        Command::Keys(KeysCommand::Delete { remote, key_ids }) => {
+            remote::delete_keys(remote.host.as_deref(), &key_ids, remote.output).await?;
         }
     }
     Ok(())

@@ -1,0 +1,243 @@
+//! Talking to a Keysmith server from the command line: which server, which key, and
+//! the commands that use them. The key comes only from the environment (later also
+//! from `login`'s store), never from an argument: argv is visible to every user of
+//! the machine through `ps`.
+
+use anyhow::{Result, bail};
+use keysmith_client::{Client, ClientError, CreateKey, KeyQuery};
+use keysmith_core::SecretString;
+use std::io::Write;
+
+/// Where the key and host come from, in order.
+pub const KEY_VARIABLES: [&str; 2] = ["KEYSMITH_API_KEY", "WANDB_API_KEY"];
+pub const HOST_VARIABLES: [&str; 2] = ["KEYSMITH_HOST", "WANDB_BASE_URL"];
+
+/// Exit status when no key is configured or the server refuses it.
+pub const EXIT_NOT_AUTHENTICATED: i32 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// An error that ends the command with a specific exit status.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+pub fn client(host_flag: Option<&str>) -> Result<Client> {
+    let host = match host_flag {
+        Some(h) => h.to_owned(),
+        None => HOST_VARIABLES
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "no server: pass --host https://keys.example.com, or set KEYSMITH_HOST (or WANDB_BASE_URL)"
+                )
+            })?,
+    };
+    let key = KEY_VARIABLES
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .ok_or_else(|| Exit {
+            code: EXIT_NOT_AUTHENTICATED,
+            message: "no API key: set KEYSMITH_API_KEY (or WANDB_API_KEY) in the environment, for example with \
+                  `read -rs KEYSMITH_API_KEY && export KEYSMITH_API_KEY`; keys are never taken as arguments"
+                .into(),
+        })?;
+    Ok(Client::new(&host, SecretString::new(key))?)
+}
+
+/// Maps a refused key to its exit status; other errors stay errors.
+pub fn api_error(err: ClientError) -> anyhow::Error {
+    match err.code() {
+        Some("invalid_api_key" | "unauthenticated" | "malformed_authorization") => Exit {
+            code: EXIT_NOT_AUTHENTICATED,
+            message: format!("the server refused the API key: {err}; check KEYSMITH_API_KEY, or create a new key"),
+        }
+        .into(),
+        _ => err.into(),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub async fn whoami(host: Option<&str>, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let viewer = client.viewer().await.map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&viewer)?,
+        Output::Text => {
+            println!(
+                "{} ({}) on {}",
+                viewer.username,
+                viewer.kind.replace('_', " "),
+                client.host()
+            );
+            for org in &viewer.orgs {
+                println!("  organization {} ({})", org.name, org.role);
+            }
+            for team in &viewer.teams {
+                println!("  team {}/{} ({})", team.org, team.name, team.role);
+            }
+            if let Some(key_id) = &viewer.auth.key_id {
+                println!("  authenticated with key {key_id}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let mut query = query;
+    let mut items = Vec::new();
+    loop {
+        let page = client.list_keys(&query).await.map_err(api_error)?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) if all => query.cursor = Some(cursor),
+            next => {
+                if let (Some(_), Output::Text) = (&next, output) {
+                    eprintln!("(more keys: pass --all to list every page)");
+                }
+                break;
+            }
+        }
+    }
+    match output {
+        Output::Json => print_json(&items)?,
+        Output::Text => {
+            if items.is_empty() {
+                eprintln!("no keys");
+                return Ok(());
+            }
+            println!(
+                "{:<38} {:<24} {:<20} {:<21} LAST USED",
+                "KEY ID", "NAME", "OWNER", "CREATED"
+            );
+            for k in &items {
+                let owner = if k.owner.kind == "service_account" {
+                    format!("{} (sa)", k.owner.username)
+                } else {
+                    k.owner.username.clone()
+                };
+                println!(
+                    "{:<38} {:<24} {:<20} {:<21} {}",
+                    k.display,
+                    truncate(&k.name, 24),
+                    truncate(&owner, 20),
+                    &k.created_at[..k.created_at.len().min(19)],
+                    k.last_used_at.as_deref().map_or("never", |t| &t[..t.len().min(19)])
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(width - 1).collect::<String>())
+    }
+}
+
+/// Prints the new key to stdout and nothing else there, so `> file` or a pipe into a
+/// secret manager captures exactly the key; guidance goes to stderr.
+pub async fn create_key(host: Option<&str>, request: CreateKey, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let created = client.create_key(&request).await.map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "key": created.key.expose(),
+            "key_id": created.key_id,
+            "format": created.format,
+            "name": created.name,
+            "owner": created.owner,
+            "created_at": created.created_at,
+        }))?,
+        Output::Text => {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", created.key.expose())?;
+            out.flush()?;
+            eprintln!(
+                "Created key {} (\"{}\") for {}. It is shown only this once: store it in a secret manager or an \
+                 environment variable, never in a file you commit.",
+                created.key_id, created.name, created.owner.username
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn rename_key(host: Option<&str>, key_id: &str, name: &str, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let key = client.rename_key(key_id, name).await.map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&key)?,
+        Output::Text => eprintln!("renamed {} to \"{}\"", key.display, key.name),
+    }
+    Ok(())
+}
+
+pub async fn delete_keys(host: Option<&str>, key_ids: &[String], output: Output) -> Result<()> {
+    let client = client(host)?;
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for key_id in key_ids {
+        let status = match client.delete_key(key_id).await {
+            Ok(()) => "deleted".to_owned(),
+            Err(e) => {
+                if e.code() == Some("invalid_api_key") {
+                    return Err(api_error(e));
+                }
+                failed += 1;
+                e.code().unwrap_or("error").to_owned()
+            }
+        };
+        if output == Output::Text {
+            eprintln!("{key_id}: {}", status.replace('_', " "));
+        }
+        results.push(serde_json::json!({ "key_id": key_id, "status": status }));
+    }
+    if output == Output::Json {
+        print_json(&results)?;
+    }
+    if failed > 0 {
+        bail!("{failed} of {} key(s) not deleted", key_ids.len());
+    }
+    Ok(())
+}
+
+/// Refuses an argument that is an API key, before anything else runs: a key in argv is
+/// visible in `ps` and the shell's history. The key itself is not repeated.
+pub fn refuse_keys_in_arguments(args: &[String]) -> Result<()> {
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        let candidate = arg.split_once('=').map_or(arg.as_str(), |(_, v)| v);
+        if keysmith_core::PresentedKey::parse(candidate).is_ok() {
+            return Err(Exit {
+                code: 2,
+                message: format!(
+                    "argument {i} looks like an API key; keysmith never takes keys as arguments, because the \
+                     command line is visible to every user of this machine (ps) and stays in your shell history.\n\
+                     Put the key in the environment instead: `read -rs KEYSMITH_API_KEY && export KEYSMITH_API_KEY`.\n\
+                     If the key was exposed, delete it and create a new one."
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The `keysmith` client commands against a real server: the key only from the
+//! environment, `keys create` printing the key alone, JSON that parses, exit codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{BIN, Server, http, sign_in};
+use serde_json::{Value, json};
+use std::process::{Command, Output};
+
+const PASSWORD: &str = "cli-test-admin-password";
+
+struct Cli {
+    server: Server,
+    _dir: tempfile::TempDir,
+    key: String,
+}
+
+impl Cli {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), "cli", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
+        let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
+        let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+        let r = http(
+            "POST",
+            &format!("{}/api/v1/api-keys", server.url),
+            &headers,
+            Some(&json!({"name": "cli"})),
+        );
+        let key = r.body["key"].as_str().unwrap().to_owned();
+        Cli { server, _dir: dir, key }
+    }
+
+    fn run_with_key(&self, key: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_") || k.starts_with("WANDB_")) {
+            cmd.env_remove(k);
+        }
+        cmd.args(args).env("KEYSMITH_HOST", &self.server.url);
+        if let Some(key) = key {
+            cmd.env("KEYSMITH_API_KEY", key);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with_key(Some(&self.key), args)
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn a_key_given_as_an_argument_is_refused_without_being_repeated() {
+    let cli = Cli::start();
+    for args in [
+        vec!["whoami", cli.key.as_str()],
+        vec!["keys", "list", "--owner", cli.key.as_str()],
+    ] {
+        let out = cli.run(&args);
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("never takes keys as arguments"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("KEYSMITH_API_KEY"));
+        assert!(
+            !stderr(&out).contains(&cli.key),
+            "the refusal must not print the key again"
+        );
+    }
+    let legacy = "0123456789abcdef0123456789abcdef01234567";
+    let flag = format!("--name={legacy}");
+    let out = cli.run(&["keys", "create", &flag]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "legacy keys and --flag=value forms are caught too"
+    );
+}
+
+#[test]
+fn keys_create_prints_exactly_the_key_on_stdout_and_guidance_on_stderr() {
+    let cli = Cli::start();
+    let out = cli.run(&["keys", "create", "--name", "ci"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let key = printed.strip_suffix('\n').unwrap();
+    assert_eq!(key.len(), 86);
+    assert!(
+        !key.contains(char::is_whitespace),
+        "stdout is the key and a newline, nothing else"
+    );
+    assert!(stderr(&out).contains("shown only this once"));
+    assert!(!stderr(&out).contains(key), "the key is not repeated on stderr");
+    let out = cli.run_with_key(Some(key), &["whoami", "--output", "json"]);
+    let viewer: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(viewer["username"], "admin", "the printed key works");
+}
+
+#[test]
+fn every_json_output_parses() {
+    let cli = Cli::start();
+    let created: Value = serde_json::from_str(&stdout(
+        &cli.run(&["keys", "create", "--name", "j", "--output", "json"]),
+    ))
+    .unwrap();
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(created["key"].as_str().unwrap().len(), 86, "JSON carries the key once");
+    let outputs = [
+        cli.run(&["whoami", "--output", "json"]),
+        cli.run(&["keys", "list", "--output", "json", "--all"]),
+        cli.run(&["keys", "rename", &key_id, "--name", "renamed", "--output", "json"]),
+        cli.run(&["keys", "delete", &key_id, "--output", "json"]),
+    ];
+    for out in &outputs {
+        assert!(out.status.success(), "{}", stderr(out));
+        serde_json::from_str::<Value>(&stdout(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(out)));
+    }
+    let listed: Value = serde_json::from_str(&stdout(&outputs[1])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(
+        !stdout(&outputs[1]).contains(&created["key"].as_str().unwrap()[37..]),
+        "lists carry no secret"
+    );
+    let deleted: Value = serde_json::from_str(&stdout(&outputs[3])).unwrap();
+    assert_eq!(deleted[0]["status"], "deleted");
+}
+
+#[test]
+fn exit_codes_tell_a_missing_or_refused_key_from_other_failures() {
+    let cli = Cli::start();
+    let out = cli.run_with_key(None, &["whoami"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("set KEYSMITH_API_KEY"), "{}", stderr(&out));
+    let mut wrong = cli.key.clone();
+    wrong.pop();
+    wrong.push(if cli.key.ends_with('A') { 'B' } else { 'A' });
+    let out = cli.run_with_key(Some(&wrong), &["keys", "list"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("invalid_api_key"));
+    let out = cli.run(&["keys", "delete", "wandb_v1_000000000000000000000000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("api key not found"), "{}", stderr(&out));
+    let out = cli.run(&["keys", "create", "--name", " "]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("invalid_name"), "{}", stderr(&out));
+    let out = Command::new(BIN)
+        .args(["whoami"])
+        .env_remove("KEYSMITH_HOST")
+        .env_remove("WANDB_BASE_URL")
+        .output()
+        .unwrap();
+    assert!(stderr(&out).contains("no server"), "{}", stderr(&out));
+}
+
+#[test]
+fn keys_list_shows_key_ids_and_the_table_header() {
+    let cli = Cli::start();
+    let out = cli.run(&["keys", "list"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.starts_with("KEY ID"), "{text}");
+    assert!(text.contains(&cli.key[..36]));
+    assert!(!text.contains(&cli.key[37..]));
+}

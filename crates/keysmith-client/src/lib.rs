@@ -1,0 +1,247 @@
+//! A typed async client for Keysmith's REST API, used by the `keysmith` CLI and by
+//! the server's end-to-end tests.
+//!
+//! Errors keep the server's stable codes ([`ClientError::Api`]), so callers match on
+//! `code`, never on messages. The key the client authenticates with and every key the
+//! server returns are [`SecretString`]s: they print as `<redacted>`.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+mod types;
+
+pub use types::*;
+
+use keysmith_core::SecretString;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error: `code` is stable, `message` is for people.
+    #[error("{message} ({code}, HTTP {status})")]
+    Api { status: u16, code: String, message: String },
+    /// The server could not be reached, or the connection failed.
+    #[error("cannot reach the Keysmith server at {host}: {detail}")]
+    Unreachable { host: String, detail: String },
+    /// The server answered something that is not Keysmith's API.
+    #[error("unexpected answer from {host}: {detail}; is this a Keysmith server?")]
+    Unexpected { host: String, detail: String },
+    #[error("not a server URL: {0}; use http(s)://host[:port]")]
+    InvalidHost(String),
+}
+
+impl ClientError {
+    /// The server's error code, if the server answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// A client of one server, authenticated with one key.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    host: String,
+    key: SecretString,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("host", &self.host)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client of `host` (`http(s)://host[:port]`, trailing `/` ignored).
+    pub fn new(host: &str, key: SecretString) -> Result<Self, ClientError> {
+        let host = host.trim().trim_end_matches('/').to_owned();
+        let valid = (host.starts_with("http://") || host.starts_with("https://"))
+            && host
+                .split("://")
+                .nth(1)
+                .is_some_and(|rest| !rest.is_empty() && !rest.contains(char::is_whitespace));
+        if !valid {
+            return Err(ClientError::InvalidHost(host));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("keysmith-cli/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Unreachable {
+                host: host.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Self { http, host, key })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.host))
+            .bearer_auth(self.key.expose());
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.map_err(|e| ClientError::Unreachable {
+            host: self.host.clone(),
+            detail: without_url(e),
+        })?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
+            host: self.host.clone(),
+            detail: without_url(e),
+        })?;
+        if status.is_success() {
+            let bytes = if status == StatusCode::NO_CONTENT {
+                &b"null"[..]
+            } else {
+                &bytes[..]
+            };
+            return serde_json::from_slice(bytes).map_err(|e| ClientError::Unexpected {
+                host: self.host.clone(),
+                detail: e.to_string(),
+            });
+        }
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(body) => Err(ClientError::Api {
+                status: status.as_u16(),
+                code: body.error.code,
+                message: body.error.message,
+            }),
+            Err(_) => Err(ClientError::Unexpected {
+                host: self.host.clone(),
+                detail: format!("HTTP {status}"),
+            }),
+        }
+    }
+
+    /// Who the key belongs to.
+    pub async fn viewer(&self) -> Result<Viewer, ClientError> {
+        self.call::<(), _>(Method::GET, "/api/v1/viewer", None).await
+    }
+
+    /// One page of the keys the caller may see.
+    pub async fn list_keys(&self, query: &KeyQuery) -> Result<KeyPage, ClientError> {
+        let query = serde_urlencoded_query(query);
+        self.call::<(), _>(Method::GET, &format!("/api/v1/api-keys{query}"), None)
+            .await
+    }
+
+    /// Creates a key; the answer carries its plaintext, once.
+    pub async fn create_key(&self, request: &CreateKey) -> Result<CreatedKey, ClientError> {
+        self.call(Method::POST, "/api/v1/api-keys", Some(request)).await
+    }
+
+    pub async fn get_key(&self, key_id: &str) -> Result<ApiKey, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("/api/v1/api-keys/{}", path_segment(key_id)), None)
+            .await
+    }
+
+    pub async fn rename_key(&self, key_id: &str, name: &str) -> Result<ApiKey, ClientError> {
+        let body = serde_json::json!({ "name": name });
+        self.call(
+            Method::PATCH,
+            &format!("/api/v1/api-keys/{}", path_segment(key_id)),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn delete_key(&self, key_id: &str) -> Result<(), ClientError> {
+        self.call::<(), ()>(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{}", path_segment(key_id)),
+            None,
+        )
+        .await
+    }
+}
+
+/// Error messages of the transport name the URL; ours name the host already, and a
+/// URL could carry a query a user typed.
+fn without_url(err: reqwest::Error) -> String {
+    let err = err.without_url();
+    let mut text = err.to_string();
+    if let Some(source) = std::error::Error::source(&err) {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+    }
+    text
+}
+
+/// Key IDs are `[A-Za-z0-9_]`; anything else is percent-encoded so a path cannot be
+/// bent by the argument.
+fn path_segment(raw: &str) -> String {
+    raw.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn serde_urlencoded_query(query: &KeyQuery) -> String {
+    let pairs = query.pairs();
+    if pairs.is_empty() {
+        return String::new();
+    }
+    let encoded: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| format!("{k}={}", v.bytes().map(encode_byte).collect::<String>()))
+        .collect();
+    format!("?{}", encoded.join("&"))
+}
+
+fn encode_byte(b: u8) -> String {
+    if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+        char::from(b).to_string()
+    } else {
+        format!("%{b:02X}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_checked_and_keys_never_printed() {
+        assert!(Client::new("ftp://x", SecretString::new("k".into())).is_err());
+        assert!(Client::new("http://", SecretString::new("k".into())).is_err());
+        let c = Client::new("https://keys.example.com/", SecretString::new("secret-key".into())).unwrap();
+        assert_eq!(c.host(), "https://keys.example.com");
+        assert!(!format!("{c:?}").contains("secret-key"));
+    }
+
+    #[test]
+    fn path_segments_and_queries_are_encoded() {
+        assert_eq!(path_segment("wandb_v1_abc"), "wandb_v1_abc");
+        assert_eq!(path_segment("../x"), "%2E%2E%2Fx");
+        let q = KeyQuery {
+            name_contains: Some("a b&c".into()),
+            limit: Some(5),
+            ..Default::default()
+        };
+        assert_eq!(serde_urlencoded_query(&q), "?limit=5&name_contains=a%20b%26c");
+    }
+}
