@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 mod import;
 mod remote;
+mod scan;
 
 /// Keysmith: self-hosted API keys that the unmodified wandb SDK logs in with.
 #[derive(Parser)]
@@ -57,6 +58,41 @@ Examples:
     /// List, create, rename and delete API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Find API keys in files, staged changes or git history (exit status 1 if any).
+    #[command(after_help = "\
+New-format keys are confirmed by their checksum, so look-alikes are not reported; 40-character
+legacy keys only on a line that mentions W&B or Keysmith. Findings show the key ID, never the key.
+
+Examples:
+  keysmith scan                      this directory, recursively
+  keysmith scan ~/.netrc notebooks/
+  keysmith scan --staged             what `git commit` would add
+  keysmith scan --git-history        every commit of every branch
+  keysmith scan --install-hook       refuse commits that add a key (pre-commit hook)")]
+    Scan {
+        /// Files or directories [default: .]
+        paths: Vec<PathBuf>,
+        /// Scan the changes staged for commit
+        #[arg(long, conflicts_with_all = ["git_history", "paths"])]
+        staged: bool,
+        /// Scan every commit reachable from any branch or tag
+        #[arg(long, conflicts_with = "paths")]
+        git_history: bool,
+        /// Install a git pre-commit hook that runs `keysmith scan --staged`
+        #[arg(long)]
+        install_hook: bool,
+        /// With --install-hook: replace an existing pre-commit hook
+        #[arg(long, requires = "install_hook")]
+        force: bool,
+        /// `text` for people, `json` for programs
+        #[arg(long, value_enum, default_value = "text")]
+        output: remote::Output,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  keysmith completions bash > ~/.local/share/bash-completion/completions/keysmith"
+    )]
+    Completions { shell: clap_complete::Shell },
 }
 
 #[derive(Args)]
@@ -366,6 +402,27 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Admin(AdminCommand::CreateOrg(args)) => {
             let store = open_existing_store(&args.database).await?;
             create_org(store.as_ref(), &args.name, &args.admin).await?;
+        }
+        Command::Scan {
+            paths,
+            staged,
+            git_history,
+            install_hook,
+            force,
+            output,
+        } => {
+            scan::run(scan::ScanArgs {
+                paths,
+                staged,
+                git_history,
+                install_hook,
+                force,
+                output,
+            })?;
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "keysmith", &mut std::io::stdout());
         }
         Command::Whoami(remote) => remote::whoami(remote.host.as_deref(), remote.output).await?,
         Command::Keys(KeysCommand::List {

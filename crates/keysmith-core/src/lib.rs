@@ -12,6 +12,7 @@ pub mod key_format;
 pub mod names;
 pub mod policy;
 pub mod role;
+pub mod scan;
 pub mod secret;
 
 pub use base62::RandomError;
