@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
+mod doctor;
 mod import;
 mod remote;
 mod scan;
@@ -88,6 +89,16 @@ Examples:
         #[arg(long, value_enum, default_value = "text")]
         output: remote::Output,
     },
+    /// Check this machine for keys in plain-text files, files others can read, an SDK
+    /// that rejects the keys in use, and a server that does not answer.
+    #[command(after_help = "\
+Checks ~/.netrc, wandb settings files, .env files of the current repository, shell start-up
+files, the installed wandb SDK's version and the configured server. Exit status 1 if a check
+fails. Findings show key IDs, never keys.
+
+Example:
+  keysmith doctor")]
+    Doctor(RemoteArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example:\n  keysmith completions bash > ~/.local/share/bash-completion/completions/keysmith"
@@ -424,6 +435,7 @@ async fn run(cli: Cli) -> Result<()> {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "keysmith", &mut std::io::stdout());
         }
+        Command::Doctor(remote) => doctor::run(remote.host.as_deref(), remote.output).await?,
         Command::Whoami(remote) => remote::whoami(remote.host.as_deref(), remote.output).await?,
         Command::Keys(KeysCommand::List {
             remote,
