@@ -55,6 +55,7 @@ pub async fn run(host: Option<&str>, output: Output) -> Result<()> {
     check_wandb_settings(&home, &mut checks);
     check_env_files(&mut checks);
     check_shell_files(&home, &mut checks);
+    check_stored_key(&mut checks);
     check_sdk(&mut checks);
     check_server(host, &mut checks).await;
 
@@ -233,6 +234,37 @@ fn check_shell_files(home: &Path, checks: &mut Vec<Check>) {
     }
     if checks.len() == before {
         checks.push(check("shell-files", Status::Ok, "no key in shell start-up files", None));
+    }
+}
+
+/// Where `keysmith login` keeps the key, and that no one else can read it.
+fn check_stored_key(checks: &mut Vec<Check>) {
+    let credentials = crate::credentials::Credentials::default();
+    match credentials.load() {
+        None => checks.push(check(
+            "stored-key",
+            Status::Ok,
+            "no key stored by `keysmith login`",
+            None,
+        )),
+        Some((host, _, place)) => {
+            let file = credentials.credentials_file();
+            if place == file.display().to_string() && readable_by_others(&file) {
+                checks.push(check(
+                    "stored-key",
+                    Status::Fail,
+                    format!("the key for {host} is in {place}, which other users can read"),
+                    Some(&format!("chmod 600 {}", file.display())),
+                ));
+            } else {
+                checks.push(check(
+                    "stored-key",
+                    Status::Ok,
+                    format!("the key for {host} is in {place}"),
+                    None,
+                ));
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
+mod credentials;
 mod doctor;
 mod import;
 mod remote;
@@ -54,6 +55,31 @@ Examples:
     /// Administer the database directly (run where the server's database is reachable).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Store a key for this machine: read from stdin, the environment or a hidden
+    /// prompt (never an argument), checked against the server, kept in the OS credential
+    /// store (or, if you choose, a file only you can read).
+    #[command(after_help = "\
+Examples:
+  keysmith login --host https://keys.example.com              asks for the key, input hidden
+  vault kv get -field=key secret/keysmith | keysmith login --with-key-stdin
+  keysmith login --with-key-stdin --store file < /dev/stdin   headless machine without a keyring
+
+Where no credential store exists (a server without a desktop session), the key is kept only
+if you choose --store file: ~/.config/keysmith/credentials.json, mode 0600.")]
+    Login {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// Read the key from standard input
+        #[arg(long)]
+        with_key_stdin: bool,
+        /// Where to keep the key
+        #[arg(long, value_enum, default_value = "keyring")]
+        store: credentials::Storage,
+    },
+    /// Forget the stored key on this machine (it keeps working on the server).
+    Logout,
+    /// Show the server, where the key comes from, and whether the server takes it.
+    Status(RemoteArgs),
     /// Show who the configured key belongs to.
     Whoami(RemoteArgs),
     /// List, create, rename and delete API keys.
@@ -436,6 +462,15 @@ async fn run(cli: Cli) -> Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "keysmith", &mut std::io::stdout());
         }
         Command::Doctor(remote) => doctor::run(remote.host.as_deref(), remote.output).await?,
+        Command::Login {
+            remote,
+            with_key_stdin,
+            store,
+        } => {
+            remote::login(remote.host.as_deref(), with_key_stdin, store).await?;
+        }
+        Command::Logout => remote::logout()?,
+        Command::Status(remote) => remote::status(remote.host.as_deref(), remote.output).await?,
         Command::Whoami(remote) => remote::whoami(remote.host.as_deref(), remote.output).await?,
         Command::Keys(KeysCommand::List {
             remote,

@@ -30,27 +30,143 @@ pub struct Exit {
 }
 
 pub fn client(host_flag: Option<&str>) -> Result<Client> {
-    let host = match host_flag {
-        Some(h) => h.to_owned(),
-        None => HOST_VARIABLES
+    Ok(client_with_source(host_flag)?.0)
+}
+
+/// The server from the flag, the environment, or `login`'s profile.
+fn host(host_flag: Option<&str>) -> Option<String> {
+    host_flag.map(str::to_owned).or_else(|| {
+        HOST_VARIABLES
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no server: pass --host https://keys.example.com, or set KEYSMITH_HOST (or WANDB_BASE_URL)"
-                )
-            })?,
-    };
-    let key = KEY_VARIABLES
+    })
+}
+
+/// A client and where its key came from: the environment first (a CI job's secret),
+/// then what `keysmith login` stored.
+pub fn client_with_source(host_flag: Option<&str>) -> Result<(Client, String)> {
+    let from_env = KEY_VARIABLES
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()).map(|k| (*v, k)));
+    if let Some((variable, key)) = from_env {
+        let host = host(host_flag)
+            .or_else(|| crate::credentials::Credentials::default().stored_host())
+            .ok_or_else(no_server)?;
+        return Ok((
+            Client::new(&host, SecretString::new(key))?,
+            format!("the environment variable {variable}"),
+        ));
+    }
+    if let Some((stored_host, key, place)) = crate::credentials::Credentials::default().load() {
+        let host = host(host_flag).unwrap_or_else(|| stored_host.clone());
+        if host.trim_end_matches('/') != stored_host.trim_end_matches('/') {
+            bail!("the stored key is for {stored_host}, not {host}; run `keysmith login --host {host}` first");
+        }
+        return Ok((Client::new(&host, key)?, place));
+    }
+    Err(Exit {
+        code: EXIT_NOT_AUTHENTICATED,
+        message: "no API key: run `keysmith login`, or set KEYSMITH_API_KEY (or WANDB_API_KEY) in the environment, \
+                  for example with `read -rs KEYSMITH_API_KEY && export KEYSMITH_API_KEY`; keys are never taken as arguments"
+            .into(),
+    }
+    .into())
+}
+
+fn no_server() -> anyhow::Error {
+    anyhow::anyhow!("no server: pass --host https://keys.example.com, or set KEYSMITH_HOST (or WANDB_BASE_URL)")
+}
+
+/// `keysmith login`: the key from stdin, the environment or a hidden prompt, checked
+/// against the server, then stored.
+pub async fn login(host_flag: Option<&str>, with_key_stdin: bool, storage: crate::credentials::Storage) -> Result<()> {
+    use std::io::{IsTerminal, Read};
+    let host = host(host_flag)
+        .or_else(|| crate::credentials::Credentials::default().stored_host())
+        .ok_or_else(no_server)?;
+    let key = if with_key_stdin {
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| anyhow::anyhow!("cannot read the key from stdin: {e}"))?;
+        text.trim().to_owned()
+    } else if let Some(key) = KEY_VARIABLES
         .iter()
         .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-        .ok_or_else(|| Exit {
+    {
+        key
+    } else if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("Paste your API key for {host} (input hidden): "))?
+            .trim()
+            .to_owned()
+    } else {
+        bail!("no key: pipe it in with --with-key-stdin, set KEYSMITH_API_KEY, or run in a terminal to be asked");
+    };
+    let key = SecretString::new(key);
+    if keysmith_core::PresentedKey::parse(key.expose()).is_err() {
+        bail!("that is not an API key (a wandb_v1_… key of 86 characters, or a 40-character legacy key)");
+    }
+    let client = Client::new(&host, key.clone())?;
+    let viewer = client.viewer().await.map_err(api_error)?;
+    let place = crate::credentials::Credentials::default().save(client.host(), &key, storage)?;
+    eprintln!(
+        "Logged in to {} as {}. The key is stored in {place}.",
+        client.host(),
+        viewer.username
+    );
+    Ok(())
+}
+
+pub fn logout() -> Result<()> {
+    if crate::credentials::Credentials::default().remove()? {
+        eprintln!(
+            "Logged out: the stored key is gone from this machine. It still works on the server; \
+             delete it with `keysmith keys delete <key ID>` if you no longer need it."
+        );
+    } else {
+        eprintln!("not logged in");
+    }
+    Ok(())
+}
+
+/// Where the key comes from and whether the server takes it.
+pub async fn status(host_flag: Option<&str>, output: Output) -> Result<()> {
+    let (client, source) = client_with_source(host_flag)?;
+    let viewer = client.viewer().await;
+    let (ok, who) = match &viewer {
+        Ok(v) => (true, v.username.clone()),
+        Err(e) => (false, e.to_string()),
+    };
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "host": client.host(),
+            "key_source": source,
+            "authenticated": ok,
+            "username": viewer.as_ref().ok().map(|v| v.username.clone()),
+            "key_id": viewer.as_ref().ok().and_then(|v| v.auth.key_id.clone()),
+        }))?,
+        Output::Text => {
+            println!("server:  {}", client.host());
+            println!("key:     from {source}");
+            println!(
+                "{}",
+                if ok {
+                    format!("user:    {who}")
+                } else {
+                    format!("refused: {who}")
+                }
+            );
+        }
+    }
+    if ok {
+        Ok(())
+    } else {
+        Err(Exit {
             code: EXIT_NOT_AUTHENTICATED,
-            message: "no API key: set KEYSMITH_API_KEY (or WANDB_API_KEY) in the environment, for example with \
-                  `read -rs KEYSMITH_API_KEY && export KEYSMITH_API_KEY`; keys are never taken as arguments"
-                .into(),
-        })?;
-    Ok(Client::new(&host, SecretString::new(key))?)
+            message: "the server refused the key".into(),
+        }
+        .into())
+    }
 }
 
 /// Maps a refused key to its exit status; other errors stay errors.

@@ -38,7 +38,11 @@ impl Cli {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_") || k.starts_with("WANDB_")) {
             cmd.env_remove(k);
         }
-        cmd.args(args).env("KEYSMITH_HOST", &self.server.url);
+        // A home of its own: a developer's stored login must not leak in.
+        cmd.args(args)
+            .env("KEYSMITH_HOST", &self.server.url)
+            .env("HOME", self._dir.path())
+            .env_remove("XDG_CONFIG_HOME");
         if let Some(key) = key {
             cmd.env("KEYSMITH_API_KEY", key);
         }
@@ -154,10 +158,14 @@ fn exit_codes_tell_a_missing_or_refused_key_from_other_failures() {
     let out = cli.run(&["keys", "create", "--name", " "]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("invalid_name"), "{}", stderr(&out));
+    let home = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
         .args(["whoami"])
         .env_remove("KEYSMITH_HOST")
         .env_remove("WANDB_BASE_URL")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("HOME", home.path())
+        .env("KEYSMITH_API_KEY", &cli.key)
         .output()
         .unwrap();
     assert!(stderr(&out).contains("no server"), "{}", stderr(&out));
