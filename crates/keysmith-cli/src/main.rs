@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 mod credentials;
 mod doctor;
 mod import;
+mod organization;
 mod remote;
 mod scan;
 
@@ -85,6 +86,42 @@ if you choose --store file: ~/.config/keysmith/credentials.json, mode 0600.")]
     /// List, create, rename and delete API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Service accounts: principals without a password that use only their keys.
+    #[command(subcommand, name = "service-accounts")]
+    ServiceAccounts(ServiceAccountsCommand),
+    /// Teams and their members.
+    #[command(subcommand)]
+    Teams(TeamsCommand),
+    /// The users of an organization (org admins).
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// The organization's audit log, newest first (org admins).
+    #[command(after_help = "\
+Examples:
+  keysmith audit
+  keysmith audit --action api_key.deleted --since 2026-11-01T00:00:00Z
+  keysmith audit --actor alice --output json")]
+    Audit {
+        #[command(flatten)]
+        org: OrgArgs,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        target: Option<String>,
+        /// RFC 3339 time
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339 time
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        limit: Option<u32>,
+        /// From a previous page's hint
+        #[arg(long)]
+        cursor: Option<String>,
+    },
     /// Find API keys in files, staged changes or git history (exit status 1 if any).
     #[command(after_help = "\
 New-format keys are confirmed by their checksum, so look-alikes are not reported; 40-character
@@ -140,6 +177,130 @@ struct RemoteArgs {
     /// `text` for people, `json` for programs
     #[arg(long, value_enum, default_value = "text", global = true)]
     output: remote::Output,
+}
+
+#[derive(Args)]
+struct OrgArgs {
+    #[command(flatten)]
+    remote: RemoteArgs,
+    /// The organization [default: the only one you belong to]
+    #[arg(long, global = true)]
+    org: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum ServiceAccountsCommand {
+    /// The service accounts you manage.
+    List {
+        #[command(flatten)]
+        org: OrgArgs,
+        #[arg(long)]
+        team: Option<String>,
+    },
+    /// Create a service account for a team (team admins) or the organization (org admins).
+    #[command(
+        after_help = "Examples:\n  keysmith service-accounts create vision-ci --team vision --description \"nightly training\"\n  keysmith keys create --name github-actions --owner vision-ci"
+    )]
+    Create {
+        #[command(flatten)]
+        org: OrgArgs,
+        name: String,
+        /// Scope it to this team; without it, the whole organization
+        #[arg(long)]
+        team: Option<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Delete a service account and all its keys.
+    Delete {
+        #[command(flatten)]
+        org: OrgArgs,
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TeamsCommand {
+    /// The organization's teams.
+    List(OrgArgs),
+    /// Create a team (org admins).
+    Create {
+        #[command(flatten)]
+        org: OrgArgs,
+        name: String,
+    },
+    /// A team's members and service accounts.
+    Show {
+        #[command(flatten)]
+        org: OrgArgs,
+        name: String,
+    },
+    /// Add a user to a team, or change their team role (org admins).
+    AddMember {
+        #[command(flatten)]
+        org: OrgArgs,
+        team: String,
+        user: String,
+        /// Make them an admin of the team
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Remove a user from a team (org admins).
+    RemoveMember {
+        #[command(flatten)]
+        org: OrgArgs,
+        team: String,
+        user: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// The organization's users.
+    List(OrgArgs),
+    /// Invite a user: prints a one-time token (alone on stdout) for them to set a password.
+    Invite {
+        #[command(flatten)]
+        org: OrgArgs,
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Make them an org admin
+        #[arg(long)]
+        admin: bool,
+    },
+    /// A fresh invitation for an existing user (a lost password).
+    Reinvite {
+        #[command(flatten)]
+        org: OrgArgs,
+        username: String,
+    },
+    /// Change a user's org role.
+    SetRole {
+        #[command(flatten)]
+        org: OrgArgs,
+        username: String,
+        /// `admin` or `member`
+        role: String,
+    },
+    /// Deactivate a user: their keys stop working at once.
+    Deactivate {
+        #[command(flatten)]
+        org: OrgArgs,
+        username: String,
+    },
+    /// Reactivate a user: their keys work again.
+    Reactivate {
+        #[command(flatten)]
+        org: OrgArgs,
+        username: String,
+    },
+    /// Delete a user and every key they own.
+    Delete {
+        #[command(flatten)]
+        org: OrgArgs,
+        username: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +368,16 @@ Examples:
         /// The new name
         #[arg(long)]
         name: String,
+    },
+    /// Rotate a key: a new key with the same name and owner, printed alone on stdout;
+    /// the old one keeps working until you delete it.
+    #[command(
+        after_help = "Example:\n  keysmith keys rotate wandb_v1_… > new-key && deploy new-key && keysmith keys delete wandb_v1_…"
+    )]
+    Rotate {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        key_id: String,
     },
     /// Delete keys: scripts that use them stop working immediately.
     Delete {
@@ -471,6 +642,104 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Logout => remote::logout()?,
         Command::Status(remote) => remote::status(remote.host.as_deref(), remote.output).await?,
+        Command::ServiceAccounts(command) => {
+            use organization::ServiceAccountAction as A;
+            let (org, action) = match command {
+                ServiceAccountsCommand::List { org, team } => (org, A::List { team }),
+                ServiceAccountsCommand::Create {
+                    org,
+                    name,
+                    team,
+                    description,
+                } => (
+                    org,
+                    A::Create {
+                        name,
+                        team,
+                        description,
+                    },
+                ),
+                ServiceAccountsCommand::Delete { org, name } => (org, A::Delete { name }),
+            };
+            organization::service_accounts(
+                org.remote.host.as_deref(),
+                org.org.as_deref(),
+                action,
+                org.remote.output,
+            )
+            .await?;
+        }
+        Command::Teams(command) => {
+            use organization::TeamAction as A;
+            let (org, action) = match command {
+                TeamsCommand::List(org) => (org, A::List),
+                TeamsCommand::Create { org, name } => (org, A::Create { name }),
+                TeamsCommand::Show { org, name } => (org, A::Show { name }),
+                TeamsCommand::AddMember { org, team, user, admin } => (org, A::AddMember { team, user, admin }),
+                TeamsCommand::RemoveMember { org, team, user } => (org, A::RemoveMember { team, user }),
+            };
+            organization::teams(
+                org.remote.host.as_deref(),
+                org.org.as_deref(),
+                action,
+                org.remote.output,
+            )
+            .await?;
+        }
+        Command::Users(command) => {
+            use organization::UserAction as A;
+            let (org, action) = match command {
+                UsersCommand::List(org) => (org, A::List),
+                UsersCommand::Invite {
+                    org,
+                    username,
+                    email,
+                    admin,
+                } => (org, A::Invite { username, email, admin }),
+                UsersCommand::Reinvite { org, username } => (org, A::Reinvite { username }),
+                UsersCommand::SetRole { org, username, role } => (org, A::SetRole { username, role }),
+                UsersCommand::Deactivate { org, username } => (
+                    org,
+                    A::SetActive {
+                        username,
+                        active: false,
+                    },
+                ),
+                UsersCommand::Reactivate { org, username } => (org, A::SetActive { username, active: true }),
+                UsersCommand::Delete { org, username } => (org, A::Delete { username }),
+            };
+            organization::users(
+                org.remote.host.as_deref(),
+                org.org.as_deref(),
+                action,
+                org.remote.output,
+            )
+            .await?;
+        }
+        Command::Audit {
+            org,
+            action,
+            actor,
+            target,
+            since,
+            until,
+            limit,
+            cursor,
+        } => {
+            let query = keysmith_client::AuditQuery {
+                action,
+                actor,
+                target,
+                since,
+                until,
+                limit,
+                cursor,
+            };
+            organization::audit(org.remote.host.as_deref(), org.org.as_deref(), query, org.remote.output).await?;
+        }
+        Command::Keys(KeysCommand::Rotate { remote, key_id }) => {
+            organization::rotate(remote.host.as_deref(), &key_id, remote.output).await?;
+        }
         Command::Whoami(remote) => remote::whoami(remote.host.as_deref(), remote.output).await?,
         Command::Keys(KeysCommand::List {
             remote,
@@ -512,4 +781,13 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -172,6 +172,157 @@ impl Client {
         )
         .await
     }
+
+    /// The organizations the caller belongs to.
+    pub async fn list_orgs(&self) -> Result<Vec<Org>, ClientError> {
+        Ok(self
+            .call::<(), Items<Org>>(Method::GET, "/api/v1/orgs", None)
+            .await?
+            .items)
+    }
+
+    pub async fn list_service_accounts(
+        &self,
+        org: &str,
+        team: Option<&str>,
+    ) -> Result<Vec<ServiceAccount>, ClientError> {
+        let query = team
+            .map(|t| format!("?team={}", t.bytes().map(encode_byte).collect::<String>()))
+            .unwrap_or_default();
+        let path = format!("{}/service-accounts{query}", org_path(org));
+        Ok(self
+            .call::<(), Items<ServiceAccount>>(Method::GET, &path, None)
+            .await?
+            .items)
+    }
+
+    pub async fn create_service_account(
+        &self,
+        org: &str,
+        name: &str,
+        description: &str,
+        team: Option<&str>,
+    ) -> Result<ServiceAccount, ClientError> {
+        let body = serde_json::json!({ "name": name, "description": description, "team": team });
+        self.call(
+            Method::POST,
+            &format!("{}/service-accounts", org_path(org)),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn delete_service_account(&self, org: &str, name: &str) -> Result<(), ClientError> {
+        let path = format!("{}/service-accounts/{}", org_path(org), path_segment(name));
+        self.call::<(), ()>(Method::DELETE, &path, None).await
+    }
+
+    pub async fn list_teams(&self, org: &str) -> Result<Vec<Team>, ClientError> {
+        Ok(self
+            .call::<(), Items<Team>>(Method::GET, &format!("{}/teams", org_path(org)), None)
+            .await?
+            .items)
+    }
+
+    pub async fn create_team(&self, org: &str, name: &str) -> Result<Team, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("{}/teams", org_path(org)),
+            Some(&serde_json::json!({ "name": name })),
+        )
+        .await
+    }
+
+    pub async fn get_team(&self, org: &str, team: &str) -> Result<TeamDetail, ClientError> {
+        self.call::<(), _>(
+            Method::GET,
+            &format!("{}/teams/{}", org_path(org), path_segment(team)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn set_team_member(&self, org: &str, team: &str, user: &str, role: &str) -> Result<(), ClientError> {
+        let path = format!(
+            "{}/teams/{}/members/{}",
+            org_path(org),
+            path_segment(team),
+            path_segment(user)
+        );
+        self.call(Method::PUT, &path, Some(&serde_json::json!({ "role": role })))
+            .await
+    }
+
+    pub async fn remove_team_member(&self, org: &str, team: &str, user: &str) -> Result<(), ClientError> {
+        let path = format!(
+            "{}/teams/{}/members/{}",
+            org_path(org),
+            path_segment(team),
+            path_segment(user)
+        );
+        self.call::<(), ()>(Method::DELETE, &path, None).await
+    }
+
+    pub async fn list_users(&self, org: &str) -> Result<Vec<User>, ClientError> {
+        Ok(self
+            .call::<(), Items<User>>(Method::GET, &format!("{}/users", org_path(org)), None)
+            .await?
+            .items)
+    }
+
+    /// Invites a user: the answer carries the one-time invitation token.
+    pub async fn invite_new_user(
+        &self,
+        org: &str,
+        username: &str,
+        email: Option<&str>,
+        role: &str,
+    ) -> Result<InvitedUser, ClientError> {
+        let body = serde_json::json!({ "username": username, "email": email, "role": role });
+        self.call(Method::POST, &format!("{}/users", org_path(org)), Some(&body))
+            .await
+    }
+
+    pub async fn update_user(
+        &self,
+        org: &str,
+        username: &str,
+        role: Option<&str>,
+        active: Option<bool>,
+    ) -> Result<User, ClientError> {
+        let body = serde_json::json!({ "role": role, "active": active });
+        self.call(
+            Method::PATCH,
+            &format!("{}/users/{}", org_path(org), path_segment(username)),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn delete_user(&self, org: &str, username: &str) -> Result<(), ClientError> {
+        self.call::<(), ()>(
+            Method::DELETE,
+            &format!("{}/users/{}", org_path(org), path_segment(username)),
+            None,
+        )
+        .await
+    }
+
+    /// A fresh one-time invitation for an existing user.
+    pub async fn reinvite_user(&self, org: &str, username: &str) -> Result<InviteToken, ClientError> {
+        let path = format!("{}/users/{}/invite", org_path(org), path_segment(username));
+        self.call::<(), _>(Method::POST, &path, None).await
+    }
+
+    pub async fn audit(&self, org: &str, query: &AuditQuery) -> Result<AuditPage, ClientError> {
+        let query = encode_pairs(query.pairs());
+        self.call::<(), _>(Method::GET, &format!("{}/audit{query}", org_path(org)), None)
+            .await
+    }
+}
+
+fn org_path(org: &str) -> String {
+    format!("/api/v1/orgs/{}", path_segment(org))
 }
 
 /// Error messages of the transport name the URL; ours name the host already, and a
@@ -191,7 +342,7 @@ fn without_url(err: reqwest::Error) -> String {
 fn path_segment(raw: &str) -> String {
     raw.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b == b'_' {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
                 char::from(b).to_string()
             } else {
                 format!("%{b:02X}")
@@ -201,7 +352,10 @@ fn path_segment(raw: &str) -> String {
 }
 
 fn serde_urlencoded_query(query: &KeyQuery) -> String {
-    let pairs = query.pairs();
+    encode_pairs(query.pairs())
+}
+
+fn encode_pairs(pairs: Vec<(&'static str, String)>) -> String {
     if pairs.is_empty() {
         return String::new();
     }

@@ -134,3 +134,126 @@ impl KeyQuery {
         out
     }
 }
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Org {
+    pub name: String,
+    pub role: String,
+    pub key_creation_disabled: bool,
+    #[serde(default)]
+    pub legacy_keys_allowed: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    pub name: String,
+    pub description: String,
+    pub team: Option<String>,
+    pub scope: String,
+    pub active: bool,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Team {
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamMember {
+    pub username: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TeamDetail {
+    pub name: String,
+    pub created_at: String,
+    pub members: Vec<TeamMember>,
+    pub service_accounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub username: String,
+    pub email: Option<String>,
+    pub role: String,
+    pub active: bool,
+    pub created_at: String,
+}
+
+/// A user created by invitation, with the one-time token to pass on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct InvitedUser {
+    #[serde(flatten)]
+    pub user: User,
+    #[serde(default, deserialize_with = "optional_secret")]
+    pub invite_token: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InviteToken {
+    #[serde(deserialize_with = "secret")]
+    pub invite_token: SecretString,
+}
+
+fn optional_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
+    Option::<String>::deserialize(d).map(|o| o.map(SecretString::new))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target_kind: String,
+    pub target: String,
+    pub source_address: Option<String>,
+    pub detail: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub items: Vec<AuditEntry>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+impl AuditQuery {
+    pub(crate) fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(limit) = self.limit {
+            out.push(("limit", limit.to_string()));
+        }
+        for (name, value) in [
+            ("action", &self.action),
+            ("actor", &self.actor),
+            ("target", &self.target),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("cursor", &self.cursor),
+        ] {
+            if let Some(v) = value {
+                out.push((name, v.clone()));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct Items<T> {
+    pub items: Vec<T>,
+}

@@ -1,0 +1,340 @@
+//! Commands for what an organization holds: service accounts, teams, users and the
+//! audit log; and `keys rotate`. Each acts in `--org`, or in the caller's only
+//! organization.
+
+use crate::remote::{Output, api_error, client};
+use anyhow::{Result, bail};
+use keysmith_client::{AuditQuery, Client, CreateKey};
+use std::io::Write;
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The organization to act in.
+async fn org(client: &Client, org: Option<&str>) -> Result<String> {
+    if let Some(org) = org {
+        return Ok(org.to_owned());
+    }
+    let orgs = client.list_orgs().await.map_err(api_error)?;
+    match orgs.as_slice() {
+        [only] => Ok(only.name.clone()),
+        [] => bail!("you belong to no organization"),
+        many => {
+            let names: Vec<&str> = many.iter().map(|o| o.name.as_str()).collect();
+            bail!(
+                "you belong to several organizations ({}); choose one with --org",
+                names.join(", ")
+            )
+        }
+    }
+}
+
+pub enum ServiceAccountAction {
+    List {
+        team: Option<String>,
+    },
+    Create {
+        name: String,
+        team: Option<String>,
+        description: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+pub async fn service_accounts(
+    host: Option<&str>,
+    org_flag: Option<&str>,
+    action: ServiceAccountAction,
+    output: Output,
+) -> Result<()> {
+    let client = client(host)?;
+    let org = org(&client, org_flag).await?;
+    match action {
+        ServiceAccountAction::List { team } => {
+            let accounts = client
+                .list_service_accounts(&org, team.as_deref())
+                .await
+                .map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&accounts)?,
+                Output::Text if accounts.is_empty() => eprintln!("no service accounts you manage"),
+                Output::Text => {
+                    println!("{:<28} {:<16} DESCRIPTION", "NAME", "SCOPE");
+                    for a in &accounts {
+                        let scope = a
+                            .team
+                            .as_deref()
+                            .map_or_else(|| "organization".to_owned(), |t| format!("team {t}"));
+                        println!("{:<28} {:<16} {}", a.name, scope, a.description);
+                    }
+                }
+            }
+        }
+        ServiceAccountAction::Create {
+            name,
+            team,
+            description,
+        } => {
+            let account = client
+                .create_service_account(&org, &name, &description, team.as_deref())
+                .await
+                .map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&account)?,
+                Output::Text => eprintln!(
+                    "created service account {} ({}); create its key with `keysmith keys create --name <use> --owner {}`",
+                    account.name, account.scope, account.name
+                ),
+            }
+        }
+        ServiceAccountAction::Delete { name } => {
+            client.delete_service_account(&org, &name).await.map_err(api_error)?;
+            if output == Output::Json {
+                print_json(&serde_json::json!({ "deleted": name }))?;
+            } else {
+                eprintln!("deleted service account {name} and its keys");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub enum TeamAction {
+    List,
+    Create { name: String },
+    Show { name: String },
+    AddMember { team: String, user: String, admin: bool },
+    RemoveMember { team: String, user: String },
+}
+
+pub async fn teams(host: Option<&str>, org_flag: Option<&str>, action: TeamAction, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let org = org(&client, org_flag).await?;
+    match action {
+        TeamAction::List => {
+            let teams = client.list_teams(&org).await.map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&teams)?,
+                Output::Text => teams.iter().for_each(|t| println!("{}", t.name)),
+            }
+        }
+        TeamAction::Create { name } => {
+            let team = client.create_team(&org, &name).await.map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&team)?,
+                Output::Text => eprintln!("created team {}", team.name),
+            }
+        }
+        TeamAction::Show { name } => {
+            let team = client.get_team(&org, &name).await.map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&team)?,
+                Output::Text => {
+                    println!("team {}", team.name);
+                    for m in &team.members {
+                        println!("  {:<28} {}", m.username, m.role);
+                    }
+                    for a in &team.service_accounts {
+                        println!("  {a:<28} service account");
+                    }
+                }
+            }
+        }
+        TeamAction::AddMember { team, user, admin } => {
+            let role = if admin { "admin" } else { "member" };
+            client
+                .set_team_member(&org, &team, &user, role)
+                .await
+                .map_err(api_error)?;
+            if output == Output::Json {
+                print_json(&serde_json::json!({ "team": team, "user": user, "role": role }))?;
+            } else {
+                eprintln!("{user} is a {role} of team {team}");
+            }
+        }
+        TeamAction::RemoveMember { team, user } => {
+            client.remove_team_member(&org, &team, &user).await.map_err(api_error)?;
+            if output == Output::Json {
+                print_json(&serde_json::json!({ "team": team, "removed": user }))?;
+            } else {
+                eprintln!("removed {user} from team {team}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub enum UserAction {
+    List,
+    Invite {
+        username: String,
+        email: Option<String>,
+        admin: bool,
+    },
+    Reinvite {
+        username: String,
+    },
+    SetRole {
+        username: String,
+        role: String,
+    },
+    SetActive {
+        username: String,
+        active: bool,
+    },
+    Delete {
+        username: String,
+    },
+}
+
+pub async fn users(host: Option<&str>, org_flag: Option<&str>, action: UserAction, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let org = org(&client, org_flag).await?;
+    let show = |user: keysmith_client::User| -> Result<()> {
+        match output {
+            Output::Json => print_json(&user),
+            Output::Text => {
+                let state = if user.active { "active" } else { "deactivated" };
+                eprintln!("{}: {} ({state})", user.username, user.role);
+                Ok(())
+            }
+        }
+    };
+    match action {
+        UserAction::List => {
+            let users = client.list_users(&org).await.map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&users)?,
+                Output::Text => {
+                    println!("{:<28} {:<8} {:<12} EMAIL", "USERNAME", "ROLE", "STATE");
+                    for u in &users {
+                        let state = if u.active { "active" } else { "deactivated" };
+                        println!(
+                            "{:<28} {:<8} {:<12} {}",
+                            u.username,
+                            u.role,
+                            state,
+                            u.email.as_deref().unwrap_or("")
+                        );
+                    }
+                }
+            }
+        }
+        UserAction::Invite { username, email, admin } => {
+            let role = if admin { "admin" } else { "member" };
+            let invited = client
+                .invite_new_user(&org, &username, email.as_deref(), role)
+                .await
+                .map_err(api_error)?;
+            print_invitation(&username, invited.invite_token.as_ref().map(|t| t.expose()), output)?;
+        }
+        UserAction::Reinvite { username } => {
+            let token = client.reinvite_user(&org, &username).await.map_err(api_error)?;
+            print_invitation(&username, Some(token.invite_token.expose()), output)?;
+        }
+        UserAction::SetRole { username, role } => {
+            show(
+                client
+                    .update_user(&org, &username, Some(&role), None)
+                    .await
+                    .map_err(api_error)?,
+            )?;
+        }
+        UserAction::SetActive { username, active } => {
+            show(
+                client
+                    .update_user(&org, &username, None, Some(active))
+                    .await
+                    .map_err(api_error)?,
+            )?;
+        }
+        UserAction::Delete { username } => {
+            client.delete_user(&org, &username).await.map_err(api_error)?;
+            if output == Output::Json {
+                print_json(&serde_json::json!({ "deleted": username }))?;
+            } else {
+                eprintln!("deleted {username} and every key they owned");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The invitation token alone on stdout, like a new key; guidance on stderr.
+fn print_invitation(username: &str, token: Option<&str>, output: Output) -> Result<()> {
+    let Some(token) = token else {
+        bail!("the server returned no invitation token")
+    };
+    match output {
+        Output::Json => print_json(&serde_json::json!({ "username": username, "invite_token": token }))?,
+        Output::Text => {
+            println!("{token}");
+            eprintln!(
+                "Give this one-time token to {username} (valid 7 days): they set a password with \
+                 POST /api/v1/invites/accept {{\"token\": …, \"password\": …}}."
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(host: Option<&str>, org_flag: Option<&str>, query: AuditQuery, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let org = org(&client, org_flag).await?;
+    let page = client.audit(&org, &query).await.map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&page)?,
+        Output::Text => {
+            for e in &page.items {
+                let at = &e.at[..e.at.len().min(19)];
+                let from = e.source_address.as_deref().unwrap_or("-");
+                println!(
+                    "{at}  {:<24} {:<16} {} {} (from {from})",
+                    e.action, e.actor, e.target_kind, e.target
+                );
+            }
+            if let Some(cursor) = page.next_cursor {
+                eprintln!("(older entries: --cursor {cursor})");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new key for the same owner with the same name, printed alone on stdout; the old
+/// key keeps working until it is deleted, so nothing breaks while the new one is rolled
+/// out (the seed's rotation: create, switch, test, delete).
+pub async fn rotate(host: Option<&str>, key_id: &str, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let old = client.get_key(key_id).await.map_err(api_error)?;
+    let owner = (old.owner.kind == "service_account").then(|| old.owner.username.clone());
+    let request = CreateKey {
+        name: old.name.clone(),
+        owner,
+        format: Some(old.format.clone()),
+    };
+    let created = client.create_key(&request).await.map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({
+            "key": created.key.expose(),
+            "key_id": created.key_id,
+            "replaces": old.key_id,
+            "name": created.name,
+        }))?,
+        Output::Text => {
+            println!("{}", created.key.expose());
+            eprintln!(
+                "Created {} to replace {} (\"{}\"). Both work now: switch every user of the old key, check that \
+                 they work, then run `keysmith keys delete {}`.",
+                created.key_id, old.key_id, old.name, old.key_id
+            );
+        }
+    }
+    Ok(())
+}
