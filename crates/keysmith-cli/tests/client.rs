@@ -5,26 +5,17 @@
 
 mod common;
 
-use common::{Server, http, sign_in};
+use common::start_with_admin_key;
 use keysmith_client::{Client, ClientError, CreateKey, KeyQuery};
 use keysmith_core::SecretString;
-use serde_json::json;
 
 const PASSWORD: &str = "client-test-admin-password";
 
 #[tokio::test]
 async fn the_client_drives_the_key_lifecycle_and_keeps_error_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), "client", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
-    let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
-    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
-    let r = http(
-        "POST",
-        &format!("{}/api/v1/api-keys", server.url),
-        &headers,
-        Some(&json!({"name": "client"})),
-    );
-    let client = Client::new(&server.url, SecretString::new(r.body["key"].as_str().unwrap().into())).unwrap();
+    let started = start_with_admin_key("client", PASSWORD);
+    let server = &started.server;
+    let client = Client::new(&server.url, SecretString::new(started.key.clone())).unwrap();
 
     assert_eq!(client.viewer().await.unwrap().username, "admin");
     let created = client

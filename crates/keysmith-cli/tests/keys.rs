@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::{BIN, Server, http, sign_in};
-use serde_json::{Value, json};
+use common::{BIN, Server, start_with_admin_key};
+use serde_json::Value;
 use std::process::{Command, Output};
 
 const PASSWORD: &str = "cli-test-admin-password";
@@ -19,18 +19,12 @@ struct Cli {
 
 impl Cli {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path(), "cli", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
-        let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
-        let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
-        let r = http(
-            "POST",
-            &format!("{}/api/v1/api-keys", server.url),
-            &headers,
-            Some(&json!({"name": "cli"})),
-        );
-        let key = r.body["key"].as_str().unwrap().to_owned();
-        Cli { server, _dir: dir, key }
+        let started = start_with_admin_key("cli", PASSWORD);
+        Cli {
+            server: started.server,
+            _dir: started.dir,
+            key: started.key,
+        }
     }
 
     fn run_with_key(&self, key: Option<&str>, args: &[&str]) -> Output {

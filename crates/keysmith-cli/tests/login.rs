@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::{BIN, Server, http, sign_in};
-use serde_json::json;
+use common::{BIN, Server, start_with_admin_key};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -45,17 +44,8 @@ fn err(o: &Output) -> String {
 }
 
 fn start() -> (Server, tempfile::TempDir, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), "login", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
-    let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
-    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
-    let r = http(
-        "POST",
-        &format!("{}/api/v1/api-keys", server.url),
-        &headers,
-        Some(&json!({"name": "login"})),
-    );
-    (server, dir, r.body["key"].as_str().unwrap().to_owned())
+    let started = start_with_admin_key("login", PASSWORD);
+    (started.server, started.dir, started.key)
 }
 
 #[test]

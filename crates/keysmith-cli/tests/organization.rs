@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{BIN, Server, http, sign_in};
+use common::{BIN, Server, http, start_with_admin_key};
 use serde_json::{Value, json};
 use std::process::{Command, Output};
 
@@ -19,18 +19,12 @@ struct Admin {
 
 impl Admin {
     fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path(), "org", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
-        let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
-        let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
-        let r = http(
-            "POST",
-            &format!("{}/api/v1/api-keys", server.url),
-            &headers,
-            Some(&json!({"name": "admin"})),
-        );
-        let key = r.body["key"].as_str().unwrap().to_owned();
-        Admin { server, dir, key }
+        let started = start_with_admin_key("org", PASSWORD);
+        Admin {
+            server: started.server,
+            dir: started.dir,
+            key: started.key,
+        }
     }
 
     fn run(&self, args: &[&str]) -> Output {

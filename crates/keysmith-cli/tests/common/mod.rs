@@ -142,3 +142,28 @@ pub fn basic(key: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"))
     )
 }
+
+/// A server on a fresh data directory whose `admin` has `password`, and a key of the
+/// admin's to drive it with.
+pub struct WithAdminKey {
+    pub server: Server,
+    pub dir: tempfile::TempDir,
+    pub key: String,
+}
+
+pub fn start_with_admin_key(run: &str, password: &str) -> WithAdminKey {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), run, &[], &[("KEYSMITH_ADMIN_PASSWORD", password)]);
+    let (cookie, csrf) = sign_in(&server.url, "admin", password);
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let body = serde_json::json!({ "name": run });
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", server.url),
+        &headers,
+        Some(&body),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    WithAdminKey { server, dir, key }
+}
