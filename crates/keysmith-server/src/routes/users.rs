@@ -118,6 +118,20 @@ async fn org_user(state: &AppState, org: &Org, username: &str) -> Result<OrgMemb
     Ok(OrgMember { user, role })
 }
 
+/// A user of `org` whom the caller administers as an org admin: the common start of
+/// the handlers that act on one user.
+async fn administered_user(
+    state: &AppState,
+    caller: &Caller,
+    org: &str,
+    username: &str,
+) -> Result<(Org, OrgMember), ApiError> {
+    let org = access::member_org(state, caller, org).await?;
+    caller.require_org_admin(&org)?;
+    let member = org_user(state, &org, username).await?;
+    Ok((org, member))
+}
+
 /// Deactivation and deletion act on the whole account, which may belong to other
 /// organizations too: only an admin of all of them may do it.
 async fn require_admin_of_all_orgs(state: &AppState, caller: &Caller, user: &User) -> Result<(), ApiError> {
@@ -243,9 +257,7 @@ pub async fn update_user(
     Path((org, username)): Path<(String, String)>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<UserView>, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let member = org_user(&state, &org, &username).await?;
+    let (org, member) = administered_user(&state, &caller, &org, &username).await?;
     let role = request.role.as_deref().map(parse_role).transpose()?;
     let audit = AuditContext::new(&caller, source, state.now());
     if let Some(role) = role.filter(|r| *r != member.role) {
@@ -264,13 +276,7 @@ pub async fn update_user(
     if let Some(active) = request.active.filter(|a| *a != member.user.active) {
         require_admin_of_all_orgs(&state, &caller, &member.user).await?;
         let action = if active { "user.reactivated" } else { "user.deactivated" };
-        let orgs: Vec<_> = state
-            .store
-            .memberships(member.user.id)
-            .await?
-            .iter()
-            .map(|m| m.org.id)
-            .collect();
+        let orgs = access::audit_orgs(&state, member.user.id).await?;
         let entries = audit.entries(&orgs, action, "user", &member.user.username, None);
         state.store.set_user_active(member.user.id, active, &entries).await??;
         tracing::info!(user.id = member.user.id.0, active, "user activation changed");
@@ -293,17 +299,9 @@ pub async fn delete_user(
     SourceAddr(source): SourceAddr,
     Path((org, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let member = org_user(&state, &org, &username).await?;
+    let (_, member) = administered_user(&state, &caller, &org, &username).await?;
     require_admin_of_all_orgs(&state, &caller, &member.user).await?;
-    let orgs: Vec<_> = state
-        .store
-        .memberships(member.user.id)
-        .await?
-        .iter()
-        .map(|m| m.org.id)
-        .collect();
+    let orgs = access::audit_orgs(&state, member.user.id).await?;
     let entries = AuditContext::new(&caller, source, state.now()).entries(
         &orgs,
         "user.deleted",
@@ -341,9 +339,7 @@ pub async fn invite_user(
     SourceAddr(source): SourceAddr,
     Path((org, username)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let member = org_user(&state, &org, &username).await?;
+    let (_, member) = administered_user(&state, &caller, &org, &username).await?;
     require_admin_of_all_orgs(&state, &caller, &member.user).await?;
     let now = state.now();
     state.store.delete_invites(member.user.id).await?;
