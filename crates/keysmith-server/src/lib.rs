@@ -25,6 +25,7 @@ mod server;
 mod state;
 mod timestamp;
 pub mod usage;
+mod web;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigOverrides};

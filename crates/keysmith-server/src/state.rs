@@ -4,7 +4,7 @@ use crate::clock::Clock;
 use crate::handoff::KeyHandoff;
 use crate::rate_limit::FailureLimiter;
 use crate::usage::UsageRecorder;
-use keysmith_core::KeyPrefix;
+use keysmith_core::{KeyPrefix, UserId};
 use keysmith_store::Store;
 use std::sync::Arc;
 
@@ -23,7 +23,11 @@ pub struct Inner {
     pub session_ttl_ms: i64,
     pub secure_cookies: bool,
     pub usage: UsageRecorder,
-    pub handoff: KeyHandoff,
+    /// Service account keys for the wandb SDK, by (caller, service account).
+    pub handoff: KeyHandoff<(UserId, UserId)>,
+    /// Keys created in the web interface, by (caller, key ID), for the page that shows
+    /// them once.
+    pub reveal: KeyHandoff<(UserId, String)>,
     pub sign_in_by_account: FailureLimiter,
     pub sign_in_by_address: FailureLimiter,
 }
@@ -63,6 +67,7 @@ impl AppState {
             secure_cookies: settings.secure_cookies,
             usage: UsageRecorder::default(),
             handoff: KeyHandoff::default(),
+            reveal: KeyHandoff::default(),
             sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
             sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
         }))

@@ -5,9 +5,12 @@
 //! that cannot read the HttpOnly cookie.
 
 use crate::error::ApiError;
+use crate::state::AppState;
 use axum::http::{HeaderMap, header};
 use base64::Engine;
+use keysmith_core::UserId;
 use keysmith_core::{KeyDigest, SecretString};
+use keysmith_store::NewSession;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -54,6 +57,45 @@ pub fn token_from_cookies(headers: &HeaderMap) -> Option<SecretString> {
         .find(|(name, _)| *name == COOKIE_NAME)
         .map(|(_, value)| SecretString::new(value.trim().to_owned()))
         .filter(|t| !t.expose().is_empty())
+}
+
+/// A session just started: the token for the cookie, the cookie itself, and when it ends.
+pub struct Started {
+    pub token: SecretString,
+    pub cookie: String,
+    pub expires_at: i64,
+}
+
+/// Starts a session for `user`: stores the token's digest and builds the cookie.
+pub async fn start(state: &AppState, user: UserId, secure: bool) -> Result<Started, ApiError> {
+    let now = state.now();
+    let token = new_token()?;
+    let expires_at = now + state.session_ttl_ms;
+    state
+        .store
+        .create_session(NewSession {
+            token_digest: token_digest(&token),
+            user_id: user,
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    let cookie = set_cookie(&token, state.session_ttl_ms / 1000, secure);
+    Ok(Started {
+        token,
+        cookie,
+        expires_at,
+    })
+}
+
+/// Whether the session cookie must be `Secure`: always when configured, and whenever
+/// a TLS-terminating proxy says the browser came over HTTPS.
+pub fn secure_for(state: &AppState, headers: &HeaderMap) -> bool {
+    state.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
 /// The `Set-Cookie` value that starts a session.

@@ -229,8 +229,7 @@ impl Mutation {
         };
         match mint_key(&c.state, caller, first_key).await {
             Ok(minted) => c.state.handoff.put(
-                caller.id(),
-                account.user.id,
+                (caller.id(), account.user.id),
                 SecretString::new(minted.generated.plaintext.expose().to_owned()),
                 now,
             ),

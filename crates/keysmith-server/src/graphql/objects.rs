@@ -290,7 +290,7 @@ impl GqlEntity {
             let api_key = c
                 .state
                 .handoff
-                .take(caller.id(), account.user.id, now)
+                .take(&(caller.id(), account.user.id), now)
                 .map(|k| k.expose().to_owned());
             out.push(Member {
                 id: Some(global_id("User", account.user.id.0).0),

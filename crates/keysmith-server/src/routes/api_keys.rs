@@ -35,86 +35,86 @@ const MAX_BULK: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
     /// A descriptive name: 1 to 128 characters, such as where the key is used.
-    name: String,
+    pub(crate) name: String,
     /// The service account (or yourself) who will own the key, by name; default: you.
     #[serde(default)]
-    owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// `v1` (86 characters, the default) or `legacy` (40 hex characters, for wandb SDKs
     /// older than 0.22.3; the organization must allow it).
     #[serde(default)]
-    format: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkDeleteRequest {
     /// 1 to 100 key IDs.
-    key_ids: Vec<String>,
+    pub(crate) key_ids: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkDeleteResponse {
     /// One result per requested key ID, in request order.
-    results: Vec<BulkDeleteResult>,
+    pub(crate) results: Vec<BulkDeleteResult>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkDeleteResult {
-    key_id: String,
+    pub(crate) key_id: String,
     /// `deleted`, `not_found` (no such key, or not one you may see) or `forbidden`.
-    status: &'static str,
+    pub(crate) status: &'static str,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApiKeyRequest {
     /// The new name: 1 to 128 characters.
-    name: String,
+    pub(crate) name: String,
 }
 
 /// The answer to a create: the only response that ever carries the full key.
 #[derive(Serialize, ToSchema)]
 pub struct CreatedApiKey {
     /// The full key. Shown exactly once: store it now.
-    key: String,
+    pub(crate) key: String,
     /// The key ID of a v1 key; for a legacy key, the handle that names it in this API.
-    key_id: String,
+    pub(crate) key_id: String,
     /// `v1` or `legacy`.
-    format: &'static str,
-    name: String,
-    owner: OwnerView,
-    created_at: String,
+    pub(crate) format: &'static str,
+    pub(crate) name: String,
+    pub(crate) owner: OwnerView,
+    pub(crate) created_at: String,
 }
 
 /// A key as lists show it: never the secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyView {
     /// The public first part of the key, used to refer to it.
-    key_id: String,
+    pub(crate) key_id: String,
     /// What to show people: the key ID, or a legacy key's first six characters.
-    display: String,
+    pub(crate) display: String,
     /// `v1` (86 characters) or `legacy` (40 characters).
-    format: &'static str,
-    name: String,
-    owner: OwnerView,
+    pub(crate) format: &'static str,
+    pub(crate) name: String,
+    pub(crate) owner: OwnerView,
     /// Who created the key; absent when that principal was deleted or for imported keys.
-    created_by: Option<OwnerView>,
-    created_at: String,
-    last_used_at: Option<String>,
+    pub(crate) created_by: Option<OwnerView>,
+    pub(crate) created_at: String,
+    pub(crate) last_used_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OwnerView {
     /// `user` or `service_account`.
-    kind: &'static str,
-    username: String,
+    pub(crate) kind: &'static str,
+    pub(crate) username: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
-    items: Vec<ApiKeyView>,
+    pub(crate) items: Vec<ApiKeyView>,
     /// Pass as `cursor` for the next page; absent on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -122,26 +122,26 @@ pub struct ApiKeyList {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 200 (default 50).
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page (with the same `sort`).
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// `created` (newest first, the default) or `last_used` (most recent first).
-    sort: Option<String>,
+    pub(crate) sort: Option<String>,
     /// Only keys of this user or service account (by name).
-    owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// `user` or `service_account`.
-    owner_kind: Option<String>,
+    pub(crate) owner_kind: Option<String>,
     /// Only keys of this organization's members and service accounts.
-    org: Option<String>,
+    pub(crate) org: Option<String>,
     /// Only keys of this team's members and service accounts (needs `org` when you
     /// belong to several organizations).
-    team: Option<String>,
+    pub(crate) team: Option<String>,
     /// Case-insensitive part of the key's name.
-    name_contains: Option<String>,
+    pub(crate) name_contains: Option<String>,
     /// RFC 3339 time: keys last used before it.
-    last_used_before: Option<String>,
+    pub(crate) last_used_before: Option<String>,
     /// RFC 3339 time: keys last used after it.
-    last_used_after: Option<String>,
+    pub(crate) last_used_after: Option<String>,
 }
 
 impl ApiKeyView {

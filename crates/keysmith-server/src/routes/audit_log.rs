@@ -14,39 +14,39 @@ use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntryView {
-    at: String,
+    pub(crate) at: String,
     /// Who did it (a username, or `system`).
-    actor: String,
+    pub(crate) actor: String,
     /// For example `api_key.created`, `user.deactivated`, `team.member_set`.
-    action: String,
-    target_kind: String,
+    pub(crate) action: String,
+    pub(crate) target_kind: String,
     /// A key ID, user, team or service account name.
-    target: String,
-    source_address: Option<String>,
-    detail: Option<serde_json::Value>,
+    pub(crate) target: String,
+    pub(crate) source_address: Option<String>,
+    pub(crate) detail: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditPage {
-    items: Vec<AuditEntryView>,
-    next_cursor: Option<String>,
+    pub(crate) items: Vec<AuditEntryView>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// A username.
-    actor: Option<String>,
-    target: Option<String>,
+    pub(crate) actor: Option<String>,
+    pub(crate) target: Option<String>,
     /// RFC 3339; entries at or after.
-    since: Option<String>,
+    pub(crate) since: Option<String>,
     /// RFC 3339; entries before.
-    until: Option<String>,
+    pub(crate) until: Option<String>,
     /// 1 to 200 (default 50).
-    limit: Option<u32>,
-    cursor: Option<String>,
+    pub(crate) limit: Option<u32>,
+    pub(crate) cursor: Option<String>,
 }
 
 fn time_param(name: &str, value: &str) -> Result<i64, ApiError> {

@@ -1,14 +1,13 @@
 //! The routes, each handler beside its OpenAPI entry. [`router`] assembles them with
 //! the layers every response shares.
 
-mod api_keys;
-mod audit_log;
-mod authorize;
+pub(crate) mod api_keys;
+pub(crate) mod audit_log;
 mod health;
-mod orgs;
-mod service_accounts;
-mod session;
-mod teams;
+pub(crate) mod orgs;
+pub(crate) mod service_accounts;
+pub(crate) mod session;
+pub(crate) mod teams;
 pub(crate) mod users;
 mod viewer;
 
@@ -68,7 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(move || async move { document.clone() }))
         .route("/graphql", post(crate::graphql::graphql))
         .route("/graphql/", post(crate::graphql::graphql))
-        .route("/authorize", get(authorize::authorize_form).post(authorize::authorize_submit))
+        .merge(crate::web::routes())
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

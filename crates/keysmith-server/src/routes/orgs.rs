@@ -15,20 +15,20 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrgView {
-    name: String,
+    pub(crate) name: String,
     /// Your role: `admin` or `member`.
-    role: &'static str,
+    pub(crate) role: &'static str,
     /// When true, users and team service accounts cannot create keys; organization
     /// service accounts still can, and existing keys keep working.
-    key_creation_disabled: bool,
+    pub(crate) key_creation_disabled: bool,
     /// When true, keys may be created in the legacy format for old SDKs.
-    legacy_keys_allowed: bool,
-    created_at: String,
+    pub(crate) legacy_keys_allowed: bool,
+    pub(crate) created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrgList {
-    items: Vec<OrgView>,
+    pub(crate) items: Vec<OrgView>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,10 +36,10 @@ pub struct OrgList {
 pub struct UpdateOrgRequest {
     /// Disable (true) or allow (false) the creation of keys by users and team
     /// service accounts.
-    key_creation_disabled: Option<bool>,
+    pub(crate) key_creation_disabled: Option<bool>,
     /// Let members mint legacy-format keys (40 hex characters) for wandb SDKs older
     /// than 0.22.3, whose `wandb login` rejects longer keys.
-    legacy_keys_allowed: Option<bool>,
+    pub(crate) legacy_keys_allowed: Option<bool>,
 }
 
 fn view(org: Org, role: &'static str) -> OrgView {

@@ -22,30 +22,30 @@ use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceAccountView {
-    name: String,
-    description: String,
+    pub(crate) name: String,
+    pub(crate) description: String,
     /// The team it is scoped to; absent for an organization-scoped service account.
-    team: Option<String>,
+    pub(crate) team: Option<String>,
     /// `team` or `organization`.
-    scope: &'static str,
-    active: bool,
-    created_at: String,
+    pub(crate) scope: &'static str,
+    pub(crate) active: bool,
+    pub(crate) created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServiceAccountList {
-    items: Vec<ServiceAccountView>,
+    pub(crate) items: Vec<ServiceAccountView>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceAccountRequest {
     /// Letters, digits, `.`, `_`, `-`; unique among users and service accounts.
-    name: String,
+    pub(crate) name: String,
     #[serde(default)]
-    description: String,
+    pub(crate) description: String,
     /// The team to scope it to; leave out for an organization-scoped service account.
-    team: Option<String>,
+    pub(crate) team: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -53,7 +53,7 @@ pub struct CreateServiceAccountRequest {
 #[into_params(parameter_in = Query)]
 pub struct ListServiceAccountsParams {
     /// Only this team's service accounts.
-    team: Option<String>,
+    pub(crate) team: Option<String>,
 }
 
 fn view(account: ServiceAccount) -> ServiceAccountView {

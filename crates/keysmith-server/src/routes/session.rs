@@ -12,7 +12,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keysmith_core::SecretString;
-use keysmith_store::NewSession;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -48,20 +47,9 @@ pub async fn create_session(
 ) -> Result<Response, ApiError> {
     let password = SecretString::new(request.password);
     let user = check_password(&state, &request.username, password, &source).await?;
-    let now = state.now();
-    let token = session::new_token()?;
-    let expires_at = now + state.session_ttl_ms;
-    state
-        .store
-        .create_session(NewSession {
-            token_digest: session::token_digest(&token),
-            user_id: user.id,
-            created_at: now,
-            expires_at,
-        })
-        .await?;
+    let started = session::start(&state, user.id, state.secure_cookies).await?;
     tracing::info!(user.id = user.id.0, source.address = %source, "signed in");
-    let cookie = session::set_cookie(&token, state.session_ttl_ms / 1000, state.secure_cookies);
+    let (token, cookie, expires_at) = (started.token, started.cookie, started.expires_at);
     let body = SignInResponse {
         csrf_token: session::csrf_token(&token),
         username: user.username,

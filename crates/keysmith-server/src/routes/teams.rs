@@ -21,43 +21,43 @@ use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TeamView {
-    name: String,
-    created_at: String,
+    pub(crate) name: String,
+    pub(crate) created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TeamList {
-    items: Vec<TeamView>,
+    pub(crate) items: Vec<TeamView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TeamDetail {
-    name: String,
-    created_at: String,
-    members: Vec<TeamMemberView>,
+    pub(crate) name: String,
+    pub(crate) created_at: String,
+    pub(crate) members: Vec<TeamMemberView>,
     /// Service accounts scoped to this team.
-    service_accounts: Vec<String>,
+    pub(crate) service_accounts: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TeamMemberView {
-    username: String,
+    pub(crate) username: String,
     /// `admin` or `member`.
-    role: &'static str,
+    pub(crate) role: &'static str,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeamRequest {
     /// Letters, digits, `.`, `_`, `-`; unique in the organization.
-    name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetTeamMemberRequest {
     /// `admin` or `member`.
-    role: String,
+    pub(crate) role: String,
 }
 
 fn view(team: Team) -> TeamView {

@@ -25,58 +25,58 @@ const INVITE_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
-    username: String,
-    email: Option<String>,
+    pub(crate) username: String,
+    pub(crate) email: Option<String>,
     /// `admin` or `member` in this organization.
-    role: &'static str,
+    pub(crate) role: &'static str,
     /// A deactivated user cannot sign in and their keys do not authenticate.
-    active: bool,
-    created_at: String,
+    pub(crate) active: bool,
+    pub(crate) created_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserList {
-    items: Vec<UserView>,
+    pub(crate) items: Vec<UserView>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    username: String,
-    email: Option<String>,
+    pub(crate) username: String,
+    pub(crate) email: Option<String>,
     /// At least 12 characters. Leave out to invite: the answer then carries a one-time
     /// `invite_token` with which the user sets a password.
     #[schema(format = Password)]
-    password: Option<String>,
+    pub(crate) password: Option<String>,
     /// `admin` or `member` (default).
-    role: Option<String>,
+    pub(crate) role: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct CreatedUser {
     #[serde(flatten)]
-    user: UserView,
+    pub(crate) user: UserView,
     /// For an invitation: give this to the user (POST /api/v1/invites/accept). Shown once;
     /// valid for 7 days.
     #[serde(skip_serializing_if = "Option::is_none")]
-    invite_token: Option<String>,
+    pub(crate) invite_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     /// `admin` or `member`.
-    role: Option<String>,
+    pub(crate) role: Option<String>,
     /// false deactivates (keys stop authenticating at once), true reactivates.
-    active: Option<bool>,
+    pub(crate) active: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptInviteRequest {
-    token: String,
+    pub(crate) token: String,
     #[schema(format = Password)]
-    password: String,
+    pub(crate) password: String,
 }
 
 fn view(user: User, role: OrgRole) -> UserView {
@@ -319,7 +319,7 @@ pub async fn delete_user(
 #[derive(Serialize, ToSchema)]
 pub struct InviteToken {
     /// Give this to the user (POST /api/v1/invites/accept). Shown once; valid for 7 days.
-    invite_token: String,
+    pub(crate) invite_token: String,
 }
 
 /// A new invitation for a user of the organization (org admins): for someone invited

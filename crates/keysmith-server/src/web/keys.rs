@@ -1,0 +1,529 @@
+//! User Settings and its "API keys" section, and the key pages every list links to:
+//! create (the key shown once), rename, delete with confirmation, delete several.
+//!
+//! Each operation calls the REST handler that does the same thing, so the web
+//! interface cannot drift from the API's rules, checks or audit entries.
+
+use super::{WebUser, failure, local_path, notice, page, q, respond, see_other, when, when_rfc, with_notice};
+use crate::access;
+use crate::auth::source::SourceAddr;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::lifecycle::{MintRequest, mint_key};
+use crate::routes::api_keys::{self, ApiKeyList, ApiKeyView, BulkDeleteRequest, UpdateApiKeyRequest};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use keysmith_core::policy::KeyAction;
+use keysmith_core::{KeyName, SecretString};
+use keysmith_store::KeyFormat;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+/// The most keys a bulk deletion takes at once (the REST limit).
+const MAX_SELECTED: usize = 100;
+
+#[derive(Deserialize, Default)]
+pub struct PageParams {
+    done: Option<String>,
+    cursor: Option<String>,
+    back: Option<String>,
+    owner: Option<String>,
+}
+
+/// A page of keys through the REST handler, with the caller's visibility.
+pub async fn list(state: &AppState, user: &WebUser, query: String) -> Result<ApiKeyList, ApiError> {
+    api_keys::list_api_keys(State(state.clone()), user.caller.clone(), RawQuery(Some(query)))
+        .await
+        .map(|json| json.0)
+}
+
+/// The keys table with per-row rename and delete, and a form to delete the ticked rows.
+pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bool, empty: Markup) -> Markup {
+    if keys.is_empty() {
+        return html! { p.empty { (empty) } };
+    }
+    html! {
+        form method="post" action="/keys/delete-selected" {
+            input type="hidden" name="csrf" value=(user.csrf);
+            input type="hidden" name="back" value=(back);
+            div.table-wrap {
+                table {
+                    thead {
+                        tr {
+                            th scope="col" {
+                                input type="checkbox" data-select-all hidden aria-label="Select all keys";
+                            }
+                            th scope="col" { "Key name" }
+                            th scope="col" { "Key ID" }
+                            @if show_owner { th scope="col" { "Owner" } }
+                            th scope="col" { "Last used" }
+                            th scope="col" { "Created on" }
+                            th scope="col" { span.visually-hidden { "Actions" } }
+                        }
+                    }
+                    tbody {
+                        @for k in keys {
+                            tr data-key-id=(k.key_id) {
+                                td {
+                                    input type="checkbox" name="key_id" value=(k.key_id)
+                                        aria-label={ "Select " (k.name) };
+                                }
+                                td { (k.name) }
+                                td { code { (k.key_id) } }
+                                @if show_owner {
+                                    td {
+                                        (k.owner.username)
+                                        @if k.owner.kind == "service_account" { " " span.tag { "service account" } }
+                                    }
+                                }
+                                td { @match &k.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
+                                td { (when_rfc(&k.created_at)) }
+                                td.actions {
+                                    a href={ "/keys/" (k.key_id) "/rename?back=" (q(back)) } {
+                                        "Rename" span.visually-hidden { " " (k.name) }
+                                    }
+                                    " "
+                                    a.danger href={ "/keys/" (k.key_id) "/delete?back=" (q(back)) } {
+                                        "Delete" span.visually-hidden { " " (k.name) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            button.danger type="submit" { "Delete selected" }
+        }
+    }
+}
+
+/// "Next page" when a list has more.
+pub fn next_page(path: &str, cursor: Option<&str>) -> Markup {
+    html! {
+        @if let Some(cursor) = cursor {
+            @let sep = if path.contains('?') { "&" } else { "?" };
+            p { a href={ (path) (sep) "cursor=" (q(cursor)) } { "Next page" } }
+        }
+    }
+}
+
+/// User Settings: who you are, and your API keys.
+pub async fn settings(State(state): State<AppState>, user: WebUser, Query(params): Query<PageParams>) -> Response {
+    let mut query = format!("owner={}&limit=100", q(user.name()));
+    if let Some(cursor) = &params.cursor {
+        query.push_str(&format!("&cursor={}", q(cursor)));
+    }
+    let keys = match list(&state, &user, query).await {
+        Ok(keys) => keys,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let body = html! {
+        h1 { "User settings" }
+        (notice(params.done.as_deref()))
+        section aria-labelledby="profile" {
+            h2 #profile { "Profile" }
+            dl {
+                dt { "Username" } dd { (user.name()) }
+                @for m in &user.orgs {
+                    dt { "Organization " (m.org.name) } dd { (m.role.as_str()) }
+                }
+            }
+        }
+        section aria-labelledby="api-keys" {
+            h2 #api-keys { "API keys" }
+            p {
+                "Keys let the wandb SDK, the CLI and your scripts act as you. Keep them in an "
+                "environment variable such as " code { "WANDB_API_KEY" } ", never on a command line "
+                "or in a file you commit."
+            }
+            p { a.button href="/keys/new?back=/settings" { "Create new API key" } }
+            (key_table(&user, &keys.items, "/settings", false, html! {
+                "You have no API keys yet. Create one to log in with " code { "wandb login" } "."
+            }))
+            (next_page("/settings", keys.next_cursor.as_deref()))
+        }
+    };
+    respond(StatusCode::OK, page(Some(&user), "User settings", body))
+}
+
+struct NewKeyForm<'a> {
+    heading: &'a str,
+    intro: Markup,
+    owner: Option<&'a str>,
+    name: &'a str,
+    back: &'a str,
+    error: Option<String>,
+}
+
+fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
+    let legacy_allowed = user.orgs.iter().any(|m| m.org.legacy_keys_allowed);
+    page(
+        Some(user),
+        form.heading,
+        html! {
+            h1 { (form.heading) }
+            (form.intro)
+            @if let Some(error) = &form.error {
+                p.error role="alert" id="name-error" { (error) }
+            }
+            form.stack method="post" action="/keys/new" {
+                input type="hidden" name="csrf" value=(user.csrf);
+                input type="hidden" name="back" value=(form.back);
+                @if let Some(owner) = form.owner {
+                    input type="hidden" name="owner" value=(owner);
+                    p { "The key will belong to the service account " strong { (owner) } "." }
+                }
+                label for="name" { "Descriptive name" }
+                input #name name="name" required maxlength="128" value=(form.name)
+                    aria-describedby={ "name-hint" @if form.error.is_some() { " name-error" } };
+                p.hint #name-hint { "Say where the key will be used, such as “training cluster” or “laptop”." }
+                @if legacy_allowed {
+                    fieldset {
+                        legend { "Key format" }
+                        label { input type="radio" name="format" value="v1" checked; " New (86 characters): wandb 0.22.3 and later" }
+                        label { input type="radio" name="format" value="legacy"; " Legacy (40 characters): older wandb SDKs" }
+                    }
+                }
+                div.buttons {
+                    button type="submit" { "Create API key" }
+                    a href=(form.back) { "Cancel" }
+                }
+            }
+        },
+    )
+}
+
+/// The form that asks for a name.
+pub async fn new_form(user: WebUser, Query(params): Query<PageParams>) -> Response {
+    let back = local_path(params.back.as_deref(), "/settings");
+    let form = NewKeyForm {
+        heading: "Create new API key",
+        intro: html! { p { "The full key is shown once, right after you create it." } },
+        owner: params.owner.as_deref(),
+        name: "",
+        back: &back,
+        error: None,
+    };
+    respond(StatusCode::OK, new_key_page(&user, form))
+}
+
+/// `/authorize`, the link the wandb SDK prints: the key creation screen, after sign-in.
+pub async fn authorize(user: WebUser) -> Response {
+    let form = NewKeyForm {
+        heading: "Create an API key for wandb",
+        intro: html! {
+            p {
+                "Create a key, then paste it at the " code { "wandb login" } " prompt or keep it in "
+                code { "WANDB_API_KEY" } ". The full key is shown once."
+            }
+        },
+        owner: None,
+        name: "wandb SDK",
+        back: "/settings",
+        error: None,
+    };
+    respond(StatusCode::OK, new_key_page(&user, form))
+}
+
+/// Creates the key and redirects to the page that shows it once.
+pub async fn create(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let back = fields.back("/settings");
+    let owner = fields.get("owner").filter(|o| !o.is_empty());
+    let raw_name = fields.get("name").unwrap_or("");
+    let again = |status: StatusCode, error: String| {
+        let form = NewKeyForm {
+            heading: "Create new API key",
+            intro: html! {},
+            owner,
+            name: raw_name,
+            back: &back,
+            error: Some(error),
+        };
+        respond(status, new_key_page(&user, form))
+    };
+    let name = match KeyName::parse(raw_name) {
+        Ok(name) => name,
+        Err(e) => return again(StatusCode::BAD_REQUEST, format!("Key name: {e}.")),
+    };
+    let format = match fields.get("format") {
+        Some("legacy") => KeyFormat::Legacy,
+        _ => KeyFormat::V1,
+    };
+    let request = MintRequest {
+        name,
+        owner,
+        format,
+        source,
+    };
+    match mint_key(&state, &user.caller, request).await {
+        Ok(minted) => {
+            let key_id = minted.key.key_id.to_string();
+            let plaintext = SecretString::new(minted.generated.plaintext.expose().to_owned());
+            state
+                .reveal
+                .put((user.caller.id(), key_id.clone()), plaintext, state.now());
+            see_other(&format!("/keys/{key_id}/created?back={}", q(&back)))
+        }
+        Err(e) if e.status().is_client_error() && !matches!(e, ApiError::CsrfTokenInvalid) => {
+            again(e.status(), e.to_string())
+        }
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+/// The new key, once. Afterwards (a reload, the back button) only its key ID.
+pub async fn created(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(key_id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Response {
+    let back = local_path(params.back.as_deref(), "/settings");
+    let key = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Read).await {
+        Ok(key) => key,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let plaintext = state
+        .reveal
+        .take(&(user.caller.id(), key.key_id.to_string()), state.now());
+    let body = html! {
+        @if let Some(plaintext) = &plaintext {
+            h1 { "Your new API key" }
+            p.warning role="alert" {
+                strong { "Copy this key now. It will not be shown again." }
+                " Keysmith keeps only a hash of it."
+            }
+            div.reveal {
+                label for="new-key" { "API key “" (key.name) "”" }
+                input #new-key readonly value=(plaintext.expose()) autocomplete="off" spellcheck="false"
+                    data-testid="new-key";
+                button type="button" data-copy="new-key" hidden { "Copy" }
+                span.copy-status role="status" aria-live="polite" {}
+            }
+            p {
+                "Paste it at the " code { "wandb login" } " prompt, or keep it in an environment variable, "
+                "never on a command line or in a file you commit:"
+            }
+            pre { "read -rs WANDB_API_KEY && export WANDB_API_KEY" }
+        } @else {
+            h1 { "API key created" }
+            p { "The full key was shown once and is not shown again. If you did not copy it, delete this key and create a new one." }
+        }
+        dl {
+            dt { "Key name" } dd { (key.name) }
+            dt { "Key ID" } dd { code data-testid="key-id" { (key.key_id) } }
+            dt { "Owner" } dd { (key.owner.username) }
+            dt { "Created on" } dd { (when(Some(key.created_at), "")) }
+        }
+        p { a.button href=(back) { "Done" } }
+    };
+    respond(StatusCode::OK, page(Some(&user), "API key created", body))
+}
+
+fn rename_page(user: &WebUser, key_id: &str, name: &str, back: &str, error: Option<&str>) -> Markup {
+    page(
+        Some(user),
+        "Rename API key",
+        html! {
+            h1 { "Rename API key" }
+            p { "Key ID " code { (key_id) } }
+            @if let Some(error) = error { p.error role="alert" { (error) } }
+            form.stack method="post" action={ "/keys/" (key_id) "/rename" } {
+                input type="hidden" name="csrf" value=(user.csrf);
+                input type="hidden" name="back" value=(back);
+                label for="name" { "Descriptive name" }
+                input #name name="name" required maxlength="128" value=(name);
+                div.buttons {
+                    button type="submit" { "Save name" }
+                    a href=(back) { "Cancel" }
+                }
+            }
+        },
+    )
+}
+
+pub async fn rename_form(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(key_id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Response {
+    let back = local_path(params.back.as_deref(), "/settings");
+    match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Rename).await {
+        Ok(key) => respond(
+            StatusCode::OK,
+            rename_page(&user, key.key_id.as_str(), &key.name, &back, None),
+        ),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+pub async fn rename(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let back = fields.back("/settings");
+    let name = fields.get("name").unwrap_or("").to_owned();
+    let request = UpdateApiKeyRequest { name: name.clone() };
+    let result = api_keys::update_api_key(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path(key_id.clone()),
+        ApiJson(request),
+    )
+    .await;
+    match result {
+        Ok(_) => see_other(&with_notice(&back, "renamed")),
+        Err(e @ ApiError::InvalidName(_)) => respond(
+            StatusCode::BAD_REQUEST,
+            rename_page(&user, &key_id, &name, &back, Some(&e.to_string())),
+        ),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+pub async fn delete_form(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(key_id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Response {
+    let back = local_path(params.back.as_deref(), "/settings");
+    let key = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Delete).await {
+        Ok(key) => key,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let body = html! {
+        h1 { "Delete API key" }
+        p.warning role="alert" {
+            strong { "Scripts and services using this key stop working immediately." }
+            " This cannot be undone."
+        }
+        dl {
+            dt { "Key name" } dd { (key.name) }
+            dt { "Key ID" } dd { code { (key.key_id) } }
+            dt { "Owner" } dd { (key.owner.username) }
+            dt { "Last used" } dd { (when(key.last_used_at, "Never")) }
+        }
+        form method="post" action={ "/keys/" (key.key_id) "/delete" } {
+            input type="hidden" name="csrf" value=(user.csrf);
+            input type="hidden" name="back" value=(back);
+            div.buttons {
+                button.danger type="submit" { "Delete API key" }
+                a href=(back) { "Cancel" }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&user), "Delete API key", body))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let back = fields.back("/settings");
+    match api_keys::delete_api_key(State(state), user.caller.clone(), SourceAddr(source), Path(key_id)).await {
+        Ok(_) => see_other(&with_notice(&back, "deleted")),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+/// Ticked keys: first a confirmation that names them, then the deletion.
+pub async fn delete_selected(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let back = fields.back("/settings");
+    let ids: Vec<String> = fields.all("key_id").into_iter().map(str::to_owned).collect();
+    if ids.is_empty() {
+        return see_other(&with_notice(&back, "none-selected"));
+    }
+    if ids.len() > MAX_SELECTED {
+        return failure(
+            Some(&user),
+            ApiError::InvalidValue(format!("select at most {MAX_SELECTED} keys at once")),
+        );
+    }
+    if fields.get("confirm") == Some("yes") {
+        let request = BulkDeleteRequest { key_ids: ids };
+        return match api_keys::bulk_delete_api_keys(
+            State(state),
+            user.caller.clone(),
+            SourceAddr(source),
+            ApiJson(request),
+        )
+        .await
+        {
+            Ok(_) => see_other(&with_notice(&back, "deleted-selected")),
+            Err(e) => failure(Some(&user), e),
+        };
+    }
+    let mut keys = Vec::new();
+    for id in &ids {
+        match access::authorized_key(&state, &user.caller, id, KeyAction::Delete).await {
+            Ok(key) => keys.push(key),
+            Err(ApiError::ApiKeyNotFound | ApiError::Forbidden(_)) => {}
+            Err(e) => return failure(Some(&user), e),
+        }
+    }
+    let body = html! {
+        h1 { "Delete " (keys.len()) " API keys" }
+        p.warning role="alert" {
+            strong { "Scripts and services using these keys stop working immediately." }
+            " This cannot be undone."
+        }
+        ul {
+            @for key in &keys {
+                li { (key.name) " (" code { (key.key_id) } ", " (key.owner.username) ")" }
+            }
+        }
+        form method="post" action="/keys/delete-selected" {
+            input type="hidden" name="csrf" value=(user.csrf);
+            input type="hidden" name="back" value=(back);
+            input type="hidden" name="confirm" value="yes";
+            @for key in &keys { input type="hidden" name="key_id" value=(key.key_id); }
+            div.buttons {
+                button.danger type="submit" { "Delete " (keys.len()) " API keys" }
+                a href=(back) { "Cancel" }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&user), "Delete API keys", body))
+}

@@ -1,0 +1,396 @@
+//! The web interface: server-rendered HTML (maud) over the same operations as the REST
+//! API. Pages work without script; one small script, served from here like every
+//! other asset, adds a copy button and "select all". No inline script or style, so
+//! the Content-Security-Policy allows only `'self'`.
+//!
+//! Every state-changing request is a form POST that carries the session's CSRF token
+//! in a hidden field, and is refused when the browser says it came from another site.
+//! A newly created key is shown once, on the page the POST redirects to: it never
+//! travels in a URL, reloading does not create another key, and pages are `no-store`.
+
+mod assets;
+mod keys;
+mod login;
+mod org;
+mod team;
+
+use crate::access::Caller;
+use crate::auth::{AuthMethod, Principal, session};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use keysmith_store::{Membership, Team, UserRef};
+use maud::{DOCTYPE, Markup, html};
+use subtle::ConstantTimeEq;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The pages. Static paths win over `/{team}/service-accounts`, so a team named like
+/// one of them is reached with the `org` query parameter on its own page's link.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/authorize", get(keys::authorize))
+        .route("/settings", get(keys::settings))
+        .route("/keys/new", get(keys::new_form).post(keys::create))
+        .route("/keys/delete-selected", post(keys::delete_selected))
+        .route("/keys/{key_id}/created", get(keys::created))
+        .route("/keys/{key_id}/rename", get(keys::rename_form).post(keys::rename))
+        .route("/keys/{key_id}/delete", get(keys::delete_form).post(keys::delete))
+        .route("/org/{org}/keys", get(org::keys))
+        .route("/org/{org}/audit-log", get(org::audit_log))
+        .route("/org/{org}/settings", get(org::settings).post(org::save_settings))
+        .route("/org/{org}/users", get(org::users).post(org::create_user))
+        .route("/org/{org}/users/{username}", post(org::update_user))
+        .route("/org/{org}/teams", get(org::teams).post(org::create_team))
+        .route(
+            "/{team}/service-accounts",
+            get(team::service_accounts_page).post(team::create_account),
+        )
+        .route("/static/keysmith.css", get(assets::css))
+        .route("/static/keysmith.js", get(assets::js))
+}
+
+async fn home(_user: WebUser) -> Redirect {
+    Redirect::to("/settings")
+}
+
+/// A signed-in browser: the caller with roles, the CSRF token of the session, and what
+/// the navigation needs.
+pub struct WebUser {
+    pub caller: Caller,
+    pub csrf: String,
+    pub orgs: Vec<Membership>,
+    pub teams: Vec<Team>,
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let to_login = || {
+            let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            let next: String = form_urlencoded::byte_serialize(here.as_bytes()).collect();
+            Redirect::to(&format!("/login?next={next}")).into_response()
+        };
+        let Some(token) = session::token_from_cookies(&parts.headers) else {
+            return Err(to_login());
+        };
+        let now = state.now();
+        let found = state
+            .store
+            .find_session(&session::token_digest(&token), now)
+            .await
+            .map_err(|e| failure(None, ApiError::from(e)))?;
+        let Some(found) = found else {
+            return Err(to_login());
+        };
+        let user = match state.store.get_user(found.user_id).await {
+            Ok(Some(user)) if user.active => user,
+            Ok(_) => return Err(to_login()),
+            Err(e) => return Err(failure(None, e.into())),
+        };
+        let principal = Principal {
+            user: UserRef {
+                id: user.id,
+                kind: user.kind,
+                username: user.username,
+            },
+            via: AuthMethod::Session,
+        };
+        let caller = Caller::with_roles(state, principal)
+            .await
+            .map_err(|e| failure(None, e))?;
+        let orgs = state
+            .store
+            .memberships(caller.id())
+            .await
+            .map_err(|e| failure(None, e.into()))?;
+        let teams = state
+            .store
+            .user_teams(caller.id())
+            .await
+            .map_err(|e| failure(None, e.into()))?
+            .into_iter()
+            .filter(|(t, _)| caller.roles.is_team_admin(t.id))
+            .map(|(t, _)| t)
+            .collect();
+        Ok(WebUser {
+            caller,
+            csrf: session::csrf_token(&token),
+            orgs,
+            teams,
+        })
+    }
+}
+
+impl WebUser {
+    pub fn name(&self) -> &str {
+        &self.caller.principal.user.username
+    }
+
+    /// The fields of a submitted form, once its CSRF token and origin are checked.
+    /// The error is the page to answer with, built once per refused request.
+    #[allow(clippy::result_large_err)]
+    pub fn form(&self, headers: &HeaderMap, body: &Bytes) -> Result<Fields, Response> {
+        let fields = Fields::parse(body);
+        let sent = fields.get("csrf").unwrap_or("");
+        let token_ok = sent.len() == self.csrf.len() && bool::from(sent.as_bytes().ct_eq(self.csrf.as_bytes()));
+        if !token_ok || cross_site(headers) {
+            return Err(failure(Some(self), ApiError::CsrfTokenInvalid));
+        }
+        Ok(fields)
+    }
+}
+
+/// Whether the browser says the request came from another site (Fetch Metadata).
+pub fn cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site" || v == "same-site")
+}
+
+/// A submitted form, `application/x-www-form-urlencoded`, repeated fields kept.
+pub struct Fields(Vec<(String, String)>);
+
+impl Fields {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a repeated field (checkboxes).
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// A checkbox: present means ticked.
+    pub fn checked(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// A local path to return to: starts with one `/`, nothing that would leave the
+    /// site. Anything else falls back to `default`.
+    pub fn back(&self, default: &str) -> String {
+        local_path(self.get("back"), default)
+    }
+}
+
+/// A path on this site from untrusted input, or `default`.
+pub fn local_path(raw: Option<&str>, default: &str) -> String {
+    match raw {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.contains('\\')
+                && p.len() <= 512
+                && !p.chars().any(char::is_control) =>
+        {
+            p.to_owned()
+        }
+        _ => default.to_owned(),
+    }
+}
+
+/// `path` with `done=<what>` added, for the notice on the page a POST redirects to.
+pub fn with_notice(path: &str, done: &str) -> String {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    format!("{path}{sep}done={done}")
+}
+
+/// A percent-encoded query value.
+pub fn q(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The message for a `done=` code; unknown codes show nothing.
+fn notice_text(done: &str) -> Option<&'static str> {
+    Some(match done {
+        "deleted" => "The API key was deleted. It no longer works anywhere.",
+        "deleted-selected" => "The selected API keys were deleted. They no longer work anywhere.",
+        "none-selected" => "Select at least one key first.",
+        "renamed" => "The API key was renamed.",
+        "saved" => "Settings saved.",
+        "user-created" => "The user was created.",
+        "user-updated" => "The user was updated.",
+        "team-created" => "The team was created.",
+        "service-account-created" => "The service account was created. Create an API key for it below.",
+        "signed-out" => "You are signed out.",
+        _ => return None,
+    })
+}
+
+pub fn notice(done: Option<&str>) -> Markup {
+    html! {
+        @if let Some(text) = done.and_then(notice_text) {
+            p.notice role="status" { (text) }
+        }
+    }
+}
+
+/// An HTML response with the headers every page carries.
+pub fn respond(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, markup.into_string()).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A page, with the navigation when someone is signed in.
+pub fn page(user: Option<&WebUser>, title: &str, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · Keysmith" }
+                link rel="stylesheet" href="/static/keysmith.css";
+                script src="/static/keysmith.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "Keysmith" }
+                    @if let Some(user) = user {
+                        nav aria-label="Main" {
+                            ul {
+                                li { a href="/settings" { "API keys" } }
+                                @for m in &user.orgs {
+                                    @if user.caller.roles.is_org_admin(m.org.id) {
+                                        li { a href={ "/org/" (q(&m.org.name)) "/keys" } { "Organization " (m.org.name) } }
+                                    }
+                                }
+                                @for t in &user.teams {
+                                    li { a href=(team::team_path(t, user)) { (t.name) " service accounts" } }
+                                }
+                            }
+                        }
+                        details.menu {
+                            summary { span.visually-hidden { "User menu for " } (user.name()) }
+                            ul {
+                                li { a href="/settings" { "User settings" } }
+                                li {
+                                    form method="post" action="/logout" {
+                                        input type="hidden" name="csrf" value=(user.csrf);
+                                        button.link type="submit" { "Sign out" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                main #main { (main) }
+            }
+        }
+    }
+}
+
+/// The page for a failed operation: the stable code and the message, with the status
+/// the API would answer. A session that ended sends the browser to sign in again.
+pub fn failure(user: Option<&WebUser>, err: ApiError) -> Response {
+    if matches!(err, ApiError::SessionExpired | ApiError::Unauthenticated) {
+        return Redirect::to("/login").into_response();
+    }
+    let status = err.status();
+    if status.is_server_error() {
+        tracing::error!(error = %err, "web request failed");
+    }
+    let title = match status {
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::NOT_FOUND => "Not found",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "That did not work",
+    };
+    let message = if status.is_server_error() {
+        "The server could not complete this request. Try again; if it keeps failing, the server log has the details."
+            .to_owned()
+    } else {
+        err.to_string()
+    };
+    let body = html! {
+        h1 { (title) }
+        p.error role="alert" { (message) }
+        p.hint { "Error code: " code { (err.code()) } }
+        p { a href="/settings" { "Back to your API keys" } }
+    };
+    respond(status, page(user, title, body))
+}
+
+/// A time from the store, readable, in a `<time>` element.
+pub fn when(ms: Option<i64>, never: &str) -> Markup {
+    match ms {
+        Some(ms) => when_rfc(&rfc3339(ms)),
+        None => html! { (never) },
+    }
+}
+
+/// An RFC 3339 time as `2026-11-26 21:57 UTC`.
+pub fn when_rfc(rfc: &str) -> Markup {
+    let shown = match (rfc.get(..10), rfc.get(11..16)) {
+        (Some(day), Some(minute)) => format!("{day} {minute} UTC"),
+        _ => rfc.to_owned(),
+    };
+    html! { time datetime=(rfc) { (shown) } }
+}
+
+/// The redirect after a successful POST (303, so the browser GETs the next page).
+pub fn see_other(path: &str) -> Response {
+    Redirect::to(path).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(local_path(Some("/settings?x=1"), "/d"), "/settings?x=1");
+        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil", "/a\nb", ""] {
+            assert_eq!(local_path(Some(bad), "/d"), "/d", "{bad:?}");
+        }
+        assert_eq!(local_path(None, "/d"), "/d");
+    }
+
+    #[test]
+    fn forms_keep_repeated_fields() {
+        let f = Fields::parse(b"csrf=t&key_id=a&key_id=b&name=x+y%21");
+        assert_eq!(f.all("key_id"), ["a", "b"]);
+        assert_eq!(f.get("name"), Some("x y!"));
+        assert!(f.checked("csrf") && !f.checked("nope"));
+    }
+
+    #[test]
+    fn cross_site_posts_are_recognised() {
+        let mut h = HeaderMap::new();
+        assert!(!cross_site(&h), "older browsers send nothing");
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(!cross_site(&h));
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(cross_site(&h));
+    }
+}

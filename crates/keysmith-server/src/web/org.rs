@@ -1,0 +1,624 @@
+//! The organization admin's pages: every key of the organization with filters, the
+//! audit log, users, teams and the organization's settings.
+
+use super::keys::{key_table, list, next_page};
+use super::{WebUser, failure, notice, page, q, respond, see_other, when_rfc, with_notice};
+use crate::access;
+use crate::auth::source::SourceAddr;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::{audit_log, orgs, teams, users};
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use axum::body::{Bytes, to_bytes};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use keysmith_store::Org;
+use maud::{Markup, html};
+use serde::Deserialize;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The organization, if the signed-in user administers it: a member who does not
+/// sees "not allowed"; anyone else "not found".
+async fn admin_org(state: &AppState, user: &WebUser, name: &str) -> Result<Org, Response> {
+    let org = access::member_org(state, &user.caller, name)
+        .await
+        .map_err(|e| failure(Some(user), e))?;
+    if !user.caller.roles.is_org_admin(org.id) {
+        return Err(failure(
+            Some(user),
+            ApiError::Forbidden("only organization admins can see this page"),
+        ));
+    }
+    Ok(org)
+}
+
+fn org_nav(org: &str, current: &str) -> Markup {
+    let tabs = [
+        ("keys", "API keys"),
+        ("audit-log", "Audit log"),
+        ("users", "Users"),
+        ("teams", "Teams"),
+        ("settings", "Settings"),
+    ];
+    html! {
+        nav.tabs aria-label={ "Organization " (org) } {
+            ul {
+                @for (path, label) in tabs {
+                    li {
+                        a href={ "/org/" (q(org)) "/" (path) } aria-current=[(path == current).then_some("page")] { (label) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn org_page(user: &WebUser, org: &str, current: &str, title: &str, body: Markup) -> Response {
+    let full = format!("{title} · {org}");
+    respond(
+        StatusCode::OK,
+        page(
+            Some(user),
+            &full,
+            html! {
+                p.crumb { "Organization " strong { (org) } }
+                h1 { (title) }
+                (org_nav(org, current))
+                (body)
+            },
+        ),
+    )
+}
+
+#[derive(Deserialize, Default)]
+pub struct KeyFilters {
+    owner: Option<String>,
+    team: Option<String>,
+    kind: Option<String>,
+    last_used: Option<String>,
+    name: Option<String>,
+    sort: Option<String>,
+    cursor: Option<String>,
+    done: Option<String>,
+}
+
+fn nonempty(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// Every key of the organization, filtered by owner, team, kind and last use.
+pub async fn keys(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(org_name): Path<String>,
+    Query(f): Query<KeyFilters>,
+) -> Response {
+    let org = match admin_org(&state, &user, &org_name).await {
+        Ok(org) => org,
+        Err(page) => return page,
+    };
+    let teams = match teams::list_teams(State(state.clone()), user.caller.clone(), Path(org.name.clone())).await {
+        Ok(t) => t.0.items,
+        Err(e) => return failure(Some(&user), e),
+    };
+    // The filters as the page's own query (for links) and as the REST query.
+    let mut shown: Vec<(&str, String)> = Vec::new();
+    let mut rest = vec![("org", org.name.clone()), ("limit", "50".to_owned())];
+    for (name, value, rest_name) in [
+        ("owner", &f.owner, "owner"),
+        ("team", &f.team, "team"),
+        ("kind", &f.kind, "owner_kind"),
+        ("name", &f.name, "name_contains"),
+        ("sort", &f.sort, "sort"),
+    ] {
+        if let Some(v) = nonempty(value) {
+            shown.push((name, v.to_owned()));
+            rest.push((rest_name, v.to_owned()));
+        }
+    }
+    let now = state.now();
+    match nonempty(&f.last_used) {
+        Some("7d") => rest.push(("last_used_after", rfc3339(now - 7 * DAY_MS))),
+        Some("30d") => rest.push(("last_used_after", rfc3339(now - 30 * DAY_MS))),
+        Some("stale30") => rest.push(("last_used_before", rfc3339(now - 30 * DAY_MS))),
+        Some("stale90") => rest.push(("last_used_before", rfc3339(now - 90 * DAY_MS))),
+        _ => {}
+    }
+    if let Some(v) = nonempty(&f.last_used) {
+        shown.push(("last_used", v.to_owned()));
+    }
+    if let Some(c) = nonempty(&f.cursor) {
+        rest.push(("cursor", c.to_owned()));
+    }
+    let encode = |pairs: &[(&str, String)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish()
+    };
+    let here = format!("/org/{}/keys?{}", q(&org.name), encode(&shown));
+    let keys = match list(&state, &user, encode(&rest)).await {
+        Ok(keys) => keys,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let selected = |v: &Option<String>, want: &str| nonempty(v) == Some(want);
+    let body = html! {
+        (notice(f.done.as_deref()))
+        form.filters method="get" action={ "/org/" (q(&org.name)) "/keys" } {
+            div {
+                label for="f-owner" { "Owner" }
+                input #f-owner name="owner" value=(nonempty(&f.owner).unwrap_or("")) placeholder="username";
+            }
+            div {
+                label for="f-team" { "Team" }
+                select #f-team name="team" {
+                    option value="" { "Any team" }
+                    @for t in &teams {
+                        option value=(t.name) selected[selected(&f.team, &t.name)] { (t.name) }
+                    }
+                }
+            }
+            div {
+                label for="f-kind" { "Kind" }
+                select #f-kind name="kind" {
+                    option value="" { "Users and service accounts" }
+                    option value="user" selected[selected(&f.kind, "user")] { "Users" }
+                    option value="service_account" selected[selected(&f.kind, "service_account")] { "Service accounts" }
+                }
+            }
+            div {
+                label for="f-last-used" { "Last used" }
+                select #f-last-used name="last_used" {
+                    option value="" { "Any time" }
+                    option value="7d" selected[selected(&f.last_used, "7d")] { "In the last 7 days" }
+                    option value="30d" selected[selected(&f.last_used, "30d")] { "In the last 30 days" }
+                    option value="stale30" selected[selected(&f.last_used, "stale30")] { "Not in 30 days" }
+                    option value="stale90" selected[selected(&f.last_used, "stale90")] { "Not in 90 days" }
+                }
+            }
+            div {
+                label for="f-name" { "Name contains" }
+                input #f-name name="name" value=(nonempty(&f.name).unwrap_or(""));
+            }
+            div {
+                label for="f-sort" { "Sort by" }
+                select #f-sort name="sort" {
+                    option value="created" { "Created (newest first)" }
+                    option value="last_used" selected[selected(&f.sort, "last_used")] { "Last used (most recent first)" }
+                }
+            }
+            div.buttons {
+                button type="submit" { "Apply filters" }
+                a href={ "/org/" (q(&org.name)) "/keys" } { "Clear" }
+            }
+        }
+        (key_table(&user, &keys.items, &here, true, html! { "No keys match these filters." }))
+        (next_page(&here, keys.next_cursor.as_deref()))
+    };
+    org_page(&user, &org.name, "keys", "API keys", body)
+}
+
+#[derive(Deserialize, Default)]
+pub struct AuditFilters {
+    action: Option<String>,
+    actor: Option<String>,
+    cursor: Option<String>,
+}
+
+pub async fn audit_log(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(org_name): Path<String>,
+    Query(f): Query<AuditFilters>,
+) -> Response {
+    let org = match admin_org(&state, &user, &org_name).await {
+        Ok(org) => org,
+        Err(page) => return page,
+    };
+    let mut shown = Vec::new();
+    for (name, value) in [("action", &f.action), ("actor", &f.actor)] {
+        if let Some(v) = nonempty(value) {
+            shown.push((name, v.to_owned()));
+        }
+    }
+    let mut rest = shown.clone();
+    if let Some(c) = nonempty(&f.cursor) {
+        rest.push(("cursor", c.to_owned()));
+    }
+    let encode = |pairs: &[(&str, String)]| {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+            .finish()
+    };
+    let result = audit_log::list_audit(
+        State(state.clone()),
+        user.caller.clone(),
+        Path(org.name.clone()),
+        RawQuery(Some(encode(&rest))),
+    )
+    .await;
+    let entries = match result {
+        Ok(page) => page.0,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let here = format!("/org/{}/audit-log?{}", q(&org.name), encode(&shown));
+    let body = html! {
+        form.filters method="get" action={ "/org/" (q(&org.name)) "/audit-log" } {
+            div {
+                label for="a-action" { "Action" }
+                input #a-action name="action" value=(nonempty(&f.action).unwrap_or("")) placeholder="api_key.deleted";
+            }
+            div {
+                label for="a-actor" { "Actor" }
+                input #a-actor name="actor" value=(nonempty(&f.actor).unwrap_or("")) placeholder="username";
+            }
+            div.buttons { button type="submit" { "Apply filters" } }
+        }
+        @if entries.items.is_empty() {
+            p.empty { "No audit entries match." }
+        } @else {
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" }
+                        th scope="col" { "Target" } th scope="col" { "Source" } th scope="col" { "Details" }
+                    } }
+                    tbody {
+                        @for e in &entries.items {
+                            tr {
+                                td { (when_rfc(&e.at)) }
+                                td { (e.actor) }
+                                td { code { (e.action) } }
+                                td { (e.target_kind) " " code { (e.target) } }
+                                td { (e.source_address.as_deref().unwrap_or("")) }
+                                td { @if let Some(d) = &e.detail { code { (d.to_string()) } } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        (next_page(&here, entries.next_cursor.as_deref()))
+    };
+    org_page(&user, &org.name, "audit-log", "Audit log", body)
+}
+
+#[derive(Deserialize, Default)]
+pub struct Done {
+    done: Option<String>,
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(org_name): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let org = match admin_org(&state, &user, &org_name).await {
+        Ok(org) => org,
+        Err(page) => return page,
+    };
+    let body = html! {
+        (notice(done.done.as_deref()))
+        form.stack method="post" action={ "/org/" (q(&org.name)) "/settings" } {
+            input type="hidden" name="csrf" value=(user.csrf);
+            div.check {
+                input #key-creation-disabled type="checkbox" name="key_creation_disabled"
+                    checked[org.key_creation_disabled] aria-describedby="kcd-hint";
+                label for="key-creation-disabled" { "Disable API key creation" }
+                p.hint #kcd-hint {
+                    "Users and team service accounts cannot create keys. Existing keys keep working and can "
+                    "still be renamed and deleted."
+                }
+            }
+            div.check {
+                input #legacy-keys-allowed type="checkbox" name="legacy_keys_allowed"
+                    checked[org.legacy_keys_allowed] aria-describedby="lka-hint";
+                label for="legacy-keys-allowed" { "Allow legacy-format keys" }
+                p.hint #lka-hint {
+                    "Members may create 40-character keys for wandb SDKs older than 0.22.3, which refuse the "
+                    "new 86-character keys."
+                }
+            }
+            div.buttons { button type="submit" { "Save settings" } }
+        }
+    };
+    org_page(&user, &org.name, "settings", "Settings", body)
+}
+
+pub async fn save_settings(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(org_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let request = orgs::UpdateOrgRequest {
+        key_creation_disabled: Some(fields.checked("key_creation_disabled")),
+        legacy_keys_allowed: Some(fields.checked("legacy_keys_allowed")),
+    };
+    let result = orgs::update_org(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path(org_name.clone()),
+        ApiJson(request),
+    )
+    .await;
+    match result {
+        Ok(org) => see_other(&with_notice(&format!("/org/{}/settings", q(&org.0.name)), "saved")),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&str>) -> Result<Markup, ApiError> {
+    let list = users::list_users(State(state.clone()), user.caller.clone(), Path(org.name.clone())).await?;
+    let base = format!("/org/{}/users", q(&org.name));
+    Ok(html! {
+        (notice(done))
+        div.table-wrap {
+            table {
+                thead { tr {
+                    th scope="col" { "Username" } th scope="col" { "Email" } th scope="col" { "Role" }
+                    th scope="col" { "Status" } th scope="col" { span.visually-hidden { "Actions" } }
+                } }
+                tbody {
+                    @for u in &list.0.items {
+                        tr {
+                            td { (u.username) }
+                            td { (u.email.as_deref().unwrap_or("")) }
+                            td {
+                                form.inline method="post" action={ (base) "/" (q(&u.username)) } {
+                                    input type="hidden" name="csrf" value=(user.csrf);
+                                    input type="hidden" name="action" value="role";
+                                    label.visually-hidden for={ "role-" (u.username) } { "Role of " (u.username) }
+                                    select id={ "role-" (u.username) } name="role" {
+                                        option value="member" selected[u.role == "member"] { "Member" }
+                                        option value="admin" selected[u.role == "admin"] { "Admin" }
+                                    }
+                                    button type="submit" { "Save" span.visually-hidden { " role of " (u.username) } }
+                                }
+                            }
+                            td { @if u.active { "Active" } @else { "Deactivated" } }
+                            td {
+                                form.inline method="post" action={ (base) "/" (q(&u.username)) } {
+                                    input type="hidden" name="csrf" value=(user.csrf);
+                                    @if u.active {
+                                        input type="hidden" name="action" value="deactivate";
+                                        button.danger type="submit" { "Deactivate" span.visually-hidden { " " (u.username) } }
+                                    } @else {
+                                        input type="hidden" name="action" value="reactivate";
+                                        button type="submit" { "Reactivate" span.visually-hidden { " " (u.username) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Add a user" }
+        form.stack method="post" action=(base) {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="new-username" { "Username" }
+            input #new-username name="username" required maxlength="64" autocomplete="off";
+            label for="new-email" { "Email (optional)" }
+            input #new-email name="email" type="email" autocomplete="off";
+            label for="new-role" { "Role" }
+            select #new-role name="role" {
+                option value="member" { "Member" }
+                option value="admin" { "Admin" }
+            }
+            label for="new-password" { "Initial password (optional)" }
+            input #new-password name="password" type="password" autocomplete="new-password" aria-describedby="pw-hint";
+            p.hint #pw-hint { "At least 12 characters. Leave empty to create an invitation instead; its token is shown once." }
+            div.buttons { button type="submit" { "Add user" } }
+        }
+    })
+}
+
+pub async fn users(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(org_name): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let org = match admin_org(&state, &user, &org_name).await {
+        Ok(org) => org,
+        Err(page) => return page,
+    };
+    match users_body(&state, &user, &org, done.done.as_deref()).await {
+        Ok(body) => org_page(&user, &org.name, "users", "Users", body),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+pub async fn create_user(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(org_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let text = |name| {
+        fields
+            .get(name)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let request = users::CreateUserRequest {
+        username: text("username").unwrap_or_default(),
+        email: text("email"),
+        password: fields.get("password").filter(|p| !p.is_empty()).map(str::to_owned),
+        role: text("role"),
+    };
+    let result = users::create_user(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path(org_name.clone()),
+        ApiJson(request),
+    )
+    .await;
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => return failure(Some(&user), e),
+    };
+    // An invitation's token is in the API's answer; show it once, here.
+    let answer = to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let invite = serde_json::from_slice::<serde_json::Value>(&answer)
+        .ok()
+        .and_then(|v| v.get("invite_token").and_then(|t| t.as_str()).map(str::to_owned));
+    let Some(token) = invite else {
+        return see_other(&with_notice(&format!("/org/{}/users", q(&org_name)), "user-created"));
+    };
+    let body = html! {
+        p.warning role="alert" { strong { "Copy this invitation token now. It will not be shown again." } }
+        div.reveal {
+            label for="invite-token" { "Invitation token" }
+            input #invite-token readonly value=(token) autocomplete="off" spellcheck="false";
+            button type="button" data-copy="invite-token" hidden { "Copy" }
+            span.copy-status role="status" aria-live="polite" {}
+        }
+        p {
+            "Give it to the new user, who sets a password with it at "
+            code { "POST /api/v1/invites/accept" } " within 7 days."
+        }
+        p { a.button href={ "/org/" (q(&org_name)) "/users" } { "Done" } }
+    };
+    org_page(&user, &org_name, "users", "User invited", body)
+}
+
+pub async fn update_user(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path((org_name, username)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let request = match fields.get("action") {
+        Some("role") => users::UpdateUserRequest {
+            role: fields.get("role").map(str::to_owned),
+            active: None,
+        },
+        Some("deactivate") => users::UpdateUserRequest {
+            role: None,
+            active: Some(false),
+        },
+        Some("reactivate") => users::UpdateUserRequest {
+            role: None,
+            active: Some(true),
+        },
+        _ => {
+            return failure(
+                Some(&user),
+                ApiError::InvalidValue("action must be role, deactivate or reactivate".into()),
+            );
+        }
+    };
+    let result = users::update_user(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path((org_name.clone(), username)),
+        ApiJson(request),
+    )
+    .await;
+    match result {
+        Ok(_) => see_other(&with_notice(&format!("/org/{}/users", q(&org_name)), "user-updated")),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+pub async fn teams(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(org_name): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let org = match admin_org(&state, &user, &org_name).await {
+        Ok(org) => org,
+        Err(page) => return page,
+    };
+    let list = match teams::list_teams(State(state.clone()), user.caller.clone(), Path(org.name.clone())).await {
+        Ok(list) => list.0.items,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let body = html! {
+        (notice(done.done.as_deref()))
+        @if list.is_empty() {
+            p.empty { "No teams yet." }
+        } @else {
+            div.table-wrap {
+                table {
+                    thead { tr { th scope="col" { "Team" } th scope="col" { "Created on" } th scope="col" { "Service accounts" } } }
+                    tbody {
+                        @for t in &list {
+                            tr {
+                                td { (t.name) }
+                                td { (when_rfc(&t.created_at)) }
+                                td { a href={ "/" (q(&t.name)) "/service-accounts?org=" (q(&org.name)) } { "Service accounts of " (t.name) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Create a team" }
+        form.stack method="post" action={ "/org/" (q(&org.name)) "/teams" } {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="team-name" { "Team name" }
+            input #team-name name="name" required maxlength="64" aria-describedby="team-hint";
+            p.hint #team-hint { "Letters, digits, dots, dashes and underscores; up to 64 characters." }
+            div.buttons { button type="submit" { "Create team" } }
+        }
+    };
+    org_page(&user, &org.name, "teams", "Teams", body)
+}
+
+pub async fn create_team(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(org_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let request = teams::CreateTeamRequest {
+        name: fields.get("name").unwrap_or("").trim().to_owned(),
+    };
+    let result = teams::create_team(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path(org_name.clone()),
+        ApiJson(request),
+    )
+    .await;
+    match result {
+        Ok(_) => see_other(&with_notice(&format!("/org/{}/teams", q(&org_name)), "team-created")),
+        Err(e) => failure(Some(&user), e),
+    }
+}

@@ -1,0 +1,173 @@
+//! `/<team>/service-accounts`: a team's service accounts and their keys, for the
+//! team's admins and the organization's admins.
+
+use super::keys::{key_table, list};
+use super::{WebUser, failure, notice, page, q, respond, see_other, with_notice};
+use crate::auth::source::SourceAddr;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::service_accounts::{self, CreateServiceAccountRequest};
+use crate::state::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use keysmith_core::policy;
+use keysmith_store::{Org, Team};
+use maud::html;
+use serde::Deserialize;
+
+/// The link to a team's page, naming its organization so that equal team names in
+/// two organizations stay apart.
+pub fn team_path(team: &Team, user: &WebUser) -> String {
+    let org = user.orgs.iter().find(|m| m.org.id == team.org);
+    match org {
+        Some(m) => format!("/{}/service-accounts?org={}", q(&team.name), q(&m.org.name)),
+        None => format!("/{}/service-accounts", q(&team.name)),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct TeamParams {
+    org: Option<String>,
+    done: Option<String>,
+}
+
+/// The team with this name in the user's organizations (in `org` when given), if the
+/// user may manage its service accounts. Members of the organization are told they
+/// are not allowed; anyone else that there is no such team.
+async fn managed_team(
+    state: &AppState,
+    user: &WebUser,
+    name: &str,
+    org: Option<&str>,
+) -> Result<(Org, Team), Response> {
+    let mut found = Vec::new();
+    for m in user.orgs.iter().filter(|m| org.is_none_or(|o| o == m.org.name)) {
+        let team = state
+            .store
+            .find_team(m.org.id, name)
+            .await
+            .map_err(|e| failure(Some(user), e.into()))?;
+        if let Some(team) = team {
+            found.push((m.org.clone(), team));
+        }
+    }
+    // With the same team name in several organizations, prefer the one the user manages.
+    found.sort_by_key(|(o, t)| !policy::may_create_team_service_account(&user.caller.roles, o.id, t.id));
+    let Some((org, team)) = found.into_iter().next() else {
+        return Err(failure(Some(user), ApiError::TeamNotFound));
+    };
+    if !policy::may_create_team_service_account(&user.caller.roles, org.id, team.id) {
+        return Err(failure(
+            Some(user),
+            ApiError::Forbidden("only the team's admins and organization admins can manage its service accounts"),
+        ));
+    }
+    Ok((org, team))
+}
+
+pub async fn service_accounts_page(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(team_name): Path<String>,
+    Query(params): Query<TeamParams>,
+) -> Response {
+    let (org, team) = match managed_team(&state, &user, &team_name, params.org.as_deref()).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let here = team_path(&team, &user);
+    let accounts = service_accounts::list_service_accounts(
+        State(state.clone()),
+        user.caller.clone(),
+        Path(org.name.clone()),
+        RawQuery(Some(format!("team={}", q(&team.name)))),
+    )
+    .await;
+    let accounts = match accounts {
+        Ok(list) => list.0.items,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let mut sections = Vec::new();
+    for account in &accounts {
+        match list(&state, &user, format!("owner={}&limit=100", q(&account.name))).await {
+            Ok(keys) => sections.push((account, keys.items)),
+            Err(e) => return failure(Some(&user), e),
+        }
+    }
+    let body = html! {
+        p.crumb { "Organization " strong { (org.name) } " · team " strong { (team.name) } }
+        h1 { "Service accounts" }
+        (notice(params.done.as_deref()))
+        p {
+            "Service accounts run automation (CI jobs, training pipelines) without a person's key. "
+            "Their keys belong to the team, not to whoever created them."
+        }
+        @if sections.is_empty() {
+            p.empty { "This team has no service accounts yet." }
+        }
+        @for (account, keys) in &sections {
+            section.account aria-labelledby={ "sa-" (account.name) } {
+                h2 id={ "sa-" (account.name) } { (account.name) }
+                @if !account.description.is_empty() { p { (account.description) } }
+                p {
+                    a.button href={ "/keys/new?owner=" (q(&account.name)) "&back=" (q(&here)) } {
+                        "Create API key" span.visually-hidden { " for " (account.name) }
+                    }
+                }
+                (key_table(&user, keys, &here, false, html! { "No API keys yet." }))
+            }
+        }
+        h2 { "Create a service account" }
+        form.stack method="post" action=(here) {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="sa-name" { "Name" }
+            input #sa-name name="name" required maxlength="64" aria-describedby="sa-hint";
+            p.hint #sa-hint { "Letters, digits, dots, dashes and underscores, such as “ci-bot”." }
+            label for="sa-description" { "Description (optional)" }
+            input #sa-description name="description" maxlength="1024";
+            div.buttons { button type="submit" { "Create service account" } }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        page(Some(&user), &format!("{} service accounts", team.name), body),
+    )
+}
+
+pub async fn create_account(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(team_name): Path<String>,
+    Query(params): Query<TeamParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let (org, team) = match managed_team(&state, &user, &team_name, params.org.as_deref()).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let request = CreateServiceAccountRequest {
+        name: fields.get("name").unwrap_or("").trim().to_owned(),
+        description: fields.get("description").unwrap_or("").trim().to_owned(),
+        team: Some(team.name.clone()),
+    };
+    let result = service_accounts::create_service_account(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path(org.name.clone()),
+        ApiJson(request),
+    )
+    .await;
+    match result {
+        Ok(_) => see_other(&with_notice(&team_path(&team, &user), "service-account-created")),
+        Err(e) => failure(Some(&user), e),
+    }
+}

@@ -1,0 +1,484 @@
+//! The web interface over HTTP, without a browser: redirects, cookies, CSRF, the key
+//! shown once, who may reach which page, and the headers every page carries. The
+//! browser itself is driven in `keysmith-cli/tests/browser.rs`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{ADMIN_PASSWORD, Auth, Reply, Session, TestApp, USER_PASSWORD};
+use serde_json::json;
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter().copied())
+        .finish()
+}
+
+async fn get(app: &TestApp, session: Option<&Session>, path: &str) -> Reply {
+    let mut r = Request::builder().method(Method::GET).uri(path);
+    if let Some(s) = session {
+        r = r.header(header::COOKIE, &s.cookie);
+    }
+    app.send(r.body(Body::empty()).unwrap()).await
+}
+
+/// A form POST as a browser sends it: the cookie, never the CSRF header.
+async fn post(app: &TestApp, session: Option<&Session>, path: &str, fields: &[(&str, &str)]) -> Reply {
+    let mut r = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    if let Some(s) = session {
+        r = r.header(header::COOKIE, &s.cookie);
+    }
+    app.send(r.body(Body::from(form_body(fields))).unwrap()).await
+}
+
+fn location(r: &Reply) -> &str {
+    r.headers
+        .get(header::LOCATION)
+        .unwrap_or_else(|| panic!("no redirect: {} {}", r.status, r.text))
+        .to_str()
+        .unwrap()
+}
+
+/// Creates a key through the web form and returns (the page's key, key ID, the page).
+async fn create_in_browser(app: &TestApp, s: &Session, name: &str, owner: Option<&str>) -> (String, String, Reply) {
+    let mut fields = vec![("csrf", s.csrf.as_str()), ("name", name), ("back", "/settings")];
+    if let Some(owner) = owner {
+        fields.push(("owner", owner));
+    }
+    let r = post(app, Some(s), "/keys/new", &fields).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let to = location(&r).to_owned();
+    assert!(to.starts_with("/keys/") && to.contains("/created"), "{to}");
+    let key_id = to.trim_start_matches("/keys/").split('/').next().unwrap().to_owned();
+    let page = get(app, Some(s), &to).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let start = page.text.find("value=\"wandb_v1_").expect("the key is on the page") + 7;
+    let key = page.text[start..start + 86].to_owned();
+    assert!(!to.contains(&key), "the key never travels in a URL");
+    (key, key_id, page)
+}
+
+#[tokio::test]
+async fn pages_need_a_session_and_send_the_browser_to_sign_in() {
+    let app = TestApp::sqlite().await;
+    let r = get(&app, None, "/settings").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/login?next=%2Fsettings");
+    // The link the wandb SDK prints lands on key creation after sign-in.
+    let r = get(&app, None, "/authorize?ref=models").await;
+    assert_eq!(location(&r), "/login?next=%2Fauthorize%3Fref%3Dmodels");
+    let r = get(&app, None, "/login?next=%2Fauthorize%3Fref%3Dmodels").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        r.text.contains("name=\"next\" value=\"/authorize?ref=models\""),
+        "{}",
+        r.text
+    );
+
+    let r = post(
+        &app,
+        None,
+        "/login",
+        &[("username", "admin"), ("password", "wrong-password")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.text.contains("Wrong username or password."));
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+
+    let r = post(
+        &app,
+        None,
+        "/login",
+        &[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("next", "/authorize?ref=models"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(location(&r), "/authorize?ref=models");
+    let cookie = r.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"));
+    let session = Session {
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+        csrf: String::new(),
+    };
+    let r = get(&app, Some(&session), "/authorize?ref=models").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("action=\"/keys/new\"") && r.text.contains("value=\"wandb SDK\""));
+
+    // Another site as `next` is ignored.
+    let r = post(
+        &app,
+        None,
+        "/login",
+        &[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+            ("next", "//evil.example/"),
+        ],
+    )
+    .await;
+    assert_eq!(location(&r), "/settings");
+}
+
+#[tokio::test]
+async fn the_cookie_is_secure_when_the_browser_came_over_https() {
+    let app = TestApp::sqlite().await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/login")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("x-forwarded-proto", "https")
+        .body(Body::from(form_body(&[
+            ("username", "admin"),
+            ("password", ADMIN_PASSWORD),
+        ])))
+        .unwrap();
+    let r = app.send(request).await;
+    assert!(
+        r.headers
+            .get(header::SET_COOKIE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .ends_with("; Secure")
+    );
+}
+
+#[tokio::test]
+async fn a_key_created_in_the_browser_is_shown_once_and_works() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let (key, key_id, page) = create_in_browser(&app, &s, "laptop", None).await;
+    assert!(page.text.contains("It will not be shown again"));
+    assert_eq!(page.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
+    let me = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key.clone()), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "the key from the page authenticates");
+
+    // A reload shows the key ID only.
+    let again = get(&app, Some(&s), &format!("/keys/{key_id}/created?back=/settings")).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert!(!again.text.contains(&key), "shown once");
+    assert!(again.text.contains(&key_id));
+    let settings = get(&app, Some(&s), "/settings").await;
+    assert!(settings.text.contains(&key_id) && settings.text.contains("laptop"));
+    assert!(!settings.text.contains(&key));
+
+    // Rename, then delete with its confirmation page.
+    let r = post(
+        &app,
+        Some(&s),
+        &format!("/keys/{key_id}/rename"),
+        &[("csrf", &s.csrf), ("name", "work laptop"), ("back", "/settings")],
+    )
+    .await;
+    assert_eq!(location(&r), "/settings?done=renamed");
+    let r = post(
+        &app,
+        Some(&s),
+        &format!("/keys/{key_id}/rename"),
+        &[("csrf", &s.csrf), ("name", ""), ("back", "/settings")],
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "an empty name is explained on the form"
+    );
+    let confirm = get(&app, Some(&s), &format!("/keys/{key_id}/delete?back=/settings")).await;
+    assert!(confirm.text.contains("stop working immediately") && confirm.text.contains("work laptop"));
+    let r = post(
+        &app,
+        Some(&s),
+        &format!("/keys/{key_id}/delete"),
+        &[("csrf", &s.csrf), ("back", "/settings")],
+    )
+    .await;
+    assert_eq!(location(&r), "/settings?done=deleted");
+    let me = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "deleted means refused");
+}
+
+#[tokio::test]
+async fn several_keys_are_deleted_together_after_a_confirmation() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let (k1, id1, _) = create_in_browser(&app, &s, "one", None).await;
+    let (k2, id2, _) = create_in_browser(&app, &s, "two", None).await;
+    let (k3, _, _) = create_in_browser(&app, &s, "three", None).await;
+    let fields = [
+        ("csrf", s.csrf.as_str()),
+        ("back", "/settings"),
+        ("key_id", &id1),
+        ("key_id", &id2),
+    ];
+    let r = post(&app, Some(&s), "/keys/delete-selected", &fields).await;
+    assert_eq!(r.status, StatusCode::OK, "first a confirmation");
+    assert!(r.text.contains("Delete 2 API keys") && r.text.contains("one") && r.text.contains("two"));
+    let viewer = |k: String| async { app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(k), None).await };
+    assert_eq!(viewer(k1.clone()).await.status, StatusCode::OK, "nothing deleted yet");
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let r = post(&app, Some(&s), "/keys/delete-selected", &confirmed).await;
+    assert_eq!(location(&r), "/settings?done=deleted-selected");
+    assert_eq!(viewer(k1).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(viewer(k2).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(viewer(k3).await.status, StatusCode::OK, "the unticked key still works");
+    let r = post(&app, Some(&s), "/keys/delete-selected", &[("csrf", &s.csrf)]).await;
+    assert_eq!(location(&r), "/settings?done=none-selected");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_site_are_refused() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    for fields in [vec![("name", "x")], vec![("name", "x"), ("csrf", "not-the-token")]] {
+        let r = post(&app, Some(&s), "/keys/new", &fields).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(r.text.contains("csrf_token_invalid"));
+    }
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/keys/new")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &s.cookie)
+        .header("sec-fetch-site", "cross-site")
+        .body(Body::from(form_body(&[("csrf", &s.csrf), ("name", "x")])))
+        .unwrap();
+    assert_eq!(app.send(request).await.status, StatusCode::FORBIDDEN);
+    let r = post(&app, Some(&s), "/logout", &[]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "even signing out needs the token");
+    let keys = app
+        .request(Method::GET, "/api/v1/api-keys", &Auth::Session(s.clone()), None)
+        .await;
+    assert_eq!(
+        keys.body["items"].as_array().unwrap().len(),
+        0,
+        "no refused form created a key"
+    );
+    let r = post(&app, Some(&s), "/logout", &[("csrf", &s.csrf)]).await;
+    assert_eq!(location(&r), "/login?done=signed-out");
+    let r = get(&app, Some(&s), "/settings").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "the session is over");
+}
+
+#[tokio::test]
+async fn members_cannot_reach_admin_pages_and_team_admins_manage_service_accounts() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    app.add_user("dev").await;
+    app.add_user("lead").await;
+    let ok = |r: Reply| assert!(r.status.is_success(), "{} {}", r.status, r.text);
+    ok(app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/teams",
+            &admin,
+            Some(json!({"name": "nlp"})),
+        )
+        .await);
+    ok(app
+        .request(
+            Method::PUT,
+            "/api/v1/orgs/default/teams/nlp/members/lead",
+            &admin,
+            Some(json!({"role": "admin"})),
+        )
+        .await);
+    ok(app
+        .request(
+            Method::PUT,
+            "/api/v1/orgs/default/teams/nlp/members/dev",
+            &admin,
+            Some(json!({"role": "member"})),
+        )
+        .await);
+
+    let dev = app.sign_in("dev", USER_PASSWORD).await;
+    for path in [
+        "/org/default/keys",
+        "/org/default/audit-log",
+        "/org/default/users",
+        "/org/default/teams",
+        "/org/default/settings",
+        "/nlp/service-accounts",
+    ] {
+        let r = get(&app, Some(&dev), path).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(!r.text.contains("<table"), "{path} shows nothing");
+    }
+    let r = get(&app, Some(&dev), "/org/other/keys").await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "another org does not exist for a member"
+    );
+    let r = post(
+        &app,
+        Some(&dev),
+        "/org/default/settings",
+        &[("csrf", &dev.csrf), ("key_creation_disabled", "on")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+
+    let lead = app.sign_in("lead", USER_PASSWORD).await;
+    let settings = get(&app, Some(&lead), "/settings").await;
+    assert!(
+        settings.text.contains("/nlp/service-accounts?org=default"),
+        "the nav links the team"
+    );
+    let r = post(
+        &app,
+        Some(&lead),
+        "/nlp/service-accounts",
+        &[("csrf", &lead.csrf), ("name", "ci-bot"), ("description", "CI")],
+    )
+    .await;
+    assert_eq!(
+        location(&r),
+        "/nlp/service-accounts?org=default&done=service-account-created"
+    );
+    let (key, key_id, _) = create_in_browser(&app, &lead, "ci", Some("ci-bot")).await;
+    let me = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
+        .await;
+    assert_eq!(me.body["username"], "ci-bot", "{}", me.text);
+    let page = get(&app, Some(&lead), "/nlp/service-accounts?org=default").await;
+    assert!(page.text.contains("ci-bot") && page.text.contains(&key_id));
+    let r = get(&app, Some(&lead), "/org/default/keys").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "a team admin is not an org admin");
+}
+
+#[tokio::test]
+async fn org_admins_filter_every_key_and_change_settings() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    app.add_user("dev").await;
+    let dev = app.sign_in("dev", USER_PASSWORD).await;
+    let (_, dev_key, _) = create_in_browser(&app, &dev, "dev laptop", None).await;
+    let (_, admin_key, _) = create_in_browser(&app, &s, "admin laptop", None).await;
+    let all = get(&app, Some(&s), "/org/default/keys").await;
+    assert!(all.text.contains(&dev_key) && all.text.contains(&admin_key));
+    let mine = get(&app, Some(&s), "/org/default/keys?owner=dev").await;
+    assert!(mine.text.contains(&dev_key) && !mine.text.contains(&admin_key));
+    let sas = get(&app, Some(&s), "/org/default/keys?kind=service_account").await;
+    assert!(sas.text.contains("No keys match"));
+    let bad = get(&app, Some(&s), "/org/default/keys?kind=robot").await;
+    assert_eq!(
+        bad.status,
+        StatusCode::BAD_REQUEST,
+        "a bad filter is explained, not a 500"
+    );
+
+    let audit = get(&app, Some(&s), "/org/default/audit-log?action=api_key.created").await;
+    assert!(audit.text.contains(&dev_key));
+
+    let r = post(
+        &app,
+        Some(&s),
+        "/org/default/settings",
+        &[("csrf", &s.csrf), ("key_creation_disabled", "on")],
+    )
+    .await;
+    assert_eq!(location(&r), "/org/default/settings?done=saved");
+    let r = post(
+        &app,
+        Some(&dev),
+        "/keys/new",
+        &[("csrf", &dev.csrf), ("name", "another")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        r.text
+            .contains("API key creation has been disabled by your organization administrator")
+    );
+
+    let r = post(
+        &app,
+        Some(&s),
+        "/org/default/users",
+        &[("csrf", &s.csrf), ("username", "newbie"), ("role", "member")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "an invitation shows its token once");
+    assert!(r.text.contains("invite-token"));
+    let r = post(
+        &app,
+        Some(&s),
+        "/org/default/users/dev",
+        &[("csrf", &s.csrf), ("action", "deactivate")],
+    )
+    .await;
+    assert_eq!(location(&r), "/org/default/users?done=user-updated");
+    let r = get(&app, Some(&dev), "/settings").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "a deactivated user's session ends");
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    create_in_browser(&app, &s, "laptop", None).await;
+    for path in [
+        "/login",
+        "/settings",
+        "/keys/new",
+        "/org/default/keys",
+        "/org/default/users",
+        "/org/default/audit-log",
+    ] {
+        let r = get(&app, Some(&s), path).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let csp = r
+            .headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .unwrap()
+            .to_str()
+            .unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+            "{csp}"
+        );
+        assert!(!csp.contains("unsafe"), "{csp}");
+        assert_eq!(r.headers.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
+        assert!(!r.text.contains("<script>") && !r.text.contains(" style=") && !r.text.contains(" onclick"));
+        assert!(!r.text.contains("https://"), "{path}: no asset from elsewhere");
+        for form in r.text.split("<form method=\"post\"").skip(1) {
+            let form = &form[..form.find("</form>").unwrap()];
+            assert!(
+                path == "/login" || form.contains("name=\"csrf\""),
+                "{path}: a form without its token"
+            );
+        }
+    }
+    for (path, kind) in [
+        ("/static/keysmith.css", "text/css"),
+        ("/static/keysmith.js", "text/javascript"),
+    ] {
+        let r = get(&app, None, path).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(
+            r.headers
+                .get(header::CONTENT_TYPE)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+    }
+}
