@@ -119,9 +119,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     ));
 
     println!("Keysmith is listening on http://{addr}");
-    println!("  sign in:   curl -c cookies.txt -H 'Content-Type: application/json' \\");
-    println!("               -d '{{\"username\":\"admin\",\"password\":\"…\"}}' http://{addr}/api/v1/session");
-    println!("  wandb SDK: WANDB_BASE_URL=http://{addr} (with a key from POST /api/v1/api-keys)");
+    println!("  sign in:   open http://{addr}/ in a browser; create keys under User settings");
+    println!("  wandb SDK: wandb login --host http://{addr}  (or WANDB_BASE_URL=http://{addr})");
+    println!("  CLI:       keysmith login --host http://{addr}");
     tracing::info!(listen.address = %addr, "serving");
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -170,7 +170,10 @@ fn announce_first_admin(done: &Bootstrapped, listen: SocketAddr) {
             println!();
             println!("      {}", password.expose());
             println!();
-            println!("  Sign in at http://{listen}/api/v1/session. To choose the password instead, set");
+            println!(
+                "  Sign in as `{}` at http://{listen}/. To choose the password instead, set",
+                done.username
+            );
             println!("  KEYSMITH_ADMIN_PASSWORD or KEYSMITH_ADMIN_PASSWORD_FILE before the first start.");
             println!();
         }

@@ -273,7 +273,7 @@ pub async fn audit_log(
                                 td { code { (e.action) } }
                                 td { (e.target_kind) " " code { (e.target) } }
                                 td { (e.source_address.as_deref().unwrap_or("")) }
-                                td { @if let Some(d) = &e.detail { code { (d.to_string()) } } }
+                                td { @if let Some(d) = &e.detail { (detail(d)) } }
                             }
                         }
                     }
@@ -283,6 +283,22 @@ pub async fn audit_log(
         (next_page(&here, entries.next_cursor.as_deref()))
     };
     org_page(&user, &org.name, "audit-log", "Audit log", body)
+}
+
+/// An audit entry's details as `name: value` pairs.
+fn detail(value: &serde_json::Value) -> String {
+    let Some(fields) = value.as_object() else {
+        return value.to_string();
+    };
+    fields
+        .iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => format!("{k}: {s}"),
+            serde_json::Value::Null => format!("{k}: none"),
+            other => format!("{k}: {other}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[derive(Deserialize, Default)]
