@@ -59,6 +59,8 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
             owner: user.id,
             created_by: None,
             created_at: now,
+            expires_at: None,
+            rotated_from: None,
         };
         let audit: Vec<NewAuditEntry> = orgs
             .iter()

@@ -119,7 +119,7 @@ fn serve_uses_postgres_when_given_its_url() {
     );
     sign_in(&server.url, "admin", PASSWORD);
     assert!(
-        !dir.path().join("data").exists(),
+        !dir.path().join("data/keysmith.db").exists(),
         "no SQLite file when PostgreSQL is chosen"
     );
     let count = cluster

@@ -92,6 +92,19 @@ pub fn key_creation_allowed(owner: &OwnerScope, disabled: impl Fn(OrgId) -> bool
     }
 }
 
+/// The longest lifetime, in days, an organization policy allows a new key of this
+/// owner: the strictest of the owner's organizations for a user (0 means no limit),
+/// the service account's organization for a service account. `None`: no limit.
+/// `limits(org)` gives an organization's (user keys, service account keys) limits.
+pub fn max_key_lifetime_days(owner: &OwnerScope, limits: impl Fn(OrgId) -> (u32, u32)) -> Option<u32> {
+    match owner {
+        OwnerScope::User { orgs } => orgs.iter().map(|o| limits(*o).0).filter(|d| *d > 0).min(),
+        OwnerScope::TeamServiceAccount { org, .. } | OwnerScope::OrgServiceAccount { org } => {
+            Some(limits(*org).1).filter(|d| *d > 0)
+        }
+    }
+}
+
 /// Where a principal belongs, whoever asks: the absolute form of [`Owner`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnerScope {
@@ -243,5 +256,31 @@ mod tests {
             &OwnerScope::OrgServiceAccount { org: O },
             disabled
         ));
+    }
+
+    #[test]
+    fn the_strictest_lifetime_policy_of_the_owners_orgs_applies() {
+        let limits = |o: OrgId| match o.0 {
+            1 => (90, 30),
+            2 => (0, 365),
+            _ => (7, 0),
+        };
+        let user = OwnerScope::User {
+            orgs: vec![OrgId(1), OrgId(2)],
+        };
+        assert_eq!(max_key_lifetime_days(&user, limits), Some(90));
+        let user = OwnerScope::User { orgs: vec![OrgId(2)] };
+        assert_eq!(max_key_lifetime_days(&user, limits), None, "0 means no limit");
+        let user = OwnerScope::User {
+            orgs: vec![OrgId(1), OrgId(3)],
+        };
+        assert_eq!(max_key_lifetime_days(&user, limits), Some(7));
+        let bot = OwnerScope::TeamServiceAccount {
+            org: OrgId(1),
+            team: TeamId(5),
+        };
+        assert_eq!(max_key_lifetime_days(&bot, limits), Some(30));
+        let org_bot = OwnerScope::OrgServiceAccount { org: OrgId(3) };
+        assert_eq!(max_key_lifetime_days(&org_bot, limits), None);
     }
 }

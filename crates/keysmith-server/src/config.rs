@@ -48,6 +48,16 @@ pub struct Config {
     pub secure_cookies: bool,
     /// How often last-used times are written to the database.
     pub usage_flush_seconds: u32,
+    /// The file holding the server's secret (from which webhook signing secrets are
+    /// derived); default `<data_dir>/server-secret`, created on first start. Replicas
+    /// must share it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_secret_file: Option<PathBuf>,
+    /// GitHub's secret scanning public keys, as GitHub publishes them at
+    /// `https://api.github.com/meta/public_keys/secret_scanning`; unset: the
+    /// secret scanning endpoint is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub github_secret_scanning_keys_file: Option<PathBuf>,
 }
 
 /// Redacts the admin password and the database URL (which may hold a password).
@@ -90,6 +100,8 @@ impl Default for Config {
             session_ttl_hours: 12,
             secure_cookies: false,
             usage_flush_seconds: 30,
+            server_secret_file: None,
+            github_secret_scanning_keys_file: None,
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum ApiError {
     /// owner is deactivated. One code for all, so a caller learns nothing about which.
     #[error("the API key is not valid")]
     InvalidApiKey,
+    /// A genuine key past its expiry (or the end of its rotation's grace period).
+    #[error("the API key has expired; create a new one")]
+    ApiKeyExpired,
     #[error("the Authorization header is malformed: {0}")]
     MalformedAuthorization(&'static str),
     #[error("wrong username or password")]
@@ -30,6 +33,16 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("no API key with this ID")]
     ApiKeyNotFound,
+    #[error("{0}")]
+    ExpiryExceedsPolicy(String),
+    #[error("this key is already being rotated; finish that rotation (delete the old key) or delete the new key first")]
+    RotationInProgress,
+    #[error("secret scanning reports are not accepted here: no GitHub public keys are configured")]
+    SecretScanningNotConfigured,
+    #[error("the request signature does not verify: {0}")]
+    SignatureInvalid(&'static str),
+    #[error("no webhook with this ID in the organization")]
+    WebhookNotFound,
     #[error("no organization with this name")]
     OrgNotFound,
     #[error("no team with this name in the organization")]
@@ -103,12 +116,18 @@ impl ApiError {
         match self {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidApiKey => "invalid_api_key",
+            Self::ApiKeyExpired => "api_key_expired",
             Self::MalformedAuthorization(_) => "malformed_authorization",
             Self::InvalidCredentials => "invalid_credentials",
             Self::SessionExpired => "session_expired",
             Self::CsrfTokenInvalid => "csrf_token_invalid",
             Self::RateLimited { .. } => "rate_limited",
             Self::ApiKeyNotFound => "api_key_not_found",
+            Self::ExpiryExceedsPolicy(_) => "expiry_exceeds_policy",
+            Self::RotationInProgress => "rotation_in_progress",
+            Self::SecretScanningNotConfigured => "secret_scanning_not_configured",
+            Self::SignatureInvalid(_) => "signature_invalid",
+            Self::WebhookNotFound => "webhook_not_found",
             Self::OrgNotFound => "org_not_found",
             Self::TeamNotFound => "team_not_found",
             Self::UserNotFound => "user_not_found",
@@ -139,9 +158,14 @@ impl ApiError {
         match self {
             Self::Unauthenticated
             | Self::InvalidApiKey
+            | Self::ApiKeyExpired
             | Self::MalformedAuthorization(_)
             | Self::InvalidCredentials
+            | Self::SignatureInvalid(_)
             | Self::SessionExpired => StatusCode::UNAUTHORIZED,
+            Self::ExpiryExceedsPolicy(_) => StatusCode::BAD_REQUEST,
+            Self::RotationInProgress => StatusCode::CONFLICT,
+            Self::SecretScanningNotConfigured | Self::WebhookNotFound => StatusCode::NOT_FOUND,
             Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled | Self::LegacyKeysNotAllowed => {
                 StatusCode::FORBIDDEN
             }

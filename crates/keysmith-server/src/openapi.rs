@@ -16,7 +16,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
     modifiers(&SecuritySchemes),
     tags(
         (name = "session", description = "Sign in and out with a password"),
-        (name = "api-keys", description = "Create, list, rename and delete API keys"),
+        (name = "api-keys", description = "Create, list, rename, rotate and delete API keys; revoke exposed keys"),
+        (name = "leak-response", description = "Reports of exposed keys from GitHub's secret scanning"),
+        (name = "webhooks", description = "Key events delivered to your endpoints (Standard Webhooks)"),
         (name = "viewer", description = "Who is calling"),
         (name = "health", description = "Liveness and readiness"),
     )

@@ -6,7 +6,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::routes::router;
-use crate::state::{AppState, Settings};
+use crate::leak::github::GitHubKeys;
+use crate::state::{AppState, ServerSecret, Settings};
+use base64::Engine;
 use keysmith_core::SecretString;
 use keysmith_core::role::PrincipalKind;
 use keysmith_store::{NewUser, Store, StoreError};
@@ -30,6 +32,10 @@ pub enum RunError {
     Serve(std::io::Error),
     #[error("cannot create the first admin: {0}")]
     Bootstrap(String),
+    #[error("the server secret file {path}: {detail}")]
+    ServerSecret { path: String, detail: String },
+    #[error("github_secret_scanning_keys_file {path}: {detail}")]
+    GitHubKeys { path: String, detail: String },
 }
 
 /// What first start created.
@@ -97,6 +103,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         Err(e) => return Err(RunError::Bootstrap(e.to_string())),
     }
 
+    let secret_path = config
+        .server_secret_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("server-secret"));
+    let server_secret = load_server_secret(&secret_path)?;
+    let github_keys = match &config.github_secret_scanning_keys_file {
+        None => GitHubKeys::default(),
+        Some(path) => {
+            let err = |detail: String| RunError::GitHubKeys {
+                path: path.display().to_string(),
+                detail,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            GitHubKeys::from_json(&text).map_err(err)?
+        }
+    };
     let state = AppState::new(
         store.clone(),
         clock,
@@ -104,6 +126,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             key_prefix: config.key_prefix(),
             session_ttl_ms: i64::from(config.session_ttl_hours) * 3600 * 1000,
             secure_cookies: config.secure_cookies,
+            github_keys,
+            server_secret,
         },
     );
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -117,6 +141,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         state.clone(),
         Duration::from_secs(u64::from(config.usage_flush_seconds)),
     ));
+    let webhook_worker = tokio::spawn(webhook_work(state.clone()));
 
     println!("Keysmith is listening on http://{addr}");
     println!("  sign in:   open http://{addr}/ in a browser; create keys under User settings");
@@ -127,6 +152,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     flusher.abort();
+    webhook_worker.abort();
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::error!(error.detail = %e, "could not write last-used times at shutdown");
     }
@@ -152,6 +178,36 @@ async fn background_work(state: AppState, interval: Duration) {
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error.detail = %e, "could not remove expired sessions"),
             }
+        }
+    }
+}
+
+/// Every second: queue new events for webhooks and send what is due; every minute:
+/// announce keys that expire soon.
+async fn webhook_work(state: AppState) {
+    let client = match crate::webhooks::client() {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error.detail = %e, "webhooks are off: no HTTP client");
+            return;
+        }
+    };
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        ticker.tick().await;
+        if ticks % 60 == 0
+            && let Err(e) = crate::webhooks::announce_expiring(&state).await
+        {
+            tracing::warn!(error.detail = %e, "could not announce expiring keys");
+        }
+        ticks += 1;
+        if let Err(e) = crate::webhooks::pump(&state).await {
+            tracing::warn!(error.detail = %e, "could not queue webhook deliveries");
+        }
+        if let Err(e) = crate::webhooks::deliver_due(&state, &client).await {
+            tracing::warn!(error.detail = %e, "could not send webhook deliveries");
         }
     }
 }
@@ -185,6 +241,47 @@ fn announce_first_admin(done: &Bootstrapped, listen: SocketAddr) {
 }
 
 /// The data directory holds password hashes and key digests: only its owner may read it.
+/// Reads the server secret (base64 of 32 bytes), or creates it, readable only by the
+/// owner, when the file does not exist.
+fn load_server_secret(path: &std::path::Path) -> Result<ServerSecret, RunError> {
+    let err = |detail: String| RunError::ServerSecret {
+        path: path.display().to_string(),
+        detail,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| err("not base64".into()))?;
+            let bytes: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| err("must hold 32 bytes, base64-encoded".into()))?;
+            Ok(ServerSecret(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                create_private_dir(dir)?;
+            }
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).map_err(|e| err(format!("no random source: {e}")))?;
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(path).map_err(|e| err(e.to_string()))?;
+            std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| err(e.to_string()))?;
+            file.sync_all().map_err(|e| err(e.to_string()))?;
+            tracing::info!(path = %path.display(), "server secret created");
+            Ok(ServerSecret(bytes))
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
 fn create_private_dir(path: &std::path::Path) -> Result<(), RunError> {
     let err = |source| RunError::DataDir {
         path: path.display().to_string(),

@@ -2,6 +2,7 @@
 
 use crate::clock::Clock;
 use crate::handoff::KeyHandoff;
+use crate::leak::github::GitHubKeys;
 use crate::rate_limit::FailureLimiter;
 use crate::usage::UsageRecorder;
 use keysmith_core::{KeyPrefix, UserId};
@@ -30,6 +31,34 @@ pub struct Inner {
     pub reveal: KeyHandoff<(UserId, String)>,
     pub sign_in_by_account: FailureLimiter,
     pub sign_in_by_address: FailureLimiter,
+    /// GitHub's secret scanning keys; empty when not configured.
+    pub github_keys: GitHubKeys,
+    /// The server's secret, from which webhook signing secrets are derived.
+    pub server_secret: ServerSecret,
+}
+
+/// 32 random bytes that never leave the process: webhook signing secrets are derived
+/// from it, so the database holds none. Its `Debug` shows nothing.
+#[derive(Clone)]
+pub struct ServerSecret(pub [u8; 32]);
+
+impl std::fmt::Debug for ServerSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerSecret(<redacted>)")
+    }
+}
+
+impl ServerSecret {
+    /// A fresh random secret.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 32];
+        // getrandom fails only without an OS random source; all zeros would still
+        // derive working (if guessable) secrets, and the server logs the failure.
+        if let Err(e) = getrandom::fill(&mut bytes) {
+            tracing::error!(error.detail = %e, "no random source for the server secret");
+        }
+        Self(bytes)
+    }
 }
 
 impl std::ops::Deref for AppState {
@@ -45,6 +74,8 @@ pub struct Settings {
     pub key_prefix: KeyPrefix,
     pub session_ttl_ms: i64,
     pub secure_cookies: bool,
+    pub github_keys: GitHubKeys,
+    pub server_secret: ServerSecret,
 }
 
 impl Default for Settings {
@@ -53,6 +84,8 @@ impl Default for Settings {
             key_prefix: KeyPrefix::default(),
             session_ttl_ms: 12 * 3600 * 1000,
             secure_cookies: false,
+            github_keys: GitHubKeys::default(),
+            server_secret: ServerSecret::random(),
         }
     }
 }
@@ -70,6 +103,8 @@ impl AppState {
             reveal: KeyHandoff::default(),
             sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
             sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
+            github_keys: settings.github_keys,
+            server_secret: settings.server_secret,
         }))
     }
 

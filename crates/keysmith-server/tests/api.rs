@@ -522,6 +522,8 @@ async fn legacy_keys_authenticate_beside_new_keys() {
                     owner: admin.id,
                     created_by: None,
                     created_at: common::START_MS,
+                    expires_at: None,
+                    rotated_from: None,
                 },
                 &[],
             )

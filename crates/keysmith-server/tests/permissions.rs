@@ -114,6 +114,8 @@ async fn key_for(store: &dyn Store, owner: UserId, name: &str) -> (String, Strin
                 owner,
                 created_by: Some(owner),
                 created_at: START_MS,
+                expires_at: None,
+                rotated_from: None,
             },
             &[],
         )

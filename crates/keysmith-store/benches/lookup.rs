@@ -38,6 +38,8 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
                     owner: owner.id,
                     created_by: None,
                     created_at: i as i64,
+                    expires_at: None,
+                    rotated_from: None,
                 },
                 &[],
             )

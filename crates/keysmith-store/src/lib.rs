@@ -170,7 +170,46 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_key(&self, key_id: &KeyId, audit: &[NewAuditEntry]) -> Result<bool>;
     /// Records last-use times in one transaction; a time never moves backwards.
     async fn record_key_use(&self, uses: &[(KeyId, i64)]) -> Result<()>;
+    /// Records where keys were used from, in one transaction, keeping the
+    /// [`MAX_SOURCES_PER_KEY`] most recent distinct sources of each key.
+    async fn record_key_sources(&self, uses: &[KeySourceUse]) -> Result<()>;
+    /// A key's recent sources, most recent first.
+    async fn key_sources(&self, key_id: &KeyId) -> Result<Vec<KeySource>>;
+    /// Rotation: inserts `new` (which names `old` in `rotated_from`) and lets `old`
+    /// expire at `old_expires_at` (`None` leaves its expiry as it is), in one
+    /// transaction. `None` if `old` no longer exists.
+    async fn rotate_key(
+        &self,
+        old: &KeyId,
+        new: NewKey,
+        old_expires_at: Option<i64>,
+        audit: &[NewAuditEntry],
+    ) -> Result<Option<StoredKey>>;
+    /// Keys that expire after `now` and by `until` and were not yet announced as
+    /// expiring soon.
+    async fn keys_expiring(&self, now: i64, until: i64, limit: u32) -> Result<Vec<StoredKey>>;
+    /// Marks a key as announced, with its audit entries; `false` if another replica
+    /// did it first (or the key is gone).
+    async fn mark_expiry_warned(&self, key_id: &KeyId, at: i64, audit: &[NewAuditEntry]) -> Result<bool>;
 
     // ------------------------------------------------------------ audit
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+
+    // ------------------------------------------------------------ webhooks
+    async fn create_webhook(&self, webhook: NewWebhook, audit: &[NewAuditEntry]) -> Result<Webhook>;
+    async fn list_webhooks(&self, org: OrgId) -> Result<Vec<Webhook>>;
+    async fn get_webhook(&self, id: i64) -> Result<Option<Webhook>>;
+    async fn delete_webhook(&self, id: i64, audit: &[NewAuditEntry]) -> Result<bool>;
+    /// The outbox cursor and up to `limit` audit entries after it, oldest first.
+    async fn outbox_batch(&self, limit: u32) -> Result<(i64, Vec<AuditEntry>)>;
+    /// Moves the outbox cursor from `from` to `to` and queues `deliveries`, in one
+    /// transaction; `false` (nothing written) if the cursor was no longer at `from`.
+    async fn commit_outbox(&self, from: i64, to: i64, deliveries: &[NewDelivery]) -> Result<bool>;
+    /// Claims up to `limit` pending deliveries due at `now` until `lease_until`, so that
+    /// no other replica sends them meanwhile; with their endpoints.
+    async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<(Delivery, Webhook)>>;
+    /// Records an attempt's outcome.
+    async fn finish_attempt(&self, delivery: i64, result: &AttemptResult) -> Result<()>;
+    /// An endpoint's deliveries, newest first.
+    async fn list_deliveries(&self, endpoint: i64, limit: u32) -> Result<Vec<Delivery>>;
 }

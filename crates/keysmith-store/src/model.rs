@@ -14,6 +14,10 @@ pub struct Org {
     pub key_creation_disabled: bool,
     /// Members may mint legacy-format keys (40 hex) for SDKs older than 0.22.3.
     pub legacy_keys_allowed: bool,
+    /// Longest lifetime of a new user key, in days; 0: no limit.
+    pub max_user_key_lifetime_days: u32,
+    /// Longest lifetime of a new service account key, in days; 0: no limit.
+    pub max_service_account_key_lifetime_days: u32,
 }
 
 /// A change to an organization's settings; `None` leaves a setting as it is.
@@ -21,6 +25,8 @@ pub struct Org {
 pub struct OrgSettings {
     pub key_creation_disabled: Option<bool>,
     pub legacy_keys_allowed: Option<bool>,
+    pub max_user_key_lifetime_days: Option<u32>,
+    pub max_service_account_key_lifetime_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +203,10 @@ pub struct NewKey {
     pub owner: UserId,
     pub created_by: Option<UserId>,
     pub created_at: i64,
+    /// When the key stops authenticating; `None`: never.
+    pub expires_at: Option<i64>,
+    /// The key this one replaces (rotation).
+    pub rotated_from: Option<KeyId>,
 }
 
 /// A key as lists and the API show it: never its secret, and not its digest either.
@@ -210,6 +220,11 @@ pub struct StoredKey {
     pub created_by: Option<UserRef>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    pub expires_at: Option<i64>,
+    /// The key this one replaced, if it came from a rotation.
+    pub rotated_from: Option<String>,
+    /// The key that replaces this one, if it is being rotated out.
+    pub rotated_to: Option<String>,
 }
 
 /// A user or service account, as much as verification and lists need.
@@ -227,6 +242,7 @@ pub struct AuthRecord {
     pub digest: KeyDigest,
     pub owner: UserRef,
     pub owner_active: bool,
+    pub expires_at: Option<i64>,
 }
 
 /// A page of keys: those the caller may see, filtered, in the chosen order.
@@ -270,6 +286,10 @@ pub struct KeyFilter {
     pub name_contains: Option<String>,
     pub last_used_before: Option<i64>,
     pub last_used_after: Option<i64>,
+    /// Keys that expire after this time…
+    pub expires_after: Option<i64>,
+    /// …and by this one.
+    pub expires_before: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -286,4 +306,114 @@ pub enum KeySort {
 pub struct KeyCursor {
     pub value: i64,
     pub key_id: String,
+}
+
+/// One use of a key from a source, as the usage recorder batches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySourceUse {
+    pub key_id: KeyId,
+    pub address: String,
+    pub user_agent: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// A recent distinct source of a key: where it was used from, first and last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySource {
+    pub address: String,
+    pub user_agent: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+}
+
+/// How many distinct sources the store keeps per key (the most recent).
+pub const MAX_SOURCES_PER_KEY: i64 = 10;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewWebhook {
+    pub org: OrgId,
+    /// Public random ID; with the server's secret and `secret_version` it derives the
+    /// signing secret, which is never stored.
+    pub uid: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub created_at: i64,
+    pub created_by: Option<UserId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub id: i64,
+    pub org: OrgId,
+    pub uid: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub description: String,
+    pub secret_version: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    pub endpoint_id: i64,
+    pub message_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub endpoint_id: i64,
+    pub message_id: String,
+    pub event_type: String,
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub delivered_at: Option<i64>,
+}
+
+/// What an attempt to deliver came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    pub status: DeliveryStatus,
+    /// The receiver's HTTP status, if it answered.
+    pub http_status: Option<i64>,
+    pub error: Option<String>,
+    pub at: i64,
+    /// When to try again (pending only).
+    pub next_attempt_at: i64,
 }

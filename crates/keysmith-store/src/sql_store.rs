@@ -13,6 +13,8 @@
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
+     k.expires_at, k.rotated_from, \
+     (SELECT s.key_id FROM api_keys s WHERE s.rotated_from = k.key_id LIMIT 1) AS rotated_to, \
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
 
@@ -22,11 +24,15 @@ pub(crate) const KEY_FROM: &str =
 pub(crate) const USER_COLUMNS: &str = "id, kind, username, email, active, created_at";
 
 pub(crate) const ORG_COLUMNS: &str = "o.id AS org_id, o.name AS org_name, o.created_at AS org_created_at, \
-     o.key_creation_disabled AS org_key_creation_disabled, o.legacy_keys_allowed AS org_legacy_keys_allowed";
+     o.key_creation_disabled AS org_key_creation_disabled, o.legacy_keys_allowed AS org_legacy_keys_allowed, \
+     o.max_user_key_lifetime_days AS org_max_user_days, \
+     o.max_service_account_key_lifetime_days AS org_max_sa_days";
 
 /// `RETURNING` columns of an `orgs` row, named as [`ORG_COLUMNS`] names them.
 pub(crate) const ORG_RETURNING: &str = "RETURNING id AS org_id, name AS org_name, created_at AS org_created_at, \
-     key_creation_disabled AS org_key_creation_disabled, legacy_keys_allowed AS org_legacy_keys_allowed";
+     key_creation_disabled AS org_key_creation_disabled, legacy_keys_allowed AS org_legacy_keys_allowed, \
+     max_user_key_lifetime_days AS org_max_user_days, \
+     max_service_account_key_lifetime_days AS org_max_sa_days";
 
 pub(crate) const TEAM_COLUMNS: &str =
     "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
@@ -139,6 +145,9 @@ macro_rules! sql_store {
                 created_by: user_ref(row, "creator")?,
                 created_at: get(row, "created_at")?,
                 last_used_at: get(row, "last_used_at")?,
+                expires_at: get(row, "expires_at")?,
+                rotated_from: get(row, "rotated_from")?,
+                rotated_to: get(row, "rotated_to")?,
             })
         }
 
@@ -149,6 +158,7 @@ macro_rules! sql_store {
                 digest: KeyDigest::from_bytes(&digest).ok_or_else(|| corrupt("key digest"))?,
                 owner: user_ref(row, "owner")?.ok_or_else(|| corrupt("key without owner"))?,
                 owner_active: get(row, "owner_active")?,
+                expires_at: get(row, "expires_at")?,
             })
         }
 
@@ -159,7 +169,13 @@ macro_rules! sql_store {
                 created_at: get(row, "org_created_at")?,
                 key_creation_disabled: get(row, "org_key_creation_disabled")?,
                 legacy_keys_allowed: get(row, "org_legacy_keys_allowed")?,
+                max_user_key_lifetime_days: days(get(row, "org_max_user_days")?),
+                max_service_account_key_lifetime_days: days(get(row, "org_max_sa_days")?),
             })
+        }
+
+        fn days(v: i64) -> u32 {
+            u32::try_from(v).unwrap_or(0)
         }
 
         fn team_from_row(row: &DbRow) -> Result<Team> {
@@ -201,7 +217,7 @@ macro_rules! sql_store {
         }
 
         const AUTH_SELECT: &str = "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
-             u.username AS owner_username, u.active AS owner_active \
+             u.username AS owner_username, u.active AS owner_active, k.expires_at \
              FROM api_keys k JOIN users u ON u.id = k.owner_user_id";
 
         async fn append_audit(tx: &mut Tx<'_>, entries: &[NewAuditEntry]) -> Result<()> {
@@ -333,11 +349,16 @@ macro_rules! sql_store {
                 let mut tx = self.begin().await?;
                 let sql = format!(
                     "UPDATE orgs SET key_creation_disabled = COALESCE($1, key_creation_disabled), \
-                     legacy_keys_allowed = COALESCE($2, legacy_keys_allowed) WHERE id = $3 {ORG_RETURNING}"
+                     legacy_keys_allowed = COALESCE($2, legacy_keys_allowed), \
+                     max_user_key_lifetime_days = COALESCE($3, max_user_key_lifetime_days), \
+                     max_service_account_key_lifetime_days = COALESCE($4, max_service_account_key_lifetime_days) \
+                     WHERE id = $5 {ORG_RETURNING}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(settings.key_creation_disabled)
                     .bind(settings.legacy_keys_allowed)
+                    .bind(settings.max_user_key_lifetime_days.map(i64::from))
+                    .bind(settings.max_service_account_key_lifetime_days.map(i64::from))
                     .bind(org.0)
                     .fetch_one(&mut *tx)
                     .await
@@ -836,24 +857,74 @@ macro_rules! sql_store {
 
             async fn insert_key(&self, key: NewKey, audit: &[NewAuditEntry]) -> Result<StoredKey> {
                 let mut tx = self.begin().await?;
-                sqlx::query(
-                    "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
-                     created_by_user_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(key.key_id.as_str())
-                .bind(key.digest.as_bytes().as_slice())
-                .bind(key.format.as_str())
-                .bind(&key.display)
-                .bind(&key.name)
-                .bind(key.owner.0)
-                .bind(key.created_by.map(|u| u.0))
-                .bind(key.created_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;
+                insert_key_row(&mut tx, &key).await?;
                 append_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend_err)?;
                 self.get_key(&key.key_id).await?.ok_or_else(|| corrupt("key vanished after insert"))
+            }
+
+            async fn rotate_key(
+                &self,
+                old: &KeyId,
+                new: NewKey,
+                old_expires_at: Option<i64>,
+                audit: &[NewAuditEntry],
+            ) -> Result<Option<StoredKey>> {
+                let mut tx = self.begin().await?;
+                // The old key's expiry only ever moves earlier.
+                let done = sqlx::query(
+                    "UPDATE api_keys SET expires_at = CASE \
+                     WHEN $1 IS NULL THEN expires_at \
+                     WHEN expires_at IS NULL OR expires_at > $2 THEN $3 ELSE expires_at END \
+                     WHERE key_id = $4",
+                )
+                .bind(old_expires_at)
+                .bind(old_expires_at)
+                .bind(old_expires_at)
+                .bind(old.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                insert_key_row(&mut tx, &new).await?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                self.get_key(&new.key_id).await
+            }
+
+            async fn keys_expiring(&self, now: i64, until: i64, limit: u32) -> Result<Vec<StoredKey>> {
+                let sql = format!(
+                    "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE k.expires_at > $1 AND k.expires_at <= $2 \
+                     AND k.expiry_warned_at IS NULL ORDER BY k.expires_at LIMIT $3"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(now)
+                    .bind(until)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            async fn mark_expiry_warned(&self, key_id: &KeyId, at: i64, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE api_keys SET expiry_warned_at = $1 WHERE key_id = $2 AND expiry_warned_at IS NULL",
+                )
+                .bind(at)
+                .bind(key_id.as_str())
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
             }
 
             async fn find_key_for_auth(&self, key_id: &KeyId) -> Result<Option<AuthRecord>> {
@@ -923,6 +994,12 @@ macro_rules! sql_store {
                 }
                 if let Some(t) = f.last_used_after {
                     qb.push(" AND k.last_used_at > ").push_bind(t);
+                }
+                if let Some(t) = f.expires_after {
+                    qb.push(" AND k.expires_at > ").push_bind(t);
+                }
+                if let Some(t) = f.expires_before {
+                    qb.push(" AND k.expires_at <= ").push_bind(t);
                 }
                 if let Some(kind) = f.owner_kind {
                     qb.push(" AND k.owner_user_id IN (SELECT fk.id FROM users fk WHERE fk.kind = ")
@@ -1058,6 +1135,72 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn record_key_sources(&self, uses: &[KeySourceUse]) -> Result<()> {
+                if uses.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin().await?;
+                for u in uses {
+                    // A key deleted since its use has no sources to keep.
+                    sqlx::query(
+                        "INSERT INTO key_sources (key_id, address, user_agent, first_seen, last_seen) \
+                         SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM api_keys WHERE key_id = $6) \
+                         ON CONFLICT (key_id, address, user_agent) DO UPDATE SET \
+                         first_seen = CASE WHEN excluded.first_seen < key_sources.first_seen \
+                             THEN excluded.first_seen ELSE key_sources.first_seen END, \
+                         last_seen = CASE WHEN excluded.last_seen > key_sources.last_seen \
+                             THEN excluded.last_seen ELSE key_sources.last_seen END",
+                    )
+                    .bind(u.key_id.as_str())
+                    .bind(&u.address)
+                    .bind(&u.user_agent)
+                    .bind(u.first_seen)
+                    .bind(u.last_seen)
+                    .bind(u.key_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                }
+                let mut keys: Vec<&str> = uses.iter().map(|u| u.key_id.as_str()).collect();
+                keys.sort_unstable();
+                keys.dedup();
+                for key in keys {
+                    sqlx::query(
+                        "DELETE FROM key_sources WHERE key_id = $1 AND last_seen < (SELECT last_seen FROM key_sources \
+                         WHERE key_id = $2 ORDER BY last_seen DESC LIMIT 1 OFFSET $3)",
+                    )
+                    .bind(key)
+                    .bind(key)
+                    .bind(MAX_SOURCES_PER_KEY - 1)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(())
+            }
+
+            async fn key_sources(&self, key_id: &KeyId) -> Result<Vec<KeySource>> {
+                let rows = sqlx::query(
+                    "SELECT address, user_agent, first_seen, last_seen FROM key_sources WHERE key_id = $1 \
+                     ORDER BY last_seen DESC, address, user_agent",
+                )
+                .bind(key_id.as_str())
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok(KeySource {
+                            address: get(row, "address")?,
+                            user_agent: get(row, "user_agent")?,
+                            first_seen: get(row, "first_seen")?,
+                            last_seen: get(row, "last_seen")?,
+                        })
+                    })
+                    .collect()
+            }
+
             // -------------------------------------------------------- audit
 
             async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
@@ -1090,6 +1233,249 @@ macro_rules! sql_store {
                 let rows = qb.build().fetch_all(&self.pool).await.map_err(backend_err)?;
                 rows.iter().map(audit_from_row).collect()
             }
+
+            // -------------------------------------------------------- webhooks
+
+            async fn create_webhook(&self, w: NewWebhook, audit: &[NewAuditEntry]) -> Result<Webhook> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(&format!(
+                    "INSERT INTO webhook_endpoints (org_id, uid, url, events, description, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {WEBHOOK_COLUMNS}"
+                ))
+                .bind(w.org.0)
+                .bind(&w.uid)
+                .bind(&w.url)
+                .bind(w.events.join(","))
+                .bind(&w.description)
+                .bind(w.created_at)
+                .bind(w.created_by.map(|u| u.0))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "a webhook with this ID"))?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                webhook_from_row(&row)
+            }
+
+            async fn list_webhooks(&self, org: OrgId) -> Result<Vec<Webhook>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE org_id = $1 ORDER BY id"
+                ))
+                .bind(org.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                rows.iter().map(webhook_from_row).collect()
+            }
+
+            async fn get_webhook(&self, id: i64) -> Result<Option<Webhook>> {
+                let row = sqlx::query(&format!("SELECT {WEBHOOK_COLUMNS} FROM webhook_endpoints WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                row.as_ref().map(webhook_from_row).transpose()
+            }
+
+            async fn delete_webhook(&self, id: i64, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("DELETE FROM webhook_endpoints WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn outbox_batch(&self, limit: u32) -> Result<(i64, Vec<AuditEntry>)> {
+                let cursor: i64 = sqlx::query_scalar("SELECT last_audit_id FROM webhook_outbox WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                let rows = sqlx::query(
+                    "SELECT id, org_id, at, actor_id, actor_name, action, target_kind, target, source_address, detail \
+                     FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(cursor)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                Ok((cursor, rows.iter().map(audit_from_row).collect::<Result<_>>()?))
+            }
+
+            async fn commit_outbox(&self, from: i64, to: i64, deliveries: &[NewDelivery]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let moved = sqlx::query("UPDATE webhook_outbox SET last_audit_id = $1 WHERE id = 1 AND last_audit_id = $2")
+                    .bind(to)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if moved.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for d in deliveries {
+                    sqlx::query(
+                        "INSERT INTO webhook_deliveries (endpoint_id, message_id, event_type, payload, status, \
+                         next_attempt_at, created_at) SELECT $1, $2, $3, $4, 'pending', $5, $6 \
+                         WHERE EXISTS (SELECT 1 FROM webhook_endpoints WHERE id = $7)",
+                    )
+                    .bind(d.endpoint_id)
+                    .bind(&d.message_id)
+                    .bind(&d.event_type)
+                    .bind(&d.payload)
+                    .bind(d.created_at)
+                    .bind(d.created_at)
+                    .bind(d.endpoint_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<(Delivery, Webhook)>> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND locked_until <= $2 ORDER BY next_attempt_at, id LIMIT $3",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                let mut out = Vec::new();
+                for id in ids {
+                    // Claimed only if no other replica claimed it since the read.
+                    let claimed = sqlx::query(
+                        "UPDATE webhook_deliveries SET locked_until = $1 \
+                         WHERE id = $2 AND status = 'pending' AND locked_until <= $3",
+                    )
+                    .bind(lease_until)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                    if claimed.rows_affected() == 0 {
+                        continue;
+                    }
+                    let row = sqlx::query(&format!(
+                        "SELECT {DELIVERY_COLUMNS}, {WEBHOOK_COLUMNS_W} FROM webhook_deliveries d \
+                         JOIN webhook_endpoints w ON w.id = d.endpoint_id WHERE d.id = $1"
+                    ))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                    if let Some(row) = row {
+                        out.push((delivery_from_row(&row)?, webhook_from_row(&row)?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn finish_attempt(&self, delivery: i64, r: &AttemptResult) -> Result<()> {
+                sqlx::query(
+                    "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1, last_status = $2, \
+                     last_error = $3, next_attempt_at = $4, locked_until = 0, \
+                     delivered_at = CASE WHEN $5 = 'delivered' THEN $6 ELSE delivered_at END WHERE id = $7",
+                )
+                .bind(r.status.as_str())
+                .bind(r.http_status)
+                .bind(r.error.as_deref())
+                .bind(r.next_attempt_at)
+                .bind(r.status.as_str())
+                .bind(r.at)
+                .bind(delivery)
+                .execute(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                Ok(())
+            }
+
+            async fn list_deliveries(&self, endpoint: i64, limit: u32) -> Result<Vec<Delivery>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries d WHERE d.endpoint_id = $1 \
+                     ORDER BY d.id DESC LIMIT $2"
+                ))
+                .bind(endpoint)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                rows.iter().map(delivery_from_row).collect()
+            }
+        }
+
+        const WEBHOOK_COLUMNS: &str = "id AS w_id, org_id AS w_org_id, uid AS w_uid, url AS w_url, events AS w_events, \
+             description AS w_description, secret_version AS w_secret_version, created_at AS w_created_at";
+        const WEBHOOK_COLUMNS_W: &str = "w.id AS w_id, w.org_id AS w_org_id, w.uid AS w_uid, w.url AS w_url, \
+             w.events AS w_events, w.description AS w_description, w.secret_version AS w_secret_version, \
+             w.created_at AS w_created_at";
+        const DELIVERY_COLUMNS: &str = "d.id, d.endpoint_id, d.message_id, d.event_type, d.payload, d.status, \
+             d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
+
+        fn webhook_from_row(row: &DbRow) -> Result<Webhook> {
+            let events: String = get(row, "w_events")?;
+            Ok(Webhook {
+                id: get(row, "w_id")?,
+                org: OrgId(get(row, "w_org_id")?),
+                uid: get(row, "w_uid")?,
+                url: get(row, "w_url")?,
+                events: events.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
+                description: get(row, "w_description")?,
+                secret_version: get(row, "w_secret_version")?,
+                created_at: get(row, "w_created_at")?,
+            })
+        }
+
+        fn delivery_from_row(row: &DbRow) -> Result<Delivery> {
+            Ok(Delivery {
+                id: get(row, "id")?,
+                endpoint_id: get(row, "endpoint_id")?,
+                message_id: get(row, "message_id")?,
+                event_type: get(row, "event_type")?,
+                payload: get(row, "payload")?,
+                status: DeliveryStatus::parse(&get::<String>(row, "status")?)
+                    .ok_or_else(|| corrupt("delivery status"))?,
+                attempts: get(row, "attempts")?,
+                next_attempt_at: get(row, "next_attempt_at")?,
+                last_status: get(row, "last_status")?,
+                last_error: get(row, "last_error")?,
+                created_at: get(row, "created_at")?,
+                delivered_at: get(row, "delivered_at")?,
+            })
+        }
+
+        async fn insert_key_row(tx: &mut Tx<'_>, key: &NewKey) -> Result<()> {
+            sqlx::query(
+                "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
+                 created_by_user_id, created_at, expires_at, rotated_from) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(key.key_id.as_str())
+            .bind(key.digest.as_bytes().as_slice())
+            .bind(key.format.as_str())
+            .bind(&key.display)
+            .bind(&key.name)
+            .bind(key.owner.0)
+            .bind(key.created_by.map(|u| u.0))
+            .bind(key.created_at)
+            .bind(key.expires_at)
+            .bind(key.rotated_from.as_ref().map(|k| k.as_str().to_owned()))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;
+            Ok(())
         }
 
         async fn insert_org(tx: &mut Tx<'_>, name: &str, now: i64) -> Result<Org> {

@@ -33,6 +33,8 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
         owner,
         created_by: Some(owner),
         created_at: at,
+        expires_at: None,
+        rotated_from: None,
     }
 }
 
@@ -174,6 +176,8 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
                 owner: owner.id,
                 created_by: None,
                 created_at: 11,
+                expires_at: None,
+                rotated_from: None,
             },
             &[],
         )
@@ -733,6 +737,7 @@ async fn audit_entries_are_written_with_their_change_and_listed_newest_first(sto
     let settings = OrgSettings {
         key_creation_disabled: Some(true),
         legacy_keys_allowed: None,
+        ..OrgSettings::default()
     };
     s.update_org_settings(w.org.id, settings, &[entry(w.org.id, "org.settings_changed", "acme")])
         .await
@@ -743,6 +748,7 @@ async fn audit_entries_are_written_with_their_change_and_listed_newest_first(sto
     let settings = OrgSettings {
         key_creation_disabled: None,
         legacy_keys_allowed: Some(true),
+        ..OrgSettings::default()
     };
     let org = s.update_org_settings(w.org.id, settings, &[]).await.unwrap();
     assert!(org.key_creation_disabled && org.legacy_keys_allowed);
@@ -843,6 +849,181 @@ async fn invitations_set_a_password_once_before_they_expire(store: Arc<dyn Store
     assert_eq!(s.accept_invite(&again, "$x", 150).await.unwrap(), None);
 }
 
+async fn rotation_links_the_keys_and_only_ever_brings_the_old_expiry_forward(store: Arc<dyn Store>) {
+    let owner = store.create_user(person("rhea"), 1).await.unwrap();
+    let old = store.insert_key(new_key(owner.id, "ci", 1), &[]).await.unwrap();
+    let w_org = store.create_org("rot", 1).await.unwrap();
+    let mut next = new_key(owner.id, "ci", 5);
+    next.rotated_from = Some(old.key_id.clone());
+    next.expires_at = Some(10_000);
+    let audit = [entry(w_org.id, "api_key.rotated", old.key_id.as_str())];
+    let new = store.rotate_key(&old.key_id, next, Some(500), &audit).await.unwrap().unwrap();
+    assert_eq!(new.rotated_from.as_deref(), Some(old.key_id.as_str()));
+    assert_eq!(new.expires_at, Some(10_000));
+    let old_now = store.get_key(&old.key_id).await.unwrap().unwrap();
+    assert_eq!(old_now.expires_at, Some(500));
+    assert_eq!(old_now.rotated_to.as_deref(), Some(new.key_id.as_str()));
+    assert_eq!(store.find_key_for_auth(&old.key_id).await.unwrap().unwrap().expires_at, Some(500));
+    // A later grace never extends an expiry; `None` leaves it as it is.
+    let mut again = new_key(owner.id, "ci", 6);
+    again.rotated_from = Some(old.key_id.clone());
+    store.rotate_key(&old.key_id, again, Some(9_000), &[]).await.unwrap().unwrap();
+    assert_eq!(store.get_key(&old.key_id).await.unwrap().unwrap().expires_at, Some(500));
+    let gone = KeyId::parse("wandb_v1_000000000000000000000000000").unwrap();
+    let orphan = new_key(owner.id, "x", 7);
+    let orphan_id = orphan.key_id.clone();
+    assert!(store.rotate_key(&gone, orphan, Some(1), &audit).await.unwrap().is_none());
+    assert!(store.get_key(&orphan_id).await.unwrap().is_none(), "nothing inserted for a missing key");
+    let logged = store
+        .list_audit(&AuditQuery { limit: 10, ..AuditQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 1, "the refused rotation wrote no audit entry");
+}
+
+async fn key_sources_are_merged_and_bounded_per_key(store: Arc<dyn Store>) {
+    let owner = store.create_user(person("sam"), 1).await.unwrap();
+    let key = store.insert_key(new_key(owner.id, "k", 1), &[]).await.unwrap();
+    let other = store.insert_key(new_key(owner.id, "other", 1), &[]).await.unwrap();
+    let at = |key: &StoredKey, address: &str, first: i64, last: i64| KeySourceUse {
+        key_id: key.key_id.clone(),
+        address: address.into(),
+        user_agent: "wandb/0.31".into(),
+        first_seen: first,
+        last_seen: last,
+    };
+    store.record_key_sources(&[at(&key, "10.0.0.1", 100, 200)]).await.unwrap();
+    store.record_key_sources(&[at(&key, "10.0.0.1", 50, 150)]).await.unwrap();
+    let sources = store.key_sources(&key.key_id).await.unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!((sources[0].first_seen, sources[0].last_seen), (50, 200), "first only earlier, last only later");
+    let many: Vec<KeySourceUse> = (0..15)
+        .map(|i| at(&key, &format!("10.1.0.{i}"), 1000 + i, 1000 + i))
+        .chain([at(&other, "10.9.9.9", 5, 5)])
+        .collect();
+    store.record_key_sources(&many).await.unwrap();
+    let sources = store.key_sources(&key.key_id).await.unwrap();
+    assert_eq!(sources.len() as i64, MAX_SOURCES_PER_KEY, "bounded");
+    assert_eq!(sources[0].address, "10.1.0.14", "most recent first");
+    assert!(sources.iter().all(|s| s.last_seen >= 1005), "the oldest are dropped");
+    assert_eq!(store.key_sources(&other.key_id).await.unwrap().len(), 1, "per key");
+    store.delete_key(&key.key_id, &[]).await.unwrap();
+    assert!(store.key_sources(&key.key_id).await.unwrap().is_empty(), "deleted with the key");
+    store.record_key_sources(&[at(&key, "10.0.0.1", 1, 1)]).await.unwrap();
+    assert!(store.key_sources(&key.key_id).await.unwrap().is_empty(), "no sources for a deleted key");
+}
+
+async fn expiring_keys_are_found_and_announced_once(store: Arc<dyn Store>) {
+    let org = store.create_org("exp", 1).await.unwrap();
+    let owner = store.create_user(person("eve"), 1).await.unwrap();
+    let mut soon = new_key(owner.id, "soon", 1);
+    soon.expires_at = Some(1_000);
+    let soon = store.insert_key(soon, &[]).await.unwrap();
+    let mut later = new_key(owner.id, "later", 1);
+    later.expires_at = Some(9_000);
+    store.insert_key(later, &[]).await.unwrap();
+    let mut past = new_key(owner.id, "past", 1);
+    past.expires_at = Some(10);
+    store.insert_key(past, &[]).await.unwrap();
+    store.insert_key(new_key(owner.id, "never", 1), &[]).await.unwrap();
+    let found = store.keys_expiring(100, 2_000, 10).await.unwrap();
+    assert_eq!(found.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["soon"]);
+    let audit = [entry(org.id, "api_key.expiring_soon", soon.key_id.as_str())];
+    assert!(store.mark_expiry_warned(&soon.key_id, 100, &audit).await.unwrap());
+    assert!(!store.mark_expiry_warned(&soon.key_id, 101, &audit).await.unwrap(), "once");
+    assert!(store.keys_expiring(100, 2_000, 10).await.unwrap().is_empty());
+    let logged = store
+        .list_audit(&AuditQuery { limit: 10, ..AuditQuery::default() })
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 1, "one announcement in the audit log");
+    let listed = store
+        .list_keys(&KeyListQuery {
+            filter: KeyFilter {
+                expires_after: Some(100),
+                expires_before: Some(10_000),
+                ..KeyFilter::default()
+            },
+            ..own_keys(owner.id, None, 10)
+        })
+        .await
+        .unwrap();
+    let mut names: Vec<&str> = listed.iter().map(|k| k.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["later", "soon"]);
+}
+
+async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(store: Arc<dyn Store>) {
+    let org = store.create_org("hooks", 1).await.unwrap();
+    let hook = store
+        .create_webhook(
+            NewWebhook {
+                org: org.id,
+                uid: "uid1".into(),
+                url: "https://example.com/hook".into(),
+                events: vec!["api_key.created".into(), "api_key.deleted".into()],
+                description: "ci".into(),
+                created_at: 1,
+                created_by: None,
+            },
+            &[entry(org.id, "webhook.created", "https://example.com/hook")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.list_webhooks(org.id).await.unwrap(), vec![hook.clone()]);
+    assert_eq!(hook.events, ["api_key.created", "api_key.deleted"]);
+    let (cursor, entries) = store.outbox_batch(10).await.unwrap();
+    assert_eq!(entries.len(), 1, "the audit entry of the endpoint's creation");
+    let last = entries[0].id;
+    let delivery = NewDelivery {
+        endpoint_id: hook.id,
+        message_id: format!("msg_{last}_{}", hook.id),
+        event_type: "api_key.created".into(),
+        payload: "{}".into(),
+        created_at: 100,
+    };
+    assert!(store.commit_outbox(cursor, last, std::slice::from_ref(&delivery)).await.unwrap());
+    assert!(
+        !store.commit_outbox(cursor, last, std::slice::from_ref(&delivery)).await.unwrap(),
+        "a second replica with the same cursor writes nothing"
+    );
+    assert!(store.outbox_batch(10).await.unwrap().1.is_empty());
+
+    let claimed = store.claim_deliveries(100, 160, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].1.url, hook.url);
+    assert!(store.claim_deliveries(120, 180, 10).await.unwrap().is_empty(), "leased");
+    let retry = AttemptResult {
+        status: DeliveryStatus::Pending,
+        http_status: Some(500),
+        error: Some("the receiver answered 500".into()),
+        at: 121,
+        next_attempt_at: 200,
+    };
+    store.finish_attempt(claimed[0].0.id, &retry).await.unwrap();
+    assert!(store.claim_deliveries(150, 210, 10).await.unwrap().is_empty(), "not due yet");
+    let again = store.claim_deliveries(200, 260, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].0.attempts, 1);
+    let done = AttemptResult {
+        status: DeliveryStatus::Delivered,
+        http_status: Some(204),
+        error: None,
+        at: 201,
+        next_attempt_at: 201,
+    };
+    store.finish_attempt(again[0].0.id, &done).await.unwrap();
+    let log = store.list_deliveries(hook.id, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, DeliveryStatus::Delivered);
+    assert_eq!((log[0].attempts, log[0].last_status, log[0].delivered_at), (2, Some(204), Some(201)));
+    assert!(store.claim_deliveries(1_000, 1_060, 10).await.unwrap().is_empty(), "delivered is done");
+
+    assert!(store.delete_webhook(hook.id, &[]).await.unwrap());
+    assert!(store.get_webhook(hook.id).await.unwrap().is_none());
+    assert!(store.list_deliveries(hook.id, 10).await.unwrap().is_empty(), "its log goes with it");
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         const CASES: &[(&str, Case)] = &[$((stringify!($case), |s| Box::pin($case(s)))),*];
@@ -877,6 +1058,10 @@ conformance!(
     deactivation_and_deletion_reach_keys_and_sessions,
     audit_entries_are_written_with_their_change_and_listed_newest_first,
     invitations_set_a_password_once_before_they_expire,
+    rotation_links_the_keys_and_only_ever_brings_the_old_expiry_forward,
+    key_sources_are_merged_and_bounded_per_key,
+    expiring_keys_are_found_and_announced_once,
+    webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.

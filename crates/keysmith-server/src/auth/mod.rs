@@ -38,7 +38,12 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(key) = credentials::presented_key(&parts.headers)? {
-            let verified = verify::verify_key(state, key.expose()).await?;
+            let address = source::address(&parts.extensions);
+            let client = verify::Client {
+                address: &address,
+                user_agent: source::user_agent(&parts.headers),
+            };
+            let verified = verify::verify_key(state, key.expose(), client).await?;
             return Ok(Principal {
                 user: verified.owner,
                 via: AuthMethod::ApiKey {

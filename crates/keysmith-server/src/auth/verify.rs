@@ -8,7 +8,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use keysmith_core::{KeyId, PresentedKey};
-use keysmith_store::UserRef;
+use keysmith_store::{AuthRecord, UserRef};
 
 /// A key that verified.
 #[derive(Debug, Clone)]
@@ -17,8 +17,16 @@ pub struct Verified {
     pub owner: UserRef,
 }
 
-/// Why a key was refused. The client sees only `invalid_api_key`; the reason is for
-/// logs and metrics, and names no secret.
+/// Where a request came from, for a key's recent sources.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub address: &'a str,
+    pub user_agent: &'a str,
+}
+
+/// Why a key was refused. The client sees `invalid_api_key`, or `api_key_expired` for
+/// a genuine key past its expiry (only its holder can present it, so telling them
+/// reveals nothing); the reason is for logs and metrics, and names no secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Malformed,
@@ -26,6 +34,7 @@ pub enum Refusal {
     Unknown,
     WrongSecret,
     OwnerInactive,
+    Expired,
 }
 
 impl Refusal {
@@ -36,25 +45,32 @@ impl Refusal {
             Self::Unknown => "unknown",
             Self::WrongSecret => "wrong_secret",
             Self::OwnerInactive => "owner_inactive",
+            Self::Expired => "expired",
         }
     }
 }
 
-/// Verifies a presented key against the store.
-pub async fn verify_key(state: &AppState, presented: &str) -> Result<Verified, ApiError> {
+/// Verifies a presented key against the store, and notes the use and its source.
+pub async fn verify_key(state: &AppState, presented: &str, client: Client<'_>) -> Result<Verified, ApiError> {
     match check(state, presented).await? {
         Ok(verified) => {
-            state.usage.record(&verified.key_id, state.now());
+            state.usage.record(&verified.key_id, state.now(), client);
             Ok(verified)
         }
         Err(refusal) => {
             tracing::info!(auth.refusal = refusal.as_str(), "API key refused");
-            Err(ApiError::InvalidApiKey)
+            Err(if refusal == Refusal::Expired {
+                ApiError::ApiKeyExpired
+            } else {
+                ApiError::InvalidApiKey
+            })
         }
     }
 }
 
-async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Refusal>, ApiError> {
+/// The stored record of a genuine key (the right secret for a known key ID, or a
+/// known legacy key), whatever its state; or why the string is not one.
+pub async fn lookup(state: &AppState, presented: &str) -> Result<Result<AuthRecord, Refusal>, ApiError> {
     let parsed = match PresentedKey::parse(presented) {
         Ok(p) => p,
         Err(keysmith_core::KeyFormatError::BadChecksum) => return Ok(Err(Refusal::BadChecksum)),
@@ -70,8 +86,19 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
     if !record.digest.ct_eq(&parsed.digest()) {
         return Ok(Err(Refusal::WrongSecret));
     }
+    Ok(Ok(record))
+}
+
+async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Refusal>, ApiError> {
+    let record = match lookup(state, presented).await? {
+        Ok(record) => record,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     if !record.owner_active {
         return Ok(Err(Refusal::OwnerInactive));
+    }
+    if record.expires_at.is_some_and(|at| at <= state.now()) {
+        return Ok(Err(Refusal::Expired));
     }
     Ok(Ok(Verified {
         key_id: record.key_id,

@@ -78,7 +78,16 @@ pub async fn graphql(
     body: Bytes,
 ) -> Response {
     let caller = match credentials::presented_key(&headers) {
-        Ok(Some(key)) => match verify::verify_key(&state, key.expose()).await {
+        Ok(Some(key)) => match verify::verify_key(
+            &state,
+            key.expose(),
+            verify::Client {
+                address: &source,
+                user_agent: crate::auth::source::user_agent(&headers),
+            },
+        )
+        .await
+        {
             Ok(verified) => {
                 let principal = Principal {
                     user: verified.owner,

@@ -156,6 +156,7 @@ impl Mutation {
             owner: None,
             format,
             source: c.source.clone(),
+            expires_at: None,
         };
         let Minted { key, generated } = mint_key(&c.state, caller, request).await.gql()?;
         Ok(Some(GenerateApiKeyPayload {
@@ -226,6 +227,7 @@ impl Mutation {
             owner: Some(&username),
             format: KeyFormat::V1,
             source: c.source.clone(),
+            expires_at: None,
         };
         match mint_key(&c.state, caller, first_key).await {
             Ok(minted) => c.state.handoff.put(

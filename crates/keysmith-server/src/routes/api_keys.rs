@@ -10,7 +10,7 @@ use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::lifecycle::{MintRequest, Minted, delete_key, mint_key};
+use crate::lifecycle::{Grace, MintRequest, Minted, delete_key, mint_key, rotate_key};
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use keysmith_core::policy::KeyAction;
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyId, KeyName};
+use keysmith_core::{KeyId, KeyName, SecretString};
 use keysmith_store::{KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, StoredKey, Visibility};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,6 +30,7 @@ use utoipa::{IntoParams, ToSchema};
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 const MAX_BULK: usize = 100;
+const DAY_MS: i64 = 24 * 3600 * 1000;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +44,36 @@ pub struct CreateApiKeyRequest {
     /// older than 0.22.3; the organization must allow it).
     #[serde(default)]
     pub(crate) format: Option<String>,
+    /// When the key stops working (RFC 3339). Without it (and without
+    /// `expires_in_days`) the key gets the organization's maximum lifetime, if any.
+    #[serde(default)]
+    pub(crate) expires_at: Option<String>,
+    /// The same, as a number of days from now.
+    #[serde(default)]
+    pub(crate) expires_in_days: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateApiKeyRequest {
+    /// How long the old key keeps working: `now`, `1h`, `24h`, `7d` or
+    /// `until_deleted` (default `24h`).
+    #[serde(default)]
+    pub(crate) grace: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeExposedRequest {
+    /// The exposed key, in full.
+    #[schema(format = Password)]
+    pub(crate) key: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RevokeExposedResponse {
+    /// Always `received`, whether or not the key existed.
+    pub(crate) status: &'static str,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -84,6 +115,22 @@ pub struct CreatedApiKey {
     pub(crate) name: String,
     pub(crate) owner: OwnerView,
     pub(crate) created_at: String,
+    pub(crate) expires_at: Option<String>,
+    /// For a rotation: the key this one replaces, which keeps working until
+    /// `previous_expires_at` (absent: until it is deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) rotated_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) previous_expires_at: Option<String>,
+}
+
+/// A place a key was used from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SourceView {
+    pub(crate) address: String,
+    pub(crate) user_agent: String,
+    pub(crate) first_seen: String,
+    pub(crate) last_seen: String,
 }
 
 /// A key as lists show it: never the secret.
@@ -101,6 +148,17 @@ pub struct ApiKeyView {
     pub(crate) created_by: Option<OwnerView>,
     pub(crate) created_at: String,
     pub(crate) last_used_at: Option<String>,
+    /// When the key stops working; null: never.
+    pub(crate) expires_at: Option<String>,
+    /// `active`, or `expired` (past its expiry or its rotation's grace period).
+    pub(crate) status: &'static str,
+    /// The key this one replaced in a rotation.
+    pub(crate) rotated_from: Option<String>,
+    /// The key replacing this one, while a rotation is in progress.
+    pub(crate) rotated_to: Option<String>,
+    /// The most recent distinct sources (address, user agent): only when one key is read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) sources: Option<Vec<SourceView>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -142,6 +200,8 @@ pub struct ListParams {
     pub(crate) last_used_before: Option<String>,
     /// RFC 3339 time: keys last used after it.
     pub(crate) last_used_after: Option<String>,
+    /// Keys that expire within this many days (and have not expired yet).
+    pub(crate) expiring_within_days: Option<u32>,
 }
 
 impl ApiKeyView {
@@ -159,7 +219,34 @@ impl ApiKeyView {
             created_by: key.created_by.map(OwnerView::of),
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
+            expires_at: key.expires_at.map(rfc3339),
+            status: if key.expires_at.is_some_and(|at| at <= state.now()) {
+                "expired"
+            } else {
+                "active"
+            },
+            rotated_from: key.rotated_from,
+            rotated_to: key.rotated_to,
+            sources: None,
         }
+    }
+
+    /// With the key's recent sources.
+    pub(crate) async fn with_sources(mut self, state: &AppState) -> Result<Self, ApiError> {
+        let key_id = KeyId::parse(&self.key_id).map_err(|_| ApiError::ApiKeyNotFound)?;
+        let sources = state.store.key_sources(&key_id).await?;
+        self.sources = Some(
+            sources
+                .into_iter()
+                .map(|s| SourceView {
+                    address: s.address,
+                    user_agent: s.user_agent,
+                    first_seen: rfc3339(s.first_seen),
+                    last_seen: rfc3339(s.last_seen),
+                })
+                .collect(),
+        );
+        Ok(self)
     }
 }
 
@@ -238,6 +325,10 @@ async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> 
             .as_deref()
             .map(|v| parse_time("last_used_after", v))
             .transpose()?,
+        expires_after: params.expiring_within_days.map(|_| state.now()),
+        expires_before: params
+            .expiring_within_days
+            .map(|d| state.now() + i64::from(d.min(36_500)) * DAY_MS),
         ..KeyFilter::default()
     };
     if let Some(kind) = &params.owner_kind {
@@ -301,13 +392,30 @@ pub async fn create_api_key(
             )));
         }
     };
+    let expires_at = match (&request.expires_at, request.expires_in_days) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidValue(
+                "give `expires_at` or `expires_in_days`, not both".into(),
+            ));
+        }
+        (Some(at), None) => Some(parse_time("expires_at", at).map_err(|e| ApiError::InvalidValue(e.to_string()))?),
+        (None, Some(0)) => return Err(ApiError::InvalidValue("expires_in_days must be at least 1".into())),
+        (None, Some(days)) => Some(state.now() + i64::from(days.min(36_500)) * DAY_MS),
+        (None, None) => None,
+    };
     let mint = MintRequest {
         name: parse_name(&request.name)?,
         owner: request.owner.as_deref(),
         format,
         source,
+        expires_at,
     };
-    let Minted { key, generated } = mint_key(&state, &caller, mint).await?;
+    let minted = mint_key(&state, &caller, mint).await?;
+    Ok(created(minted, None))
+}
+
+/// The answer that shows a new key, once.
+fn created(Minted { key, generated }: Minted, previous_expires_at: Option<i64>) -> Response {
     let body = CreatedApiKey {
         key: generated.plaintext.expose().to_owned(),
         key_id: key.key_id.to_string(),
@@ -315,12 +423,65 @@ pub async fn create_api_key(
         name: key.name,
         owner: OwnerView::of(key.owner),
         created_at: rfc3339(key.created_at),
+        expires_at: key.expires_at.map(rfc3339),
+        rotated_from: key.rotated_from,
+        previous_expires_at: previous_expires_at.map(rfc3339),
     };
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    response
+}
+
+/// Rotate a key: a new key for the same owner with the same name, shown once in this
+/// answer; the old key keeps working for the grace period, then stops by itself.
+/// Watch both keys' `last_used_at` and `sources`; finish the rotation by deleting the
+/// old key.
+#[utoipa::path(post, path = "/api/v1/api-keys/{key_id}/rotate", tag = "api-keys", request_body = RotateApiKeyRequest,
+    params(("key_id" = String, Path, description = "The key to rotate out")),
+    responses(
+        (status = 201, body = CreatedApiKey, description = "The new key, shown only in this response"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`rotation_in_progress`"),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn rotate_api_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path(key_id): Path<String>,
+    ApiJson(request): ApiJson<RotateApiKeyRequest>,
+) -> Result<Response, ApiError> {
+    let grace = match request.grace.as_deref() {
+        None => Grace::Hours(24),
+        Some(raw) => Grace::parse(raw).ok_or_else(|| {
+            ApiError::InvalidValue("grace must be `now`, `1h`, `24h`, `7d` or `until_deleted`".into())
+        })?,
+    };
+    let old = access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await?;
+    let minted = rotate_key(&state, &caller, &old, grace, source).await?;
+    let previous = state.store.get_key(&old.key_id).await?.and_then(|k| k.expires_at);
+    Ok(created(minted, previous))
+}
+
+/// Revoke a key that was exposed: whoever holds a key may revoke it, without signing
+/// in. The answer is the same whether or not the key existed, so this cannot be used
+/// to test keys.
+#[utoipa::path(post, path = "/api/v1/api-keys/revoke-exposed", tag = "api-keys", request_body = RevokeExposedRequest,
+    responses(
+        (status = 202, body = RevokeExposedResponse, description = "Received; a genuine key no longer works"),
+        (status = 400, body = ErrorBody),
+    ))]
+pub async fn revoke_exposed(
+    State(state): State<AppState>,
+    SourceAddr(source): SourceAddr,
+    ApiJson(request): ApiJson<RevokeExposedRequest>,
+) -> Result<Response, ApiError> {
+    let key = SecretString::new(request.key);
+    crate::leak::revoke(&state, key.expose(), &crate::leak::Report::Holder, &source).await?;
+    let body = RevokeExposedResponse { status: "received" };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
 /// List the keys you may see: your own; as a team admin, also those of your teams'
@@ -397,7 +558,7 @@ pub async fn get_api_key(
     Path(key_id): Path<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Read).await?;
-    Ok(Json(ApiKeyView::new(key, &state)))
+    Ok(Json(ApiKeyView::new(key, &state).with_sources(&state).await?))
 }
 
 /// Rename a key: your own, or one of a service account you administer.

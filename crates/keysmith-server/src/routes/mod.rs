@@ -10,6 +10,7 @@ pub(crate) mod session;
 pub(crate) mod teams;
 pub(crate) mod users;
 mod viewer;
+pub(crate) mod webhooks;
 
 use crate::error::ApiError;
 use crate::json::MAX_BODY_BYTES;
@@ -39,6 +40,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
             api_keys::delete_api_key
         ))
         .routes(routes!(api_keys::bulk_delete_api_keys))
+        .routes(routes!(api_keys::rotate_api_key))
+        .routes(routes!(api_keys::revoke_exposed))
         .routes(routes!(orgs::list_orgs))
         .routes(routes!(orgs::get_org, orgs::update_org))
         .routes(routes!(users::list_users, users::create_user))
@@ -54,6 +57,10 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(service_accounts::delete_service_account))
         .routes(routes!(audit_log::list_audit))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::delete_webhook))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(crate::leak::github::report))
         .routes(routes!(viewer::get_viewer))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

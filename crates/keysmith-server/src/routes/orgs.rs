@@ -23,6 +23,10 @@ pub struct OrgView {
     pub(crate) key_creation_disabled: bool,
     /// When true, keys may be created in the legacy format for old SDKs.
     pub(crate) legacy_keys_allowed: bool,
+    /// The longest lifetime of a new user key, in days; 0: no limit.
+    pub(crate) max_user_key_lifetime_days: u32,
+    /// The longest lifetime of a new service account key, in days; 0: no limit.
+    pub(crate) max_service_account_key_lifetime_days: u32,
     pub(crate) created_at: String,
 }
 
@@ -40,7 +44,15 @@ pub struct UpdateOrgRequest {
     /// Let members mint legacy-format keys (40 hex characters) for wandb SDKs older
     /// than 0.22.3, whose `wandb login` rejects longer keys.
     pub(crate) legacy_keys_allowed: Option<bool>,
+    /// The longest lifetime of new user keys, in days (at most 3650); 0 removes the
+    /// limit. Keys without an expiry get this one; existing keys keep theirs.
+    pub(crate) max_user_key_lifetime_days: Option<u32>,
+    /// The same for service account keys.
+    pub(crate) max_service_account_key_lifetime_days: Option<u32>,
 }
+
+/// The longest key lifetime a policy may set: ten years.
+const MAX_LIFETIME_DAYS: u32 = 3650;
 
 fn view(org: Org, role: &'static str) -> OrgView {
     OrgView {
@@ -48,6 +60,8 @@ fn view(org: Org, role: &'static str) -> OrgView {
         role,
         key_creation_disabled: org.key_creation_disabled,
         legacy_keys_allowed: org.legacy_keys_allowed,
+        max_user_key_lifetime_days: org.max_user_key_lifetime_days,
+        max_service_account_key_lifetime_days: org.max_service_account_key_lifetime_days,
         created_at: rfc3339(org.created_at),
     }
 }
@@ -103,9 +117,21 @@ pub async fn update_org(
 ) -> Result<Json<OrgView>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     caller.require_org_admin(&org)?;
+    for days in [request.max_user_key_lifetime_days, request.max_service_account_key_lifetime_days]
+        .into_iter()
+        .flatten()
+    {
+        if days > MAX_LIFETIME_DAYS {
+            return Err(ApiError::InvalidValue(format!(
+                "a key lifetime is at most {MAX_LIFETIME_DAYS} days (0 for no limit)"
+            )));
+        }
+    }
     let settings = OrgSettings {
         key_creation_disabled: request.key_creation_disabled,
         legacy_keys_allowed: request.legacy_keys_allowed,
+        max_user_key_lifetime_days: request.max_user_key_lifetime_days,
+        max_service_account_key_lifetime_days: request.max_service_account_key_lifetime_days,
     };
     if settings == OrgSettings::default() {
         return Ok(Json(view(org, "admin")));
@@ -118,6 +144,8 @@ pub async fn update_org(
         Some(serde_json::json!({
             "key_creation_disabled": settings.key_creation_disabled,
             "legacy_keys_allowed": settings.legacy_keys_allowed,
+            "max_user_key_lifetime_days": settings.max_user_key_lifetime_days,
+            "max_service_account_key_lifetime_days": settings.max_service_account_key_lifetime_days,
         })),
     );
     let org = state.store.update_org_settings(org.id, settings, &audit).await?;

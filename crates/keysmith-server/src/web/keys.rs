@@ -258,6 +258,13 @@ pub async fn create(
         Ok(name) => name,
         Err(e) => return again(StatusCode::BAD_REQUEST, format!("Key name: {e}.")),
     };
+    let expires_at = match fields.get("expires_in_days").filter(|d| !d.is_empty()) {
+        None => None,
+        Some(days) => match days.parse::<u16>() {
+            Ok(days) if days > 0 => Some(state.now() + i64::from(days) * 24 * 3600 * 1000),
+            _ => return again(StatusCode::BAD_REQUEST, "Choose an expiration from the list.".into()),
+        },
+    };
     let format = match fields.get("format") {
         Some("legacy") => KeyFormat::Legacy,
         _ => KeyFormat::V1,
@@ -267,6 +274,7 @@ pub async fn create(
         owner,
         format,
         source,
+        expires_at,
     };
     match mint_key(&state, &user.caller, request).await {
         Ok(minted) => {

@@ -338,6 +338,16 @@ pub async fn settings(
                     "new 86-character keys."
                 }
             }
+            label for="max-user-days" { "Maximum lifetime of user keys (days)" }
+            input #max-user-days type="number" min="0" max="3650" name="max_user_key_lifetime_days"
+                value=(org.max_user_key_lifetime_days) aria-describedby="lifetime-hint";
+            label for="max-sa-days" { "Maximum lifetime of service account keys (days)" }
+            input #max-sa-days type="number" min="0" max="3650" name="max_service_account_key_lifetime_days"
+                value=(org.max_service_account_key_lifetime_days) aria-describedby="lifetime-hint";
+            p.hint #lifetime-hint {
+                "0 means no limit. New keys expire after at most this long; keys created without an "
+                "expiration get exactly this long. Existing keys keep their expiration."
+            }
             div.buttons { button type="submit" { "Save settings" } }
         }
     };
@@ -356,9 +366,24 @@ pub async fn save_settings(
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
+    let days = |name: &str| -> Result<Option<u32>, ApiError> {
+        match fields.get(name).map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(Some(0)),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::InvalidValue("a key lifetime is a whole number of days (0 for no limit)".into())),
+        }
+    };
+    let (user_days, sa_days) = match (days("max_user_key_lifetime_days"), days("max_service_account_key_lifetime_days")) {
+        (Ok(u), Ok(s)) => (u, s),
+        (Err(e), _) | (_, Err(e)) => return failure(Some(&user), e),
+    };
     let request = orgs::UpdateOrgRequest {
         key_creation_disabled: Some(fields.checked("key_creation_disabled")),
         legacy_keys_allowed: Some(fields.checked("legacy_keys_allowed")),
+        max_user_key_lifetime_days: user_days,
+        max_service_account_key_lifetime_days: sa_days,
     };
     let result = orgs::update_org(
         State(state),

@@ -1,0 +1,265 @@
+//! Webhook endpoints of an organization (org admins): register, list, delete, and read
+//! the delivery log. The signing secret is shown once, when the endpoint is created.
+
+use crate::access::{self, Caller};
+use crate::audit::AuditContext;
+use crate::auth::source::SourceAddr;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::timestamp::rfc3339;
+use crate::webhooks::{EVENTS, signing_secret};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keysmith_store::{Delivery, NewWebhook, Org, Webhook};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhookRequest {
+    /// Where to POST events: an `https://` (or `http://`) URL.
+    pub(crate) url: String,
+    /// Which events to send (default: all): `api_key.created`, `api_key.deleted`,
+    /// `api_key.rotated`, `api_key.expiring_soon`, `api_key.exposed`.
+    #[serde(default)]
+    pub(crate) events: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub(crate) id: i64,
+    pub(crate) url: String,
+    pub(crate) events: Vec<String>,
+    pub(crate) description: String,
+    pub(crate) created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[serde(flatten)]
+    pub(crate) webhook: WebhookView,
+    /// The signing secret (`whsec_…`), shown only in this answer: verify each
+    /// delivery's `webhook-signature` with it.
+    pub(crate) secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub(crate) items: Vec<WebhookView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    pub(crate) id: i64,
+    /// The `webhook-id` header of every attempt.
+    pub(crate) message_id: String,
+    pub(crate) event_type: String,
+    /// `pending` (will be retried), `delivered` or `failed` (gave up).
+    pub(crate) status: &'static str,
+    pub(crate) attempts: i64,
+    pub(crate) last_status: Option<i64>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) next_attempt_at: Option<String>,
+    pub(crate) created_at: String,
+    pub(crate) delivered_at: Option<String>,
+    pub(crate) payload: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub(crate) items: Vec<DeliveryView>,
+}
+
+fn view(w: Webhook) -> WebhookView {
+    WebhookView {
+        id: w.id,
+        url: w.url,
+        events: w.events,
+        description: w.description,
+        created_at: rfc3339(w.created_at),
+    }
+}
+
+fn delivery_view(d: Delivery) -> DeliveryView {
+    DeliveryView {
+        id: d.id,
+        message_id: d.message_id,
+        event_type: d.event_type,
+        status: d.status.as_str(),
+        attempts: d.attempts,
+        last_status: d.last_status,
+        last_error: d.last_error,
+        next_attempt_at: (d.status == keysmith_store::DeliveryStatus::Pending).then(|| rfc3339(d.next_attempt_at)),
+        created_at: rfc3339(d.created_at),
+        delivered_at: d.delivered_at.map(rfc3339),
+        payload: serde_json::from_str(&d.payload).unwrap_or(serde_json::Value::Null),
+    }
+}
+
+async fn admin_org(state: &AppState, caller: &Caller, org: &str) -> Result<Org, ApiError> {
+    let org = access::member_org(state, caller, org).await?;
+    caller.require_org_admin(&org)?;
+    Ok(org)
+}
+
+async fn org_webhook(state: &AppState, org: &Org, id: i64) -> Result<Webhook, ApiError> {
+    match state.store.get_webhook(id).await? {
+        Some(w) if w.org == org.id => Ok(w),
+        _ => Err(ApiError::WebhookNotFound),
+    }
+}
+
+fn parse_url(raw: &str) -> Result<String, ApiError> {
+    let url = reqwest::Url::parse(raw.trim())
+        .map_err(|_| ApiError::InvalidValue("url must be an absolute http(s) URL".into()))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
+        return Err(ApiError::InvalidValue("url must be an absolute http(s) URL".into()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::InvalidValue(
+            "url must not carry credentials; verify deliveries by their signature".into(),
+        ));
+    }
+    if url.as_str().len() > 2048 {
+        return Err(ApiError::InvalidValue("url: at most 2048 characters".into()));
+    }
+    Ok(url.to_string())
+}
+
+/// The organization's webhook endpoints.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
+    params(("org" = String, Path, description = "Organization name")),
+    responses((status = 200, body = WebhookList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn list_webhooks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> Result<Json<WebhookList>, ApiError> {
+    let org = admin_org(&state, &caller, &org).await?;
+    let items = state.store.list_webhooks(org.id).await?.into_iter().map(view).collect();
+    Ok(Json(WebhookList { items }))
+}
+
+/// Register an endpoint for key events; the answer holds its signing secret, once.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks", request_body = CreateWebhookRequest,
+    params(("org" = String, Path, description = "Organization name")),
+    responses((status = 201, body = CreatedWebhook), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path(org): Path<String>,
+    ApiJson(request): ApiJson<CreateWebhookRequest>,
+) -> Result<Response, ApiError> {
+    let org = admin_org(&state, &caller, &org).await?;
+    let url = parse_url(&request.url)?;
+    let events = match request.events {
+        None => EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        Some(events) if events.is_empty() => {
+            return Err(ApiError::InvalidValue("events: name at least one event".into()));
+        }
+        Some(mut events) => {
+            if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
+                return Err(ApiError::InvalidValue(format!(
+                    "unknown event `{bad}`; the events are {}",
+                    EVENTS.join(", ")
+                )));
+            }
+            events.sort();
+            events.dedup();
+            events
+        }
+    };
+    let description = request.description.unwrap_or_default();
+    if description.chars().count() > 256 {
+        return Err(ApiError::InvalidValue("description: at most 256 characters".into()));
+    }
+    let uid = keysmith_core::base62::random_string(22).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let now = state.now();
+    let audit = AuditContext::new(&caller, source, now).entry(
+        org.id,
+        "webhook.created",
+        "webhook",
+        &url,
+        Some(serde_json::json!({ "events": events })),
+    );
+    let webhook = state
+        .store
+        .create_webhook(
+            NewWebhook {
+                org: org.id,
+                uid,
+                url,
+                events,
+                description,
+                created_at: now,
+                created_by: Some(caller.id()),
+            },
+            &audit,
+        )
+        .await?;
+    let secret = signing_secret(&state, &webhook)?;
+    tracing::info!(webhook.id = webhook.id, org.id = org.id.0, "webhook endpoint registered");
+    let body = CreatedWebhook {
+        webhook: view(webhook),
+        secret,
+    };
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Remove an endpoint; its pending deliveries are dropped.
+#[utoipa::path(delete, path = "/api/v1/orgs/{org}/webhooks/{id}", tag = "webhooks",
+    params(("org" = String, Path, description = "Organization name"), ("id" = i64, Path, description = "Webhook ID")),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    Path((org, id)): Path<(String, i64)>,
+) -> Result<StatusCode, ApiError> {
+    let org = admin_org(&state, &caller, &org).await?;
+    let webhook = org_webhook(&state, &org, id).await?;
+    let audit =
+        AuditContext::new(&caller, source, state.now()).entry(org.id, "webhook.deleted", "webhook", &webhook.url, None);
+    if !state.store.delete_webhook(webhook.id, &audit).await? {
+        return Err(ApiError::WebhookNotFound);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The delivery log of an endpoint, newest first (the last 100).
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks/{id}/deliveries", tag = "webhooks",
+    params(("org" = String, Path, description = "Organization name"), ("id" = i64, Path, description = "Webhook ID")),
+    responses((status = 200, body = DeliveryList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn list_deliveries(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((org, id)): Path<(String, i64)>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let org = admin_org(&state, &caller, &org).await?;
+    let webhook = org_webhook(&state, &org, id).await?;
+    let items = state
+        .store
+        .list_deliveries(webhook.id, 100)
+        .await?
+        .into_iter()
+        .map(delivery_view)
+        .collect();
+    Ok(Json(DeliveryList { items }))
+}
