@@ -104,5 +104,9 @@ async fn was_deleted(state: &AppState, presented: &str) -> Result<Finding, ApiEr
         .await?
         .iter()
         .any(|e| e.action == "api_key.deleted" || e.action == "api_key.exposed");
-    Ok(if gone { Finding::AlreadyRevoked } else { Finding::NotOurs })
+    Ok(if gone {
+        Finding::AlreadyRevoked
+    } else {
+        Finding::NotOurs
+    })
 }

@@ -17,7 +17,7 @@ mod error;
 mod graphql;
 mod handoff;
 mod json;
-mod leak;
+pub mod leak;
 mod lifecycle;
 mod openapi;
 pub mod rate_limit;
@@ -26,8 +26,8 @@ mod server;
 mod state;
 mod timestamp;
 pub mod usage;
-pub mod webhooks;
 mod web;
+pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigOverrides};

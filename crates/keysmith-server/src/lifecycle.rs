@@ -6,10 +6,10 @@ use crate::access::{self, Caller};
 use crate::audit::AuditContext;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::timestamp::rfc3339;
 use keysmith_core::policy::{self, KeyAction, OwnerScope};
 use keysmith_core::{GeneratedKey, KeyName, UserId, generate_legacy, generate_v1};
 use keysmith_store::{KeyFormat, NewKey, Org, StoredKey};
-use crate::timestamp::rfc3339;
 
 /// A key to mint.
 pub struct MintRequest<'a> {
@@ -69,10 +69,9 @@ impl Plan {
     /// lifetime; or that maximum when none was asked for.
     fn expiry(&self, now: i64, requested: Option<i64>) -> Result<Option<i64>, ApiError> {
         let limits = |id| {
-            self.orgs
-                .iter()
-                .find(|o| o.id == id)
-                .map_or((0, 0), |o| (o.max_user_key_lifetime_days, o.max_service_account_key_lifetime_days))
+            self.orgs.iter().find(|o| o.id == id).map_or((0, 0), |o| {
+                (o.max_user_key_lifetime_days, o.max_service_account_key_lifetime_days)
+            })
         };
         let max_days = policy::max_key_lifetime_days(&self.scope, limits);
         let latest = max_days.map(|d| now + i64::from(d) * DAY_MS);
@@ -145,7 +144,13 @@ pub async fn mint_key(state: &AppState, caller: &Caller, request: MintRequest<'_
             "expires_at": expires_at.map(rfc3339),
         })),
     );
-    let mut key = new_key(&generated, request.format, request.name.into_string(), plan.owner_id, caller);
+    let mut key = new_key(
+        &generated,
+        request.format,
+        request.name.into_string(),
+        plan.owner_id,
+        caller,
+    );
     key.created_at = now;
     key.expires_at = expires_at;
     let key = state.store.insert_key(key, &audit).await?;

@@ -5,8 +5,8 @@ use crate::auth::password::{generate_password, hash_password};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::routes::router;
 use crate::leak::github::GitHubKeys;
+use crate::routes::router;
 use crate::state::{AppState, ServerSecret, Settings};
 use base64::Engine;
 use keysmith_core::SecretString;
@@ -197,7 +197,7 @@ async fn webhook_work(state: AppState) {
     let mut ticks: u64 = 0;
     loop {
         ticker.tick().await;
-        if ticks % 60 == 0
+        if ticks.is_multiple_of(60)
             && let Err(e) = crate::webhooks::announce_expiring(&state).await
         {
             tracing::warn!(error.detail = %e, "could not announce expiring keys");

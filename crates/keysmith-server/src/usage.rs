@@ -73,7 +73,8 @@ impl UsageRecorder {
 
     /// Writes what is pending; on failure it stays pending for the next try.
     pub async fn flush(&self, store: &dyn Store) -> keysmith_store::Result<usize> {
-        let Pending { last_used, sources } = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        let Pending { last_used, sources } =
+            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         if last_used.is_empty() && sources.is_empty() {
             return Ok(0);
         }

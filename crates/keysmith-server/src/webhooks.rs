@@ -54,7 +54,10 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, ApiError> {
 pub fn signing_secret(state: &AppState, webhook: &Webhook) -> Result<String, ApiError> {
     let label = format!("keysmith-webhook-v1:{}:{}", webhook.uid, webhook.secret_version);
     let key = hmac(&state.server_secret.0, &[label.as_bytes()])?;
-    Ok(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key)))
+    Ok(format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(key)
+    ))
 }
 
 /// The `webhook-signature` value for a message, as Standard Webhooks defines it.
@@ -102,15 +105,15 @@ pub async fn pump(state: &AppState) -> Result<usize, ApiError> {
         let mut endpoints: HashMap<OrgId, (Option<Org>, Vec<Webhook>)> = HashMap::new();
         let mut deliveries = Vec::new();
         for entry in entries.iter().filter(|e| EVENTS.contains(&e.action.as_str())) {
-            if !endpoints.contains_key(&entry.org) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = endpoints.entry(entry.org) {
                 let org = state.store.get_org(entry.org).await?;
                 let hooks = state.store.list_webhooks(entry.org).await?;
-                endpoints.insert(entry.org, (org, hooks));
+                slot.insert((org, hooks));
             }
             let Some((Some(org), hooks)) = endpoints.get(&entry.org) else {
                 continue;
             };
-            for hook in hooks.iter().filter(|h| h.events.iter().any(|e| *e == entry.action)) {
+            for hook in hooks.iter().filter(|h| h.events.contains(&entry.action)) {
                 deliveries.push(NewDelivery {
                     endpoint_id: hook.id,
                     message_id: format!("msg_{}_{}", entry.id, hook.id),
@@ -193,7 +196,11 @@ async fn attempt(state: &AppState, client: &reqwest::Client, delivery: &Delivery
             next_attempt_at: now + wait * 1000,
         },
         None => {
-            tracing::warn!(webhook.id = hook.id, delivery.id = delivery.id, "webhook delivery failed for good");
+            tracing::warn!(
+                webhook.id = hook.id,
+                delivery.id = delivery.id,
+                "webhook delivery failed for good"
+            );
             AttemptResult {
                 status: DeliveryStatus::Failed,
                 http_status,

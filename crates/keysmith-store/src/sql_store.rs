@@ -1166,12 +1166,13 @@ macro_rules! sql_store {
                 keys.dedup();
                 for key in keys {
                     sqlx::query(
-                        "DELETE FROM key_sources WHERE key_id = $1 AND last_seen < (SELECT last_seen FROM key_sources \
-                         WHERE key_id = $2 ORDER BY last_seen DESC LIMIT 1 OFFSET $3)",
+                        "DELETE FROM key_sources WHERE key_id = $1 AND (address, user_agent) NOT IN \
+                         (SELECT address, user_agent FROM key_sources WHERE key_id = $2 \
+                          ORDER BY last_seen DESC, address, user_agent LIMIT $3)",
                     )
                     .bind(key)
                     .bind(key)
-                    .bind(MAX_SOURCES_PER_KEY - 1)
+                    .bind(MAX_SOURCES_PER_KEY)
                     .execute(&mut *tx)
                     .await
                     .map_err(backend_err)?;

@@ -857,25 +857,48 @@ async fn rotation_links_the_keys_and_only_ever_brings_the_old_expiry_forward(sto
     next.rotated_from = Some(old.key_id.clone());
     next.expires_at = Some(10_000);
     let audit = [entry(w_org.id, "api_key.rotated", old.key_id.as_str())];
-    let new = store.rotate_key(&old.key_id, next, Some(500), &audit).await.unwrap().unwrap();
+    let new = store
+        .rotate_key(&old.key_id, next, Some(500), &audit)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(new.rotated_from.as_deref(), Some(old.key_id.as_str()));
     assert_eq!(new.expires_at, Some(10_000));
     let old_now = store.get_key(&old.key_id).await.unwrap().unwrap();
     assert_eq!(old_now.expires_at, Some(500));
     assert_eq!(old_now.rotated_to.as_deref(), Some(new.key_id.as_str()));
-    assert_eq!(store.find_key_for_auth(&old.key_id).await.unwrap().unwrap().expires_at, Some(500));
+    assert_eq!(
+        store.find_key_for_auth(&old.key_id).await.unwrap().unwrap().expires_at,
+        Some(500)
+    );
     // A later grace never extends an expiry; `None` leaves it as it is.
     let mut again = new_key(owner.id, "ci", 6);
     again.rotated_from = Some(old.key_id.clone());
-    store.rotate_key(&old.key_id, again, Some(9_000), &[]).await.unwrap().unwrap();
+    store
+        .rotate_key(&old.key_id, again, Some(9_000), &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(store.get_key(&old.key_id).await.unwrap().unwrap().expires_at, Some(500));
     let gone = KeyId::parse("wandb_v1_000000000000000000000000000").unwrap();
     let orphan = new_key(owner.id, "x", 7);
     let orphan_id = orphan.key_id.clone();
-    assert!(store.rotate_key(&gone, orphan, Some(1), &audit).await.unwrap().is_none());
-    assert!(store.get_key(&orphan_id).await.unwrap().is_none(), "nothing inserted for a missing key");
+    assert!(
+        store
+            .rotate_key(&gone, orphan, Some(1), &audit)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store.get_key(&orphan_id).await.unwrap().is_none(),
+        "nothing inserted for a missing key"
+    );
     let logged = store
-        .list_audit(&AuditQuery { limit: 10, ..AuditQuery::default() })
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(logged.len(), 1, "the refused rotation wrote no audit entry");
@@ -892,11 +915,21 @@ async fn key_sources_are_merged_and_bounded_per_key(store: Arc<dyn Store>) {
         first_seen: first,
         last_seen: last,
     };
-    store.record_key_sources(&[at(&key, "10.0.0.1", 100, 200)]).await.unwrap();
-    store.record_key_sources(&[at(&key, "10.0.0.1", 50, 150)]).await.unwrap();
+    store
+        .record_key_sources(&[at(&key, "10.0.0.1", 100, 200)])
+        .await
+        .unwrap();
+    store
+        .record_key_sources(&[at(&key, "10.0.0.1", 50, 150)])
+        .await
+        .unwrap();
     let sources = store.key_sources(&key.key_id).await.unwrap();
     assert_eq!(sources.len(), 1);
-    assert_eq!((sources[0].first_seen, sources[0].last_seen), (50, 200), "first only earlier, last only later");
+    assert_eq!(
+        (sources[0].first_seen, sources[0].last_seen),
+        (50, 200),
+        "first only earlier, last only later"
+    );
     let many: Vec<KeySourceUse> = (0..15)
         .map(|i| at(&key, &format!("10.1.0.{i}"), 1000 + i, 1000 + i))
         .chain([at(&other, "10.9.9.9", 5, 5)])
@@ -908,9 +941,15 @@ async fn key_sources_are_merged_and_bounded_per_key(store: Arc<dyn Store>) {
     assert!(sources.iter().all(|s| s.last_seen >= 1005), "the oldest are dropped");
     assert_eq!(store.key_sources(&other.key_id).await.unwrap().len(), 1, "per key");
     store.delete_key(&key.key_id, &[]).await.unwrap();
-    assert!(store.key_sources(&key.key_id).await.unwrap().is_empty(), "deleted with the key");
+    assert!(
+        store.key_sources(&key.key_id).await.unwrap().is_empty(),
+        "deleted with the key"
+    );
     store.record_key_sources(&[at(&key, "10.0.0.1", 1, 1)]).await.unwrap();
-    assert!(store.key_sources(&key.key_id).await.unwrap().is_empty(), "no sources for a deleted key");
+    assert!(
+        store.key_sources(&key.key_id).await.unwrap().is_empty(),
+        "no sources for a deleted key"
+    );
 }
 
 async fn expiring_keys_are_found_and_announced_once(store: Arc<dyn Store>) {
@@ -930,10 +969,16 @@ async fn expiring_keys_are_found_and_announced_once(store: Arc<dyn Store>) {
     assert_eq!(found.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["soon"]);
     let audit = [entry(org.id, "api_key.expiring_soon", soon.key_id.as_str())];
     assert!(store.mark_expiry_warned(&soon.key_id, 100, &audit).await.unwrap());
-    assert!(!store.mark_expiry_warned(&soon.key_id, 101, &audit).await.unwrap(), "once");
+    assert!(
+        !store.mark_expiry_warned(&soon.key_id, 101, &audit).await.unwrap(),
+        "once"
+    );
     assert!(store.keys_expiring(100, 2_000, 10).await.unwrap().is_empty());
     let logged = store
-        .list_audit(&AuditQuery { limit: 10, ..AuditQuery::default() })
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
         .await
         .unwrap();
     assert_eq!(logged.len(), 1, "one announcement in the audit log");
@@ -982,9 +1027,17 @@ async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(sto
         payload: "{}".into(),
         created_at: 100,
     };
-    assert!(store.commit_outbox(cursor, last, std::slice::from_ref(&delivery)).await.unwrap());
     assert!(
-        !store.commit_outbox(cursor, last, std::slice::from_ref(&delivery)).await.unwrap(),
+        store
+            .commit_outbox(cursor, last, std::slice::from_ref(&delivery))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .commit_outbox(cursor, last, std::slice::from_ref(&delivery))
+            .await
+            .unwrap(),
         "a second replica with the same cursor writes nothing"
     );
     assert!(store.outbox_batch(10).await.unwrap().1.is_empty());
@@ -1001,7 +1054,10 @@ async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(sto
         next_attempt_at: 200,
     };
     store.finish_attempt(claimed[0].0.id, &retry).await.unwrap();
-    assert!(store.claim_deliveries(150, 210, 10).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        store.claim_deliveries(150, 210, 10).await.unwrap().is_empty(),
+        "not due yet"
+    );
     let again = store.claim_deliveries(200, 260, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].0.attempts, 1);
@@ -1016,12 +1072,21 @@ async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(sto
     let log = store.list_deliveries(hook.id, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, DeliveryStatus::Delivered);
-    assert_eq!((log[0].attempts, log[0].last_status, log[0].delivered_at), (2, Some(204), Some(201)));
-    assert!(store.claim_deliveries(1_000, 1_060, 10).await.unwrap().is_empty(), "delivered is done");
+    assert_eq!(
+        (log[0].attempts, log[0].last_status, log[0].delivered_at),
+        (2, Some(204), Some(201))
+    );
+    assert!(
+        store.claim_deliveries(1_000, 1_060, 10).await.unwrap().is_empty(),
+        "delivered is done"
+    );
 
     assert!(store.delete_webhook(hook.id, &[]).await.unwrap());
     assert!(store.get_webhook(hook.id).await.unwrap().is_none());
-    assert!(store.list_deliveries(hook.id, 10).await.unwrap().is_empty(), "its log goes with it");
+    assert!(
+        store.list_deliveries(hook.id, 10).await.unwrap().is_empty(),
+        "its log goes with it"
+    );
 }
 
 macro_rules! conformance {

@@ -109,7 +109,10 @@ pub struct MatchFeedback {
 }
 
 fn sha256_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Receive GitHub secret scanning matches: verify the signature, revoke genuine keys,
@@ -146,7 +149,9 @@ pub async fn report(
     let matches: Vec<SecretMatch> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::MalformedJson(format!("expected a JSON array of matches: {e}")))?;
     if matches.len() > MAX_MATCHES {
-        return Err(ApiError::InvalidValue(format!("at most {MAX_MATCHES} matches per report")));
+        return Err(ApiError::InvalidValue(format!(
+            "at most {MAX_MATCHES} matches per report"
+        )));
     }
     let mut feedback = Vec::with_capacity(matches.len());
     for m in matches {
@@ -166,7 +171,11 @@ pub async fn report(
         });
     }
     let revoked = feedback.iter().filter(|f| f.label == "true_positive").count();
-    tracing::info!(matches = feedback.len(), true_positives = revoked, "GitHub secret scanning report");
+    tracing::info!(
+        matches = feedback.len(),
+        true_positives = revoked,
+        "GitHub secret scanning report"
+    );
     Ok(Json(feedback))
 }
 
@@ -178,10 +187,7 @@ mod tests {
     use p256::pkcs8::{EncodePublicKey, LineEnding};
 
     fn keys(signing: &SigningKey) -> GitHubKeys {
-        let pem = signing
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap();
+        let pem = signing.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
         let json = serde_json::json!({"public_keys": [{"key_identifier": "k1", "key": pem, "is_current": true}]});
         GitHubKeys::from_json(&json.to_string()).unwrap()
     }
@@ -200,7 +206,10 @@ mod tests {
         keys.verify("k1", &sign(&signing, body), body).unwrap();
         assert!(keys.verify("k1", &sign(&signing, body), b"[]").is_err(), "another body");
         assert!(keys.verify("k1", &sign(&other, body), body).is_err(), "another key");
-        assert!(keys.verify("k2", &sign(&signing, body), body).is_err(), "unknown identifier");
+        assert!(
+            keys.verify("k2", &sign(&signing, body), body).is_err(),
+            "unknown identifier"
+        );
         assert!(keys.verify("k1", "not base64!", body).is_err());
         assert!(keys.verify("k1", "AAAA", body).is_err(), "not DER");
     }

@@ -117,9 +117,12 @@ pub async fn update_org(
 ) -> Result<Json<OrgView>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     caller.require_org_admin(&org)?;
-    for days in [request.max_user_key_lifetime_days, request.max_service_account_key_lifetime_days]
-        .into_iter()
-        .flatten()
+    for days in [
+        request.max_user_key_lifetime_days,
+        request.max_service_account_key_lifetime_days,
+    ]
+    .into_iter()
+    .flatten()
     {
         if days > MAX_LIFETIME_DAYS {
             return Err(ApiError::InvalidValue(format!(

@@ -208,7 +208,11 @@ pub async fn create_webhook(
         )
         .await?;
     let secret = signing_secret(&state, &webhook)?;
-    tracing::info!(webhook.id = webhook.id, org.id = org.id.0, "webhook endpoint registered");
+    tracing::info!(
+        webhook.id = webhook.id,
+        org.id = org.id.0,
+        "webhook endpoint registered"
+    );
     let body = CreatedWebhook {
         webhook: view(webhook),
         secret,

@@ -369,13 +369,15 @@ pub async fn save_settings(
     let days = |name: &str| -> Result<Option<u32>, ApiError> {
         match fields.get(name).map(str::trim).filter(|v| !v.is_empty()) {
             None => Ok(Some(0)),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::InvalidValue("a key lifetime is a whole number of days (0 for no limit)".into())),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::InvalidValue("a key lifetime is a whole number of days (0 for no limit)".into())
+            }),
         }
     };
-    let (user_days, sa_days) = match (days("max_user_key_lifetime_days"), days("max_service_account_key_lifetime_days")) {
+    let (user_days, sa_days) = match (
+        days("max_user_key_lifetime_days"),
+        days("max_service_account_key_lifetime_days"),
+    ) {
         (Ok(u), Ok(s)) => (u, s),
         (Err(e), _) | (_, Err(e)) => return failure(Some(&user), e),
     };

@@ -70,6 +70,17 @@ impl TestApp {
     }
 
     pub async fn with_store(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Self {
+        Self::with(store, dir, Settings::default()).await
+    }
+
+    /// SQLite with these settings.
+    pub async fn sqlite_with(settings: Settings) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("keysmith.db")).await.unwrap();
+        Self::with(Arc::new(store), Some(dir), settings).await
+    }
+
+    pub async fn with(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>, settings: Settings) -> Self {
         let clock = ManualClock::new(START_MS);
         let admin_hash = hash_password(&SecretString::new(ADMIN_PASSWORD.into())).unwrap();
         let admin = NewUser {
@@ -79,7 +90,7 @@ impl TestApp {
             password_hash: Some(admin_hash),
         };
         let (org, _) = store.bootstrap("default", admin, START_MS).await.unwrap().unwrap();
-        let state = AppState::new(store.clone(), Arc::new(clock.clone()), Settings::default());
+        let state = AppState::new(store.clone(), Arc::new(clock.clone()), settings);
         let router = keysmith_server::router(state.clone());
         Self {
             router,

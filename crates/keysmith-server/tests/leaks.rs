@@ -1,0 +1,241 @@
+//! Leak response: anyone holding a key revokes it; GitHub's secret scanning reports,
+//! signed with P-256, revoke genuine keys and get feedback labels.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use base64::Engine;
+use common::{Auth, Reply, TestApp};
+use keysmith_server::Settings;
+use keysmith_server::leak::github::GitHubKeys;
+use p256::ecdsa::signature::Signer;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::pkcs8::{EncodePublicKey, LineEnding};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+async fn viewer(app: &TestApp, key: &str) -> StatusCode {
+    app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key.to_owned()), None)
+        .await
+        .status
+}
+
+async fn revoke(app: &TestApp, key: &str) -> Reply {
+    app.request(
+        Method::POST,
+        "/api/v1/api-keys/revoke-exposed",
+        &Auth::None,
+        Some(json!({ "key": key })),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn whoever_holds_a_key_can_revoke_it_and_the_answer_never_tells_whether_it_existed() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let (key, key_id) = app.create_key(&admin, "leaked").await;
+    let (other, _) = app.create_key(&admin, "kept").await;
+    let unknown = keysmith_core::generate_v1(&keysmith_core::KeyPrefix::default())
+        .unwrap()
+        .plaintext
+        .expose()
+        .to_owned();
+    let answers: Vec<Reply> = vec![
+        revoke(&app, &key).await,
+        revoke(&app, &key).await,
+        revoke(&app, &unknown).await,
+        revoke(&app, "not a key at all").await,
+    ];
+    for r in &answers {
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        assert_eq!(r.text, answers[0].text, "the same answer every time");
+    }
+    assert_eq!(viewer(&app, &key).await, StatusCode::UNAUTHORIZED, "revoked at once");
+    assert_eq!(viewer(&app, &other).await, StatusCode::OK, "only that key");
+    let r = app
+        .request(
+            Method::GET,
+            "/api/v1/orgs/default/audit?action=api_key.exposed",
+            &admin,
+            None,
+        )
+        .await;
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", r.text);
+    assert_eq!(items[0]["target"], key_id.as_str());
+    assert_eq!(items[0]["detail"]["reporter"], "holder");
+    assert!(!r.text.contains(&key), "the audit log never holds the key");
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/api-keys/revoke-exposed",
+            &Auth::None,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::BAD_REQUEST,
+        "a malformed request is still an error"
+    );
+}
+
+struct GitHub {
+    signing: SigningKey,
+}
+
+impl GitHub {
+    fn new() -> Self {
+        Self {
+            signing: SigningKey::from_slice(&[42u8; 32]).unwrap(),
+        }
+    }
+
+    fn keys(&self) -> GitHubKeys {
+        let pem = self.signing.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+        let published = json!({"public_keys": [
+            {"key_identifier": "gh-key-1", "key": pem, "is_current": true},
+        ]});
+        GitHubKeys::from_json(&published.to_string()).unwrap()
+    }
+
+    fn sign(&self, body: &str) -> String {
+        let sig: Signature = self.signing.sign(body.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes())
+    }
+}
+
+async fn report(app: &TestApp, body: &str, identifier: &str, signature: &str) -> Reply {
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/secret-scanning/github")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("Github-Public-Key-Identifier", identifier)
+        .header("Github-Public-Key-Signature", signature)
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    app.send(request).await
+}
+
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn github_reports_are_verified_and_revoke_genuine_keys() {
+    let github = GitHub::new();
+    let app = TestApp::sqlite_with(Settings {
+        github_keys: github.keys(),
+        ..Settings::default()
+    })
+    .await;
+    let admin = app.admin().await;
+    let (real, real_id) = app.create_key(&admin, "committed").await;
+    let (revoked, revoked_id) = app.create_key(&admin, "already gone").await;
+    let (kept, _) = app.create_key(&admin, "not reported").await;
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{revoked_id}"), &admin, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let random = keysmith_core::generate_v1(&keysmith_core::KeyPrefix::default())
+        .unwrap()
+        .plaintext
+        .expose()
+        .to_owned();
+    let mut mistyped = real.clone();
+    mistyped.pop();
+    mistyped.push(if real.ends_with('A') { 'B' } else { 'A' });
+    let matches = json!([
+        {"token": real, "type": "keysmith_api_key", "url": "https://github.com/o/r/blob/1/train.py", "source": "content"},
+        {"token": revoked, "type": "keysmith_api_key", "url": "https://github.com/o/r/blob/2/a.py", "source": "content"},
+        {"token": random, "type": "keysmith_api_key", "url": "https://github.com/o/r/blob/3/b.py", "source": "content"},
+        {"token": mistyped, "type": "keysmith_api_key", "source": "commit"},
+    ])
+    .to_string();
+
+    // Refused before anything is read: a bad signature, another key, no headers.
+    let tampered = matches.replace("train.py", "other.py");
+    let r = report(&app, &tampered, "gh-key-1", &github.sign(&matches)).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "signature_invalid"));
+    let r = report(&app, &matches, "gh-key-2", &github.sign(&matches)).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "signature_invalid"));
+    let stranger = SigningKey::from_slice(&[7u8; 32]).unwrap();
+    let forged: Signature = stranger.sign(matches.as_bytes());
+    let forged = base64::engine::general_purpose::STANDARD.encode(forged.to_der().as_bytes());
+    let r = report(&app, &matches, "gh-key-1", &forged).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let no_headers = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/secret-scanning/github")
+        .body(Body::from(matches.clone()))
+        .unwrap();
+    assert_eq!(app.send(no_headers).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        viewer(&app, &real).await,
+        StatusCode::OK,
+        "nothing revoked by refused reports"
+    );
+
+    let r = report(&app, &matches, "gh-key-1", &github.sign(&matches)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let labels: Vec<(String, String)> = r
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["token_hash"].as_str().unwrap().to_owned(),
+                f["label"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        vec![
+            (hash(&real), "true_positive".to_owned()),
+            (hash(&revoked), "true_positive".to_owned()),
+            (hash(&random), "false_positive".to_owned()),
+            (hash(&mistyped), "false_positive".to_owned()),
+        ]
+    );
+    assert!(!r.text.contains(&real), "the answer never repeats a token");
+    assert_eq!(r.body[0]["token_type"], "keysmith_api_key");
+    assert_eq!(viewer(&app, &real).await, StatusCode::UNAUTHORIZED, "revoked");
+    assert_eq!(viewer(&app, &kept).await, StatusCode::OK);
+
+    let audit = app
+        .request(
+            Method::GET,
+            "/api/v1/orgs/default/audit?action=api_key.exposed",
+            &admin,
+            None,
+        )
+        .await;
+    let items = audit.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["target"], real_id.as_str());
+    assert_eq!(items[0]["actor"], "system", "no one signed in reported it");
+    assert_eq!(items[0]["detail"]["reporter"], "github");
+    assert_eq!(items[0]["detail"]["url"], "https://github.com/o/r/blob/1/train.py");
+
+    let r = report(&app, "not json", "gh-key-1", &github.sign("not json")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn without_github_keys_the_endpoint_is_off() {
+    let app = TestApp::sqlite().await;
+    let r = report(&app, "[]", "gh-key-1", "AAAA").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "secret_scanning_not_configured")
+    );
+}
