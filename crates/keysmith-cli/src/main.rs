@@ -339,6 +339,9 @@ Examples:
         /// Every page, not just the first
         #[arg(long)]
         all: bool,
+        /// Only keys that expire within this many days
+        #[arg(long, value_name = "DAYS")]
+        expiring_within_days: Option<u32>,
     },
     /// Create a key and print it, alone, to standard output (shown only this once).
     #[command(after_help = "\
@@ -358,6 +361,31 @@ Examples:
         /// `v1` (default) or `legacy` (40 characters, for wandb SDKs older than 0.22.3)
         #[arg(long)]
         format: Option<String>,
+        /// Stop working after this many days [default: never, or the organization's
+        /// maximum lifetime]
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+    },
+    /// Show one key: expiry, rotation, last use and the recent places it was used
+    /// from (address and user agent), so you can see when an old key has gone quiet.
+    #[command(after_help = "Example:\n  keysmith keys show wandb_v1_…")]
+    Show {
+        #[command(flatten)]
+        remote: RemoteArgs,
+        /// The key ID (from `keys list`)
+        key_id: String,
+    },
+    /// Revoke a key that leaked, yours or anyone's: the key is read from standard
+    /// input (never the command line) and stops working at once. Needs no login.
+    #[command(after_help = "\
+Examples:
+  keysmith keys revoke-exposed --host https://keys.example.com     paste the key, then Ctrl-D
+  pbpaste | keysmith keys revoke-exposed
+
+The server answers the same whether or not the key existed.")]
+    RevokeExposed {
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Rename a key.
     Rename {
@@ -370,14 +398,20 @@ Examples:
         name: String,
     },
     /// Rotate a key: a new key with the same name and owner, printed alone on stdout;
-    /// the old one keeps working until you delete it.
-    #[command(
-        after_help = "Example:\n  keysmith keys rotate wandb_v1_… > new-key && deploy new-key && keysmith keys delete wandb_v1_…"
-    )]
+    /// the old one keeps working for the grace period, then stops by itself.
+    #[command(after_help = "\
+Examples:
+  keysmith keys rotate wandb_v1_… --grace 24h | vault kv put secret/ci key=-
+  keysmith keys show wandb_v1_…        has the old key gone quiet? (last used, sources)
+  keysmith keys delete wandb_v1_…      finish the rotation now")]
     Rotate {
         #[command(flatten)]
         remote: RemoteArgs,
+        /// The key to replace
         key_id: String,
+        /// How long the old key keeps working
+        #[arg(long, default_value = "24h", value_parser = ["now", "1h", "24h", "7d", "until_deleted"])]
+        grace: String,
     },
     /// Delete keys: scripts that use them stop working immediately.
     Delete {
@@ -737,8 +771,14 @@ async fn run(cli: Cli) -> Result<()> {
             };
             organization::audit(org.remote.host.as_deref(), org.org.as_deref(), query, org.remote.output).await?;
         }
-        Command::Keys(KeysCommand::Rotate { remote, key_id }) => {
-            organization::rotate(remote.host.as_deref(), &key_id, remote.output).await?;
+        Command::Keys(KeysCommand::Rotate { remote, key_id, grace }) => {
+            organization::rotate(remote.host.as_deref(), &key_id, &grace, remote.output).await?;
+        }
+        Command::Keys(KeysCommand::Show { remote, key_id }) => {
+            remote::show_key(remote.host.as_deref(), &key_id, remote.output).await?;
+        }
+        Command::Keys(KeysCommand::RevokeExposed { remote }) => {
+            remote::revoke_exposed(remote.host.as_deref(), remote.output).await?;
         }
         Command::Whoami(remote) => remote::whoami(remote.host.as_deref(), remote.output).await?,
         Command::Keys(KeysCommand::List {
@@ -751,6 +791,7 @@ async fn run(cli: Cli) -> Result<()> {
             sort,
             limit,
             all,
+            expiring_within_days,
         }) => {
             let query = keysmith_client::KeyQuery {
                 limit,
@@ -760,6 +801,7 @@ async fn run(cli: Cli) -> Result<()> {
                 org,
                 team,
                 name_contains,
+                expiring_within_days,
                 ..Default::default()
             };
             remote::list_keys(remote.host.as_deref(), query, all, remote.output).await?;
@@ -769,8 +811,14 @@ async fn run(cli: Cli) -> Result<()> {
             name,
             owner,
             format,
+            expires_in_days,
         }) => {
-            let request = keysmith_client::CreateKey { name, owner, format };
+            let request = keysmith_client::CreateKey {
+                name,
+                owner,
+                format,
+                expires_in_days,
+            };
             remote::create_key(remote.host.as_deref(), request, remote.output).await?;
         }
         Command::Keys(KeysCommand::Rename { remote, key_id, name }) => {

@@ -4,7 +4,7 @@
 
 use crate::remote::{Output, api_error, client};
 use anyhow::{Result, bail};
-use keysmith_client::{AuditQuery, Client, CreateKey};
+use keysmith_client::{AuditQuery, Client};
 use std::io::Write;
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
@@ -310,29 +310,30 @@ pub async fn audit(host: Option<&str>, org_flag: Option<&str>, query: AuditQuery
 /// A new key for the same owner with the same name, printed alone on stdout; the old
 /// key keeps working until it is deleted, so nothing breaks while the new one is rolled
 /// out (the seed's rotation: create, switch, test, delete).
-pub async fn rotate(host: Option<&str>, key_id: &str, output: Output) -> Result<()> {
+pub async fn rotate(host: Option<&str>, key_id: &str, grace: &str, output: Output) -> Result<()> {
     let client = client(host)?;
-    let old = client.get_key(key_id).await.map_err(api_error)?;
-    let owner = (old.owner.kind == "service_account").then(|| old.owner.username.clone());
-    let request = CreateKey {
-        name: old.name.clone(),
-        owner,
-        format: Some(old.format.clone()),
-    };
-    let created = client.create_key(&request).await.map_err(api_error)?;
+    let created = client.rotate_key(key_id, grace).await.map_err(api_error)?;
+    let old = created.rotated_from.clone().unwrap_or_else(|| key_id.to_owned());
     match output {
         Output::Json => print_json(&serde_json::json!({
             "key": created.key.expose(),
             "key_id": created.key_id,
-            "replaces": old.key_id,
+            "replaces": old,
+            "old_key_expires_at": created.previous_expires_at,
             "name": created.name,
+            "expires_at": created.expires_at,
         }))?,
         Output::Text => {
             println!("{}", created.key.expose());
+            let until = match &created.previous_expires_at {
+                Some(at) => format!("until {at}, then stops by itself"),
+                None => "until you delete it".to_owned(),
+            };
             eprintln!(
-                "Created {} to replace {} (\"{}\"). Both work now: switch every user of the old key, check that \
-                 they work, then run `keysmith keys delete {}`.",
-                created.key_id, old.key_id, old.name, old.key_id
+                "Created {} to replace {old} (\"{}\"). The old key keeps working {until}. Switch every user \
+                 of the old key; `keysmith keys show {old}` tells when it was last used and from where; \
+                 `keysmith keys delete {old}` finishes the rotation.",
+                created.key_id, created.name
             );
         }
     }

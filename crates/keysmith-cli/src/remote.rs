@@ -239,8 +239,8 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                 return Ok(());
             }
             println!(
-                "{:<38} {:<24} {:<20} {:<21} LAST USED",
-                "KEY ID", "NAME", "OWNER", "CREATED"
+                "{:<38} {:<24} {:<20} {:<21} {:<21} EXPIRES",
+                "KEY ID", "NAME", "OWNER", "CREATED", "LAST USED"
             );
             for k in &items {
                 let owner = if k.owner.kind == "service_account" {
@@ -248,16 +248,138 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                 } else {
                     k.owner.username.clone()
                 };
+                let expires = match (&k.expires_at, k.status.as_deref()) {
+                    (_, Some("expired")) => "expired".to_owned(),
+                    (Some(t), _) => t[..t.len().min(19)].to_owned(),
+                    (None, _) => "never".to_owned(),
+                };
                 println!(
-                    "{:<38} {:<24} {:<20} {:<21} {}",
+                    "{:<38} {:<24} {:<20} {:<21} {:<21} {}",
                     k.display,
                     truncate(&k.name, 24),
                     truncate(&owner, 20),
                     &k.created_at[..k.created_at.len().min(19)],
-                    k.last_used_at.as_deref().map_or("never", |t| &t[..t.len().min(19)])
+                    k.last_used_at.as_deref().map_or("never", |t| &t[..t.len().min(19)]),
+                    expires
                 );
             }
+            warn_about_expiry(&items);
         }
+    }
+    Ok(())
+}
+
+/// Keys that expired or expire within a week, on stderr, so a script's stdout stays
+/// clean.
+fn warn_about_expiry(items: &[keysmith_client::ApiKey]) {
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::days(7);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let expired: Vec<&str> = items
+        .iter()
+        .filter(|k| k.status.as_deref() == Some("expired"))
+        .map(|k| k.display.as_str())
+        .collect();
+    // RFC 3339 times in UTC compare as text.
+    let expiring: Vec<&str> = items
+        .iter()
+        .filter(|k| k.status.as_deref() != Some("expired"))
+        .filter(|k| k.expires_at.as_deref().is_some_and(|t| t < soon.as_str()))
+        .map(|k| k.display.as_str())
+        .collect();
+    if !expiring.is_empty() {
+        eprintln!(
+            "warning: {} key(s) expire within 7 days: {}. Rotate them with `keysmith keys rotate <key ID>`.",
+            expiring.len(),
+            expiring.join(", ")
+        );
+    }
+    if !expired.is_empty() {
+        eprintln!(
+            "warning: {} key(s) have expired and no longer work: {}.",
+            expired.len(),
+            expired.join(", ")
+        );
+    }
+}
+
+/// `keys show`: one key with its expiry, rotation and recent sources.
+pub async fn show_key(host: Option<&str>, key_id: &str, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let key = client.get_key(key_id).await.map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&key)?,
+        Output::Text => {
+            let at = |t: &Option<String>, none: &str| t.clone().unwrap_or_else(|| none.to_owned());
+            println!("key ID       {}", key.key_id);
+            println!("name         {}", key.name);
+            println!(
+                "owner        {} ({})",
+                key.owner.username,
+                key.owner.kind.replace('_', " ")
+            );
+            println!("status       {}", key.status.as_deref().unwrap_or("active"));
+            println!("created      {}", key.created_at);
+            println!("expires      {}", at(&key.expires_at, "never"));
+            println!("last used    {}", at(&key.last_used_at, "never"));
+            if let Some(to) = &key.rotated_to {
+                println!("replaced by  {to} (rotation in progress: delete this key to finish it)");
+            }
+            if let Some(from) = &key.rotated_from {
+                println!("replaces     {from}");
+            }
+            let sources = key.sources.unwrap_or_default();
+            if sources.is_empty() {
+                println!("sources      none recorded");
+            } else {
+                println!("recent sources (most recent first):");
+                println!(
+                    "  {:<40} {:<21} {:<21} USER AGENT",
+                    "ADDRESS", "FIRST SEEN", "LAST SEEN"
+                );
+                for s in sources {
+                    println!(
+                        "  {:<40} {:<21} {:<21} {}",
+                        s.address,
+                        &s.first_seen[..s.first_seen.len().min(19)],
+                        &s.last_seen[..s.last_seen.len().min(19)],
+                        s.user_agent
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `keys revoke-exposed`: the key from stdin to the server, no login needed.
+pub async fn revoke_exposed(host_flag: Option<&str>, output: Output) -> Result<()> {
+    use std::io::{IsTerminal, Read};
+    let host = host(host_flag)
+        .or_else(|| crate::credentials::Credentials::default().stored_host())
+        .ok_or_else(no_server)?;
+    if std::io::stdin().is_terminal() {
+        eprintln!("Paste the exposed key, then press Enter and Ctrl-D:");
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .map_err(|e| anyhow::anyhow!("cannot read the key from stdin: {e}"))?;
+    let key = SecretString::new(text.trim().to_owned());
+    if key.expose().is_empty() {
+        bail!("no key on standard input");
+    }
+    Client::anonymous(&host)?
+        .revoke_exposed(&key)
+        .await
+        .map_err(api_error)?;
+    match output {
+        Output::Json => print_json(&serde_json::json!({ "status": "received" }))?,
+        Output::Text => eprintln!(
+            "Sent to {host}. If it was a key of this server, it no longer works anywhere, and the \
+             organization's admins see the revocation in the audit log."
+        ),
     }
     Ok(())
 }
@@ -283,14 +405,19 @@ pub async fn create_key(host: Option<&str>, request: CreateKey, output: Output) 
             "name": created.name,
             "owner": created.owner,
             "created_at": created.created_at,
+            "expires_at": created.expires_at,
         }))?,
         Output::Text => {
             let mut out = std::io::stdout().lock();
             writeln!(out, "{}", created.key.expose())?;
             out.flush()?;
+            let expiry = created
+                .expires_at
+                .as_deref()
+                .map_or_else(String::new, |at| format!(" It stops working at {at}."));
             eprintln!(
-                "Created key {} (\"{}\") for {}. It is shown only this once: store it in a secret manager or an \
-                 environment variable, never in a file you commit.",
+                "Created key {} (\"{}\") for {}.{expiry} It is shown only this once: store it in a secret manager \
+                 or an environment variable, never in a file you commit.",
                 created.key_id, created.name, created.owner.username
             );
         }

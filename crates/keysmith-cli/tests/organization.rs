@@ -111,26 +111,104 @@ fn an_admin_manages_teams_service_accounts_users_and_reads_the_audit_log() {
 }
 
 #[test]
-fn rotate_makes_a_second_key_with_the_same_name_and_keeps_the_first_working() {
+fn rotate_links_a_new_key_and_show_tells_when_the_old_one_goes_quiet() {
     let a = Admin::start();
     let created = a.json(&["keys", "create", "--name", "pipeline"]);
     let old_id = created["key_id"].as_str().unwrap().to_owned();
-    let out = a.run(&["keys", "rotate", &old_id]);
+    let old_key = created["key"].as_str().unwrap().to_owned();
+    let viewer = |key: &str| {
+        http(
+            "GET",
+            &format!("{}/api/v1/viewer", a.server.url),
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("user-agent", "deploy-bot/2"),
+            ],
+            None,
+        )
+        .status
+    };
+    assert_eq!(viewer(&old_key), 200);
+    let out = a.run(&["keys", "rotate", &old_id, "--grace", "1h"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let new_key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(new_key.len(), 86);
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("keysmith keys delete {old_id}")));
-    let keys = a.json(&["keys", "list", "--name-contains", "pipeline"]);
-    assert_eq!(
-        keys.as_array().unwrap().len(),
-        2,
-        "both keys work until the old one is deleted"
+    assert_eq!(new_key.len(), 86, "stdout holds exactly the new key");
+    let guidance = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        guidance.contains(&format!("keysmith keys delete {old_id}")),
+        "{guidance}"
     );
+    assert!(guidance.contains("then stops by itself"), "{guidance}");
+    assert_eq!(viewer(&new_key), 200);
+    assert_eq!(viewer(&old_key), 200, "the old key works during the grace period");
+
+    let keys = a.json(&["keys", "list", "--name-contains", "pipeline"]);
+    assert_eq!(keys.as_array().unwrap().len(), 2);
+    let shown = a.json(&["keys", "show", &old_id]);
+    assert_eq!(shown["rotated_to"].as_str().unwrap().len(), 36, "{shown}");
+    assert_eq!(
+        shown["sources"][0]["user_agent"], "deploy-bot/2",
+        "uses not yet flushed count too"
+    );
+    assert!(shown["expires_at"].is_string(), "the grace period is its expiry");
+    let text = a.run(&["keys", "show", &old_id]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("replaced by") && text.contains("rotation in progress"),
+        "{text}"
+    );
+    let out = a.run(&["keys", "rotate", &old_id, "--grace", "forever"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown grace");
+
+    // Finishing the rotation.
+    let out = a.run(&["keys", "delete", &old_id]);
+    assert!(out.status.success());
+    assert_eq!(viewer(&old_key), 401);
+    assert_eq!(viewer(&new_key), 200);
+}
+
+#[test]
+fn expiring_keys_are_flagged_and_a_leaked_key_is_revoked_from_stdin() {
+    let a = Admin::start();
+    let created = a.json(&["keys", "create", "--name", "short", "--expires-in-days", "3"]);
+    assert!(created["expires_at"].is_string(), "{created}");
+    let out = a.run(&["keys", "list"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("EXPIRES"), "{stdout}");
+    assert!(stderr.contains("expire within 7 days"), "{stderr}");
+    let soon = a.json(&["keys", "list", "--expiring-within-days", "7"]);
+    assert_eq!(soon.as_array().unwrap().len(), 1);
+
+    let leaked = created["key"].as_str().unwrap().to_owned();
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_") || k.starts_with("WANDB_")) {
+        cmd.env_remove(k);
+    }
+    let mut child = cmd
+        .args(["keys", "revoke-exposed", "--host", &a.server.url])
+        .env("HOME", a.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(leaked.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "no login needed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&leaked), "never echoed");
     let r = http(
         "GET",
         &format!("{}/api/v1/viewer", a.server.url),
-        &[("authorization", &format!("Bearer {new_key}"))],
+        &[("authorization", &format!("Bearer {leaked}"))],
         None,
     );
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 401, "revoked");
+    let out = a.run(&["keys", "revoke-exposed", &leaked]);
+    assert_eq!(out.status.code(), Some(2), "a key as an argument is refused");
 }

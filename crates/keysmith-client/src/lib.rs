@@ -82,6 +82,12 @@ impl Client {
         Ok(Self { http, host, key })
     }
 
+    /// A client that presents no key, for the calls that need none
+    /// ([`Client::revoke_exposed`]).
+    pub fn anonymous(host: &str) -> Result<Self, ClientError> {
+        Self::new(host, SecretString::new(String::new()))
+    }
+
     pub fn host(&self) -> &str {
         &self.host
     }
@@ -92,10 +98,10 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.host))
-            .bearer_auth(self.key.expose());
+        let mut request = self.http.request(method, format!("{}{path}", self.host));
+        if !self.key.expose().is_empty() {
+            request = request.bearer_auth(self.key.expose());
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -162,6 +168,27 @@ impl Client {
             Some(&body),
         )
         .await
+    }
+
+    /// Rotates a key: the answer carries the new key's plaintext, once; the old key
+    /// keeps working for `grace` (`now`, `1h`, `24h`, `7d`, `until_deleted`).
+    pub async fn rotate_key(&self, key_id: &str, grace: &str) -> Result<CreatedKey, ClientError> {
+        let body = serde_json::json!({ "grace": grace });
+        self.call(
+            Method::POST,
+            &format!("/api/v1/api-keys/{}/rotate", path_segment(key_id)),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Revokes an exposed key (needs no key of one's own); the server answers the same
+    /// whether or not the key existed.
+    pub async fn revoke_exposed(&self, key: &SecretString) -> Result<(), ClientError> {
+        let body = serde_json::json!({ "key": key.expose() });
+        self.call::<_, serde_json::Value>(Method::POST, "/api/v1/api-keys/revoke-exposed", Some(&body))
+            .await
+            .map(|_| ())
     }
 
     pub async fn delete_key(&self, key_id: &str) -> Result<(), ClientError> {

@@ -62,6 +62,27 @@ pub struct ApiKey {
     pub created_by: Option<Owner>,
     pub created_at: String,
     pub last_used_at: Option<String>,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// `active` or `expired`.
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub rotated_from: Option<String>,
+    #[serde(default)]
+    pub rotated_to: Option<String>,
+    /// Recent sources; only when one key is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<KeySource>>,
+}
+
+/// Where a key was used from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeySource {
+    pub address: String,
+    pub user_agent: String,
+    pub first_seen: String,
+    pub last_seen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +98,8 @@ pub struct CreateKey {
     pub owner: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in_days: Option<u32>,
 }
 
 /// The answer to a create: the only time the key's plaintext is shown.
@@ -89,6 +112,14 @@ pub struct CreatedKey {
     pub name: String,
     pub owner: Owner,
     pub created_at: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// For a rotation: the key this one replaces…
+    #[serde(default)]
+    pub rotated_from: Option<String>,
+    /// …which keeps working until then (none: until deleted).
+    #[serde(default)]
+    pub previous_expires_at: Option<String>,
 }
 
 fn secret<'de, D: Deserializer<'de>>(d: D) -> Result<SecretString, D::Error> {
@@ -108,6 +139,7 @@ pub struct KeyQuery {
     pub name_contains: Option<String>,
     pub last_used_before: Option<String>,
     pub last_used_after: Option<String>,
+    pub expiring_within_days: Option<u32>,
 }
 
 impl KeyQuery {
@@ -115,6 +147,9 @@ impl KeyQuery {
         let mut out = Vec::new();
         if let Some(limit) = self.limit {
             out.push(("limit", limit.to_string()));
+        }
+        if let Some(days) = self.expiring_within_days {
+            out.push(("expiring_within_days", days.to_string()));
         }
         for (name, value) in [
             ("cursor", &self.cursor),

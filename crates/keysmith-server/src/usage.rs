@@ -71,6 +71,19 @@ impl UsageRecorder {
             .copied()
     }
 
+    /// The sources of `key_id` noted since the last flush: (address, user agent, first
+    /// seen, last seen).
+    pub fn pending_sources(&self, key_id: &KeyId) -> Vec<(String, String, i64, i64)> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sources
+            .iter()
+            .filter(|((k, _, _), _)| k == key_id)
+            .map(|((_, a, u), (f, l))| (a.clone(), u.clone(), *f, *l))
+            .collect()
+    }
+
     /// Writes what is pending; on failure it stays pending for the next try.
     pub async fn flush(&self, store: &dyn Store) -> keysmith_store::Result<usize> {
         let Pending { last_used, sources } =

@@ -234,7 +234,27 @@ impl ApiKeyView {
     /// With the key's recent sources.
     pub(crate) async fn with_sources(mut self, state: &AppState) -> Result<Self, ApiError> {
         let key_id = KeyId::parse(&self.key_id).map_err(|_| ApiError::ApiKeyNotFound)?;
-        let sources = state.store.key_sources(&key_id).await?;
+        let mut sources = state.store.key_sources(&key_id).await?;
+        // Uses not yet written count too, so a rotation's old key shows its last use now.
+        for (address, user_agent, first, last) in state.usage.pending_sources(&key_id) {
+            match sources
+                .iter_mut()
+                .find(|s| s.address == address && s.user_agent == user_agent)
+            {
+                Some(s) => {
+                    s.first_seen = s.first_seen.min(first);
+                    s.last_seen = s.last_seen.max(last);
+                }
+                None => sources.push(keysmith_store::KeySource {
+                    address,
+                    user_agent,
+                    first_seen: first,
+                    last_seen: last,
+                }),
+            }
+        }
+        sources.sort_by(|a, b| (b.last_seen, &a.address, &a.user_agent).cmp(&(a.last_seen, &b.address, &b.user_agent)));
+        sources.truncate(usize::try_from(keysmith_store::MAX_SOURCES_PER_KEY).unwrap_or(10));
         self.sources = Some(
             sources
                 .into_iter()
