@@ -230,6 +230,41 @@ await step("org admins see every key, filter them, and read the audit log", admi
   await screenshot(admin, "org-settings");
 });
 
+await step("rotate a key with a grace period, watch the old key, finish the rotation", admin, async () => {
+  await admin.goto(`${base}/settings`);
+  const oldKey = await createKey(admin, "nightly train");
+  await admin.getByRole("link", { name: "Done" }).click();
+  await admin.getByRole("link", { name: "Rotate nightly train" }).click();
+  await admin.getByLabel("1 hour").check();
+  await admin.getByRole("button", { name: "Rotate API key" }).click();
+  const newKey = await readNewKey(admin);
+  assert.notEqual(newKey, oldKey);
+  assert.equal((await api("/api/v1/viewer", newKey)).status, 200);
+  assert.equal((await api("/api/v1/viewer", oldKey)).status, 200, "the old key works during the grace period");
+  await admin.getByRole("link", { name: "Done" }).click();
+  await admin.getByRole("heading", { name: "Rotating “nightly train”" }).waitFor();
+  await admin.getByText("was used after the rotation began").waitFor();
+  await admin.getByRole("heading", { name: "Old key" }).waitFor();
+  await screenshot(admin, "rotation");
+  await admin.getByRole("button", { name: "Finish rotation: delete the old key" }).click();
+  await admin.getByText("It no longer works anywhere.").waitFor();
+  assert.equal((await api("/api/v1/viewer", oldKey)).status, 401);
+  assert.equal((await api("/api/v1/viewer", newKey)).status, 200);
+});
+
+await step("org admins register a webhook endpoint and see its secret once", admin, async () => {
+  await admin.goto(`${base}/org/default/webhooks`);
+  await admin.getByLabel("Endpoint URL").fill("https://hooks.example.com/keysmith");
+  await admin.getByRole("button", { name: "Add endpoint" }).click();
+  const secret = await admin.locator("#webhook-secret").inputValue();
+  assert.match(secret, /^whsec_/);
+  await admin.getByRole("link", { name: "Done" }).click();
+  await admin.getByRole("cell", { name: "https://hooks.example.com/keysmith", exact: true }).waitFor();
+  assert.ok(!(await admin.content()).includes(secret), "shown once");
+  await assertLabelled(admin);
+  await screenshot(admin, "webhooks");
+});
+
 // ---------------------------------------------------------------------------------
 // A team admin: /authorize lands on key creation; a service account and its key.
 
@@ -288,6 +323,21 @@ await step("a member cannot reach admin pages", dev, async () => {
     assert.equal(response.status(), 403, path);
     await dev.getByRole("heading", { name: "Not allowed" }).waitFor();
   }
+});
+
+await step("anyone can revoke a leaked key without signing in", null, async () => {
+  const anon = await newPage();
+  const leaked = await (async () => {
+    await dev.goto(`${base}/settings`);
+    return createKey(dev, "pasted in chat");
+  })();
+  await anon.goto(`${base}/login`);
+  await anon.getByRole("link", { name: "Revoke it" }).click();
+  await anon.getByLabel("Exposed key").fill(leaked);
+  await anon.getByRole("button", { name: "Revoke key" }).click();
+  await anon.getByText("no longer works anywhere").waitFor();
+  assert.equal((await api("/api/v1/viewer", leaked)).status, 401);
+  await anon.context().close();
 });
 
 await step("a form posted without its CSRF token is refused", dev, async () => {

@@ -482,3 +482,104 @@ async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_rotation_in_the_browser_shows_both_keys_and_finishes_with_a_delete() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let (old_key, old_id, _) = create_in_browser(&app, &s, "trainer", None).await;
+    let form = get(&app, Some(&s), &format!("/keys/{old_id}/rotate?back=/settings")).await;
+    assert!(form.text.contains("Keep the old key working for"));
+    let r = post(
+        &app,
+        Some(&s),
+        &format!("/keys/{old_id}/rotate"),
+        &[("csrf", &s.csrf), ("grace", "1h"), ("back", "/settings")],
+    )
+    .await;
+    let to = location(&r).to_owned();
+    assert!(to.ends_with(&format!("back=%2Fkeys%2F{old_id}%2Frotation")), "{to}");
+    let shown = get(&app, Some(&s), &to).await;
+    let start = shown.text.find("value=\"wandb_v1_").unwrap() + 7;
+    let new_key = shown.text[start..start + 86].to_owned();
+    assert_ne!(new_key, old_key);
+    for key in [&old_key, &new_key] {
+        let me = app
+            .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key.clone()), None)
+            .await;
+        assert_eq!(me.status, StatusCode::OK, "both work during the grace period");
+    }
+    let status = get(&app, Some(&s), &format!("/keys/{old_id}/rotation")).await;
+    assert!(status.text.contains("Old key") && status.text.contains("New key"));
+    assert!(
+        status.text.contains("was used after the rotation began"),
+        "the old key was just used"
+    );
+    assert!(status.text.contains("127.0.0.1"), "with its source");
+    let r = post(
+        &app,
+        Some(&s),
+        &format!("/keys/{old_id}/delete"),
+        &[("csrf", &s.csrf), ("back", "/settings")],
+    )
+    .await;
+    assert_eq!(location(&r), "/settings?done=deleted");
+    let me = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(old_key), None)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn expiry_webhooks_and_revocation_have_pages() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let r = post(
+        &app,
+        Some(&s),
+        "/keys/new",
+        &[
+            ("csrf", &s.csrf),
+            ("name", "week"),
+            ("expires_in_days", "7"),
+            ("back", "/settings"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let settings = get(&app, Some(&s), "/settings").await;
+    assert!(
+        settings.text.contains("2025-12-03 19:00 UTC"),
+        "the expiry shows in the table"
+    );
+
+    let r = post(
+        &app,
+        Some(&s),
+        "/org/default/webhooks",
+        &[
+            ("csrf", &s.csrf),
+            ("url", "https://example.com/hook"),
+            ("events", "api_key.deleted"),
+            ("events", "api_key.exposed"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("whsec_"), "the secret, once");
+    let list = get(&app, Some(&s), "/org/default/webhooks").await;
+    assert!(list.text.contains("https://example.com/hook") && list.text.contains("api_key.deleted, api_key.exposed"));
+    assert!(!list.text.contains("whsec_"));
+
+    let (key, _) = app.create_key(&Auth::Session(s.clone()), "leaky").await;
+    let form = get(&app, None, "/revoke-exposed").await;
+    assert_eq!(form.status, StatusCode::OK, "no sign-in needed");
+    let r = post(&app, None, "/revoke-exposed", &[("key", &key)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("no longer works"));
+    assert!(!r.text.contains(&key), "the key is not echoed");
+    let me = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key), None)
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+}

@@ -205,7 +205,7 @@ pub struct ListParams {
 }
 
 impl ApiKeyView {
-    fn new(key: StoredKey, state: &AppState) -> Self {
+    pub(crate) fn new(key: StoredKey, state: &AppState) -> Self {
         let last_used = match (key.last_used_at, state.usage.pending(&key.key_id)) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),

@@ -9,7 +9,7 @@ use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::lifecycle::{MintRequest, mint_key};
+use crate::lifecycle::{Grace, MintRequest, mint_key, rotate_key};
 use crate::routes::api_keys::{self, ApiKeyList, ApiKeyView, BulkDeleteRequest, UpdateApiKeyRequest};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -61,6 +61,7 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                             @if show_owner { th scope="col" { "Owner" } }
                             th scope="col" { "Last used" }
                             th scope="col" { "Created on" }
+                            th scope="col" { "Expires" }
                             th scope="col" { span.visually-hidden { "Actions" } }
                         }
                     }
@@ -81,11 +82,27 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                                 }
                                 td { @match &k.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
                                 td { (when_rfc(&k.created_at)) }
+                                td {
+                                    @if k.status == "expired" {
+                                        span.tag.expired { "Expired" }
+                                    } @else {
+                                        @match &k.expires_at { Some(t) => (when_rfc(t)), None => "Never" }
+                                    }
+                                    @if k.rotated_to.is_some() {
+                                        " " a href={ "/keys/" (k.key_id) "/rotation" } { "rotating" }
+                                    }
+                                }
                                 td.actions {
                                     a href={ "/keys/" (k.key_id) "/rename?back=" (q(back)) } {
                                         "Rename" span.visually-hidden { " " (k.name) }
                                     }
                                     " "
+                                    @if k.rotated_to.is_none() && k.status != "expired" {
+                                        a href={ "/keys/" (k.key_id) "/rotate?back=" (q(back)) } {
+                                            "Rotate" span.visually-hidden { " " (k.name) }
+                                        }
+                                        " "
+                                    }
                                     a.danger href={ "/keys/" (k.key_id) "/delete?back=" (q(back)) } {
                                         "Delete" span.visually-hidden { " " (k.name) }
                                     }
@@ -180,6 +197,16 @@ fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
                 input #name name="name" required maxlength="128" value=(form.name)
                     aria-describedby={ "name-hint" @if form.error.is_some() { " name-error" } };
                 p.hint #name-hint { "Say where the key will be used, such as “training cluster” or “laptop”." }
+                label for="expires" { "Expiration" }
+                select #expires name="expires_in_days" aria-describedby="expires-hint" {
+                    option value="" { "No expiration" }
+                    @for days in [7, 30, 60, 90, 365] {
+                        option value=(days) { (days) " days" }
+                    }
+                }
+                p.hint #expires-hint {
+                    "Your organization may set a maximum lifetime; without an expiration the key gets that maximum."
+                }
                 @if legacy_allowed {
                     fieldset {
                         legend { "Key format" }
@@ -410,6 +437,194 @@ pub async fn rename(
         ),
         Err(e) => failure(Some(&user), e),
     }
+}
+
+/// The rotation form: how long the old key keeps working.
+pub async fn rotate_form(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(key_id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Response {
+    let back = local_path(params.back.as_deref(), "/settings");
+    let key = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Delete).await {
+        Ok(key) => key,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let graces = [
+        ("now", "Stop it now"),
+        ("1h", "1 hour"),
+        ("24h", "24 hours"),
+        ("7d", "7 days"),
+        ("until_deleted", "Until I delete it"),
+    ];
+    let body = html! {
+        h1 { "Rotate API key" }
+        p {
+            "Rotation creates a new key with the same name and owner and shows it once. The old key keeps "
+            "working for the time you choose, so you can switch every script without an outage; then it "
+            "stops by itself. The rotation page shows when and from where each key was last used."
+        }
+        dl {
+            dt { "Key name" } dd { (key.name) }
+            dt { "Key ID" } dd { code { (key.key_id) } }
+            dt { "Owner" } dd { (key.owner.username) }
+            dt { "Last used" } dd { (when(key.last_used_at, "Never")) }
+        }
+        form.stack method="post" action={ "/keys/" (key.key_id) "/rotate" } {
+            input type="hidden" name="csrf" value=(user.csrf);
+            input type="hidden" name="back" value=(back);
+            fieldset {
+                legend { "Keep the old key working for" }
+                @for (value, label) in graces {
+                    label { input type="radio" name="grace" value=(value) checked[value == "24h"]; " " (label) }
+                }
+            }
+            div.buttons {
+                button type="submit" { "Rotate API key" }
+                a href=(back) { "Cancel" }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&user), "Rotate API key", body))
+}
+
+/// Rotates, then shows the new key once; its page leads to the rotation's status.
+pub async fn rotate(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(key_id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let Some(grace) = fields.get("grace").and_then(Grace::parse) else {
+        return failure(
+            Some(&user),
+            ApiError::InvalidValue("choose how long the old key keeps working".into()),
+        );
+    };
+    let old = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Delete).await {
+        Ok(key) => key,
+        Err(e) => return failure(Some(&user), e),
+    };
+    match rotate_key(&state, &user.caller, &old, grace, source).await {
+        Ok(minted) => {
+            let new_id = minted.key.key_id.to_string();
+            let plaintext = SecretString::new(minted.generated.plaintext.expose().to_owned());
+            state
+                .reveal
+                .put((user.caller.id(), new_id.clone()), plaintext, state.now());
+            let status = format!("/keys/{}/rotation", old.key_id);
+            see_other(&format!("/keys/{new_id}/created?back={}", q(&status)))
+        }
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
+    html! {
+        section.account aria-label=(title) {
+            h2 { (title) }
+            dl {
+                dt { "Key ID" } dd { code { (key.key_id) } }
+                dt { "Last used" } dd { @match &key.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
+                dt { "Expires" } dd {
+                    @if key.status == "expired" { "Expired" }
+                    @else { @match &key.expires_at { Some(t) => (when_rfc(t)), None => "Never" } }
+                }
+            }
+            @let sources = key.sources.as_deref().unwrap_or_default();
+            @if sources.is_empty() {
+                p.empty { "Not used yet." }
+            } @else {
+                div.table-wrap {
+                    table {
+                        caption { "Recent sources of " (title.to_lowercase()) }
+                        thead { tr {
+                            th scope="col" { "Address" } th scope="col" { "User agent" }
+                            th scope="col" { "First seen" } th scope="col" { "Last seen" }
+                        } }
+                        tbody {
+                            @for src in sources {
+                                tr {
+                                    td { code { (src.address) } }
+                                    td { (src.user_agent) }
+                                    td { (when_rfc(&src.first_seen)) }
+                                    td { (when_rfc(&src.last_seen)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A rotation in progress: both keys, when and from where each was last used, and
+/// the button that finishes it.
+pub async fn rotation(State(state): State<AppState>, user: WebUser, Path(key_id): Path<String>) -> Response {
+    let old = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Read).await {
+        Ok(key) => key,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let Some(new_id) = old.rotated_to.clone() else {
+        let body = html! {
+            h1 { "No rotation in progress" }
+            p { "The key " code { (old.key_id) } " is not being rotated." }
+            p { a href="/settings" { "Back to your API keys" } }
+        };
+        return respond(StatusCode::OK, page(Some(&user), "Rotation", body));
+    };
+    let new = match access::authorized_key(&state, &user.caller, &new_id, KeyAction::Read).await {
+        Ok(key) => key,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let started = new.created_at;
+    let old_view = match ApiKeyView::new(old.clone(), &state).with_sources(&state).await {
+        Ok(v) => v,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let new_view = match ApiKeyView::new(new, &state).with_sources(&state).await {
+        Ok(v) => v,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let old_last = match (old.last_used_at, state.usage.pending(&old.key_id)) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let quiet = old_last.is_none_or(|t| t < started);
+    let body = html! {
+        h1 { "Rotating “" (old.name) "”" }
+        @if quiet {
+            p.notice role="status" {
+                "The old key has not been used since the rotation began. It is safe to finish the rotation."
+            }
+        } @else {
+            p.warning role="status" {
+                "The old key was used after the rotation began, last at " (when(old_last, "")) ". "
+                "Some client still uses it: see its recent sources below."
+            }
+        }
+        div.columns {
+            (key_usage("Old key", &old_view))
+            (key_usage("New key", &new_view))
+        }
+        form method="post" action={ "/keys/" (old.key_id) "/delete" } {
+            input type="hidden" name="csrf" value=(user.csrf);
+            input type="hidden" name="back" value="/settings";
+            div.buttons {
+                button.danger type="submit" { "Finish rotation: delete the old key" }
+                a href="/settings" { "Later" }
+            }
+        }
+    };
+    respond(StatusCode::OK, page(Some(&user), "Rotation", body))
 }
 
 pub async fn delete_form(

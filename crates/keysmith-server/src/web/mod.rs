@@ -10,6 +10,7 @@
 
 mod assets;
 mod keys;
+mod leak;
 mod login;
 mod org;
 mod team;
@@ -47,6 +48,12 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{key_id}/created", get(keys::created))
         .route("/keys/{key_id}/rename", get(keys::rename_form).post(keys::rename))
         .route("/keys/{key_id}/delete", get(keys::delete_form).post(keys::delete))
+        .route("/keys/{key_id}/rotate", get(keys::rotate_form).post(keys::rotate))
+        .route("/keys/{key_id}/rotation", get(keys::rotation))
+        .route("/revoke-exposed", get(leak::form).post(leak::submit))
+        .route("/org/{org}/webhooks", get(org::webhooks).post(org::create_webhook))
+        .route("/org/{org}/webhooks/{id}", get(org::deliveries))
+        .route("/org/{org}/webhooks/{id}/delete", post(org::delete_webhook))
         .route("/org/{org}/keys", get(org::keys))
         .route("/org/{org}/audit-log", get(org::audit_log))
         .route("/org/{org}/settings", get(org::settings).post(org::save_settings))
@@ -232,6 +239,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "user-created" => "The user was created.",
         "user-updated" => "The user was updated.",
         "team-created" => "The team was created.",
+        "webhook-deleted" => "The webhook endpoint was deleted; nothing more is sent to it.",
         "service-account-created" => "The service account was created. Create an API key for it below.",
         "signed-out" => "You are signed out.",
         _ => return None,

@@ -7,7 +7,7 @@ use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::{audit_log, orgs, teams, users};
+use crate::routes::{self, audit_log, orgs, teams, users};
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::body::{Bytes, to_bytes};
@@ -41,6 +41,7 @@ fn org_nav(org: &str, current: &str) -> Markup {
         ("audit-log", "Audit log"),
         ("users", "Users"),
         ("teams", "Teams"),
+        ("webhooks", "Webhooks"),
         ("settings", "Settings"),
     ];
     html! {
@@ -664,4 +665,197 @@ pub async fn create_team(
         Ok(_) => see_other(&with_notice(&format!("/org/{}/teams", q(&org_name)), "team-created")),
         Err(e) => failure(Some(&user), e),
     }
+}
+
+pub async fn webhooks(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(org_name): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
+    let org = match admin_org(&state, &user, &org_name).await {
+        Ok(org) => org,
+        Err(page) => return page,
+    };
+    let list = match routes::webhooks::list_webhooks(State(state.clone()), user.caller.clone(), Path(org.name.clone()))
+        .await
+    {
+        Ok(list) => list.0.items,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let base = format!("/org/{}/webhooks", q(&org.name));
+    let body = html! {
+        (notice(done.done.as_deref()))
+        p {
+            "Keysmith POSTs key events to these endpoints in the Standard Webhooks format, signed with "
+            "each endpoint's secret, and retries failed deliveries with backoff. No key is ever sent."
+        }
+        @if list.is_empty() {
+            p.empty { "No webhook endpoints yet." }
+        } @else {
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Created on" }
+                        th scope="col" { span.visually-hidden { "Actions" } }
+                    } }
+                    tbody {
+                        @for w in &list {
+                            tr {
+                                td { code { (w.url) } @if !w.description.is_empty() { br; (w.description) } }
+                                td { (w.events.join(", ")) }
+                                td { (when_rfc(&w.created_at)) }
+                                td.actions {
+                                    a href={ (base) "/" (w.id) } { "Deliveries" span.visually-hidden { " to " (w.url) } }
+                                    form.inline method="post" action={ (base) "/" (w.id) "/delete" } {
+                                        input type="hidden" name="csrf" value=(user.csrf);
+                                        button.danger type="submit" { "Delete" span.visually-hidden { " " (w.url) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Add an endpoint" }
+        form.stack method="post" action=(base) {
+            input type="hidden" name="csrf" value=(user.csrf);
+            label for="hook-url" { "Endpoint URL" }
+            input #hook-url name="url" type="url" required placeholder="https://example.com/keysmith-events";
+            fieldset {
+                legend { "Events" }
+                @for event in crate::webhooks::EVENTS {
+                    label { input type="checkbox" name="events" value=(event) checked; " " code { (event) } }
+                }
+            }
+            label for="hook-description" { "Description (optional)" }
+            input #hook-description name="description" maxlength="256";
+            div.buttons { button type="submit" { "Add endpoint" } }
+        }
+    };
+    org_page(&user, &org.name, "webhooks", "Webhooks", body)
+}
+
+pub async fn create_webhook(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path(org_name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = match user.form(&headers, &body) {
+        Ok(fields) => fields,
+        Err(refused) => return refused,
+    };
+    let request = routes::webhooks::CreateWebhookRequest {
+        url: fields.get("url").unwrap_or("").to_owned(),
+        events: Some(fields.all("events").into_iter().map(str::to_owned).collect()),
+        description: fields.get("description").map(str::to_owned),
+    };
+    let result = routes::webhooks::create_webhook(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path(org_name.clone()),
+        ApiJson(request),
+    )
+    .await;
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => return failure(Some(&user), e),
+    };
+    // The signing secret is in the API's answer; show it once, here.
+    let answer = to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    let created: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+    let secret = created.get("secret").and_then(|s| s.as_str()).unwrap_or_default();
+    let body = html! {
+        p.warning role="alert" { strong { "Copy this signing secret now. It will not be shown again." } }
+        div.reveal {
+            label for="webhook-secret" { "Signing secret of " (created.get("url").and_then(|u| u.as_str()).unwrap_or("")) }
+            input #webhook-secret readonly value=(secret) autocomplete="off" spellcheck="false";
+            button type="button" data-copy="webhook-secret" hidden { "Copy" }
+            span.copy-status role="status" aria-live="polite" {}
+        }
+        p {
+            "Verify every delivery with it: the " code { "webhook-signature" } " header is "
+            code { "v1," } " and the base64 HMAC-SHA256 of " code { "webhook-id.webhook-timestamp.body" }
+            ", keyed with the base64-decoded part after " code { "whsec_" } "."
+        }
+        p { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
+    };
+    org_page(&user, &org_name, "webhooks", "Webhook added", body)
+}
+
+pub async fn delete_webhook(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    Path((org_name, id)): Path<(String, i64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = user.form(&headers, &body) {
+        return refused;
+    }
+    let result = routes::webhooks::delete_webhook(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        Path((org_name.clone(), id)),
+    )
+    .await;
+    match result {
+        Ok(_) => see_other(&with_notice(
+            &format!("/org/{}/webhooks", q(&org_name)),
+            "webhook-deleted",
+        )),
+        Err(e) => failure(Some(&user), e),
+    }
+}
+
+/// An endpoint's delivery log.
+pub async fn deliveries(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path((org_name, id)): Path<(String, i64)>,
+) -> Response {
+    let result =
+        routes::webhooks::list_deliveries(State(state), user.caller.clone(), Path((org_name.clone(), id))).await;
+    let log = match result {
+        Ok(log) => log.0.items,
+        Err(e) => return failure(Some(&user), e),
+    };
+    let body = html! {
+        p { a href={ "/org/" (q(&org_name)) "/webhooks" } { "All endpoints" } }
+        @if log.is_empty() {
+            p.empty { "Nothing delivered yet." }
+        } @else {
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "Created" } th scope="col" { "Event" } th scope="col" { "Status" }
+                        th scope="col" { "Attempts" } th scope="col" { "Last answer" } th scope="col" { "Next attempt" }
+                    } }
+                    tbody {
+                        @for d in &log {
+                            tr {
+                                td { (when_rfc(&d.created_at)) }
+                                td { code { (d.event_type) } }
+                                td { span.tag { (d.status) } }
+                                td { (d.attempts) }
+                                td {
+                                    @if let Some(status) = d.last_status { "HTTP " (status) " " }
+                                    @if let Some(error) = &d.last_error { (error) }
+                                }
+                                td { @match &d.next_attempt_at { Some(t) => (when_rfc(t)), None => "" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    org_page(&user, &org_name, "webhooks", "Deliveries", body)
 }
