@@ -294,3 +294,55 @@ fn collect_files(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
+
+#[test]
+fn last_use_and_sources_survive_a_restart_and_the_server_secret_is_private_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("KEYSMITH_ADMIN_PASSWORD", PASSWORD)];
+    let server = Server::start(dir.path(), "one", &[], &env);
+    let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
+    let session = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", server.url),
+        &session,
+        Some(&json!({"name": "restart"})),
+    );
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    let key_id = r.body["key_id"].as_str().unwrap().to_owned();
+    let auth = basic(&key);
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/viewer", server.url),
+        &[("authorization", &auth), ("user-agent", "nightly-job/1")],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let secret_file = dir.path().join("data/server-secret");
+    let secret = std::fs::read(&secret_file).unwrap();
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&secret_file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "the server secret is readable by its owner only");
+    // A clean stop writes what is still in memory (the flush interval is 30 s).
+    server.stop();
+
+    let again = Server::start(dir.path(), "two", &[], &env);
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/api-keys/{key_id}", again.url),
+        &[("authorization", &auth)],
+        None,
+    );
+    assert!(r.body["last_used_at"].is_string(), "{}", r.body);
+    let agents: Vec<&str> = r.body["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["user_agent"].as_str().unwrap())
+        .collect();
+    assert!(agents.contains(&"nightly-job/1"), "{agents:?}");
+    assert_eq!(
+        std::fs::read(&secret_file).unwrap(),
+        secret,
+        "the secret is kept across restarts"
+    );
+}
