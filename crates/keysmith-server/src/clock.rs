@@ -23,6 +23,12 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock in Unix milliseconds, whatever the state's clock says: for
+/// comparing with times other processes (the database) took.
+pub fn wall_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
 /// A clock that moves only when told to, for tests.
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicI64>);

@@ -58,6 +58,12 @@ pub struct Config {
     /// secret scanning endpoint is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_secret_scanning_keys_file: Option<PathBuf>,
+    /// Keys the verification cache holds at most (about 200 bytes each); 0 turns the
+    /// cache off.
+    pub cache_max_keys: usize,
+    /// How long a cached key is trusted before it is read again, whatever else
+    /// happens: the last resort behind write-through and fan-out.
+    pub cache_max_age_seconds: u32,
 }
 
 /// Redacts the admin password and the database URL (which may hold a password).
@@ -102,6 +108,8 @@ impl Default for Config {
             usage_flush_seconds: 30,
             server_secret_file: None,
             github_secret_scanning_keys_file: None,
+            cache_max_keys: 100_000,
+            cache_max_age_seconds: 60,
         }
     }
 }

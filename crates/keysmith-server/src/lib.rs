@@ -11,6 +11,7 @@
 pub mod access;
 mod audit;
 pub mod auth;
+pub mod cache;
 pub mod clock;
 pub mod config;
 mod error;
@@ -19,6 +20,7 @@ mod handoff;
 mod json;
 pub mod leak;
 mod lifecycle;
+pub mod metrics;
 mod openapi;
 pub mod rate_limit;
 mod routes;

@@ -128,8 +128,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             secure_cookies: config.secure_cookies,
             github_keys,
             server_secret,
+            cache_max_keys: config.cache_max_keys,
+            cache_max_age_ms: i64::from(config.cache_max_age_seconds) * 1000,
         },
     );
+    let fanout = state.start_fanout();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| RunError::Bind {
@@ -153,6 +156,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
     flusher.abort();
     webhook_worker.abort();
+    fanout.abort();
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::error!(error.detail = %e, "could not write last-used times at shutdown");
     }

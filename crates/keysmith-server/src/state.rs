@@ -1,8 +1,10 @@
 //! What every handler shares.
 
+use crate::cache::VerifyCache;
 use crate::clock::Clock;
 use crate::handoff::KeyHandoff;
 use crate::leak::github::GitHubKeys;
+use crate::metrics::Metrics;
 use crate::rate_limit::FailureLimiter;
 use crate::usage::UsageRecorder;
 use keysmith_core::{KeyPrefix, UserId};
@@ -35,6 +37,8 @@ pub struct Inner {
     pub github_keys: GitHubKeys,
     /// The server's secret, from which webhook signing secrets are derived.
     pub server_secret: ServerSecret,
+    pub cache: Arc<VerifyCache>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// 32 random bytes that never leave the process: webhook signing secrets are derived
@@ -76,6 +80,10 @@ pub struct Settings {
     pub secure_cookies: bool,
     pub github_keys: GitHubKeys,
     pub server_secret: ServerSecret,
+    /// Keys the verification cache holds at most; 0 turns it off.
+    pub cache_max_keys: usize,
+    /// How long a cached key is trusted without reading it again.
+    pub cache_max_age_ms: i64,
 }
 
 impl Default for Settings {
@@ -86,12 +94,26 @@ impl Default for Settings {
             secure_cookies: false,
             github_keys: GitHubKeys::default(),
             server_secret: ServerSecret::random(),
+            cache_max_keys: 100_000,
+            cache_max_age_ms: 60_000,
         }
     }
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        // One process owns a SQLite file: its cache may serve at once. With PostgreSQL
+        // it serves only once the revocation fan-out listens (`start_fanout`).
+        let alone = store.backend() == keysmith_store::Backend::Sqlite;
+        let cache = Arc::new(VerifyCache::new(
+            settings.cache_max_keys,
+            settings.cache_max_age_ms,
+            alone,
+            metrics.clone(),
+        ));
+        let hook = cache.clone();
+        store.on_invalidation(Box::new(move |invalidation| hook.apply(invalidation)));
         Self(Arc::new(Inner {
             store,
             clock,
@@ -105,10 +127,23 @@ impl AppState {
             sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
             github_keys: settings.github_keys,
             server_secret: settings.server_secret,
+            cache,
+            metrics,
         }))
     }
 
     pub fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Starts hearing other replicas' revocations (PostgreSQL); returns at once on
+    /// SQLite. Until it listens, the cache is not used.
+    pub fn start_fanout(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::cache::run_fanout(
+            self.store.clone(),
+            self.cache.clone(),
+            self.metrics.clone(),
+            std::time::Duration::from_secs(1),
+        ))
     }
 }

@@ -20,6 +20,7 @@ pub use error::StoreError;
 pub use model::*;
 pub use open::{Backend, open};
 pub use postgres::PostgresStore;
+pub use postgres::{INVALIDATION_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use sqlite::SqliteStore;
 
 use keysmith_core::role::{OrgRole, TeamRole};
@@ -192,6 +193,14 @@ pub trait Store: Send + Sync + 'static {
     /// did it first (or the key is gone).
     async fn mark_expiry_warned(&self, key_id: &KeyId, at: i64, audit: &[NewAuditEntry]) -> Result<bool>;
 
+    // ------------------------------------------------------------ invalidations
+    /// Registers a hook called after each committed change that makes cached
+    /// verification results stale.
+    fn on_invalidation(&self, hook: InvalidationHook);
+    /// The other replicas' invalidations (PostgreSQL `LISTEN`); `None` for a store that
+    /// only this process uses (SQLite).
+    async fn subscribe_invalidations(&self) -> Result<Option<Box<dyn InvalidationFeed>>>;
+
     // ------------------------------------------------------------ audit
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
 
@@ -212,4 +221,28 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_attempt(&self, delivery: i64, result: &AttemptResult) -> Result<()>;
     /// An endpoint's deliveries, newest first.
     async fn list_deliveries(&self, endpoint: i64, limit: u32) -> Result<Vec<Delivery>>;
+}
+
+/// A live subscription to other replicas' invalidations.
+#[async_trait::async_trait]
+pub trait InvalidationFeed: Send {
+    /// The next invalidation; an error means the connection was lost and notices may
+    /// have been missed.
+    async fn next(&mut self) -> Result<Notice>;
+}
+
+/// The hooks a store calls after each invalidating commit.
+#[derive(Default)]
+pub(crate) struct Hooks(std::sync::RwLock<Vec<InvalidationHook>>);
+
+impl Hooks {
+    pub(crate) fn add(&self, hook: InvalidationHook) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).push(hook);
+    }
+
+    pub(crate) fn fire(&self, invalidation: &Invalidation) {
+        for hook in self.0.read().unwrap_or_else(|p| p.into_inner()).iter() {
+            hook(invalidation);
+        }
+    }
 }

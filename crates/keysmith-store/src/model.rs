@@ -243,6 +243,8 @@ pub struct AuthRecord {
     pub owner: UserRef,
     pub owner_active: bool,
     pub expires_at: Option<i64>,
+    /// The organizations of the owner, by name (for forward auth's identity headers).
+    pub orgs: Vec<String>,
 }
 
 /// A page of keys: those the caller may see, filtered, in the chosen order.
@@ -417,3 +419,42 @@ pub struct AttemptResult {
     /// When to try again (pending only).
     pub next_attempt_at: i64,
 }
+
+/// A change that makes cached verification results stale. The store announces it
+/// after the change commits: to hooks in this process, and (PostgreSQL) to every
+/// replica through `LISTEN/NOTIFY`, sent inside the changing transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// One key: deleted, or its expiry changed.
+    Key(String),
+    /// Every key of a principal: deactivated, deleted, or its organizations changed.
+    Owner(UserId),
+}
+
+impl Invalidation {
+    /// `k:<key id>` or `u:<user id>`.
+    pub fn encode(&self) -> String {
+        match self {
+            Self::Key(k) => format!("k:{k}"),
+            Self::Owner(u) => format!("u:{}", u.0),
+        }
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        match s.split_once(':')? {
+            ("k", k) if !k.is_empty() => Some(Self::Key(k.to_owned())),
+            ("u", u) => u.parse().ok().map(|id| Self::Owner(UserId(id))),
+            _ => None,
+        }
+    }
+}
+
+/// An invalidation from another replica, with when the database sent it (Unix ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub invalidation: Invalidation,
+    pub sent_at_ms: i64,
+}
+
+/// Called with every invalidation this process's store commits.
+pub type InvalidationHook = Box<dyn Fn(&Invalidation) + Send + Sync>;

@@ -9,6 +9,46 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: Pool<Postgres>,
+    hooks: std::sync::Arc<crate::Hooks>,
+}
+
+/// The channel replicas announce invalidations on.
+pub const INVALIDATION_CHANNEL: &str = "keysmith_invalidations";
+
+/// The name the notification connection shows in `pg_stat_activity`.
+pub const LISTENER_APPLICATION_NAME: &str = "keysmith-invalidations";
+
+struct PgFeed {
+    listener: sqlx::postgres::PgListener,
+}
+
+#[async_trait::async_trait]
+impl crate::InvalidationFeed for PgFeed {
+    async fn next(&mut self) -> crate::Result<crate::Notice> {
+        loop {
+            match self.listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    // `<invalidation>@<sent at, Unix ms>`; anything else is not ours.
+                    let payload = notification.payload();
+                    let Some((what, at)) = payload.rsplit_once('@') else {
+                        continue;
+                    };
+                    if let (Some(invalidation), Ok(sent_at_ms)) = (crate::Invalidation::decode(what), at.parse()) {
+                        return Ok(crate::Notice {
+                            invalidation,
+                            sent_at_ms,
+                        });
+                    }
+                }
+                Ok(None) => {
+                    return Err(crate::StoreError::Backend(
+                        "the notification connection to PostgreSQL was lost".into(),
+                    ));
+                }
+                Err(e) => return Err(crate::StoreError::Backend(e.to_string())),
+            }
+        }
+    }
 }
 
 impl PostgresStore {
@@ -33,7 +73,24 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(|e| crate::StoreError::Open(format!("cannot migrate the PostgreSQL database: {e}")))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hooks: std::sync::Arc::default(),
+        })
+    }
+
+    /// A dedicated connection that `LISTEN`s for other replicas' invalidations.
+    async fn subscribe(&self) -> crate::Result<Option<Box<dyn crate::InvalidationFeed>>> {
+        let err = |e: sqlx::Error| crate::StoreError::Backend(e.to_string());
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool)
+            .await
+            .map_err(err)?;
+        sqlx::query(&format!("SET application_name = '{LISTENER_APPLICATION_NAME}'"))
+            .execute(&mut listener)
+            .await
+            .map_err(err)?;
+        listener.listen(INVALIDATION_CHANNEL).await.map_err(err)?;
+        Ok(Some(Box::new(PgFeed { listener })))
     }
 }
 
@@ -43,5 +100,7 @@ crate::sql_store::sql_store!(
     Backend::Postgres,
     " FOR UPDATE",
     crate::sql_store::OrderHint::DisableSort,
-    "k.name ILIKE"
+    "k.name ILIKE",
+    true,
+    "string_agg(o.name, ',')"
 );

@@ -76,7 +76,7 @@ pub(crate) fn like_pattern(needle: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:expr, $lock:expr, $order_hint:expr, $name_like:expr) => {
+    ($store:ident, $db:ty, $backend:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr) => {
         use crate::model::*;
         use crate::sql_store::{
             KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
@@ -159,6 +159,9 @@ macro_rules! sql_store {
                 owner: user_ref(row, "owner")?.ok_or_else(|| corrupt("key without owner"))?,
                 owner_active: get(row, "owner_active")?,
                 expires_at: get(row, "expires_at")?,
+                orgs: get::<Option<String>>(row, "org_names")?
+                    .map(|names| names.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect())
+                    .unwrap_or_default(),
             })
         }
 
@@ -216,9 +219,33 @@ macro_rules! sql_store {
             })
         }
 
-        const AUTH_SELECT: &str = "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
-             u.username AS owner_username, u.active AS owner_active, k.expires_at \
-             FROM api_keys k JOIN users u ON u.id = k.owner_user_id";
+        /// The owner's organizations travel with the key (for forward auth), as one
+        /// comma-separated column; organization names cannot contain commas.
+        const AUTH_SELECT: &str = concat!(
+            "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
+             u.username AS owner_username, u.active AS owner_active, k.expires_at, \
+             (SELECT ",
+            $org_names,
+            " FROM orgs o WHERE o.id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
+             UNION SELECT s.org_id FROM service_accounts s WHERE s.user_id = u.id)) AS org_names \
+             FROM api_keys k JOIN users u ON u.id = k.owner_user_id"
+        );
+
+        /// Announces an invalidation to the other replicas, inside the changing
+        /// transaction, so it is sent if and only if the change commits.
+        async fn invalidate(tx: &mut Tx<'_>, inv: &Invalidation) -> Result<()> {
+            if $notify {
+                sqlx::query(
+                    "SELECT pg_notify($1, $2 || '@' || (extract(epoch from clock_timestamp()) * 1000)::bigint)",
+                )
+                .bind(crate::INVALIDATION_CHANNEL)
+                .bind(inv.encode())
+                .execute(&mut **tx)
+                .await
+                .map_err(backend_err)?;
+            }
+            Ok(())
+        }
 
         async fn append_audit(tx: &mut Tx<'_>, entries: &[NewAuditEntry]) -> Result<()> {
             for e in entries {
@@ -391,7 +418,11 @@ macro_rules! sql_store {
                 let mut tx = self.begin().await?;
                 insert_member(&mut tx, org, user, role, now).await?;
                 append_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(backend_err)
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
+                tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
+                Ok(())
             }
 
             async fn set_org_role(&self, org: OrgId, user: UserId, role: OrgRole, audit: &[NewAuditEntry])
@@ -411,7 +442,10 @@ macro_rules! sql_store {
                     return Ok(Ok(false));
                 }
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(Ok(true))
             }
 
@@ -437,7 +471,10 @@ macro_rules! sql_store {
                     return Ok(Ok(false));
                 }
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(Ok(true))
             }
 
@@ -539,7 +576,10 @@ macro_rules! sql_store {
                         .map_err(backend_err)?;
                 }
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(Ok(true))
             }
 
@@ -559,7 +599,10 @@ macro_rules! sql_store {
                     return Ok(Ok(false));
                 }
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(Ok(true))
             }
 
@@ -890,7 +933,10 @@ macro_rules! sql_store {
                 }
                 insert_key_row(&mut tx, &new).await?;
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Key(old.to_string());
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 self.get_key(&new.key_id).await
             }
 
@@ -1110,7 +1156,10 @@ macro_rules! sql_store {
                     return Ok(false);
                 }
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Key(key_id.to_string());
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(true)
             }
 
@@ -1200,6 +1249,16 @@ macro_rules! sql_store {
                         })
                     })
                     .collect()
+            }
+
+            // -------------------------------------------------------- invalidations
+
+            fn on_invalidation(&self, hook: InvalidationHook) {
+                self.hooks.add(hook);
+            }
+
+            async fn subscribe_invalidations(&self) -> Result<Option<Box<dyn crate::InvalidationFeed>>> {
+                self.subscribe().await
             }
 
             // -------------------------------------------------------- audit

@@ -10,6 +10,7 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: Pool<Sqlite>,
+    hooks: std::sync::Arc<crate::Hooks>,
 }
 
 impl SqliteStore {
@@ -36,7 +37,15 @@ impl SqliteStore {
             .run(&pool)
             .await
             .map_err(|e| crate::StoreError::Open(format!("cannot migrate {}: {e}", path.display())))?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            hooks: std::sync::Arc::default(),
+        })
+    }
+
+    /// One process owns a SQLite file: there are no other replicas to hear from.
+    async fn subscribe(&self) -> crate::Result<Option<Box<dyn crate::InvalidationFeed>>> {
+        Ok(None)
     }
 }
 
@@ -46,7 +55,9 @@ crate::sql_store::sql_store!(
     Backend::Sqlite,
     "",
     crate::sql_store::OrderHint::IndexedBy,
-    "k.name LIKE"
+    "k.name LIKE",
+    false,
+    "group_concat(o.name, ',')"
 );
 
 impl SqliteStore {

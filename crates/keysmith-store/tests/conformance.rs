@@ -1089,6 +1089,86 @@ async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(sto
     );
 }
 
+async fn committed_changes_announce_invalidations_and_auth_records_carry_the_orgs(store: Arc<dyn Store>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    store.on_invalidation(Box::new(move |i| sink.lock().unwrap().push(i.clone())));
+    let org = store.create_org("acme", 1).await.unwrap();
+    let other = store.create_org("zeta", 1).await.unwrap();
+    let admin = store.create_user(person("ada"), 1).await.unwrap();
+    let user = store.create_user(person("bob"), 1).await.unwrap();
+    store
+        .add_org_member(org.id, admin.id, OrgRole::Admin, 1, &[])
+        .await
+        .unwrap();
+    store
+        .add_org_member(org.id, user.id, OrgRole::Member, 1, &[])
+        .await
+        .unwrap();
+    store
+        .add_org_member(other.id, user.id, OrgRole::Member, 1, &[])
+        .await
+        .unwrap();
+    let key = store.insert_key(new_key(user.id, "k", 1), &[]).await.unwrap();
+    let mut orgs = store.find_key_for_auth(&key.key_id).await.unwrap().unwrap().orgs;
+    orgs.sort();
+    assert_eq!(orgs, ["acme", "zeta"]);
+    seen.lock().unwrap().clear();
+
+    let next = new_key(user.id, "k2", 2);
+    let next_id = next.key_id.clone();
+    store.rotate_key(&key.key_id, next, Some(10), &[]).await.unwrap();
+    store
+        .set_org_role(org.id, user.id, OrgRole::Admin, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    store.remove_org_member(other.id, user.id, &[]).await.unwrap().unwrap();
+    store.set_user_active(user.id, false, &[]).await.unwrap().unwrap();
+    store.delete_key(&next_id, &[]).await.unwrap();
+    assert!(!store.delete_key(&next_id, &[]).await.unwrap());
+    // Refused: the last admin cannot be deactivated; nothing is announced.
+    store
+        .set_org_role(org.id, user.id, OrgRole::Member, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.set_user_active(admin.id, false, &[]).await.unwrap().is_err());
+    store.delete_user(user.id, &[]).await.unwrap().unwrap();
+    let owner = Invalidation::Owner(user.id);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![
+            Invalidation::Key(key.key_id.to_string()),
+            owner.clone(),
+            owner.clone(),
+            owner.clone(),
+            Invalidation::Key(next_id.to_string()),
+            owner.clone(),
+            owner,
+        ]
+    );
+    let service = store
+        .create_service_account(
+            NewServiceAccount {
+                org: org.id,
+                team: None,
+                username: "bot".into(),
+                description: String::new(),
+                created_by: None,
+            },
+            1,
+            &[],
+        )
+        .await
+        .unwrap();
+    let bot_key = store.insert_key(new_key(service.user.id, "b", 1), &[]).await.unwrap();
+    assert_eq!(
+        store.find_key_for_auth(&bot_key.key_id).await.unwrap().unwrap().orgs,
+        ["acme"]
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         const CASES: &[(&str, Case)] = &[$((stringify!($case), |s| Box::pin($case(s)))),*];
@@ -1127,6 +1207,7 @@ conformance!(
     key_sources_are_merged_and_bounded_per_key,
     expiring_keys_are_found_and_announced_once,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
+    committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.
@@ -1203,5 +1284,48 @@ async fn the_audit_log_is_append_only_in_the_database_itself() {
     assert_eq!(
         cluster.psql(db, "SELECT action FROM audit_log").unwrap().trim(),
         "team.created"
+    );
+}
+
+/// Two stores on one PostgreSQL database, as two replicas: one hears what the other
+/// commits, with the time the database sent it; a rolled-back change sends nothing.
+#[tokio::test]
+async fn postgres_replicas_hear_each_others_invalidations() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let a = keysmith_store::PostgresStore::open(&url).await.unwrap();
+    let b = keysmith_store::PostgresStore::open(&url).await.unwrap();
+    let mut feed = b
+        .subscribe_invalidations()
+        .await
+        .unwrap()
+        .expect("PostgreSQL has a feed");
+    let org = a.create_org("acme", 1).await.unwrap();
+    let admin = a.create_user(person("ada"), 1).await.unwrap();
+    a.add_org_member(org.id, admin.id, OrgRole::Admin, 1, &[])
+        .await
+        .unwrap();
+    let notice = feed.next().await.unwrap();
+    assert_eq!(notice.invalidation, Invalidation::Owner(admin.id));
+    assert!(notice.sent_at_ms > 1_700_000_000_000, "the database's clock, in ms");
+    assert!(
+        a.set_user_active(admin.id, false, &[]).await.unwrap().is_err(),
+        "refused"
+    );
+    let key = a.insert_key(new_key(admin.id, "k", 1), &[]).await.unwrap();
+    a.delete_key(&key.key_id, &[]).await.unwrap();
+    let notice = feed.next().await.unwrap();
+    assert_eq!(
+        notice.invalidation,
+        Invalidation::Key(key.key_id.to_string()),
+        "the refused change sent nothing before it"
+    );
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite = keysmith_store::SqliteStore::open(&sqlite_dir.path().join("k.db"))
+        .await
+        .unwrap();
+    assert!(
+        sqlite.subscribe_invalidations().await.unwrap().is_none(),
+        "SQLite has no other replicas"
     );
 }

@@ -1,13 +1,15 @@
 //! The hot path: from a presented string to the key's owner, or a refusal.
 //!
 //! parse (no allocation, never panics) → checksum (a mistyped or random string is
-//! refused here, without touching the database) → lookup by key ID (v1) or by digest
-//! (legacy) → constant-time digest comparison → owner active → accept, and note the
-//! use in memory.
+//! refused here, without touching the database) → the cache by key ID (v1), else the
+//! store by key ID or (legacy) by digest, filling the cache → constant-time digest
+//! comparison → owner active, key not expired → accept, and note the use and its
+//! source in memory.
 
+use crate::cache::Entry;
 use crate::error::ApiError;
 use crate::state::AppState;
-use keysmith_core::{KeyId, PresentedKey};
+use keysmith_core::{KeyDigest, KeyId, PresentedKey};
 use keysmith_store::{AuthRecord, UserRef};
 
 /// A key that verified.
@@ -15,6 +17,8 @@ use keysmith_store::{AuthRecord, UserRef};
 pub struct Verified {
     pub key_id: KeyId,
     pub owner: UserRef,
+    /// The owner's organizations, comma-separated.
+    pub orgs: Box<str>,
 }
 
 /// Where a request came from, for a key's recent sources.
@@ -50,14 +54,42 @@ impl Refusal {
     }
 }
 
-/// Verifies a presented key against the store, and notes the use and its source.
+/// Verifies a presented key, from the cache when it can, and notes the use and its
+/// source.
 pub async fn verify_key(state: &AppState, presented: &str, client: Client<'_>) -> Result<Verified, ApiError> {
-    match check(state, presented).await? {
+    let result = match verify_cached(state, presented) {
+        Some(result) => result,
+        None => check(state, presented).await?,
+    };
+    finish(state, result, client)
+}
+
+/// The part of verification that needs no database: a malformed key, a bad checksum,
+/// or a key in the cache. `None` when the store must be asked.
+pub fn verify_cached(state: &AppState, presented: &str) -> Option<Result<Verified, Refusal>> {
+    let parsed = match PresentedKey::parse(presented) {
+        Ok(p) => p,
+        Err(keysmith_core::KeyFormatError::BadChecksum) => return Some(Err(Refusal::BadChecksum)),
+        Err(_) => return Some(Err(Refusal::Malformed)),
+    };
+    let PresentedKey::V1(v1) = parsed else {
+        return None;
+    };
+    let now = state.now();
+    let entry = state.cache.get(v1.key_id(), now)?;
+    Some(judge(KeyId::from(v1), &entry, &parsed.digest(), now))
+}
+
+/// Records the outcome: the use and its source when accepted, the metric either way.
+pub fn finish(state: &AppState, result: Result<Verified, Refusal>, client: Client<'_>) -> Result<Verified, ApiError> {
+    match result {
         Ok(verified) => {
             state.usage.record(&verified.key_id, state.now(), client);
+            state.metrics.verified("accepted");
             Ok(verified)
         }
         Err(refusal) => {
+            state.metrics.verified(refusal.as_str());
             tracing::info!(auth.refusal = refusal.as_str(), "API key refused");
             Err(if refusal == Refusal::Expired {
                 ApiError::ApiKeyExpired
@@ -89,19 +121,48 @@ pub async fn lookup(state: &AppState, presented: &str) -> Result<Result<AuthReco
     Ok(Ok(record))
 }
 
+/// The miss path: read the store, and fill the cache.
 async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Refusal>, ApiError> {
-    let record = match lookup(state, presented).await? {
-        Ok(record) => record,
-        Err(refusal) => return Ok(Err(refusal)),
+    let parsed = match PresentedKey::parse(presented) {
+        Ok(p) => p,
+        Err(keysmith_core::KeyFormatError::BadChecksum) => return Ok(Err(Refusal::BadChecksum)),
+        Err(_) => return Ok(Err(Refusal::Malformed)),
     };
-    if !record.owner_active {
-        return Ok(Err(Refusal::OwnerInactive));
+    let now = state.now();
+    let (key_id, entry) = match parsed {
+        PresentedKey::V1(v1) => {
+            let key_id = KeyId::from(v1);
+            // Taken before the read: an invalidation meanwhile voids the fill.
+            let ticket = state.cache.ticket();
+            let Some(record) = state.store.find_key_for_auth(&key_id).await? else {
+                return Ok(Err(Refusal::Unknown));
+            };
+            let entry = Entry::from_record(&record, now);
+            state.cache.fill(ticket, v1.key_id(), entry.clone());
+            (key_id, entry)
+        }
+        PresentedKey::Legacy(legacy) => match state.store.find_legacy_key_for_auth(&legacy.digest()).await? {
+            Some(record) => (record.key_id.clone(), Entry::from_record(&record, now)),
+            None => return Ok(Err(Refusal::Unknown)),
+        },
+    };
+    Ok(judge(key_id, &entry, &parsed.digest(), now))
+}
+
+/// The checks after the lookup, the same for a cached and a freshly read key.
+fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<Verified, Refusal> {
+    if !entry.digest.ct_eq(digest) {
+        return Err(Refusal::WrongSecret);
     }
-    if record.expires_at.is_some_and(|at| at <= state.now()) {
-        return Ok(Err(Refusal::Expired));
+    if !entry.owner_active {
+        return Err(Refusal::OwnerInactive);
     }
-    Ok(Ok(Verified {
-        key_id: record.key_id,
-        owner: record.owner,
-    }))
+    if entry.expires_at.is_some_and(|at| at <= now) {
+        return Err(Refusal::Expired);
+    }
+    Ok(Verified {
+        key_id,
+        owner: entry.owner(),
+        orgs: entry.orgs.clone(),
+    })
 }

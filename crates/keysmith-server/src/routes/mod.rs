@@ -3,6 +3,7 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod audit_log;
+mod forward_auth;
 mod health;
 pub(crate) mod orgs;
 pub(crate) mod service_accounts;
@@ -20,7 +21,7 @@ use axum::Extension;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -62,6 +63,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(crate::leak::github::report))
         .routes(routes!(viewer::get_viewer))
+        .routes(routes!(forward_auth::forward_auth))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
 }
@@ -75,6 +77,20 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", post(crate::graphql::graphql))
         .route("/graphql/", post(crate::graphql::graphql))
         .merge(crate::web::routes())
+        // Proxies send the client's method; Envoy appends the client's path.
+        .route(
+            "/api/v1/forward-auth",
+            post(forward_auth::forward_auth)
+                .put(forward_auth::forward_auth)
+                .patch(forward_auth::forward_auth)
+                .delete(forward_auth::forward_auth),
+        )
+        .route("/api/v1/forward-auth/{*path}", any(forward_auth::forward_auth))
+        .route("/metrics", get(crate::metrics::serve))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)

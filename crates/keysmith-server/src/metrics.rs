@@ -1,0 +1,161 @@
+//! Prometheus metrics at `/metrics`: verifications by outcome, cache hits and misses,
+//! revocation fan-out (connected, reconnects, lag from commit to receipt), and request
+//! latency by route. Labels are bounded sets (outcomes, route templates, status
+//! classes), never a key, a key ID or a user.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub verifications: Family<OutcomeLabels, Counter>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub cache_entries: Gauge,
+    pub fanout_connected: Gauge,
+    pub fanout_reconnects: Counter,
+    pub fanout_lag: Histogram,
+    pub requests: Family<RequestLabels, Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("keysmith");
+        let verifications = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "verifications",
+            "API key verifications by outcome: accepted, or why refused",
+            verifications.clone(),
+        );
+        let cache_hits = Counter::default();
+        registry.register(
+            "cache_hits",
+            "Verifications answered from the cache",
+            cache_hits.clone(),
+        );
+        let cache_misses = Counter::default();
+        registry.register(
+            "cache_misses",
+            "Verifications that read the database",
+            cache_misses.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register("cache_entries", "Keys in the verification cache", cache_entries.clone());
+        let fanout_connected = Gauge::default();
+        registry.register(
+            "revocation_fanout_connected",
+            "1 while this replica hears other replicas' revocations (PostgreSQL), else 0",
+            fanout_connected.clone(),
+        );
+        let fanout_reconnects = Counter::default();
+        registry.register(
+            "revocation_fanout_reconnects",
+            "Times the revocation connection was lost (the cache was cleared each time)",
+            fanout_reconnects.clone(),
+        );
+        let fanout_lag = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
+        registry.register(
+            "revocation_fanout_lag_seconds",
+            "From a revoking commit on any replica to its receipt here",
+            fanout_lag.clone(),
+        );
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by method, route template and status class",
+            requests.clone(),
+        );
+        Self {
+            registry,
+            verifications,
+            cache_hits,
+            cache_misses,
+            cache_entries,
+            fanout_connected,
+            fanout_reconnects,
+            fanout_lag,
+            requests,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn verified(&self, outcome: &'static str) {
+        self.verifications.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn observe_fanout_lag(&self, lag_ms: i64) {
+        self.fanout_lag.observe(lag_ms.max(0) as f64 / 1000.0);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error.detail = %e, "cannot encode metrics");
+        }
+        out
+    }
+}
+
+/// `GET /metrics`.
+pub async fn serve(State(state): State<crate::state::AppState>) -> Response {
+    state
+        .metrics
+        .cache_entries
+        .set(i64::try_from(state.cache.len()).unwrap_or(i64::MAX));
+    let mut response = state.metrics.render().into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// Times every request, labelled by its route template (`/api/v1/api-keys/{key_id}`),
+/// never by its concrete path.
+pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    let status = match response.status().as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    };
+    metrics
+        .requests
+        .get_or_create(&RequestLabels { method, route, status })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,71 @@
+//! Forward auth for reverse proxies: nginx `auth_request`, Traefik `forwardAuth`,
+//! Envoy `ext_authz` (HTTP service). The proxy passes the client's headers; a valid
+//! key answers 200 with the caller's identity in headers for the proxy to hand to the
+//! upstream, anything else 401. One verification, from the cache when warm; no
+//! other database read.
+
+use crate::auth::source::{self, SourceAddr};
+use crate::auth::{credentials, verify};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+pub const KIND: &str = "x-keysmith-principal-kind";
+pub const USER: &str = "x-keysmith-user";
+pub const USER_ID: &str = "x-keysmith-user-id";
+pub const ORGS: &str = "x-keysmith-orgs";
+pub const KEY_ID: &str = "x-keysmith-key-id";
+
+/// Verify the key the client presented (Authorization Basic/Bearer or X-API-Key).
+#[utoipa::path(get, path = "/api/v1/forward-auth", tag = "forward-auth",
+    responses(
+        (status = 200, description = "Valid: identity in X-Keysmith-Principal-Kind (`user` or `service_account`), \
+            X-Keysmith-User, X-Keysmith-User-Id, X-Keysmith-Orgs (comma-separated) and X-Keysmith-Key-Id"),
+        (status = 401, body = ErrorBody, description = "No key, or not a valid one; WWW-Authenticate names the schemes"),
+    ))]
+pub async fn forward_auth(
+    State(state): State<AppState>,
+    SourceAddr(address): SourceAddr,
+    headers: HeaderMap,
+) -> Response {
+    let presented = match credentials::presented_key(&headers) {
+        Ok(Some(key)) => key,
+        Ok(None) => return refuse(ApiError::Unauthenticated),
+        Err(e) => return refuse(e),
+    };
+    let client = verify::Client {
+        address: &address,
+        user_agent: source::user_agent(&headers),
+    };
+    match verify::verify_key(&state, presented.expose(), client).await {
+        Ok(v) => {
+            let mut response = StatusCode::OK.into_response();
+            let h = response.headers_mut();
+            let mut set = |name: &'static str, value: &str| {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    h.insert(HeaderName::from_static(name), v);
+                }
+            };
+            set(KIND, v.owner.kind.as_str());
+            set(USER, &v.owner.username);
+            set(USER_ID, &v.owner.id.0.to_string());
+            set(ORGS, &v.orgs);
+            set(KEY_ID, v.key_id.as_str());
+            response
+        }
+        Err(e) => refuse(e),
+    }
+}
+
+fn refuse(e: ApiError) -> Response {
+    let mut response = e.into_response();
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"keysmith\", Basic realm=\"keysmith\""),
+        );
+    }
+    response
+}
