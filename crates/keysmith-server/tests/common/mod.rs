@@ -102,6 +102,21 @@ impl TestApp {
         }
     }
 
+    /// Another replica on a database `with_store` already set up for `org`.
+    pub async fn joining(store: Arc<dyn Store>, org: Org) -> Self {
+        let clock = ManualClock::new(START_MS);
+        let state = AppState::new(store.clone(), Arc::new(clock.clone()), Settings::default());
+        let router = keysmith_server::router(state.clone());
+        Self {
+            router,
+            state,
+            store,
+            clock,
+            org,
+            _dir: None,
+        }
+    }
+
     /// A member of the default org with the test password.
     pub async fn add_user(&self, username: &str) -> UserId {
         let hash = hash_password(&SecretString::new(USER_PASSWORD.into())).unwrap();

@@ -1,0 +1,143 @@
+//! Forward auth for reverse proxies, and the metrics at `/metrics`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use common::{Auth, TestApp};
+use serde_json::json;
+
+#[tokio::test]
+async fn forward_auth_answers_identity_headers_or_401() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let (key, key_id) = app.create_key(&admin, "proxy").await;
+
+    let r = app
+        .request(Method::GET, "/api/v1/forward-auth", &Auth::None, None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+    assert!(r.headers.get(header::WWW_AUTHENTICATE).is_some());
+
+    for auth in [
+        Auth::Bearer(key.clone()),
+        Auth::Basic(key.clone()),
+        Auth::XApiKey(key.clone()),
+    ] {
+        let r = app.request(Method::GET, "/api/v1/forward-auth", &auth, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-keysmith-user"], "admin");
+        assert_eq!(r.headers["x-keysmith-principal-kind"], "user");
+        assert_eq!(r.headers["x-keysmith-orgs"], "default");
+        assert_eq!(r.headers["x-keysmith-key-id"], key_id.as_str());
+        assert!(r.headers["x-keysmith-user-id"].to_str().unwrap().parse::<i64>().is_ok());
+    }
+    // Proxies pass the client's method, and Envoy appends the client's path.
+    for (method, path) in [
+        (Method::POST, "/api/v1/forward-auth"),
+        (Method::DELETE, "/api/v1/forward-auth"),
+        (Method::GET, "/api/v1/forward-auth/some/upstream/path"),
+        (Method::PUT, "/api/v1/forward-auth/x"),
+    ] {
+        let r = app
+            .request(method.clone(), path, &Auth::Bearer(key.clone()), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{method} {path}");
+    }
+
+    // A service account of a team: kind and organization.
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &admin,
+            Some(json!({"name": "gateway-bot"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({"name": "k", "owner": "gateway-bot"})),
+        )
+        .await;
+    let bot_key = r.body["key"].as_str().unwrap().to_owned();
+    let r = app
+        .request(Method::GET, "/api/v1/forward-auth", &Auth::Bearer(bot_key), None)
+        .await;
+    assert_eq!(r.headers["x-keysmith-principal-kind"], "service_account");
+    assert_eq!(r.headers["x-keysmith-user"], "gateway-bot");
+
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &admin, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = app
+        .request(Method::GET, "/api/v1/forward-auth", &Auth::Bearer(key), None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_api_key"));
+    assert!(r.headers.get("x-keysmith-user").is_none());
+}
+
+#[tokio::test]
+async fn metrics_count_verifications_cache_use_and_requests_by_route() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let (key, key_id) = app.create_key(&admin, "m").await;
+    for _ in 0..3 {
+        let r = app
+            .request(Method::GET, "/api/v1/forward-auth", &Auth::Bearer(key.clone()), None)
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let mut bad = key.clone();
+    let last = bad.pop().unwrap();
+    bad.push(if last == 'a' { 'b' } else { 'a' });
+    app.request(Method::GET, "/api/v1/forward-auth", &Auth::Bearer(bad), None)
+        .await;
+    let r = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/api-keys/{key_id}"),
+            &Auth::Bearer(key.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    let m = app.send(request).await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(
+        m.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let t = &m.text;
+    assert!(
+        t.contains("keysmith_verifications_total{outcome=\"accepted\"} 4"),
+        "{t}"
+    );
+    assert!(
+        t.contains("keysmith_verifications_total{outcome=\"bad_checksum\"} 1"),
+        "{t}"
+    );
+    assert!(
+        t.contains("keysmith_cache_misses_total 1"),
+        "one miss fills the cache: {t}"
+    );
+    assert!(t.contains("keysmith_cache_hits_total 3"), "{t}");
+    assert!(t.contains("keysmith_cache_entries 1"), "{t}");
+    assert!(
+        t.contains("route=\"/api/v1/api-keys/{key_id}\""),
+        "labelled by template: {t}"
+    );
+    assert!(t.contains("keysmith_http_request_duration_seconds_bucket"), "{t}");
+    assert!(!t.contains(&key_id), "no key ID in any label");
+    assert!(t.contains("# EOF"));
+}

@@ -1,0 +1,241 @@
+//! Revocation across replicas: two Keysmith instances with their own caches on one
+//! throwaway PostgreSQL database, and one instance on SQLite. A deleted key, a
+//! deactivated owner or an expired rotation stops working on every replica; a replica
+//! that loses its notification connection stops trusting its cache; the replica that
+//! deleted a key never accepts it after the delete answered.
+//!
+//! Waiting for another replica to hear a notice polls with a generous deadline: these
+//! tests check that it happens, the benchmark measures how fast (docs/BENCHMARKS.md).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use common::{Auth, TestApp};
+use keysmith_store::PostgresStore;
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+async fn status(app: &TestApp, key: &str) -> StatusCode {
+    app.request(Method::GET, "/api/v1/forward-auth", &Auth::Bearer(key.to_owned()), None)
+        .await
+        .status
+}
+
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} did not happen within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Replica `a` bootstraps the database; `b` joins it and listens.
+async fn two_replicas(url: &str) -> (TestApp, TestApp) {
+    let a = TestApp::with_store(Arc::new(PostgresStore::open(url).await.unwrap()), None).await;
+    let b = TestApp::joining(Arc::new(PostgresStore::open(url).await.unwrap()), a.org.clone()).await;
+    a.state.start_fanout();
+    b.state.start_fanout();
+    eventually("listening", async || a.state.cache.is_live() && b.state.cache.is_live()).await;
+    (a, b)
+}
+
+#[tokio::test]
+async fn revocations_reach_every_replica() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, b) = two_replicas(&url).await;
+    let admin_a = a.admin().await;
+    let (key, key_id) = a.create_key(&admin_a, "shared").await;
+    for _ in 0..3 {
+        assert_eq!(status(&b, &key).await, StatusCode::OK);
+    }
+    assert!(b.state.cache.len() >= 1, "b serves the key from its cache");
+
+    // Delete on A: B rejects.
+    let r = a
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &admin_a, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(&a, &key).await,
+        StatusCode::UNAUTHORIZED,
+        "at once on the deleting replica"
+    );
+    eventually("b rejecting the deleted key", async || {
+        status(&b, &key).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // Deactivate a user on A: B rejects their keys.
+    a.add_user("dev").await;
+    let dev = Auth::Session(a.sign_in("dev", common::USER_PASSWORD).await);
+    let (dev_key, _) = a.create_key(&dev, "laptop").await;
+    assert_eq!(status(&b, &dev_key).await, StatusCode::OK);
+    let r = a
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/dev",
+            &admin_a,
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    eventually("b rejecting a deactivated user's key", async || {
+        status(&b, &dev_key).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // A rotation with grace "now" on B: A rejects the old key.
+    let (old, old_id) = a.create_key(&admin_a, "rotated").await;
+    assert_eq!(status(&a, &old).await, StatusCode::OK);
+    let admin_b = b.admin().await;
+    let r = b
+        .request(
+            Method::POST,
+            &format!("/api/v1/api-keys/{old_id}/rotate"),
+            &admin_b,
+            Some(json!({"grace": "now"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    eventually("a rejecting the rotated-out key", async || {
+        status(&a, &old).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // The lag is measured and exposed.
+    let metrics = b.request(Method::GET, "/metrics", &Auth::None, None).await;
+    assert!(metrics.text.contains("keysmith_revocation_fanout_lag_seconds_count"));
+    assert!(metrics.text.contains("keysmith_revocation_fanout_connected 1"));
+}
+
+#[tokio::test]
+async fn a_replica_that_loses_its_notification_connection_clears_its_cache_and_still_rejects() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, b) = two_replicas(&url).await;
+    let admin_a = a.admin().await;
+    let (key, key_id) = a.create_key(&admin_a, "cached on b").await;
+    assert_eq!(status(&b, &key).await, StatusCode::OK);
+    assert!(!b.state.cache.is_empty());
+
+    // Cut every notification connection (both replicas' listeners).
+    let killed = cluster
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{}'",
+                keysmith_store::LISTENER_APPLICATION_NAME
+            ),
+        )
+        .unwrap();
+    assert_eq!(killed.trim(), "2", "both listeners were connected");
+    eventually("b noticing the lost connection", async || !b.state.cache.is_live()).await;
+    assert!(b.state.cache.is_empty(), "cleared at once");
+
+    // Deleted while b cannot hear: b must not trust anything it cached before.
+    let r = a
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &admin_a, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        status(&b, &key).await,
+        StatusCode::UNAUTHORIZED,
+        "read from the database"
+    );
+
+    eventually("b listening again", async || b.state.cache.is_live()).await;
+    assert_eq!(status(&b, &key).await, StatusCode::UNAUTHORIZED);
+    let (fresh, _) = a.create_key(&admin_a, "after").await;
+    assert_eq!(status(&b, &fresh).await, StatusCode::OK);
+    let metrics = b.request(Method::GET, "/metrics", &Auth::None, None).await;
+    assert!(
+        metrics.text.contains("keysmith_revocation_fanout_reconnects_total 1"),
+        "{}",
+        metrics.text
+    );
+}
+
+/// Verifications run without pause on the replica that deletes the key; once the
+/// delete has answered, none that starts afterwards may succeed, whatever the cache
+/// was doing at that moment.
+async fn no_acceptance_after_the_delete_answered(app: &TestApp) {
+    let admin = app.admin().await;
+    for round in 0..20 {
+        let (key, key_id) = app.create_key(&admin, &format!("round {round}")).await;
+        assert_eq!(status(app, &key).await, StatusCode::OK, "cached");
+        let deleted = Arc::new(AtomicBool::new(false));
+        let late_accepts = Arc::new(AtomicUsize::new(0));
+        let mut workers = Vec::new();
+        for _ in 0..4 {
+            let router = app.router.clone();
+            let (key, deleted, late_accepts) = (key.clone(), deleted.clone(), late_accepts.clone());
+            workers.push(tokio::spawn(async move {
+                for _ in 0..60 {
+                    let after_delete = deleted.load(Ordering::SeqCst);
+                    let request = axum::http::Request::builder()
+                        .uri("/api/v1/forward-auth")
+                        .header("authorization", format!("Bearer {key}"))
+                        .body(axum::body::Body::empty())
+                        .unwrap();
+                    let accepted = tower::ServiceExt::oneshot(router.clone(), request)
+                        .await
+                        .unwrap()
+                        .status()
+                        == StatusCode::OK;
+                    if after_delete && accepted {
+                        late_accepts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }));
+        }
+        tokio::task::yield_now().await;
+        let r = app
+            .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &admin, None)
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        deleted.store(true, Ordering::SeqCst);
+        for w in workers {
+            w.await.unwrap();
+        }
+        assert_eq!(late_accepts.load(Ordering::SeqCst), 0, "round {round}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deleting_replica_never_accepts_a_key_after_the_delete_answered_postgres() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, _b) = two_replicas(&url).await;
+    no_acceptance_after_the_delete_answered(&a).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_deleting_replica_never_accepts_a_key_after_the_delete_answered_sqlite() {
+    let app = TestApp::sqlite().await;
+    assert!(
+        app.state.cache.is_live(),
+        "one process owns a SQLite file: cache on from the start"
+    );
+    no_acceptance_after_the_delete_answered(&app).await;
+}
+
+#[tokio::test]
+async fn a_postgres_replica_does_not_trust_its_cache_before_it_listens() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let a = TestApp::with_store(Arc::new(PostgresStore::open(&url).await.unwrap()), None).await;
+    let admin = a.admin().await;
+    let (key, _) = a.create_key(&admin, "k").await;
+    assert_eq!(
+        status(&a, &key).await,
+        StatusCode::OK,
+        "verification works, from the database"
+    );
+    assert!(a.state.cache.is_empty(), "not cached while not listening");
+}
