@@ -1,0 +1,153 @@
+//! Forward auth behind a real nginx (Debian's package; `.ci/run` installs it), with
+//! the example configuration of `docs/nginx/keysmith-forward-auth.conf` protecting a
+//! small upstream that echoes the headers it receives.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{http, start_with_admin_key};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "nginx-test-admin-password";
+
+const ECHO_UPSTREAM: &str = r#"
+import http.server, json
+class Echo(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_POST = do_GET
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn nginx() -> PathBuf {
+    ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .expect("the forward-auth test needs nginx: `apt-get install nginx` (Debian)")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
+    let nginx = nginx();
+    let s = start_with_admin_key("nginx", PASSWORD);
+    let keysmith = s.server.url.trim_start_matches("http://").to_owned();
+    let dir = s.dir.path().join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let mut upstream = Command::new("python3")
+        .args(["-c", ECHO_UPSTREAM])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3 for the echo upstream");
+    let mut line = String::new();
+    BufReader::new(upstream.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let _upstream = Killed(upstream);
+    let upstream_addr = format!("127.0.0.1:{}", line.trim());
+
+    let port = free_port();
+    let example = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/nginx/keysmith-forward-auth.conf"),
+    )
+    .unwrap();
+    let site = example
+        .replace("127.0.0.1:8080", &keysmith)
+        .replace("127.0.0.1:9000", &upstream_addr)
+        .replace("127.0.0.1:8443", &format!("127.0.0.1:{port}"));
+    assert_ne!(site, example, "the example names the addresses the test replaces");
+    std::fs::write(dir.join("site.conf"), site).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+             fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+             include {d}/site.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("error.log");
+    let proxy = Command::new(&nginx)
+        .arg("-p")
+        .arg(&dir)
+        .arg("-c")
+        .arg(dir.join("nginx.conf"))
+        .arg("-e")
+        .arg(&log)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _proxy = Killed(proxy);
+    wait_for(port, "nginx", &log);
+    let url = format!("http://127.0.0.1:{port}/service/data");
+
+    let r = http("GET", &url, &[], None);
+    assert_eq!(r.status, 401, "no key, no entry");
+    let r = http("GET", &url, &[("x-keysmith-user", "admin")], None);
+    assert_eq!(r.status, 401, "a claimed identity is not a key");
+
+    let bearer = format!("Bearer {}", s.key);
+    let r = http("GET", &url, &[("authorization", &bearer), ("x-keysmith-user", "mallory")], None);
+    assert_eq!(r.status, 200);
+    let seen: &Value = &r.body;
+    assert_eq!(seen["x-keysmith-user"], "admin", "the upstream gets the real identity: {seen}");
+    assert_eq!(seen["x-keysmith-principal-kind"], "user");
+    assert_eq!(seen["x-keysmith-orgs"], "default");
+    assert_eq!(seen["x-keysmith-key-id"].as_str().unwrap().len(), 36);
+    assert!(seen.get("authorization").is_none(), "the key stays at the proxy");
+    let r = http("POST", &url, &[("x-api-key", &s.key)], None);
+    assert_eq!(r.status, 200, "X-API-Key and other methods work too");
+
+    let key_id = seen["x-keysmith-key-id"].as_str().unwrap().to_owned();
+    let r = http(
+        "DELETE",
+        &format!("{}/api/v1/api-keys/{key_id}", s.server.url),
+        &[("authorization", &bearer)],
+        None,
+    );
+    assert_eq!(r.status, 204);
+    let r = http("GET", &url, &[("authorization", &bearer)], None);
+    assert_eq!(r.status, 401, "a deleted key stops at the proxy at once");
+}
