@@ -52,7 +52,11 @@ fn nginx() -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for(port: u16, what: &str, log: &Path) {
@@ -81,7 +85,9 @@ fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
         .spawn()
         .expect("python3 for the echo upstream");
     let mut line = String::new();
-    BufReader::new(upstream.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(upstream.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     let _upstream = Killed(upstream);
     let upstream_addr = format!("127.0.0.1:{}", line.trim());
 
@@ -129,10 +135,18 @@ fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
     assert_eq!(r.status, 401, "a claimed identity is not a key");
 
     let bearer = format!("Bearer {}", s.key);
-    let r = http("GET", &url, &[("authorization", &bearer), ("x-keysmith-user", "mallory")], None);
+    let r = http(
+        "GET",
+        &url,
+        &[("authorization", &bearer), ("x-keysmith-user", "mallory")],
+        None,
+    );
     assert_eq!(r.status, 200);
     let seen: &Value = &r.body;
-    assert_eq!(seen["x-keysmith-user"], "admin", "the upstream gets the real identity: {seen}");
+    assert_eq!(
+        seen["x-keysmith-user"], "admin",
+        "the upstream gets the real identity: {seen}"
+    );
     assert_eq!(seen["x-keysmith-principal-kind"], "user");
     assert_eq!(seen["x-keysmith-orgs"], "default");
     assert_eq!(seen["x-keysmith-key-id"].as_str().unwrap().len(), 36);

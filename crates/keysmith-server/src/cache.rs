@@ -21,54 +21,90 @@ use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyDigest, UserId};
 use keysmith_store::{AuthRecord, Invalidation, Notice, Store, UserRef};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-const SHARDS: usize = 64;
+/// Shards of the key map: enough that verifications on many cores rarely meet on
+/// one lock. Not a power of two, so that a shard's table is seldom half empty just
+/// after growing (a million keys fill 40 shards' tables to about three quarters).
+const SHARDS: usize = 40;
 
-/// One cached key, about 100 bytes plus its ID, owner name and organization names.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub digest: KeyDigest,
-    pub owner_id: UserId,
-    pub owner_kind: PrincipalKind,
-    pub owner_active: bool,
-    pub expires_at: Option<i64>,
-    loaded_at: i64,
+/// The random part of a v1 key ID (27 base62 characters): the map's key, stored
+/// inline. Keys of different prefixes sharing it are as likely as guessing a key; and
+/// the digest comparison still decides.
+type Slot = [u8; 27];
+
+fn slot(key_id: &str) -> Option<Slot> {
+    let bytes = key_id.as_bytes();
+    bytes.get(bytes.len().checked_sub(27)?..)?.try_into().ok()
+}
+
+/// What verification needs to know about a key's owner, shared by all their cached
+/// keys. Marked stale when the owner changes (deactivated, deleted, organizations
+/// changed): every key of theirs then misses until read again, in O(1).
+#[derive(Debug)]
+pub struct OwnerInfo {
+    pub id: UserId,
+    pub kind: PrincipalKind,
+    pub active: bool,
     pub username: Box<str>,
     /// Comma-separated organization names.
     pub orgs: Box<str>,
+    stale: AtomicBool,
+}
+
+impl OwnerInfo {
+    fn same_as(&self, other: &OwnerInfo) -> bool {
+        self.id == other.id
+            && self.kind == other.kind
+            && self.active == other.active
+            && self.username == other.username
+            && self.orgs == other.orgs
+    }
+}
+
+/// One cached key: 64 bytes, plus its 27-byte key in the map.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub digest: KeyDigest,
+    pub owner: Arc<OwnerInfo>,
+    pub expires_at: Option<i64>,
+    loaded_at: i64,
 }
 
 impl Entry {
     pub fn from_record(record: &AuthRecord, now: i64) -> Self {
         Self {
             digest: record.digest,
-            owner_id: record.owner.id,
-            owner_kind: record.owner.kind,
-            owner_active: record.owner_active,
+            owner: Arc::new(OwnerInfo {
+                id: record.owner.id,
+                kind: record.owner.kind,
+                active: record.owner_active,
+                username: record.owner.username.clone().into_boxed_str(),
+                orgs: record.orgs.join(",").into_boxed_str(),
+                stale: AtomicBool::new(false),
+            }),
             expires_at: record.expires_at,
             loaded_at: now,
-            username: record.owner.username.clone().into_boxed_str(),
-            orgs: record.orgs.join(",").into_boxed_str(),
         }
     }
 
-    pub fn owner(&self) -> UserRef {
+    pub fn user(&self) -> UserRef {
         UserRef {
-            id: self.owner_id,
-            kind: self.owner_kind,
-            username: self.username.to_string(),
+            id: self.owner.id,
+            kind: self.owner.kind,
+            username: self.owner.username.to_string(),
         }
     }
 }
 
-type Shard = RwLock<HashMap<Box<str>, Entry>>;
+type Shard = RwLock<HashMap<Slot, Entry>>;
 
 pub struct VerifyCache {
     shards: Box<[Shard]>,
+    owners: RwLock<HashMap<UserId, Arc<OwnerInfo>>>,
     per_shard: usize,
     max_age_ms: i64,
     epoch: AtomicU64,
@@ -87,6 +123,7 @@ impl VerifyCache {
         let shards = (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect();
         Self {
             shards,
+            owners: RwLock::new(HashMap::new()),
             per_shard: max_keys.div_ceil(SHARDS),
             max_age_ms,
             epoch: AtomicU64::new(0),
@@ -96,22 +133,21 @@ impl VerifyCache {
         }
     }
 
-    fn shard(&self, key_id: &str) -> &Shard {
-        let mut h = self.hasher.build_hasher();
-        key_id.hash(&mut h);
-        let i = usize::try_from(h.finish() % SHARDS as u64).unwrap_or(0);
+    fn shard(&self, slot: &Slot) -> &Shard {
+        let i = usize::try_from(self.hasher.hash_one(slot) % SHARDS as u64).unwrap_or(0);
         &self.shards[i]
     }
 
-    /// The entry for `key_id`, if cached and young enough.
+    /// The entry for `key_id`, if cached, young enough and its owner unchanged.
     pub fn get(&self, key_id: &str, now: i64) -> Option<Entry> {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        let shard = self.shard(key_id).read().unwrap_or_else(|p| p.into_inner());
+        let slot = slot(key_id)?;
+        let shard = self.shard(&slot).read().unwrap_or_else(|p| p.into_inner());
         let found = shard
-            .get(key_id)
-            .filter(|e| now - e.loaded_at < self.max_age_ms)
+            .get(&slot)
+            .filter(|e| now - e.loaded_at < self.max_age_ms && !e.owner.stale.load(Ordering::Acquire))
             .cloned();
         drop(shard);
         if found.is_some() {
@@ -127,21 +163,41 @@ impl VerifyCache {
         self.epoch.load(Ordering::SeqCst)
     }
 
-    /// Stores what a miss read, unless anything was invalidated since `ticket`.
-    pub fn fill(&self, ticket: u64, key_id: &str, entry: Entry) {
+    /// Stores what a miss read, unless anything was invalidated since `ticket`. The
+    /// owner's information is shared with their other cached keys.
+    pub fn fill(&self, ticket: u64, key_id: &str, mut entry: Entry) {
         if !self.live.load(Ordering::Acquire) || self.per_shard == 0 {
             return;
         }
-        let mut shard = self.shard(key_id).write().unwrap_or_else(|p| p.into_inner());
-        if self.epoch.load(Ordering::SeqCst) != ticket {
-            return;
-        }
-        if shard.len() >= self.per_shard && !shard.contains_key(key_id) {
-            if let Some(victim) = shard.keys().next().cloned() {
-                shard.remove(&victim);
+        let Some(slot) = slot(key_id) else { return };
+        let mut shard = self.shard(&slot).write().unwrap_or_else(|p| p.into_inner());
+        {
+            // Checked under the owners' lock: an owner invalidation bumps the epoch
+            // before it takes this lock, so it either stops this fill here or comes
+            // after it and marks what this fill stored as stale.
+            let mut owners = self.owners.write().unwrap_or_else(|p| p.into_inner());
+            if self.epoch.load(Ordering::SeqCst) != ticket {
+                return;
+            }
+            match owners.get(&entry.owner.id) {
+                Some(known) if !known.stale.load(Ordering::Acquire) && known.same_as(&entry.owner) => {
+                    entry.owner = known.clone();
+                }
+                known => {
+                    if let Some(old) = known {
+                        old.stale.store(true, Ordering::Release);
+                    }
+                    owners.insert(entry.owner.id, entry.owner.clone());
+                }
             }
         }
-        shard.insert(key_id.into(), entry);
+        if shard.len() >= self.per_shard
+            && !shard.contains_key(&slot)
+            && let Some(victim) = shard.keys().next().copied()
+        {
+            shard.remove(&victim);
+        }
+        shard.insert(slot, entry);
     }
 
     /// Drops what `invalidation` makes stale. The epoch moves first, so a fill racing
@@ -150,17 +206,17 @@ impl VerifyCache {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         match invalidation {
             Invalidation::Key(key_id) => {
-                self.shard(key_id)
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(key_id.as_str());
-            }
-            Invalidation::Owner(owner) => {
-                for shard in self.shards.iter() {
-                    shard
+                if let Some(slot) = slot(key_id) {
+                    self.shard(&slot)
                         .write()
                         .unwrap_or_else(|p| p.into_inner())
-                        .retain(|_, e| e.owner_id != *owner);
+                        .remove(&slot);
+                }
+            }
+            Invalidation::Owner(owner) => {
+                let removed = self.owners.write().unwrap_or_else(|p| p.into_inner()).remove(owner);
+                if let Some(info) = removed {
+                    info.stale.store(true, Ordering::Release);
                 }
             }
         }
@@ -169,6 +225,9 @@ impl VerifyCache {
     /// Empties the cache.
     pub fn clear(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+        for info in self.owners.write().unwrap_or_else(|p| p.into_inner()).drain() {
+            info.1.stale.store(true, Ordering::Release);
+        }
         for shard in self.shards.iter() {
             shard.write().unwrap_or_else(|p| p.into_inner()).clear();
         }
@@ -246,16 +305,23 @@ mod tests {
     use super::*;
 
     fn entry(owner: i64, now: i64) -> Entry {
-        Entry {
+        let record = AuthRecord {
+            key_id: keysmith_core::KeyId::parse("wandb_v1_aaaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap(),
             digest: KeyDigest::of(b"x"),
-            owner_id: UserId(owner),
-            owner_kind: PrincipalKind::User,
+            owner: UserRef {
+                id: UserId(owner),
+                kind: PrincipalKind::User,
+                username: "u".into(),
+            },
             owner_active: true,
             expires_at: None,
-            loaded_at: now,
-            username: "u".into(),
-            orgs: "o".into(),
-        }
+            orgs: vec!["o".into()],
+        };
+        Entry::from_record(&record, now)
+    }
+
+    fn id(n: usize) -> String {
+        format!("wandb_v1_{n:027}")
     }
 
     fn cache(max: usize) -> VerifyCache {
@@ -266,43 +332,43 @@ mod tests {
     fn a_fill_that_raced_with_an_invalidation_is_dropped() {
         let c = cache(100);
         let ticket = c.ticket();
-        c.apply(&Invalidation::Key("k".into()));
-        c.fill(ticket, "k", entry(1, 0));
-        assert!(c.get("k", 0).is_none(), "the stale read is not stored");
+        c.apply(&Invalidation::Key(id(1)));
+        c.fill(ticket, &id(1), entry(1, 0));
+        assert!(c.get(&id(1), 0).is_none(), "the stale read is not stored");
         let ticket = c.ticket();
-        c.fill(ticket, "k", entry(1, 0));
-        assert!(c.get("k", 0).is_some());
+        c.fill(ticket, &id(1), entry(1, 0));
+        assert!(c.get(&id(1), 0).is_some());
     }
 
     #[test]
     fn entries_age_out_and_owners_are_dropped_whole() {
         let c = cache(100);
-        c.fill(c.ticket(), "a", entry(1, 0));
-        c.fill(c.ticket(), "b", entry(1, 0));
-        c.fill(c.ticket(), "c", entry(2, 0));
-        assert!(c.get("a", 999).is_some());
-        assert!(c.get("a", 1000).is_none(), "older than the bound");
+        c.fill(c.ticket(), &id(2), entry(1, 0));
+        c.fill(c.ticket(), &id(3), entry(1, 0));
+        c.fill(c.ticket(), &id(4), entry(2, 0));
+        assert!(c.get(&id(2), 999).is_some());
+        assert!(c.get(&id(2), 1000).is_none(), "older than the bound");
         c.apply(&Invalidation::Owner(UserId(1)));
-        assert!(c.get("b", 1).is_none());
-        assert!(c.get("c", 1).is_some(), "other owners stay");
+        assert!(c.get(&id(3), 1).is_none());
+        assert!(c.get(&id(4), 1).is_some(), "other owners stay");
     }
 
     #[test]
     fn the_cache_is_bounded_and_off_while_not_live() {
         let c = cache(SHARDS * 2);
         for i in 0..10_000 {
-            c.fill(c.ticket(), &format!("key{i}"), entry(1, 0));
+            c.fill(c.ticket(), &id(100 + i), entry(1, 0));
         }
         assert!(c.len() <= SHARDS * 2, "{}", c.len());
         c.set_live(false);
         assert!(c.is_empty(), "cleared when it stops serving");
-        c.fill(c.ticket(), "x", entry(1, 0));
-        assert!(c.get("x", 0).is_none(), "neither filled nor read while not live");
+        c.fill(c.ticket(), &id(5), entry(1, 0));
+        assert!(c.get(&id(5), 0).is_none(), "neither filled nor read while not live");
         c.set_live(true);
-        c.fill(c.ticket(), "x", entry(1, 0));
-        assert!(c.get("x", 0).is_some());
+        c.fill(c.ticket(), &id(5), entry(1, 0));
+        assert!(c.get(&id(5), 0).is_some());
         let off = cache(0);
-        off.fill(off.ticket(), "x", entry(1, 0));
-        assert!(off.get("x", 0).is_none(), "size 0 turns it off");
+        off.fill(off.ticket(), &id(5), entry(1, 0));
+        assert!(off.get(&id(5), 0).is_none(), "size 0 turns it off");
     }
 }

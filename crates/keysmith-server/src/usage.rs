@@ -19,19 +19,52 @@ pub const MAX_PENDING_SOURCES: usize = 100_000;
 /// A user agent is kept to this many characters.
 pub const MAX_USER_AGENT_CHARS: usize = 200;
 
-type SourceKey = (KeyId, String, String);
+#[derive(Debug)]
+struct SourceRec {
+    key_id: KeyId,
+    address: String,
+    user_agent: String,
+    first: i64,
+    last: i64,
+}
 
 #[derive(Debug, Default)]
 struct Pending {
     last_used: HashMap<KeyId, i64>,
-    sources: HashMap<SourceKey, (i64, i64)>,
+    /// By a hash of (key, address, user agent), so that a source seen before is found
+    /// without building its strings.
+    sources: HashMap<u64, Vec<SourceRec>>,
+    source_count: usize,
 }
 
-#[derive(Debug, Default)]
+/// Shards of the pending map, so that verifications on several cores rarely wait
+/// on one lock.
+const SHARDS: usize = 16;
+
+#[derive(Debug)]
 pub struct UsageRecorder {
-    pending: Mutex<Pending>,
+    shards: Box<[Mutex<Pending>]>,
+    hasher: std::hash::RandomState,
 }
 
+impl Default for UsageRecorder {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Pending::default())).collect(),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+}
+
+/// The first [`MAX_USER_AGENT_CHARS`] characters, without copying.
+fn clip_view(user_agent: &str) -> &str {
+    match user_agent.char_indices().nth(MAX_USER_AGENT_CHARS) {
+        Some((end, _)) => &user_agent[..end],
+        None => user_agent,
+    }
+}
+
+/// What is stored: at most [`MAX_USER_AGENT_CHARS`] characters, no control characters.
 fn clip(user_agent: &str) -> String {
     user_agent
         .chars()
@@ -42,20 +75,42 @@ fn clip(user_agent: &str) -> String {
 
 impl UsageRecorder {
     /// Notes that `key_id` was used at `at` by `client`.
+    fn shard(&self, key_id: &KeyId) -> &Mutex<Pending> {
+        use std::hash::BuildHasher;
+        let i = usize::try_from(self.hasher.hash_one(key_id.as_str()) % SHARDS as u64).unwrap_or(0);
+        &self.shards[i]
+    }
+
     pub fn record(&self, key_id: &KeyId, at: i64, client: Client<'_>) {
-        let mut guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.shard(key_id).lock().unwrap_or_else(|p| p.into_inner());
         let pending = &mut *guard;
-        let t = pending.last_used.entry(key_id.clone()).or_insert(at);
-        *t = (*t).max(at);
-        let source = (key_id.clone(), client.address.to_owned(), clip(client.user_agent));
-        let room = pending.sources.len() < MAX_PENDING_SOURCES;
-        match pending.sources.get_mut(&source) {
-            Some((first, last)) => {
-                *first = (*first).min(at);
-                *last = (*last).max(at);
+        match pending.last_used.get_mut(key_id) {
+            Some(t) => *t = (*t).max(at),
+            None => {
+                pending.last_used.insert(key_id.clone(), at);
             }
-            None if room => {
-                pending.sources.insert(source, (at, at));
+        }
+        // A source seen before costs a hash and a lookup; only a new one allocates.
+        let agent = clip_view(client.user_agent);
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, (key_id.as_str(), client.address, agent));
+        let bucket = pending.sources.entry(hash).or_default();
+        match bucket
+            .iter_mut()
+            .find(|s| s.key_id == *key_id && s.address == client.address && s.user_agent == agent)
+        {
+            Some(s) => {
+                s.first = s.first.min(at);
+                s.last = s.last.max(at);
+            }
+            None if pending.source_count < MAX_PENDING_SOURCES / SHARDS => {
+                bucket.push(SourceRec {
+                    key_id: key_id.clone(),
+                    address: client.address.to_owned(),
+                    user_agent: clip(agent),
+                    first: at,
+                    last: at,
+                });
+                pending.source_count += 1;
             }
             None => {}
         }
@@ -63,7 +118,7 @@ impl UsageRecorder {
 
     /// The last use noted since the last flush, if any.
     pub fn pending(&self, key_id: &KeyId) -> Option<i64> {
-        self.pending
+        self.shard(key_id)
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .last_used
@@ -74,34 +129,35 @@ impl UsageRecorder {
     /// The sources of `key_id` noted since the last flush: (address, user agent, first
     /// seen, last seen).
     pub fn pending_sources(&self, key_id: &KeyId) -> Vec<(String, String, i64, i64)> {
-        self.pending
+        self.shard(key_id)
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .sources
-            .iter()
-            .filter(|((k, _, _), _)| k == key_id)
-            .map(|((_, a, u), (f, l))| (a.clone(), u.clone(), *f, *l))
+            .values()
+            .flatten()
+            .filter(|s| s.key_id == *key_id)
+            .map(|s| (s.address.clone(), s.user_agent.clone(), s.first, s.last))
             .collect()
     }
 
     /// Writes what is pending; on failure it stays pending for the next try.
     pub async fn flush(&self, store: &dyn Store) -> keysmith_store::Result<usize> {
-        let Pending { last_used, sources } =
-            std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
-        if last_used.is_empty() && sources.is_empty() {
+        let mut uses: Vec<(KeyId, i64)> = Vec::new();
+        let mut seen: Vec<KeySourceUse> = Vec::new();
+        for shard in self.shards.iter() {
+            let pending = std::mem::take(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()));
+            uses.extend(pending.last_used);
+            seen.extend(pending.sources.into_values().flatten().map(|s| KeySourceUse {
+                key_id: s.key_id,
+                address: s.address,
+                user_agent: s.user_agent,
+                first_seen: s.first,
+                last_seen: s.last,
+            }));
+        }
+        if uses.is_empty() && seen.is_empty() {
             return Ok(0);
         }
-        let uses: Vec<(KeyId, i64)> = last_used.iter().map(|(k, t)| (k.clone(), *t)).collect();
-        let seen: Vec<KeySourceUse> = sources
-            .iter()
-            .map(|((key_id, address, user_agent), (first, last))| KeySourceUse {
-                key_id: key_id.clone(),
-                address: address.clone(),
-                user_agent: user_agent.clone(),
-                first_seen: *first,
-                last_seen: *last,
-            })
-            .collect();
         let written = match store.record_key_use(&uses).await {
             Ok(()) => store.record_key_sources(&seen).await,
             Err(e) => Err(e),
@@ -110,16 +166,16 @@ impl UsageRecorder {
             Ok(()) => Ok(uses.len()),
             Err(e) => {
                 // Put everything back, merged with what arrived meanwhile.
-                for ((key_id, address, user_agent), (first, last)) in sources {
+                for s in &seen {
                     let client = Client {
-                        address: &address,
-                        user_agent: &user_agent,
+                        address: &s.address,
+                        user_agent: &s.user_agent,
                     };
-                    self.record(&key_id, first, client);
-                    self.record(&key_id, last, client);
+                    self.record(&s.key_id, s.first_seen, client);
+                    self.record(&s.key_id, s.last_seen, client);
                 }
-                for (key_id, at) in last_used {
-                    let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                for (key_id, at) in uses {
+                    let mut pending = self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner());
                     let t = pending.last_used.entry(key_id).or_insert(at);
                     *t = (*t).max(at);
                 }
@@ -151,9 +207,28 @@ mod tests {
         r.record(&key, 20, c);
         r.record(&key, 10, c);
         r.record(&key, 30, c);
-        let pending = r.pending.lock().unwrap();
-        assert_eq!(pending.sources.len(), 1);
-        assert_eq!(pending.sources.values().next(), Some(&(10, 30)));
-        assert_eq!(pending.last_used.get(&key), Some(&30));
+        assert_eq!(
+            r.pending_sources(&key),
+            vec![("10.0.0.1".into(), "wandb".into(), 10, 30)]
+        );
+        assert_eq!(r.pending(&key), Some(30));
+        let long = "x".repeat(300);
+        r.record(
+            &key,
+            40,
+            Client {
+                address: "10.0.0.1",
+                user_agent: &long,
+            },
+        );
+        r.record(
+            &key,
+            50,
+            Client {
+                address: "10.0.0.1",
+                user_agent: &long,
+            },
+        );
+        assert_eq!(r.pending_sources(&key).len(), 2, "a clipped agent is found again");
     }
 }

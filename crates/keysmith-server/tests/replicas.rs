@@ -53,7 +53,7 @@ async fn revocations_reach_every_replica() {
     for _ in 0..3 {
         assert_eq!(status(&b, &key).await, StatusCode::OK);
     }
-    assert!(b.state.cache.len() >= 1, "b serves the key from its cache");
+    assert!(!b.state.cache.is_empty(), "b serves the key from its cache");
 
     // Delete on A: B rejects.
     let r = a

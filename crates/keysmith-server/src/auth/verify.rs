@@ -154,7 +154,7 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<V
     if !entry.digest.ct_eq(digest) {
         return Err(Refusal::WrongSecret);
     }
-    if !entry.owner_active {
+    if !entry.owner.active {
         return Err(Refusal::OwnerInactive);
     }
     if entry.expires_at.is_some_and(|at| at <= now) {
@@ -162,7 +162,7 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<V
     }
     Ok(Verified {
         key_id,
-        owner: entry.owner(),
-        orgs: entry.orgs.clone(),
+        owner: entry.user(),
+        orgs: entry.owner.orgs.clone(),
     })
 }

@@ -22,7 +22,6 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use axum::routing::{any, get, post};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use utoipa::OpenApi;
@@ -72,10 +71,16 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, document) = api_routes().split_for_parts();
     let document = axum::Json(document);
-    routes
+    let app = routes
         .route("/api/v1/openapi.json", get(move || async move { document.clone() }))
-        .route("/graphql", post(crate::graphql::graphql))
-        .route("/graphql/", post(crate::graphql::graphql))
+        .route(
+            "/graphql",
+            post(crate::graphql::graphql).layer(Extension(crate::graphql::schema())),
+        )
+        .route(
+            "/graphql/",
+            post(crate::graphql::graphql).layer(Extension(crate::graphql::schema())),
+        )
         .merge(crate::web::routes())
         // Proxies send the client's method; Envoy appends the client's path.
         .route(
@@ -94,25 +99,34 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::RouteNotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
-        .layer(Extension(crate::graphql::schema()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            HeaderName::from_static("referrer-policy"),
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(
-            // Logs method, path (never the query string, where a careless client might
-            // put a key), status and latency. Never headers or bodies.
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &axum::http::Request<_>| {
-                    tracing::info_span!("request", http.method = %req.method(), http.path = %req.uri().path())
-                })
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(axum::middleware::map_response(common_headers));
+    // Request lines are logged at `info`; below that the layer would only cost time.
+    if !tracing::enabled!(Level::INFO) {
+        return app;
+    }
+    app.layer(
+        // Logs method, path (never the query string, where a careless client might
+        // put a key), status and latency. Never headers or bodies.
+        TraceLayer::new_for_http()
+            .make_span_with(|req: &axum::http::Request<_>| {
+                tracing::info_span!("request", http.method = %req.method(), http.path = %req.uri().path())
+            })
+            .on_request(())
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+    )
+}
+
+/// The headers every response carries, set in one pass.
+async fn common_headers(mut response: axum::response::Response) -> axum::response::Response {
+    let h = response.headers_mut();
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
 }
