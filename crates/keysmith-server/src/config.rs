@@ -58,7 +58,7 @@ pub struct Config {
     /// secret scanning endpoint is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub github_secret_scanning_keys_file: Option<PathBuf>,
-    /// Keys the verification cache holds at most (about 200 bytes each); 0 turns the
+    /// Keys the verification cache holds at most (about 150 bytes each); 0 turns the
     /// cache off.
     pub cache_max_keys: usize,
     /// How long a cached key is trusted before it is read again, whatever else
