@@ -78,6 +78,8 @@ pub struct Metrics {
     /// One counter per outcome, taken from the family once: the hot path increments
     /// an atomic, without the family's lock.
     by_outcome: [Counter; OUTCOMES.len()],
+    /// Forward auth's latency by status class (2xx, 4xx, 5xx), taken from the family once.
+    forward_auth: [Histogram; 3],
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub cache_entries: Gauge,
@@ -137,10 +139,20 @@ impl Default for Metrics {
             requests.clone(),
         );
         let by_outcome = OUTCOMES.map(|outcome| verifications.get_or_create(&OutcomeLabels { outcome }).clone());
+        let forward_auth = ["2xx", "4xx", "5xx"].map(|status| {
+            requests
+                .get_or_create(&RequestLabels {
+                    method: "any",
+                    route: "/api/v1/forward-auth",
+                    status,
+                })
+                .clone()
+        });
         Self {
             registry,
             verifications,
             by_outcome,
+            forward_auth,
             cache_hits,
             cache_misses,
             cache_entries,
@@ -159,6 +171,16 @@ impl Metrics {
             .position(|o| *o == outcome)
             .unwrap_or(OUTCOMES.len() - 1);
         self.by_outcome[i].inc();
+    }
+
+    /// Times a forward-auth request, which bypasses the middleware that times the rest.
+    pub fn forward_auth_request(&self, status: u16, elapsed: std::time::Duration) {
+        let i = match status {
+            200..=299 => 0,
+            400..=499 => 1,
+            _ => 2,
+        };
+        self.forward_auth[i].observe(elapsed.as_secs_f64());
     }
 
     pub fn observe_fanout_lag(&self, lag_ms: i64) {
@@ -199,16 +221,20 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         .get::<MatchedPath>()
         .map_or("unmatched", |p| intern(p.as_str()));
     let response = next.run(request).await;
-    let status = match response.status().as_u16() {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
-    };
+    let status = status_class(response.status().as_u16());
     metrics
         .requests
         .get_or_create(&RequestLabels { method, route, status })
         .observe(started.elapsed().as_secs_f64());
     response
+}
+
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
 }

@@ -138,6 +138,12 @@ async fn metrics_count_verifications_cache_use_and_requests_by_route() {
         "labelled by template: {t}"
     );
     assert!(t.contains("keysmith_http_request_duration_seconds_bucket"), "{t}");
+    let timed =
+        "keysmith_http_request_duration_seconds_count{method=\"any\",route=\"/api/v1/forward-auth\",status=\"2xx\"} 3";
+    assert!(
+        t.contains(timed),
+        "forward auth, served before the middleware, is timed too: {t}"
+    );
     assert!(!t.contains(&key_id), "no key ID in any label");
     assert!(t.contains("# EOF"));
 }

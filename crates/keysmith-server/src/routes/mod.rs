@@ -69,6 +69,19 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The whole application, ready to serve or to drive with `oneshot` in tests.
 pub fn router(state: AppState) -> Router {
+    // Forward auth is the hot path of a proxy in front of every request: it is served
+    // before the full application and its middleware, with its own headers and metric.
+    // Proxies send the client's method; Envoy appends the client's path.
+    let full = application(state.clone());
+    Router::new()
+        .route("/api/v1/forward-auth", any(forward_auth::forward_auth))
+        .route("/api/v1/forward-auth/{*path}", any(forward_auth::forward_auth))
+        .with_state(state)
+        .fallback_service(full)
+}
+
+/// Everything but the forward-auth fast lane, with the layers every response shares.
+fn application(state: AppState) -> Router {
     let (routes, document) = api_routes().split_for_parts();
     let document = axum::Json(document);
     let app = routes
@@ -82,15 +95,6 @@ pub fn router(state: AppState) -> Router {
             post(crate::graphql::graphql).layer(Extension(crate::graphql::schema())),
         )
         .merge(crate::web::routes())
-        // Proxies send the client's method; Envoy appends the client's path.
-        .route(
-            "/api/v1/forward-auth",
-            post(forward_auth::forward_auth)
-                .put(forward_auth::forward_auth)
-                .patch(forward_auth::forward_auth)
-                .delete(forward_auth::forward_auth),
-        )
-        .route("/api/v1/forward-auth/{*path}", any(forward_auth::forward_auth))
         .route("/metrics", get(crate::metrics::serve))
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
