@@ -54,18 +54,8 @@ impl FromRequestParts<AppState> for Principal {
         let Some(token) = session::token_from_cookies(&parts.headers) else {
             return Err(ApiError::Unauthenticated);
         };
-        let digest = session::token_digest(&token);
-        let now = state.now();
-        let Some(found) = state.store.find_session(&digest, now).await? else {
+        let Some(user) = session::session_user(state, &token).await? else {
             return Err(ApiError::SessionExpired);
-        };
-        let user = match state.store.get_user(found.user_id).await? {
-            Some(user) if user.active => UserRef {
-                id: user.id,
-                kind: user.kind,
-                username: user.username,
-            },
-            _ => return Err(ApiError::SessionExpired),
         };
         if changes_state(&parts.method) && !session::csrf_matches(&token, &parts.headers) {
             return Err(ApiError::CsrfTokenInvalid);

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 use base64::Engine;
 use keysmith_core::UserId;
 use keysmith_core::{KeyDigest, SecretString};
-use keysmith_store::NewSession;
+use keysmith_store::{NewSession, UserRef};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -85,6 +85,22 @@ pub async fn start(state: &AppState, user: UserId, secure: bool) -> Result<Start
         token,
         cookie,
         expires_at,
+    })
+}
+
+/// The active user a session token belongs to, or `None` for a token that is unknown,
+/// expired, signed out, or whose user was deactivated.
+pub async fn session_user(state: &AppState, token: &SecretString) -> Result<Option<UserRef>, ApiError> {
+    let Some(found) = state.store.find_session(&token_digest(token), state.now()).await? else {
+        return Ok(None);
+    };
+    Ok(match state.store.get_user(found.user_id).await? {
+        Some(user) if user.active => Some(UserRef {
+            id: user.id,
+            kind: user.kind,
+            username: user.username,
+        }),
+        _ => None,
     })
 }
 

@@ -4,7 +4,7 @@
 //! Each operation calls the REST handler that does the same thing, so the web
 //! interface cannot drift from the API's rules, checks or audit entries.
 
-use super::{WebUser, failure, local_path, notice, page, q, respond, see_other, when, when_rfc, with_notice};
+use super::{WebUser, failure, local_path, notice, page, q, respond, reveal, see_other, when, when_rfc, with_notice};
 use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
@@ -341,13 +341,7 @@ pub async fn created(
                 strong { "Copy this key now. It will not be shown again." }
                 " Keysmith keeps only a hash of it."
             }
-            div.reveal {
-                label for="new-key" { "API key “" (key.name) "”" }
-                input #new-key readonly value=(plaintext.expose()) autocomplete="off" spellcheck="false"
-                    data-testid="new-key";
-                button type="button" data-copy="new-key" hidden { "Copy" }
-                span.copy-status role="status" aria-live="polite" {}
-            }
+            (reveal("new-key", html! { "API key “" (key.name) "”" }, plaintext.expose()))
             p {
                 "Paste it at the " code { "wandb login" } " prompt, or keep it in an environment variable, "
                 "never on a command line or in a file you commit:"

@@ -27,7 +27,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use keysmith_store::{Membership, Team, UserRef};
+use keysmith_store::{Membership, Team};
 use maud::{DOCTYPE, Markup, html};
 use subtle::ConstantTimeEq;
 
@@ -93,26 +93,14 @@ impl FromRequestParts<AppState> for WebUser {
         let Some(token) = session::token_from_cookies(&parts.headers) else {
             return Err(to_login());
         };
-        let now = state.now();
-        let found = state
-            .store
-            .find_session(&session::token_digest(&token), now)
+        let Some(user) = session::session_user(state, &token)
             .await
-            .map_err(|e| failure(None, ApiError::from(e)))?;
-        let Some(found) = found else {
+            .map_err(|e| failure(None, e))?
+        else {
             return Err(to_login());
         };
-        let user = match state.store.get_user(found.user_id).await {
-            Ok(Some(user)) if user.active => user,
-            Ok(_) => return Err(to_login()),
-            Err(e) => return Err(failure(None, e.into())),
-        };
         let principal = Principal {
-            user: UserRef {
-                id: user.id,
-                kind: user.kind,
-                username: user.username,
-            },
+            user,
             via: AuthMethod::Session,
         };
         let caller = Caller::with_roles(state, principal)
@@ -250,6 +238,19 @@ pub fn notice(done: Option<&str>) -> Markup {
     html! {
         @if let Some(text) = done.and_then(notice_text) {
             p.notice role="status" { (text) }
+        }
+    }
+}
+
+/// A secret shown once: a read-only field to select by hand, and a Copy button the
+/// script reveals. `id` names the field (also its `data-testid`).
+pub fn reveal(id: &str, label: Markup, value: &str) -> Markup {
+    html! {
+        div.reveal {
+            label for=(id) { (label) }
+            input id=(id) readonly value=(value) autocomplete="off" spellcheck="false" data-testid=(id);
+            button type="button" data-copy=(id) hidden { "Copy" }
+            span.copy-status role="status" aria-live="polite" {}
         }
     }
 }

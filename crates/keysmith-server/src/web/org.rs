@@ -2,7 +2,7 @@
 //! audit log, users, teams and the organization's settings.
 
 use super::keys::{key_table, list, next_page};
-use super::{WebUser, failure, notice, page, q, respond, see_other, when_rfc, with_notice};
+use super::{WebUser, failure, notice, page, q, respond, reveal, see_other, when_rfc, with_notice};
 use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
@@ -19,6 +19,19 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Query parameters as a query string.
+fn encode(pairs: &[(&str, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish()
+}
+
+/// The JSON a REST handler answered with (an empty value if it was not JSON).
+async fn json_answer(response: Response) -> serde_json::Value {
+    let bytes = to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or_default()
+}
 
 /// The organization, if the signed-in user administers it: a member who does not
 /// sees "not allowed"; anyone else "not found".
@@ -134,11 +147,6 @@ pub async fn keys(
     if let Some(c) = nonempty(&f.cursor) {
         rest.push(("cursor", c.to_owned()));
     }
-    let encode = |pairs: &[(&str, String)]| {
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-            .finish()
-    };
     let here = format!("/org/{}/keys?{}", q(&org.name), encode(&shown));
     let keys = match list(&state, &user, encode(&rest)).await {
         Ok(keys) => keys,
@@ -228,11 +236,6 @@ pub async fn audit_log(
     if let Some(c) = nonempty(&f.cursor) {
         rest.push(("cursor", c.to_owned()));
     }
-    let encode = |pairs: &[(&str, String)]| {
-        form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-            .finish()
-    };
     let result = audit_log::list_audit(
         State(state.clone()),
         user.caller.clone(),
@@ -522,21 +525,14 @@ pub async fn create_user(
         Err(e) => return failure(Some(&user), e),
     };
     // An invitation's token is in the API's answer; show it once, here.
-    let answer = to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-    let invite = serde_json::from_slice::<serde_json::Value>(&answer)
-        .ok()
-        .and_then(|v| v.get("invite_token").and_then(|t| t.as_str()).map(str::to_owned));
+    let answer = json_answer(response).await;
+    let invite = answer.get("invite_token").and_then(|t| t.as_str()).map(str::to_owned);
     let Some(token) = invite else {
         return see_other(&with_notice(&format!("/org/{}/users", q(&org_name)), "user-created"));
     };
     let body = html! {
         p.warning role="alert" { strong { "Copy this invitation token now. It will not be shown again." } }
-        div.reveal {
-            label for="invite-token" { "Invitation token" }
-            input #invite-token readonly value=(token) autocomplete="off" spellcheck="false";
-            button type="button" data-copy="invite-token" hidden { "Copy" }
-            span.copy-status role="status" aria-live="polite" {}
-        }
+        (reveal("invite-token", html! { "Invitation token" }, &token))
         p {
             "Give it to the new user, who sets a password with it at "
             code { "POST /api/v1/invites/accept" } " within 7 days."
@@ -767,17 +763,15 @@ pub async fn create_webhook(
         Err(e) => return failure(Some(&user), e),
     };
     // The signing secret is in the API's answer; show it once, here.
-    let answer = to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-    let created: serde_json::Value = serde_json::from_slice(&answer).unwrap_or_default();
+    let created = json_answer(response).await;
     let secret = created.get("secret").and_then(|s| s.as_str()).unwrap_or_default();
     let body = html! {
         p.warning role="alert" { strong { "Copy this signing secret now. It will not be shown again." } }
-        div.reveal {
-            label for="webhook-secret" { "Signing secret of " (created.get("url").and_then(|u| u.as_str()).unwrap_or("")) }
-            input #webhook-secret readonly value=(secret) autocomplete="off" spellcheck="false";
-            button type="button" data-copy="webhook-secret" hidden { "Copy" }
-            span.copy-status role="status" aria-live="polite" {}
-        }
+        (reveal(
+            "webhook-secret",
+            html! { "Signing secret of " (created.get("url").and_then(|u| u.as_str()).unwrap_or("")) },
+            secret,
+        ))
         p {
             "Verify every delivery with it: the " code { "webhook-signature" } " header is "
             code { "v1," } " and the base64 HMAC-SHA256 of " code { "webhook-id.webhook-timestamp.body" }
