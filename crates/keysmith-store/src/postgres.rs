@@ -98,6 +98,7 @@ crate::sql_store::sql_store!(
     PostgresStore,
     Postgres,
     Backend::Postgres,
+    "BEGIN",
     " FOR UPDATE",
     crate::sql_store::OrderHint::DisableSort,
     "k.name ILIKE",

@@ -4,7 +4,11 @@
 //! `RETURNING`, `ON CONFLICT`, expression indexes), and the macro instantiates it for
 //! each backend's concrete sqlx types, which keeps the queries typed without a tower
 //! of generic bounds. The one dialect difference that matters, row locks, comes in as
-//! `$lock`: `FOR UPDATE` on PostgreSQL; SQLite serializes writers anyway. The other,
+//! `$lock`: `FOR UPDATE` on PostgreSQL; SQLite serializes writers anyway, and `$begin`
+//! makes it take the write lock when a transaction starts (`BEGIN IMMEDIATE`): a
+//! deferred transaction that read first and writes second cannot wait for another
+//! writer (SQLite answers "database is locked" at once), while `BEGIN IMMEDIATE` waits
+//! under the busy timeout like any writer. The other,
 //! query planning, comes in as `$order_hint`: how an org admin's list is kept on the
 //! index that matches its order ([`OrderHint`]). And
 //! `$name_like` matches a key's name without regard to case: SQLite's `LIKE` already
@@ -76,7 +80,7 @@ pub(crate) fn like_pattern(needle: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr) => {
+    ($store:ident, $db:ty, $backend:expr, $begin:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr) => {
         use crate::model::*;
         use crate::sql_store::{
             KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
@@ -320,7 +324,7 @@ macro_rules! sql_store {
 
         impl $store {
             async fn begin(&self) -> Result<Tx<'_>> {
-                self.pool.begin().await.map_err(backend_err)
+                self.pool.begin_with($begin).await.map_err(backend_err)
             }
         }
 

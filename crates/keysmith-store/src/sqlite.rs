@@ -53,6 +53,7 @@ crate::sql_store::sql_store!(
     SqliteStore,
     Sqlite,
     Backend::Sqlite,
+    "BEGIN IMMEDIATE",
     "",
     crate::sql_store::OrderHint::IndexedBy,
     "k.name LIKE",

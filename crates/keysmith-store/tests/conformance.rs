@@ -666,6 +666,56 @@ async fn the_last_active_admin_cannot_be_demoted_removed_deactivated_or_deleted(
     );
 }
 
+/// Writers that read before they write (the last-admin checks do) wait for each other
+/// instead of failing: on SQLite a deferred transaction that tries to upgrade to a
+/// write while another connection writes fails at once with "database is locked".
+async fn concurrent_read_then_write_transactions_wait_their_turn(store: Arc<dyn Store>) {
+    let org = store.create_org("acme", 1).await.unwrap();
+    let mut users = Vec::new();
+    for i in 0..24 {
+        let user = store.create_user(person(&format!("u{i}")), 1).await.unwrap();
+        store
+            .add_org_member(org.id, user.id, OrgRole::Admin, 1, &[])
+            .await
+            .unwrap();
+        users.push(user.id);
+    }
+    // Each task demotes one admin, then deactivates and reactivates them: every step
+    // counts the remaining admins first. One admin is left alone so none is refused.
+    let tasks: Vec<_> = users[1..]
+        .iter()
+        .map(|&user| {
+            let store = store.clone();
+            let org = org.id;
+            tokio::spawn(async move {
+                for _ in 0..3 {
+                    assert_eq!(
+                        store.set_org_role(org, user, OrgRole::Member, &[]).await.unwrap(),
+                        Ok(true)
+                    );
+                    assert_eq!(store.set_user_active(user, false, &[]).await.unwrap(), Ok(true));
+                    assert_eq!(store.set_user_active(user, true, &[]).await.unwrap(), Ok(true));
+                    assert_eq!(
+                        store.set_org_role(org, user, OrgRole::Admin, &[]).await.unwrap(),
+                        Ok(true)
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("no writer failed");
+    }
+    assert_eq!(
+        store
+            .set_org_role(org.id, users[0], OrgRole::Member, &[])
+            .await
+            .unwrap(),
+        Ok(true),
+        "the other admins are all admins again"
+    );
+}
+
 async fn deactivation_and_deletion_reach_keys_and_sessions(store: Arc<dyn Store>) {
     let w = world(store.as_ref()).await;
     let s = store.as_ref();
@@ -1208,6 +1258,7 @@ conformance!(
     expiring_keys_are_found_and_announced_once,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,
+    concurrent_read_then_write_transactions_wait_their_turn,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.
