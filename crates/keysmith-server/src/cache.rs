@@ -17,6 +17,7 @@
 //! they always go to the database.
 
 use crate::metrics::Metrics;
+use axum::http::HeaderValue;
 use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyDigest, UserId};
 use keysmith_store::{AuthRecord, Invalidation, Notice, Store, UserRef};
@@ -52,10 +53,55 @@ pub struct OwnerInfo {
     pub username: Box<str>,
     /// Comma-separated organization names.
     pub orgs: Box<str>,
+    /// The forward-auth answer's identity headers, built once per owner: answering a
+    /// verified request then copies no string.
+    pub identity: IdentityHeaders,
     stale: AtomicBool,
 }
 
+/// Header values naming a key's owner (`None` for a value a header cannot carry).
+#[derive(Debug)]
+pub struct IdentityHeaders {
+    pub kind: HeaderValue,
+    pub user: Option<HeaderValue>,
+    pub user_id: HeaderValue,
+    pub orgs: Option<HeaderValue>,
+}
+
+impl IdentityHeaders {
+    fn new(id: UserId, kind: PrincipalKind, username: &str, orgs: &str) -> Self {
+        Self {
+            kind: HeaderValue::from_static(kind.as_str()),
+            user: HeaderValue::from_str(username).ok(),
+            user_id: HeaderValue::from(id.0),
+            orgs: HeaderValue::from_str(orgs).ok(),
+        }
+    }
+}
+
 impl OwnerInfo {
+    fn new(record: &AuthRecord) -> Self {
+        let orgs = record.orgs.join(",");
+        Self {
+            id: record.owner.id,
+            kind: record.owner.kind,
+            active: record.owner_active,
+            identity: IdentityHeaders::new(record.owner.id, record.owner.kind, &record.owner.username, &orgs),
+            username: record.owner.username.clone().into_boxed_str(),
+            orgs: orgs.into_boxed_str(),
+            stale: AtomicBool::new(false),
+        }
+    }
+
+    /// The owner as the rest of the server names users.
+    pub fn user(&self) -> UserRef {
+        UserRef {
+            id: self.id,
+            kind: self.kind,
+            username: self.username.to_string(),
+        }
+    }
+
     fn same_as(&self, other: &OwnerInfo) -> bool {
         self.id == other.id
             && self.kind == other.kind
@@ -78,24 +124,9 @@ impl Entry {
     pub fn from_record(record: &AuthRecord, now: i64) -> Self {
         Self {
             digest: record.digest,
-            owner: Arc::new(OwnerInfo {
-                id: record.owner.id,
-                kind: record.owner.kind,
-                active: record.owner_active,
-                username: record.owner.username.clone().into_boxed_str(),
-                orgs: record.orgs.join(",").into_boxed_str(),
-                stale: AtomicBool::new(false),
-            }),
+            owner: Arc::new(OwnerInfo::new(record)),
             expires_at: record.expires_at,
             loaded_at: now,
-        }
-    }
-
-    pub fn user(&self) -> UserRef {
-        UserRef {
-            id: self.owner.id,
-            kind: self.owner.kind,
-            username: self.owner.username.to_string(),
         }
     }
 }

@@ -17,6 +17,15 @@ use std::path::{Path, PathBuf};
 /// the CLI's and the test harness's.
 const NOT_SERVER_SETTINGS: &[&str] = &["API_KEY", "HOST", "PG_BINDIR", "CONFIG"];
 
+/// Settings that name a file themselves: `KEYSMITH_TLS_CERT_FILE` sets `tls_cert_file`,
+/// it does not read a `tls_cert` setting from a file.
+const PATH_SETTINGS: &[&str] = &[
+    "server_secret_file",
+    "github_secret_scanning_keys_file",
+    "tls_cert_file",
+    "tls_key_file",
+];
+
 /// Settings whose value may be read from a file named by `KEYSMITH_<NAME>_FILE`.
 const FILE_SECRETS: &[&str] = &["admin_password", "database_url"];
 
@@ -64,6 +73,20 @@ pub struct Config {
     /// How long a cached key is trusted before it is read again, whatever else
     /// happens: the last resort behind write-through and fan-out.
     pub cache_max_age_seconds: u32,
+    /// Failed key verifications allowed per client address per minute, after which the
+    /// address gets 429 until the minute ends (an IPv6 /64 counts as one address);
+    /// 0 turns the limit off. Keys in steady use are not held back.
+    pub key_failures_per_minute: u32,
+    /// Comma-separated addresses or CIDR ranges of reverse proxies whose
+    /// `X-Forwarded-For` names the client, e.g. `127.0.0.1, 10.0.0.0/8`. Empty: the
+    /// peer's address is the client's.
+    pub trusted_proxies: String,
+    /// PEM certificate chain to serve HTTPS directly; set with `tls_key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Redacts the admin password and the database URL (which may hold a password).
@@ -81,7 +104,11 @@ impl std::fmt::Debug for Config {
             .field("session_ttl_hours", &self.session_ttl_hours)
             .field("secure_cookies", &self.secure_cookies)
             .field("usage_flush_seconds", &self.usage_flush_seconds)
-            .finish()
+            .field("key_failures_per_minute", &self.key_failures_per_minute)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,6 +137,10 @@ impl Default for Config {
             github_secret_scanning_keys_file: None,
             cache_max_keys: 100_000,
             cache_max_age_seconds: 60,
+            key_failures_per_minute: 60,
+            trusted_proxies: String::new(),
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -164,7 +195,8 @@ impl Config {
             if NOT_SERVER_SETTINGS.contains(&setting) {
                 continue;
             }
-            if let Some(secret) = setting.strip_suffix("_FILE") {
+            let is_path_setting = PATH_SETTINGS.contains(&setting.to_ascii_lowercase().as_str());
+            if let Some(secret) = setting.strip_suffix("_FILE").filter(|_| !is_path_setting) {
                 let key = secret.to_ascii_lowercase();
                 if !FILE_SECRETS.contains(&key.as_str()) {
                     return Err(ConfigError::Invalid(format!(
@@ -209,6 +241,12 @@ impl Config {
         if self.admin_password.as_ref().is_some_and(|p| p.chars().count() < 12) {
             return Err(ConfigError::Invalid(
                 "the admin password must have at least 12 characters".into(),
+            ));
+        }
+        crate::auth::source::TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::Invalid)?;
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "set both tls_cert_file and tls_key_file to serve HTTPS, or neither".into(),
             ));
         }
         if self.org_name.trim().is_empty() {
@@ -402,6 +440,32 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
         assert!(!err.to_string().contains("my-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn proxies_and_tls_settings_are_checked() {
+        let load = |pairs: &[(&str, &str)]| Config::load_from(None, &ConfigOverrides::default(), env(pairs));
+        let c = load(&[("KEYSMITH_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).unwrap();
+        assert_eq!(c.trusted_proxies, "127.0.0.1, 10.0.0.0/8");
+        assert_eq!(c.key_failures_per_minute, 60);
+        let err = load(&[("KEYSMITH_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`proxy.local`"), "{err}");
+        let err = load(&[("KEYSMITH_TLS_CERT_FILE", "/etc/cert.pem")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tls_key_file"), "{err}");
+        let c = load(&[
+            ("KEYSMITH_TLS_CERT_FILE", "/etc/cert.pem"),
+            ("KEYSMITH_TLS_KEY_FILE", "/etc/key.pem"),
+            ("KEYSMITH_KEY_FAILURES_PER_MINUTE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.key_failures_per_minute, 0);
+        assert!(c.tls_cert_file.is_some());
+        let c = load(&[("KEYSMITH_SERVER_SECRET_FILE", "/var/lib/keysmith/secret")]).unwrap();
+        assert_eq!(c.server_secret_file.unwrap().to_str(), Some("/var/lib/keysmith/secret"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ mod routes;
 mod server;
 mod state;
 mod timestamp;
+pub mod tls;
 pub mod usage;
 mod web;
 pub mod webhooks;

@@ -61,8 +61,9 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 /// The outcomes of a verification: `accepted`, or the refusal's name.
-const OUTCOMES: [&str; 8] = [
+const OUTCOMES: [&str; 9] = [
     "accepted",
+    "rate_limited",
     "malformed",
     "bad_checksum",
     "unknown",

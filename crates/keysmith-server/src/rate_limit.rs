@@ -33,7 +33,11 @@ impl FailureLimiter {
     }
 
     /// `Err(seconds to wait)` if `key` has used up its failures in the current window.
+    /// A limit of 0 failures turns the limiter off.
     pub fn check(&self, key: &str, now: i64) -> Result<(), u64> {
+        if self.max_failures == 0 {
+            return Ok(());
+        }
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         match windows.get(key) {
             Some(w) if w.failures >= self.max_failures && now < w.started_at + self.window_ms => {
@@ -44,8 +48,8 @@ impl FailureLimiter {
         }
     }
 
-    /// Counts one failure for `key`.
-    pub fn record_failure(&self, key: &str, now: i64) {
+    /// Counts one failure for `key`; returns the failures in its current window.
+    pub fn record_failure(&self, key: &str, now: i64) -> u32 {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         if windows.len() >= self.max_entries && !windows.contains_key(key) {
             let window_ms = self.window_ms;
@@ -70,6 +74,12 @@ impl FailureLimiter {
             };
         }
         w.failures = w.failures.saturating_add(1);
+        w.failures
+    }
+
+    /// The failures that `key` may have in one window before it is refused.
+    pub fn max_failures(&self) -> u32 {
+        self.max_failures
     }
 
     /// Forgets `key`'s failures, after a success that proves the attempts were honest.
@@ -100,6 +110,15 @@ mod tests {
         assert!(l.check("ip:1", 61_000).is_ok(), "the window ended");
         l.record_failure("ip:1", 61_000);
         assert!(l.check("ip:1", 61_000).is_ok(), "a new window starts with one failure");
+    }
+
+    #[test]
+    fn a_limit_of_zero_is_off() {
+        let l = FailureLimiter::new(0, 60_000);
+        for _ in 0..100 {
+            assert_eq!(l.check("ip:1", 0), Ok(()));
+            l.record_failure("ip:1", 0);
+        }
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub enum RunError {
     Bootstrap(String),
     #[error("the server secret file {path}: {detail}")]
     ServerSecret { path: String, detail: String },
+    #[error("{0}")]
+    Setting(String),
     #[error("github_secret_scanning_keys_file {path}: {detail}")]
     GitHubKeys { path: String, detail: String },
 }
@@ -119,13 +121,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             GitHubKeys::from_json(&text).map_err(err)?
         }
     };
+    let tls = match (&config.tls_cert_file, &config.tls_key_file) {
+        (Some(cert), Some(key)) => Some(crate::tls::acceptor(cert, key).map_err(RunError::Setting)?),
+        _ => None,
+    };
+    let trusted_proxies =
+        crate::auth::source::TrustedProxies::parse(&config.trusted_proxies).map_err(RunError::Setting)?;
     let state = AppState::new(
         store.clone(),
         clock,
         Settings {
             key_prefix: config.key_prefix(),
             session_ttl_ms: i64::from(config.session_ttl_hours) * 3600 * 1000,
-            secure_cookies: config.secure_cookies,
+            secure_cookies: config.secure_cookies || tls.is_some(),
+            hsts: tls.is_some(),
+            key_failures_per_minute: config.key_failures_per_minute,
+            trusted_proxies,
             github_keys,
             server_secret,
             cache_max_keys: config.cache_max_keys,
@@ -146,14 +157,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     ));
     let webhook_worker = tokio::spawn(webhook_work(state.clone()));
 
-    println!("Keysmith is listening on http://{addr}");
-    println!("  sign in:   open http://{addr}/ in a browser; create keys under User settings");
-    println!("  wandb SDK: wandb login --host http://{addr}  (or WANDB_BASE_URL=http://{addr})");
-    println!("  CLI:       keysmith login --host http://{addr}");
-    tracing::info!(listen.address = %addr, "serving");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Keysmith is listening on {scheme}://{addr}");
+    println!("  sign in:   open {scheme}://{addr}/ in a browser; create keys under User settings");
+    println!("  wandb SDK: wandb login --host {scheme}://{addr}  (or WANDB_BASE_URL={scheme}://{addr})");
+    println!("  CLI:       keysmith login --host {scheme}://{addr}");
+    tracing::info!(listen.address = %addr, listen.scheme = scheme, "serving");
 
     let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let served = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let served = match tls {
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
+        Some(acceptor) => {
+            use axum::serve::ListenerExt;
+            // tap_io: axum names a wrapped listener's peer by its own `Addr` type.
+            let listener = crate::tls::TlsListener::new(listener, acceptor)
+                .map_err(RunError::Serve)?
+                .tap_io(|_| {});
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        }
+    };
     flusher.abort();
     webhook_worker.abort();
     fanout.abort();

@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use crate::auth::source::TrustedProxies;
 use crate::cache::VerifyCache;
 use crate::clock::Clock;
 use crate::handoff::KeyHandoff;
@@ -15,6 +16,8 @@ use std::sync::Arc;
 pub const SIGN_IN_FAILURES_PER_ACCOUNT: u32 = 10;
 pub const SIGN_IN_FAILURES_PER_ADDRESS: u32 = 30;
 pub const SIGN_IN_WINDOW_MS: i64 = 15 * 60 * 1000;
+/// The window of the failed-verification limit per source address.
+pub const KEY_FAILURE_WINDOW_MS: i64 = 60 * 1000;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -25,6 +28,8 @@ pub struct Inner {
     pub key_prefix: KeyPrefix,
     pub session_ttl_ms: i64,
     pub secure_cookies: bool,
+    /// HTTPS is served directly: every answer carries Strict-Transport-Security.
+    pub hsts: bool,
     pub usage: UsageRecorder,
     /// Service account keys for the wandb SDK, by (caller, service account).
     pub handoff: KeyHandoff<(UserId, UserId)>,
@@ -33,6 +38,9 @@ pub struct Inner {
     pub reveal: KeyHandoff<(UserId, String)>,
     pub sign_in_by_account: FailureLimiter,
     pub sign_in_by_address: FailureLimiter,
+    /// Failed key verifications per source address (an IPv6 /64 counts as one).
+    pub key_failures_by_address: FailureLimiter,
+    pub trusted_proxies: TrustedProxies,
     /// GitHub's secret scanning keys; empty when not configured.
     pub github_keys: GitHubKeys,
     /// The server's secret, from which webhook signing secrets are derived.
@@ -78,12 +86,18 @@ pub struct Settings {
     pub key_prefix: KeyPrefix,
     pub session_ttl_ms: i64,
     pub secure_cookies: bool,
+    /// Send Strict-Transport-Security (set when serving HTTPS directly).
+    pub hsts: bool,
     pub github_keys: GitHubKeys,
     pub server_secret: ServerSecret,
     /// Keys the verification cache holds at most; 0 turns it off.
     pub cache_max_keys: usize,
     /// How long a cached key is trusted without reading it again.
     pub cache_max_age_ms: i64,
+    /// Failed verifications allowed per source address per minute; 0: no limit.
+    pub key_failures_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for Settings {
@@ -92,10 +106,13 @@ impl Default for Settings {
             key_prefix: KeyPrefix::default(),
             session_ttl_ms: 12 * 3600 * 1000,
             secure_cookies: false,
+            hsts: false,
             github_keys: GitHubKeys::default(),
             server_secret: ServerSecret::random(),
             cache_max_keys: 100_000,
             cache_max_age_ms: 60_000,
+            key_failures_per_minute: 60,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -120,11 +137,14 @@ impl AppState {
             key_prefix: settings.key_prefix,
             session_ttl_ms: settings.session_ttl_ms,
             secure_cookies: settings.secure_cookies,
+            hsts: settings.hsts,
             usage: UsageRecorder::default(),
             handoff: KeyHandoff::default(),
             reveal: KeyHandoff::default(),
             sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
             sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
+            key_failures_by_address: FailureLimiter::new(settings.key_failures_per_minute, KEY_FAILURE_WINDOW_MS),
+            trusted_proxies: settings.trusted_proxies,
             github_keys: settings.github_keys,
             server_secret: settings.server_secret,
             cache,

@@ -11,9 +11,32 @@ use keysmith_core::key_format::MAX_KEY_LEN;
 /// The header the key may come in instead of `Authorization`.
 pub const X_API_KEY: &str = "x-api-key";
 
+/// A key as presented: borrowed from the header when it stands there as is (Bearer,
+/// X-API-Key), decoded into a secret buffer (zeroed on drop) when it came in Basic.
+/// Its `Debug` names no secret.
+pub enum Presented<'a> {
+    Borrowed(&'a str),
+    Decoded(SecretString),
+}
+
+impl Presented<'_> {
+    pub fn expose(&self) -> &str {
+        match self {
+            Self::Borrowed(key) => key,
+            Self::Decoded(key) => key.expose(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Presented<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Presented([redacted])")
+    }
+}
+
 /// The presented key, if any. A header that is present but unreadable is an error,
 /// not "no credentials": the client meant to authenticate.
-pub fn presented_key(headers: &HeaderMap) -> Result<Option<SecretString>, ApiError> {
+pub fn presented_key(headers: &HeaderMap) -> Result<Option<Presented<'_>>, ApiError> {
     if let Some(value) = headers.get(header::AUTHORIZATION) {
         let value = value
             .to_str()
@@ -24,20 +47,20 @@ pub fn presented_key(headers: &HeaderMap) -> Result<Option<SecretString>, ApiErr
         let value = value
             .to_str()
             .map_err(|_| ApiError::MalformedAuthorization("X-API-Key is not ASCII"))?;
-        return Ok(Some(SecretString::new(value.trim().to_owned())));
+        return Ok(Some(Presented::Borrowed(value.trim())));
     }
     Ok(None)
 }
 
 /// Parses an `Authorization` header value. Never panics, whatever the input.
-pub fn parse_authorization(value: &str) -> Result<SecretString, ApiError> {
+pub fn parse_authorization(value: &str) -> Result<Presented<'_>, ApiError> {
     let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
     let rest = rest.trim();
     if scheme.eq_ignore_ascii_case("bearer") {
         if rest.is_empty() {
             return Err(ApiError::MalformedAuthorization("Bearer without a key"));
         }
-        return Ok(SecretString::new(rest.to_owned()));
+        return Ok(Presented::Borrowed(rest));
     }
     if scheme.eq_ignore_ascii_case("basic") {
         // base64 of "user:key"; a key is never longer than MAX_KEY_LEN, so bound the
@@ -59,7 +82,7 @@ pub fn parse_authorization(value: &str) -> Result<SecretString, ApiError> {
         if key.is_empty() {
             return Err(ApiError::MalformedAuthorization("Basic credentials without a key"));
         }
-        return Ok(SecretString::new(key.to_owned()));
+        return Ok(Presented::Decoded(SecretString::new(key.to_owned())));
     }
     Err(ApiError::MalformedAuthorization("use the Basic or Bearer scheme"))
 }
@@ -75,12 +98,13 @@ mod tests {
 
     #[test]
     fn basic_takes_the_password_and_ignores_the_user() {
-        let k = parse_authorization(&format!("Basic {}", b64("api:the-key"))).unwrap();
-        assert_eq!(k.expose(), "the-key");
-        let k = parse_authorization(&format!("basic {}", b64(":the-key"))).unwrap();
-        assert_eq!(k.expose(), "the-key");
-        let k = parse_authorization(&format!("Basic {}", b64("the-key"))).unwrap();
-        assert_eq!(k.expose(), "the-key");
+        for header in [
+            format!("Basic {}", b64("api:the-key")),
+            format!("basic {}", b64(":the-key")),
+            format!("Basic {}", b64("the-key")),
+        ] {
+            assert_eq!(parse_authorization(&header).unwrap().expose(), "the-key");
+        }
     }
 
     #[test]
@@ -107,5 +131,12 @@ mod tests {
         }
         let err = parse_authorization("Token supersecretvalue").unwrap_err();
         assert!(!err.to_string().contains("supersecret"));
+        let borrowed = parse_authorization("Bearer supersecretvalue").unwrap();
+        let basic = format!("Basic {}", b64("api:supersecretvalue"));
+        let decoded = parse_authorization(&basic).unwrap();
+        for presented in [borrowed, decoded] {
+            assert_eq!(presented.expose(), "supersecretvalue");
+            assert!(!format!("{presented:?}").contains("supersecret"), "{presented:?}");
+        }
     }
 }

@@ -38,14 +38,14 @@ impl FromRequestParts<AppState> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         if let Some(key) = credentials::presented_key(&parts.headers)? {
-            let address = source::address(&parts.extensions);
+            let address = source::AddressText::of(&state.trusted_proxies, &parts.extensions, &parts.headers);
             let client = verify::Client {
-                address: &address,
+                address: address.as_str(),
                 user_agent: source::user_agent(&parts.headers),
             };
             let verified = verify::verify_key(state, key.expose(), client).await?;
             return Ok(Principal {
-                user: verified.owner,
+                user: verified.owner.user(),
                 via: AuthMethod::ApiKey {
                     key_id: verified.key_id,
                 },

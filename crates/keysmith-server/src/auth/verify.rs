@@ -6,19 +6,18 @@
 //! comparison → owner active, key not expired → accept, and note the use and its
 //! source in memory.
 
-use crate::cache::Entry;
+use crate::cache::{Entry, OwnerInfo};
 use crate::error::ApiError;
 use crate::state::AppState;
 use keysmith_core::{KeyDigest, KeyId, PresentedKey};
-use keysmith_store::{AuthRecord, UserRef};
+use keysmith_store::AuthRecord;
+use std::sync::Arc;
 
-/// A key that verified.
+/// A key that verified, and what is known about its owner (shared with the cache).
 #[derive(Debug, Clone)]
 pub struct Verified {
     pub key_id: KeyId,
-    pub owner: UserRef,
-    /// The owner's organizations, comma-separated.
-    pub orgs: Box<str>,
+    pub owner: Arc<OwnerInfo>,
 }
 
 /// Where a request came from, for a key's recent sources.
@@ -56,12 +55,47 @@ impl Refusal {
 
 /// Verifies a presented key, from the cache when it can, and notes the use and its
 /// source.
+///
+/// A key accepted from the cache is never held back. Anything else may be someone
+/// guessing, so it counts against its source address: after
+/// `key_failures_per_minute` failures the address gets 429 with `Retry-After` until
+/// the minute is over, without a database read, while the keys it holds that are
+/// in the cache (keys in steady use) keep working.
 pub async fn verify_key(state: &AppState, presented: &str, client: Client<'_>) -> Result<Verified, ApiError> {
-    let result = match verify_cached(state, presented) {
+    let cached = match verify_cached(state, presented) {
+        Some(Ok(verified)) => return finish(state, Ok(verified), client),
+        other => other,
+    };
+    let limited = limit_key(client.address);
+    let now = state.now();
+    let limiter = &state.key_failures_by_address;
+    if let Err(retry_after_secs) = limiter.check(&limited, now) {
+        state.metrics.verified("rate_limited");
+        return Err(ApiError::RateLimited { retry_after_secs });
+    }
+    let result = match cached {
         Some(result) => result,
         None => check(state, presented).await?,
     };
+    if result.is_err() && limiter.record_failure(&limited, now) == limiter.max_failures() {
+        tracing::warn!(
+            source.address = client.address,
+            "too many failed API key verifications from this address; refusing it for a minute"
+        );
+    }
     finish(state, result, client)
+}
+
+/// What the failure limit counts by: the address, or for IPv6 its /64 (one host
+/// commonly holds a whole /64).
+fn limit_key(address: &str) -> String {
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        _ => address.to_owned(),
+    }
 }
 
 /// The part of verification that needs no database: a malformed key, a bad checksum,
@@ -162,7 +196,21 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<V
     }
     Ok(Verified {
         key_id,
-        owner: entry.user(),
-        orgs: entry.owner.orgs.clone(),
+        owner: entry.owner.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::limit_key;
+
+    #[test]
+    fn failures_count_per_address_and_per_ipv6_64() {
+        assert_eq!(limit_key("203.0.113.9"), "203.0.113.9");
+        assert_eq!(limit_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(limit_key("2001:db8:1:2:bbbb::7"), "2001:db8:1:2::/64");
+        assert_ne!(limit_key("2001:db8:1:3::1"), limit_key("2001:db8:1:2::1"));
+        assert_eq!(limit_key("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
+        assert_eq!(limit_key("unknown"), "unknown");
+    }
 }

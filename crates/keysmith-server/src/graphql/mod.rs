@@ -90,7 +90,7 @@ pub async fn graphql(
         {
             Ok(verified) => {
                 let principal = Principal {
-                    user: verified.owner,
+                    user: verified.owner.user(),
                     via: AuthMethod::ApiKey {
                         key_id: verified.key_id,
                     },

@@ -4,11 +4,11 @@
 //! upstream, anything else 401. One verification, from the cache when warm; no
 //! other database read.
 
-use crate::auth::source::{self, SourceAddr};
+use crate::auth::source::{self, AddressText};
 use crate::auth::{credentials, verify};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -25,19 +25,18 @@ pub const KEY_ID: &str = "x-keysmith-key-id";
             X-Keysmith-User, X-Keysmith-User-Id, X-Keysmith-Orgs (comma-separated) and X-Keysmith-Key-Id"),
         (status = 401, body = ErrorBody, description = "No key, or not a valid one; WWW-Authenticate names the schemes"),
     ))]
-pub async fn forward_auth(
-    State(state): State<AppState>,
-    SourceAddr(address): SourceAddr,
-    headers: HeaderMap,
-) -> Response {
-    let presented = match credentials::presented_key(&headers) {
+pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
+    // The request is read in place: neither its headers nor its address are copied.
+    let headers = request.headers();
+    let presented = match credentials::presented_key(headers) {
         Ok(Some(key)) => key,
         Ok(None) => return refuse(ApiError::Unauthenticated),
         Err(e) => return refuse(e),
     };
+    let address = AddressText::of(&state.trusted_proxies, request.extensions(), headers);
     let client = verify::Client {
-        address: &address,
-        user_agent: source::user_agent(&headers),
+        address: address.as_str(),
+        user_agent: source::user_agent(headers),
     };
     let started = std::time::Instant::now();
     let result = verify::verify_key(&state, presented.expose(), client).await;
@@ -45,18 +44,20 @@ pub async fn forward_auth(
         Ok(v) => {
             let mut response = StatusCode::OK.into_response();
             // Sized once: the identity headers and the two below, without regrowing.
-            *response.headers_mut() = axum::http::HeaderMap::with_capacity(8);
+            *response.headers_mut() = HeaderMap::with_capacity(8);
             let h = response.headers_mut();
-            let mut set = |name: &'static str, value: &str| {
-                if let Ok(v) = HeaderValue::from_str(value) {
-                    h.insert(HeaderName::from_static(name), v);
-                }
-            };
-            set(KIND, v.owner.kind.as_str());
-            set(USER, &v.owner.username);
-            set(USER_ID, &v.owner.id.0.to_string());
-            set(ORGS, &v.orgs);
-            set(KEY_ID, v.key_id.as_str());
+            let identity = &v.owner.identity;
+            h.insert(HeaderName::from_static(KIND), identity.kind.clone());
+            if let Some(user) = &identity.user {
+                h.insert(HeaderName::from_static(USER), user.clone());
+            }
+            h.insert(HeaderName::from_static(USER_ID), identity.user_id.clone());
+            if let Some(orgs) = &identity.orgs {
+                h.insert(HeaderName::from_static(ORGS), orgs.clone());
+            }
+            if let Ok(key_id) = HeaderValue::from_str(v.key_id.as_str()) {
+                h.insert(HeaderName::from_static(KEY_ID), key_id);
+            }
             response
         }
         Err(e) => refuse(e),

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Everything but the forward-auth fast lane, with the layers every response shares.
 fn application(state: AppState) -> Router {
+    let hsts = state.hsts;
     let (routes, document) = api_routes().split_for_parts();
     let document = axum::Json(document);
     let app = routes
@@ -104,7 +105,7 @@ fn application(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response(common_headers));
+        .layer(axum::middleware::map_response_with_state(hsts, common_headers));
     // Request lines are logged at `info`; below that the layer would only cost time.
     if !tracing::enabled!(Level::INFO) {
         return app;
@@ -122,10 +123,33 @@ fn application(state: AppState) -> Router {
 }
 
 /// The headers every response carries, set in one pass.
-async fn common_headers(mut response: axum::response::Response) -> axum::response::Response {
+/// Pages set their own Content-Security-Policy; everything else (JSON, text) loads
+/// nothing and may be framed by no one. With HTTPS served directly, browsers are told
+/// to use nothing else for a year.
+async fn common_headers(
+    axum::extract::State(hsts): axum::extract::State<bool>,
+    mut response: axum::response::Response,
+) -> axum::response::Response {
     let h = response.headers_mut();
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        );
+    }
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    if hsts {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(
