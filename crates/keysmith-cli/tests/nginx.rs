@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{http, start_with_admin_key};
+use common::{http, start_with_admin_key_and};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,14 @@ fn wait_for(port: u16, what: &str, log: &Path) {
 #[test]
 fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
     let nginx = nginx();
-    let s = start_with_admin_key("nginx", PASSWORD);
+    let s = start_with_admin_key_and(
+        "nginx",
+        PASSWORD,
+        &[
+            ("KEYSMITH_TRUSTED_PROXIES", "127.0.0.1"),
+            ("KEYSMITH_KEY_FAILURES_PER_MINUTE", "3"),
+        ],
+    );
     let keysmith = s.server.url.trim_start_matches("http://").to_owned();
     let dir = s.dir.path().join("nginx");
     std::fs::create_dir_all(&dir).unwrap();
@@ -164,4 +171,24 @@ fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
     assert_eq!(r.status, 204);
     let r = http("GET", &url, &[("authorization", &bearer)], None);
     assert_eq!(r.status, 401, "a deleted key stops at the proxy at once");
+
+    // Guessing is limited per client, which Keysmith learns from nginx's
+    // X-Forwarded-For (this test's clients all sit at 127.0.0.1, a trusted address,
+    // so they may name themselves; a client elsewhere is named by nginx). The deleted
+    // key above was the first failure of 127.0.0.1.
+    let guess = [("authorization", bearer.as_str()), ("x-forwarded-for", "198.51.100.1")];
+    for _ in 0..3 {
+        assert_eq!(http("GET", &url, &guess, None).status, 401);
+    }
+    assert_eq!(
+        http("GET", &url, &guess, None).status,
+        429,
+        "nginx passes on Keysmith's 429, not a 500"
+    );
+    let other = [("authorization", bearer.as_str()), ("x-forwarded-for", "198.51.100.2")];
+    assert_eq!(
+        http("GET", &url, &other, None).status,
+        401,
+        "another client is not locked out"
+    );
 }

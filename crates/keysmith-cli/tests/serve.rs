@@ -346,3 +346,121 @@ fn last_use_and_sources_survive_a_restart_and_the_server_secret_is_private_and_k
         "the secret is kept across restarts"
     );
 }
+
+/// HTTPS served directly: a certificate and key from PEM files (made here by
+/// openssl), the banner says https, answers carry HSTS and the session cookie is
+/// Secure, plain HTTP on the port gets no answer, and a bad key file stops the
+/// server with a message that names the file.
+#[test]
+fn https_is_served_from_pem_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost",
+            "-days",
+            "2",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian: apt-get install openssl)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let env = [
+        ("KEYSMITH_ADMIN_PASSWORD", PASSWORD),
+        ("KEYSMITH_TLS_CERT_FILE", cert.to_str().unwrap()),
+        ("KEYSMITH_TLS_KEY_FILE", key.to_str().unwrap()),
+    ];
+    let server = Server::start(dir.path(), "tls", &[], &env);
+    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+            .args(args)
+            .output()
+            .expect("curl (Debian: apt-get install curl)")
+    };
+    let out = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        &format!("https://localhost:{port}/healthz"),
+    ]);
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 200"),
+        "{head} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(head.contains("strict-transport-security: max-age=31536000"), "{head}");
+    let login = format!(r#"{{"username":"admin","password":"{PASSWORD}"}}"#);
+    let out = curl(&[
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "-H",
+        "content-type: application/json",
+        "--data",
+        &login,
+        &format!("https://localhost:{port}/api/v1/session"),
+    ]);
+    let head = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let cookie = head.lines().find(|l| l.starts_with("set-cookie:")).unwrap_or_default();
+    assert!(
+        cookie.contains("; secure"),
+        "the session cookie is Secure over HTTPS: {head}"
+    );
+    let plain = curl(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://localhost:{port}/healthz"),
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&plain.stdout),
+        "000",
+        "plain HTTP gets no answer"
+    );
+    let (_, stderr) = server.stop();
+    assert!(!stderr.contains(PASSWORD));
+
+    std::fs::write(
+        &key,
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYSMITH_DATA_DIR", dir.path().join("data"))
+        .env("KEYSMITH_TLS_CERT_FILE", &cert)
+        .env("KEYSMITH_TLS_KEY_FILE", &key)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("key.pem"), "the error names the file: {stderr}");
+    assert!(
+        !stderr.contains("bm90IGEga2V5"),
+        "the error shows no key material: {stderr}"
+    );
+}

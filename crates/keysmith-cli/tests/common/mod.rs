@@ -152,8 +152,15 @@ pub struct WithAdminKey {
 }
 
 pub fn start_with_admin_key(run: &str, password: &str) -> WithAdminKey {
+    start_with_admin_key_and(run, password, &[])
+}
+
+/// The same, with more settings in the environment.
+pub fn start_with_admin_key_and(run: &str, password: &str, env: &[(&str, &str)]) -> WithAdminKey {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), run, &[], &[("KEYSMITH_ADMIN_PASSWORD", password)]);
+    let mut env = env.to_vec();
+    env.push(("KEYSMITH_ADMIN_PASSWORD", password));
+    let server = Server::start(dir.path(), run, &[], &env);
     let (cookie, csrf) = sign_in(&server.url, "admin", password);
     let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
     let body = serde_json::json!({ "name": run });
