@@ -93,21 +93,24 @@ pub struct Reply {
 
 /// A tiny HTTP client: method, URL, headers, optional JSON body.
 pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
+    try_http(method, url, headers, body).unwrap_or_else(|e| panic!("{method} {url}: {e}"))
+}
+
+/// The same, with a failed connection as an error rather than a panic.
+pub fn try_http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Result<Reply, ureq::Error> {
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let mut request = ureq::http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
     let mut response = match body {
-        Some(b) => agent
-            .run(
-                request
-                    .header("content-type", "application/json")
-                    .body(b.to_string())
-                    .unwrap(),
-            )
-            .unwrap(),
-        None => agent.run(request.body(()).unwrap()).unwrap(),
+        Some(b) => agent.run(
+            request
+                .header("content-type", "application/json")
+                .body(b.to_string())
+                .unwrap(),
+        )?,
+        None => agent.run(request.body(()).unwrap())?,
     };
     let status = response.status().as_u16();
     let set_cookie = response
@@ -115,11 +118,11 @@ pub fn http(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&Val
         .get("set-cookie")
         .map(|v| v.to_str().unwrap().to_owned());
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    Reply {
+    Ok(Reply {
         status,
         set_cookie,
         body: serde_json::from_str(&text).unwrap_or(Value::Null),
-    }
+    })
 }
 
 /// Signs in and returns the (cookie, csrf token) pair.
