@@ -18,9 +18,19 @@ const PASSWORD: &str = "crash-test-admin-password";
 const WRITERS: usize = 4;
 const ROUNDS: usize = 3;
 
-/// What the server acknowledged, by key ID: the key, and whether its delete was
-/// acknowledged.
-type Acknowledged = Arc<Mutex<BTreeMap<String, (String, bool)>>>;
+/// Where a key stands, as far as the clients know.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Known {
+    /// Its create was acknowledged.
+    Created,
+    /// Its delete was sent but not answered: either outcome is right.
+    Deleting,
+    /// Its delete was acknowledged.
+    Deleted,
+}
+
+/// What the server acknowledged, by key ID: the key, and where it stands.
+type Acknowledged = Arc<Mutex<BTreeMap<String, (String, Known)>>>;
 
 fn admin_key(url: &str) -> String {
     let (cookie, csrf) = sign_in(url, "admin", PASSWORD);
@@ -47,16 +57,24 @@ fn writer(url: String, bearer: String, acknowledged: Acknowledged, id: usize) {
         assert_eq!(r.status, 201, "{}", r.body);
         let key_id = r.body["key_id"].as_str().unwrap().to_owned();
         let key = r.body["key"].as_str().unwrap().to_owned();
-        acknowledged.lock().unwrap().insert(key_id.clone(), (key, false));
+        acknowledged
+            .lock()
+            .unwrap()
+            .insert(key_id.clone(), (key, Known::Created));
         if n % 2 == 1 {
+            mark(&acknowledged, &key_id, Known::Deleting);
             let Ok(r) = try_http("DELETE", &format!("{url}/api/v1/api-keys/{key_id}"), &auth, None) else {
                 return;
             };
             assert_eq!(r.status, 204, "{}", r.body);
-            if let Some(entry) = acknowledged.lock().unwrap().get_mut(&key_id) {
-                entry.1 = true;
-            }
+            mark(&acknowledged, &key_id, Known::Deleted);
         }
+    }
+}
+
+fn mark(acknowledged: &Acknowledged, key_id: &str, known: Known) {
+    if let Some(entry) = acknowledged.lock().unwrap().get_mut(key_id) {
+        entry.1 = known;
     }
 }
 
@@ -96,7 +114,7 @@ fn survive_kills(dir: &Path, args: &[&str]) {
         let auth = [("authorization", bearer.as_str())];
         let acknowledged = acknowledged.lock().unwrap();
         let (mut alive, mut deleted) = (0, 0);
-        for (key_id, (key, is_deleted)) in acknowledged.iter() {
+        for (key_id, (key, known)) in acknowledged.iter() {
             let shown = http("GET", &format!("{url}/api/v1/api-keys/{key_id}"), &auth, None).status;
             let used = http(
                 "GET",
@@ -105,12 +123,19 @@ fn survive_kills(dir: &Path, args: &[&str]) {
                 None,
             )
             .status;
-            if *is_deleted {
-                deleted += 1;
-                assert_eq!((shown, used), (404, 401), "acknowledged delete undone: {key_id}");
-            } else {
-                alive += 1;
-                assert_eq!((shown, used), (200, 200), "acknowledged create lost: {key_id}");
+            match known {
+                Known::Created => {
+                    alive += 1;
+                    assert_eq!((shown, used), (200, 200), "acknowledged create lost: {key_id}");
+                }
+                Known::Deleted => {
+                    deleted += 1;
+                    assert_eq!((shown, used), (404, 401), "acknowledged delete undone: {key_id}");
+                }
+                Known::Deleting => assert!(
+                    [(200, 200), (404, 401)].contains(&(shown, used)),
+                    "a key half deleted: {key_id} {shown} {used}"
+                ),
             }
         }
         eprintln!(
