@@ -13,6 +13,12 @@
 //!   connection is down the cache is neither read nor filled, and it is cleared both
 //!   when the connection drops and when it is back.
 //!
+//! - A key ID the database does not have is cached too, as absent: a guess at an
+//!   unknown, a deleted and an existing key then costs the same (a lookup, SHA-256
+//!   and a constant-time comparison) once warm, and repeated guesses cost no database
+//!   read. Key IDs are random, so a key created later never has an absent entry
+//!   waiting for it, short of someone presenting its ID before it existed.
+//!
 //! Legacy keys are found by the digest of the whole key, not by a key ID, and are rare:
 //! they always go to the database.
 
@@ -120,7 +126,38 @@ pub struct Entry {
     loaded_at: i64,
 }
 
+/// The owner of every absent key: no one (inactive, never interned, never stale).
+fn nobody() -> &'static Arc<OwnerInfo> {
+    static NOBODY: std::sync::OnceLock<Arc<OwnerInfo>> = std::sync::OnceLock::new();
+    NOBODY.get_or_init(|| {
+        Arc::new(OwnerInfo {
+            id: UserId(0),
+            kind: PrincipalKind::User,
+            active: false,
+            username: Box::default(),
+            orgs: Box::default(),
+            identity: IdentityHeaders::new(UserId(0), PrincipalKind::User, "", ""),
+            stale: AtomicBool::new(false),
+        })
+    })
+}
+
 impl Entry {
+    /// A key ID the database does not have. Its digest (of the empty string) matches
+    /// no key, but is compared all the same.
+    pub fn absent(now: i64) -> Self {
+        Self {
+            digest: KeyDigest::of(b""),
+            owner: nobody().clone(),
+            expires_at: None,
+            loaded_at: now,
+        }
+    }
+
+    pub fn is_absent(&self) -> bool {
+        Arc::ptr_eq(&self.owner, nobody())
+    }
+
     pub fn from_record(record: &AuthRecord, now: i64) -> Self {
         Self {
             digest: record.digest,
@@ -211,6 +248,7 @@ impl VerifyCache {
                 return;
             }
             match owners.get(&entry.owner.id) {
+                _ if entry.is_absent() => {}
                 Some(known) if !known.stale.load(Ordering::Acquire) && known.same_as(&entry.owner) => {
                     entry.owner = known.clone();
                 }

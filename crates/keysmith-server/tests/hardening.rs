@@ -202,3 +202,43 @@ async fn every_kind_of_answer_carries_the_security_headers() {
         }
     }
 }
+
+/// An unknown key ID is remembered as absent: guessing it again costs no database
+/// read. A key whose ID was presented before it existed (as with imported keys)
+/// works the moment it is stored.
+#[tokio::test]
+async fn unknown_key_ids_are_cached_as_absent_until_a_key_takes_them() {
+    use keysmith_store::{KeyFormat, NewKey};
+    let app = TestApp::sqlite().await;
+    let generated = keysmith_core::generate_v1(&app.state.key_prefix).unwrap();
+    let key = generated.plaintext.expose().to_owned();
+    let peer = [198, 51, 100, 20];
+    assert_eq!(viewer(&app, &key, peer).await.status, StatusCode::UNAUTHORIZED);
+    let (hits, misses) = (app.state.metrics.cache_hits.get(), app.state.metrics.cache_misses.get());
+    for _ in 0..3 {
+        assert_eq!(viewer(&app, &key, peer).await.status, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(app.state.metrics.cache_hits.get(), hits + 3, "guesses answered from the cache");
+    assert_eq!(app.state.metrics.cache_misses.get(), misses);
+
+    let admin = app.store.find_user_for_sign_in("admin").await.unwrap().unwrap().0;
+    app.store
+        .insert_key(
+            NewKey {
+                key_id: generated.key_id.clone(),
+                digest: generated.digest,
+                format: KeyFormat::V1,
+                display: generated.display.clone(),
+                name: "imported".into(),
+                owner: admin.id,
+                created_by: Some(admin.id),
+                created_at: common::START_MS,
+                expires_at: None,
+                rotated_from: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(viewer(&app, &key, peer).await.status, StatusCode::OK);
+}

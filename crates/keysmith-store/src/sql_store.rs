@@ -906,7 +906,12 @@ macro_rules! sql_store {
                 let mut tx = self.begin().await?;
                 insert_key_row(&mut tx, &key).await?;
                 append_audit(&mut tx, audit).await?;
+                // A cache may hold the new ID as absent (someone presented it before it
+                // existed, as when keys are imported): that entry goes.
+                let inv = Invalidation::Key(key.key_id.to_string());
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 self.get_key(&key.key_id).await?.ok_or_else(|| corrupt("key vanished after insert"))
             }
 
@@ -937,10 +942,14 @@ macro_rules! sql_store {
                 }
                 insert_key_row(&mut tx, &new).await?;
                 append_audit(&mut tx, audit).await?;
-                let inv = Invalidation::Key(old.to_string());
-                invalidate(&mut tx, &inv).await?;
+                let invs = [Invalidation::Key(old.to_string()), Invalidation::Key(new.key_id.to_string())];
+                for inv in &invs {
+                    invalidate(&mut tx, inv).await?;
+                }
                 tx.commit().await.map_err(backend_err)?;
-                self.hooks.fire(&inv);
+                for inv in &invs {
+                    self.hooks.fire(inv);
+                }
                 self.get_key(&new.key_id).await
             }
 

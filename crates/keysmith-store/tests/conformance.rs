@@ -1190,6 +1190,7 @@ async fn committed_changes_announce_invalidations_and_auth_records_carry_the_org
         *seen.lock().unwrap(),
         vec![
             Invalidation::Key(key.key_id.to_string()),
+            Invalidation::Key(next_id.to_string()),
             owner.clone(),
             owner.clone(),
             owner.clone(),

@@ -168,10 +168,10 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
             let key_id = KeyId::from(v1);
             // Taken before the read: an invalidation meanwhile voids the fill.
             let ticket = state.cache.ticket();
-            let Some(record) = state.store.find_key_for_auth(&key_id).await? else {
-                return Ok(Err(Refusal::Unknown));
+            let entry = match state.store.find_key_for_auth(&key_id).await? {
+                Some(record) => Entry::from_record(&record, now),
+                None => Entry::absent(now),
             };
-            let entry = Entry::from_record(&record, now);
             state.cache.fill(ticket, v1.key_id(), entry.clone());
             (key_id, entry)
         }
@@ -184,8 +184,14 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
 }
 
 /// The checks after the lookup, the same for a cached and a freshly read key.
+/// The digest is compared whatever the entry holds, so that an unknown key, a wrong
+/// secret and a deleted key take the same time.
 fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<Verified, Refusal> {
-    if !entry.digest.ct_eq(digest) {
+    let matches = entry.digest.ct_eq(digest);
+    if entry.is_absent() {
+        return Err(Refusal::Unknown);
+    }
+    if !matches {
         return Err(Refusal::WrongSecret);
     }
     if !entry.owner.active {
