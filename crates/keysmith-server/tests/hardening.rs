@@ -218,7 +218,11 @@ async fn unknown_key_ids_are_cached_as_absent_until_a_key_takes_them() {
     for _ in 0..3 {
         assert_eq!(viewer(&app, &key, peer).await.status, StatusCode::UNAUTHORIZED);
     }
-    assert_eq!(app.state.metrics.cache_hits.get(), hits + 3, "guesses answered from the cache");
+    assert_eq!(
+        app.state.metrics.cache_hits.get(),
+        hits + 3,
+        "guesses answered from the cache"
+    );
     assert_eq!(app.state.metrics.cache_misses.get(), misses);
 
     let admin = app.store.find_user_for_sign_in("admin").await.unwrap().unwrap().0;
