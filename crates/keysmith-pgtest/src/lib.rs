@@ -103,6 +103,12 @@ impl PgCluster {
     }
 
     /// The port the cluster listens on (127.0.0.1).
+    /// The cluster's data directory (tables and write-ahead log), for tests that
+    /// search what PostgreSQL wrote.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

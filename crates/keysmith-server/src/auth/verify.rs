@@ -8,6 +8,7 @@
 
 use crate::cache::{Entry, OwnerInfo};
 use crate::error::ApiError;
+use crate::metrics::Outcome;
 use crate::state::AppState;
 use keysmith_core::{KeyDigest, KeyId, PresentedKey};
 use keysmith_store::AuthRecord;
@@ -51,6 +52,17 @@ impl Refusal {
             Self::Expired => "expired",
         }
     }
+
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Self::Malformed => Outcome::Malformed,
+            Self::BadChecksum => Outcome::BadChecksum,
+            Self::Unknown => Outcome::Unknown,
+            Self::WrongSecret => Outcome::WrongSecret,
+            Self::OwnerInactive => Outcome::OwnerInactive,
+            Self::Expired => Outcome::Expired,
+        }
+    }
 }
 
 /// Verifies a presented key, from the cache when it can, and notes the use and its
@@ -70,7 +82,7 @@ pub async fn verify_key(state: &AppState, presented: &str, client: Client<'_>) -
     let now = state.now();
     let limiter = &state.key_failures_by_address;
     if let Err(retry_after_secs) = limiter.check(&limited, now) {
-        state.metrics.verified("rate_limited");
+        state.metrics.verified(Outcome::RateLimited);
         return Err(ApiError::RateLimited { retry_after_secs });
     }
     let result = match cached {
@@ -119,11 +131,11 @@ pub fn finish(state: &AppState, result: Result<Verified, Refusal>, client: Clien
     match result {
         Ok(verified) => {
             state.usage.record(&verified.key_id, state.now(), client);
-            state.metrics.verified("accepted");
+            state.metrics.verified(Outcome::Accepted);
             Ok(verified)
         }
         Err(refusal) => {
-            state.metrics.verified(refusal.as_str());
+            state.metrics.verified(refusal.outcome());
             tracing::info!(auth.refusal = refusal.as_str(), "API key refused");
             Err(if refusal == Refusal::Expired {
                 ApiError::ApiKeyExpired

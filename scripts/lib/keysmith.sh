@@ -1,0 +1,39 @@
+# Shell helpers shared by scripts/bench-http and scripts/soak: running Keysmith
+# servers on loopback in a work directory. Sourced, not run. The caller sets WORK
+# (a directory), BIN (the keysmith binary), PASSWORD (the first admin's),
+# LOG_LEVEL, and an array PIDS that its cleanup kills.
+
+# initdb and postgres refuse to run as root.
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+wait_port() {
+    for _ in $(seq 1 200); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "nothing listens on port $1" >&2; exit 1
+}
+
+start_keysmith() { # name port [VAR=value …]
+    local name=$1 port=$2; shift 2
+    mkdir -p "$WORK/$name"
+    env -i PATH="$PATH" HOME="$WORK/$name" KEYSMITH_ADMIN_PASSWORD="$PASSWORD" \
+        KEYSMITH_DATA_DIR="$WORK/$name/data" KEYSMITH_LISTEN="127.0.0.1:$port" \
+        KEYSMITH_LOG_LEVEL="$LOG_LEVEL" "$@" \
+        "$BIN" serve >"$WORK/$name/out.log" 2>"$WORK/$name/err.log" &
+    PIDS+=($!)
+    wait_port "$port"
+}
+
+admin_key() { # url → a new admin key on stdout
+    local url=$1 jar="$WORK/cookies.$RANDOM"
+    local csrf
+    csrf=$(curl -fsS -c "$jar" -H 'Content-Type: application/json' \
+        -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" "$url/api/v1/session" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])')
+    curl -fsS -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
+        -d '{"name":"script"}' "$url/api/v1/api-keys" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
+    rm -f "$jar"
+}
+
