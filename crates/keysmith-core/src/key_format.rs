@@ -110,10 +110,8 @@ impl KeyId {
         if s.len() > MAX_KEY_LEN {
             return Err(KeyFormatError::TooLong);
         }
-        let ok = match s.strip_prefix(LEGACY_HANDLE_PREFIX) {
-            Some(rest) => rest.len() == KEY_ID_RANDOM_LEN && rest.bytes().all(base62::is_base62),
-            None => split_v1_key_id(s).is_some(),
-        };
+        // `legacy` is a valid key prefix too: `legacy_v1_…` is a v1 key ID, not a handle.
+        let ok = is_legacy_handle(s) || split_v1_key_id(s).is_some();
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -134,8 +132,14 @@ impl KeyId {
     }
 
     pub fn is_legacy_handle(&self) -> bool {
-        self.0.starts_with(LEGACY_HANDLE_PREFIX)
+        is_legacy_handle(&self.0)
     }
+}
+
+/// `legacy_<27 base62>`: no `_` after the first, unlike a v1 key ID with that prefix.
+fn is_legacy_handle(s: &str) -> bool {
+    s.strip_prefix(LEGACY_HANDLE_PREFIX)
+        .is_some_and(|rest| rest.len() == KEY_ID_RANDOM_LEN && rest.bytes().all(base62::is_base62))
 }
 
 impl From<V1Key<'_>> for KeyId {
@@ -529,6 +533,23 @@ mod tests {
         assert!(KeyId::parse("legacy_").is_err());
         assert!(KeyId::parse(KeyId::new_legacy_handle().unwrap().as_str()).is_ok());
         assert_eq!(KeyId::parse(""), Err(KeyFormatError::Empty));
+    }
+
+    #[test]
+    fn a_v1_key_id_with_the_prefix_legacy_is_not_a_legacy_handle() {
+        // Found by fuzz/key_parser: `legacy` is a valid prefix, and its key IDs were
+        // taken for legacy handles and refused by KeyId::parse.
+        let k = generate_v1(&KeyPrefix::parse("legacy").unwrap()).unwrap();
+        assert!(k.key_id.as_str().starts_with("legacy_v1_"));
+        assert!(!k.key_id.is_legacy_handle());
+        assert_eq!(KeyId::parse(k.key_id.as_str()), Ok(k.key_id.clone()));
+        let PresentedKey::V1(p) = PresentedKey::parse(k.plaintext.expose()).unwrap() else {
+            panic!("not parsed as v1")
+        };
+        assert_eq!(KeyId::from(p), k.key_id);
+        let handle = KeyId::new_legacy_handle().unwrap();
+        assert!(handle.is_legacy_handle());
+        assert_eq!(KeyId::parse(handle.as_str()), Ok(handle));
     }
 
     #[test]
