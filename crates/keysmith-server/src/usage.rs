@@ -28,12 +28,15 @@ struct SourceRec {
     last: i64,
 }
 
+/// foldhash, seeded per process: verification hashes here on every request.
+type Hasher = foldhash::fast::RandomState;
+
 #[derive(Debug, Default)]
 struct Pending {
-    last_used: HashMap<KeyId, i64>,
+    last_used: HashMap<KeyId, i64, Hasher>,
     /// By a hash of (key, address, user agent), so that a source seen before is found
     /// without building its strings.
-    sources: HashMap<u64, Vec<SourceRec>>,
+    sources: HashMap<u64, Vec<SourceRec>, Hasher>,
     source_count: usize,
 }
 
@@ -44,14 +47,14 @@ const SHARDS: usize = 16;
 #[derive(Debug)]
 pub struct UsageRecorder {
     shards: Box<[Mutex<Pending>]>,
-    hasher: std::hash::RandomState,
+    hasher: Hasher,
 }
 
 impl Default for UsageRecorder {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::new(Pending::default())).collect(),
-            hasher: std::hash::RandomState::new(),
+            hasher: Hasher::default(),
         }
     }
 }

@@ -6,17 +6,35 @@
 
 use crate::auth::source::{self, AddressText};
 use crate::auth::{credentials, verify};
+use crate::cache::OwnerInfo;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub const KIND: &str = "x-keysmith-principal-kind";
-pub const USER: &str = "x-keysmith-user";
-pub const USER_ID: &str = "x-keysmith-user-id";
-pub const ORGS: &str = "x-keysmith-orgs";
-pub const KEY_ID: &str = "x-keysmith-key-id";
+pub const KIND: HeaderName = HeaderName::from_static("x-keysmith-principal-kind");
+pub const USER: HeaderName = HeaderName::from_static("x-keysmith-user");
+pub const USER_ID: HeaderName = HeaderName::from_static("x-keysmith-user-id");
+pub const ORGS: HeaderName = HeaderName::from_static("x-keysmith-orgs");
+pub const KEY_ID: HeaderName = HeaderName::from_static("x-keysmith-key-id");
+
+/// A verified answer's headers for `owner`, with a placeholder key ID that each
+/// answer replaces in place. Values a header cannot carry are left out.
+fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
+    let mut h = HeaderMap::with_capacity(8);
+    h.insert(KIND, HeaderValue::from_static(owner.kind.as_str()));
+    if let Ok(user) = HeaderValue::from_str(&owner.username) {
+        h.insert(USER, user);
+    }
+    h.insert(USER_ID, HeaderValue::from(owner.id.0));
+    if let Ok(orgs) = HeaderValue::from_str(&owner.orgs) {
+        h.insert(ORGS, orgs);
+    }
+    h.insert(KEY_ID, HeaderValue::from_static(""));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h
+}
 
 /// Verify the key the client presented (Authorization Basic/Bearer or X-API-Key).
 #[utoipa::path(get, path = "/api/v1/forward-auth", tag = "forward-auth",
@@ -43,30 +61,24 @@ pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Re
     let mut response = match result {
         Ok(v) => {
             let mut response = StatusCode::OK.into_response();
-            // Sized once: the identity headers and the two below, without regrowing.
-            *response.headers_mut() = HeaderMap::with_capacity(8);
-            let h = response.headers_mut();
-            let identity = &v.owner.identity;
-            h.insert(HeaderName::from_static(KIND), identity.kind.clone());
-            if let Some(user) = &identity.user {
-                h.insert(HeaderName::from_static(USER), user.clone());
-            }
-            h.insert(HeaderName::from_static(USER_ID), identity.user_id.clone());
-            if let Some(orgs) = &identity.orgs {
-                h.insert(HeaderName::from_static(ORGS), orgs.clone());
-            }
+            // The owner's headers, cloned (no header name hashed, no value copied), and
+            // this key's ID in the slot kept for it.
+            *response.headers_mut() = v.owner.answer_headers(answer_headers).clone();
             if let Ok(key_id) = HeaderValue::from_str(v.key_id.as_str()) {
-                h.insert(HeaderName::from_static(KEY_ID), key_id);
+                response.headers_mut().insert(KEY_ID, key_id);
             }
             response
         }
         Err(e) => refuse(e),
     };
     // The fast lane skips the application's middleware and its metric. Its answers go
-    // to a proxy, not a browser: of the browser-facing headers only no-store matters.
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // to a proxy, not a browser: of the browser-facing headers only no-store matters
+    // (already among a verified answer's headers).
+    if !response.status().is_success() {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     state
         .metrics
         .forward_auth_request(response.status().as_u16(), started.elapsed());

@@ -3,7 +3,7 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod audit_log;
-mod forward_auth;
+pub(crate) mod forward_auth;
 mod health;
 pub(crate) mod orgs;
 pub(crate) mod service_accounts;
