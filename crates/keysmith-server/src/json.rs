@@ -7,6 +7,8 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 /// The largest JSON body the API accepts.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -38,6 +40,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             }
         })?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// The answers [`ApiJson`] itself gives, before the handler runs: list it in the
+/// `responses(...)` of every operation that takes a JSON body. (Its 400s,
+/// `malformed_json` and `invalid_request`, each operation documents with its own.)
+pub struct JsonBodyRejections;
+
+impl utoipa::IntoResponses for JsonBodyRejections {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let error = |description: &str| {
+            let content = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", content)
+                    .build(),
+            )
+        };
+        BTreeMap::from([
+            ("413".to_owned(), error("`payload_too_large`: the body is over 64 KiB")),
+            (
+                "415".to_owned(),
+                error("`unsupported_media_type`: the body is not sent as `application/json`"),
+            ),
+        ])
     }
 }
 

@@ -22,6 +22,7 @@ pub mod leak;
 mod lifecycle;
 pub mod metrics;
 mod openapi;
+mod path;
 pub mod rate_limit;
 mod routes;
 mod server;

@@ -60,7 +60,88 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// What `str::trim` drops around names before checking them: Unicode White_Space.
+const WHITE_SPACE: &str = r"[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+
+/// The schema of a user, service account or team name (`keysmith_core::EntityName`):
+/// 1 to 64 letters, digits, `.`, `_` and `-`, starting with a letter or digit, with
+/// any white space around it. (`schema_with` drops the field's doc comment: pass it.)
+pub(crate) fn entity_name(description: &str) -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(description))
+        .pattern(Some(format!(
+            "^{WHITE_SPACE}*[A-Za-z0-9][A-Za-z0-9._-]{{0,63}}{WHITE_SPACE}*$"
+        )))
+        .build()
+}
+
+/// The schema of a key's name (`keysmith_core::KeyName`): 1 to 128 characters, no
+/// control characters, with any white space around it.
+pub(crate) fn key_name(description: &str) -> utoipa::openapi::Object {
+    // A character that is neither a control character nor white space, and one that
+    // is no control character.
+    let visible = r"[^\x00-\x20\x7F-\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]";
+    let any = r"[^\x00-\x1F\x7F-\x9F]";
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::Type::String)
+        .description(Some(description))
+        .pattern(Some(format!(
+            "^{WHITE_SPACE}*{visible}(?:{any}{{0,126}}{visible})?{WHITE_SPACE}*$"
+        )))
+        .build()
+}
+
 /// The document the server serves.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    crate::routes::api_routes().split_for_parts().1
+    let mut document = crate::routes::api_routes().split_for_parts().1;
+    complete(&mut document);
+    document
+}
+
+/// Adds what every operation that accepts an API key answers, so that no annotation
+/// can leave it out: 429 `rate_limited`, when the caller's address has had too many
+/// failed key verifications in the last minute (`key_failures_per_minute`). Runs on
+/// the routed document: operations exist only once the routes are added.
+pub(crate) fn complete(document: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder, Type};
+
+    let rate_limited = ResponseBuilder::new()
+        .description("`rate_limited`: too many failed key verifications from this address; retry after Retry-After")
+        .header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)))
+                .description(Some("Seconds until the address may try again"))
+                .build(),
+        )
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build();
+    for item in document.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ];
+        for operation in operations.into_iter().flatten() {
+            // Every declared security requirement includes the API key schemes.
+            if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| RefOr::T(rate_limited.clone()));
+            }
+        }
+    }
 }

@@ -183,6 +183,7 @@ async fn keys_expire_when_asked_and_within_the_organizations_limits() {
         json!({"name": "x", "expires_at": "2020-01-01T00:00:00Z"}),
         json!({"name": "x", "expires_at": "tomorrow"}),
         json!({"name": "x", "expires_in_days": 0}),
+        json!({"name": "x", "expires_in_days": 36_501}),
         json!({"name": "x", "expires_in_days": 3, "expires_at": "2025-12-01T00:00:00Z"}),
     ] {
         let r = app
@@ -206,6 +207,10 @@ async fn keys_expire_when_asked_and_within_the_organizations_limits() {
         .map(|k| k["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["short"]);
+    let r = app
+        .request(Method::GET, "/api/v1/api-keys?expiring_within_days=36501", &admin, None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_query"));
 
     app.clock.advance_ms(DAY);
     assert_eq!(viewer(&app, &short).await.code(), "api_key_expired");

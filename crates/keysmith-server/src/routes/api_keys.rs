@@ -9,12 +9,13 @@ use crate::access::{self, Caller};
 use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
 use crate::lifecycle::{Grace, MintRequest, Minted, delete_key, mint_key, rotate_key};
+use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -31,11 +32,13 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 200;
 const MAX_BULK: usize = 100;
 const DAY_MS: i64 = 24 * 3600 * 1000;
+/// The most days `expires_in_days` and `expiring_within_days` take: a hundred years.
+const MAX_DAYS: u32 = 36_500;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateApiKeyRequest {
-    /// A descriptive name: 1 to 128 characters, such as where the key is used.
+    #[schema(schema_with = new_key_name)]
     pub(crate) name: String,
     /// The service account (or yourself) who will own the key, by name; default: you.
     #[serde(default)]
@@ -43,14 +46,23 @@ pub struct CreateApiKeyRequest {
     /// `v1` (86 characters, the default) or `legacy` (40 hex characters, for wandb SDKs
     /// older than 0.22.3; the organization must allow it).
     #[serde(default)]
+    #[schema(pattern = "^(v1|legacy)$")]
     pub(crate) format: Option<String>,
     /// When the key stops working (RFC 3339). Without it (and without
     /// `expires_in_days`) the key gets the organization's maximum lifetime, if any.
     #[serde(default)]
     pub(crate) expires_at: Option<String>,
-    /// The same, as a number of days from now.
+    /// The same, as a number of days from now: 1 to 36500.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 36500)]
     pub(crate) expires_in_days: Option<u32>,
+}
+
+fn new_key_name() -> utoipa::openapi::Object {
+    crate::openapi::key_name(
+        "A descriptive name: 1 to 128 characters, such as where the key is used. Surrounding white \
+         space is dropped; control characters are refused.",
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -59,6 +71,7 @@ pub struct RotateApiKeyRequest {
     /// How long the old key keeps working: `now`, `1h`, `24h`, `7d` or
     /// `until_deleted` (default `24h`).
     #[serde(default)]
+    #[schema(pattern = "^(now|1h|24h|7d|until_deleted)$")]
     pub(crate) grace: Option<String>,
 }
 
@@ -80,6 +93,7 @@ pub struct RevokeExposedResponse {
 #[serde(deny_unknown_fields)]
 pub struct BulkDeleteRequest {
     /// 1 to 100 key IDs.
+    #[schema(min_items = 1, max_items = 100)]
     pub(crate) key_ids: Vec<String>,
 }
 
@@ -99,8 +113,12 @@ pub struct BulkDeleteResult {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApiKeyRequest {
-    /// The new name: 1 to 128 characters.
+    #[schema(schema_with = new_name)]
     pub(crate) name: String,
+}
+
+fn new_name() -> utoipa::openapi::Object {
+    crate::openapi::key_name("The new name: 1 to 128 characters, as for a new key.")
 }
 
 /// The answer to a create: the only response that ever carries the full key.
@@ -180,14 +198,17 @@ pub struct ApiKeyList {
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub(crate) limit: Option<u32>,
     /// The `next_cursor` of the previous page (with the same `sort`).
     pub(crate) cursor: Option<String>,
     /// `created` (newest first, the default) or `last_used` (most recent first).
+    #[param(pattern = "^(created|last_used)$")]
     pub(crate) sort: Option<String>,
     /// Only keys of this user or service account (by name).
     pub(crate) owner: Option<String>,
     /// `user` or `service_account`.
+    #[param(pattern = "^(user|service_account)$")]
     pub(crate) owner_kind: Option<String>,
     /// Only keys of this organization's members and service accounts.
     pub(crate) org: Option<String>,
@@ -200,7 +221,8 @@ pub struct ListParams {
     pub(crate) last_used_before: Option<String>,
     /// RFC 3339 time: keys last used after it.
     pub(crate) last_used_after: Option<String>,
-    /// Keys that expire within this many days (and have not expired yet).
+    /// Keys that expire within this many days (and have not expired yet): 0 to 36500.
+    #[param(maximum = 36500)]
     pub(crate) expiring_within_days: Option<u32>,
 }
 
@@ -333,6 +355,11 @@ fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
 /// Turns query parameters into the store's filter, resolving names within the
 /// organizations the caller belongs to.
 async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> Result<Option<KeyFilter>, ApiError> {
+    if params.expiring_within_days.is_some_and(|d| d > MAX_DAYS) {
+        return Err(ApiError::InvalidQuery(format!(
+            "expiring_within_days must be at most {MAX_DAYS}"
+        )));
+    }
     let mut filter = KeyFilter {
         name_contains: params.name_contains.clone().filter(|s| !s.is_empty()),
         last_used_before: params
@@ -346,9 +373,7 @@ async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> 
             .map(|v| parse_time("last_used_after", v))
             .transpose()?,
         expires_after: params.expiring_within_days.map(|_| state.now()),
-        expires_before: params
-            .expiring_within_days
-            .map(|d| state.now() + i64::from(d.min(36_500)) * DAY_MS),
+        expires_before: params.expiring_within_days.map(|d| state.now() + i64::from(d) * DAY_MS),
         ..KeyFilter::default()
     };
     if let Some(kind) = &params.owner_kind {
@@ -394,7 +419,7 @@ async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> 
         (status = 201, body = CreatedApiKey, description = "Created; `key` is shown only in this response"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody, description = "`key_creation_disabled`, `forbidden` or `csrf_token_invalid`"),
-        (status = 404, body = ErrorBody, description = "`owner_not_found`"),
+        (status = 404, body = ErrorBody, description = "`owner_not_found`"), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_api_key(
@@ -420,7 +445,12 @@ pub async fn create_api_key(
         }
         (Some(at), None) => Some(parse_time("expires_at", at).map_err(|e| ApiError::InvalidValue(e.to_string()))?),
         (None, Some(0)) => return Err(ApiError::InvalidValue("expires_in_days must be at least 1".into())),
-        (None, Some(days)) => Some(state.now() + i64::from(days.min(36_500)) * DAY_MS),
+        (None, Some(days)) if days > MAX_DAYS => {
+            return Err(ApiError::InvalidValue(format!(
+                "expires_in_days must be at most {MAX_DAYS}"
+            )));
+        }
+        (None, Some(days)) => Some(state.now() + i64::from(days) * DAY_MS),
         (None, None) => None,
     };
     let mint = MintRequest {
@@ -463,14 +493,14 @@ fn created(Minted { key, generated }: Minted, previous_expires_at: Option<i64>) 
     responses(
         (status = 201, body = CreatedApiKey, description = "The new key, shown only in this response"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`rotation_in_progress`"),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "`rotation_in_progress`"), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn rotate_api_key(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
     ApiJson(request): ApiJson<RotateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
     let grace = match request.grace.as_deref() {
@@ -491,7 +521,7 @@ pub async fn rotate_api_key(
 #[utoipa::path(post, path = "/api/v1/api-keys/revoke-exposed", tag = "api-keys", request_body = RevokeExposedRequest,
     responses(
         (status = 202, body = RevokeExposedResponse, description = "Received; a genuine key no longer works"),
-        (status = 400, body = ErrorBody),
+        (status = 400, body = ErrorBody), JsonBodyRejections,
     ))]
 pub async fn revoke_exposed(
     State(state): State<AppState>,
@@ -575,7 +605,7 @@ pub async fn list_api_keys(
 pub async fn get_api_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Read).await?;
     Ok(Json(ApiKeyView::new(key, &state).with_sources(&state).await?))
@@ -586,14 +616,14 @@ pub async fn get_api_key(
     params(("key_id" = String, Path, description = "The key ID")),
     responses(
         (status = 200, body = ApiKeyView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_api_key(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateApiKeyRequest>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
     let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Rename).await?;
@@ -626,7 +656,7 @@ pub async fn delete_api_key(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await?;
     delete_key(&state, &caller, &AuditContext::new(&caller, source, state.now()), &key).await?;
@@ -638,7 +668,7 @@ pub async fn delete_api_key(
 #[utoipa::path(post, path = "/api/v1/api-keys/bulk-delete", tag = "api-keys", request_body = BulkDeleteRequest,
     responses(
         (status = 200, body = BulkDeleteResponse),
-        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn bulk_delete_api_keys(

@@ -2,10 +2,11 @@
 
 use crate::access::{self, Caller};
 use crate::error::{ApiError, ErrorBody};
+use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use keysmith_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -45,6 +46,7 @@ pub struct AuditParams {
     /// RFC 3339; entries before.
     pub(crate) until: Option<String>,
     /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub(crate) limit: Option<u32>,
     pub(crate) cursor: Option<String>,
 }
@@ -65,7 +67,7 @@ fn time_param(name: &str, value: &str) -> Result<i64, ApiError> {
 pub async fn list_audit(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AuditPage>, ApiError> {
     let params: AuditParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))

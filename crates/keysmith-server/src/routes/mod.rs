@@ -83,7 +83,8 @@ pub fn router(state: AppState) -> Router {
 /// Everything but the forward-auth fast lane, with the layers every response shares.
 fn application(state: AppState) -> Router {
     let hsts = state.hsts;
-    let (routes, document) = api_routes().split_for_parts();
+    let (routes, mut document) = api_routes().split_for_parts();
+    crate::openapi::complete(&mut document);
     let document = axum::Json(document);
     let app = routes
         .route("/api/v1/openapi.json", get(move || async move { document.clone() }))

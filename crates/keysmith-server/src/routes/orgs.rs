@@ -4,11 +4,12 @@ use crate::access::{self, Caller};
 use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
+use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use keysmith_store::{Org, OrgSettings};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -46,8 +47,10 @@ pub struct UpdateOrgRequest {
     pub(crate) legacy_keys_allowed: Option<bool>,
     /// The longest lifetime of new user keys, in days (at most 3650); 0 removes the
     /// limit. Keys without an expiry get this one; existing keys keep theirs.
+    #[schema(maximum = 3650)]
     pub(crate) max_user_key_lifetime_days: Option<u32>,
     /// The same for service account keys.
+    #[schema(maximum = 3650)]
     pub(crate) max_service_account_key_lifetime_days: Option<u32>,
 }
 
@@ -89,7 +92,7 @@ pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> Result<
 pub async fn get_org(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Json<OrgView>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     let role = if caller.roles.is_org_admin(org.id) {
@@ -105,14 +108,14 @@ pub async fn get_org(
     params(("org" = String, Path, description = "Organization name")),
     responses(
         (status = 200, body = OrgView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_org(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateOrgRequest>,
 ) -> Result<Json<OrgView>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;

@@ -7,12 +7,13 @@ use crate::access::{self, Caller};
 use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
+use crate::path::ApiPath;
 use crate::routes::users::parse_entity;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keysmith_core::policy::{self, Roles};
@@ -40,12 +41,19 @@ pub struct ServiceAccountList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServiceAccountRequest {
-    /// Letters, digits, `.`, `_`, `-`; unique among users and service accounts.
+    #[schema(schema_with = service_account_name)]
     pub(crate) name: String,
     #[serde(default)]
     pub(crate) description: String,
     /// The team to scope it to; leave out for an organization-scoped service account.
     pub(crate) team: Option<String>,
+}
+
+fn service_account_name() -> utoipa::openapi::Object {
+    crate::openapi::entity_name(
+        "1 to 64 letters, digits, `.`, `_`, `-`, starting with a letter or digit; unique among users \
+         and service accounts. Surrounding white space is dropped.",
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -84,7 +92,7 @@ fn may_manage(roles: &Roles, account: &ServiceAccount) -> bool {
 pub async fn list_service_accounts(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ServiceAccountList>, ApiError> {
     let params: ListServiceAccountsParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
@@ -111,14 +119,14 @@ pub async fn list_service_accounts(
     params(("org" = String, Path, description = "Organization name")),
     responses(
         (status = 201, body = ServiceAccountView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_service_account(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateServiceAccountRequest>,
 ) -> Result<Response, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -184,7 +192,7 @@ pub async fn delete_service_account(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, name)): Path<(String, String)>,
+    ApiPath((org, name)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     let user = state

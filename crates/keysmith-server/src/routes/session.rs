@@ -4,7 +4,7 @@ use crate::auth::password::check_password;
 use crate::auth::session;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
@@ -38,7 +38,7 @@ pub struct SignInResponse {
     responses(
         (status = 200, body = SignInResponse, description = "Signed in; the `keysmith_session` cookie is set"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "Too many failed sign-ins; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "Too many failed sign-ins; see Retry-After"), JsonBodyRejections,
     ))]
 pub async fn create_session(
     State(state): State<AppState>,
@@ -64,7 +64,8 @@ pub async fn create_session(
 
 /// Sign out: ends the session of the cookie sent, if any.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
-    params(("X-CSRF-Token" = String, Header, description = "The csrf_token from sign-in")),
+    params(("X-CSRF-Token" = Option<String>, Header,
+        description = "The csrf_token from sign-in; needed when the session cookie is sent")),
     responses((status = 204, description = "Signed out; the cookie is cleared"), (status = 403, body = ErrorBody)))]
 pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(token) = session::token_from_cookies(&headers) {

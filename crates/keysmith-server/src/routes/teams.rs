@@ -5,12 +5,13 @@ use crate::access::{self, Caller};
 use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
+use crate::path::ApiPath;
 use crate::routes::users::parse_entity;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keysmith_core::policy;
@@ -49,14 +50,22 @@ pub struct TeamMemberView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTeamRequest {
-    /// Letters, digits, `.`, `_`, `-`; unique in the organization.
+    #[schema(schema_with = team_name)]
     pub(crate) name: String,
+}
+
+fn team_name() -> utoipa::openapi::Object {
+    crate::openapi::entity_name(
+        "1 to 64 letters, digits, `.`, `_`, `-`, starting with a letter or digit; unique in the \
+         organization. Surrounding white space is dropped.",
+    )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetTeamMemberRequest {
     /// `admin` or `member`.
+    #[schema(pattern = "^(admin|member)$")]
     pub(crate) role: String,
 }
 
@@ -75,7 +84,7 @@ fn view(team: Team) -> TeamView {
 pub async fn list_teams(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Json<TeamList>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     let items = state.store.list_teams(org.id).await?.into_iter().map(view).collect();
@@ -87,14 +96,14 @@ pub async fn list_teams(
     params(("org" = String, Path, description = "Organization name")),
     responses(
         (status = 201, body = TeamView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_team(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateTeamRequest>,
 ) -> Result<Response, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -114,7 +123,7 @@ pub async fn create_team(
 pub async fn get_team(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, team)): Path<(String, String)>,
+    ApiPath((org, team)): ApiPath<(String, String)>,
 ) -> Result<Json<TeamDetail>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     let team = access::org_team(&state, &org, &team).await?;
@@ -154,14 +163,14 @@ pub async fn get_team(
         ("username" = String, Path, description = "A user of the organization")),
     responses(
         (status = 204, description = "The user is a member with this role"), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn set_team_member(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, team, username)): Path<(String, String, String)>,
+    ApiPath((org, team, username)): ApiPath<(String, String, String)>,
     ApiJson(request): ApiJson<SetTeamMemberRequest>,
 ) -> Result<StatusCode, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -205,7 +214,7 @@ pub async fn remove_team_member(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, team, username)): Path<(String, String, String)>,
+    ApiPath((org, team, username)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     caller.require_org_admin(&org)?;

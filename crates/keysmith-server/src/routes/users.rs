@@ -7,11 +7,12 @@ use crate::auth::password::hash_password;
 use crate::auth::session;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
+use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keysmith_core::role::{OrgRole, PrincipalKind};
@@ -42,14 +43,23 @@ pub struct UserList {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    #[schema(schema_with = username)]
     pub(crate) username: String,
     pub(crate) email: Option<String>,
     /// At least 12 characters. Leave out to invite: the answer then carries a one-time
     /// `invite_token` with which the user sets a password.
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
     pub(crate) password: Option<String>,
     /// `admin` or `member` (default).
+    #[schema(pattern = "^(admin|member)$")]
     pub(crate) role: Option<String>,
+}
+
+fn username() -> utoipa::openapi::Object {
+    crate::openapi::entity_name(
+        "1 to 64 letters, digits, `.`, `_`, `-`, starting with a letter or digit; unique among users \
+         and service accounts. Surrounding white space is dropped.",
+    )
 }
 
 #[derive(Serialize, ToSchema)]
@@ -66,6 +76,7 @@ pub struct CreatedUser {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     /// `admin` or `member`.
+    #[schema(pattern = "^(admin|member)$")]
     pub(crate) role: Option<String>,
     /// false deactivates (keys stop authenticating at once), true reactivates.
     pub(crate) active: Option<bool>,
@@ -75,7 +86,8 @@ pub struct UpdateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct AcceptInviteRequest {
     pub(crate) token: String,
-    #[schema(format = Password)]
+    /// 12 to 1024 characters.
+    #[schema(format = Password, min_length = 12, max_length = 1024)]
     pub(crate) password: String,
 }
 
@@ -153,7 +165,7 @@ async fn require_admin_of_all_orgs(state: &AppState, caller: &Caller, user: &Use
 pub async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Json<UserList>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
     caller.require_org_admin(&org)?;
@@ -173,14 +185,14 @@ pub async fn list_users(
     params(("org" = String, Path, description = "Organization name")),
     responses(
         (status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> Result<Response, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -247,14 +259,14 @@ pub async fn create_user(
     responses(
         (status = 200, body = UserView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
         (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "`last_admin`: the org would have no active admin"),
+        (status = 409, body = ErrorBody, description = "`last_admin`: the org would have no active admin"), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, username)): Path<(String, String)>,
+    ApiPath((org, username)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
 ) -> Result<Json<UserView>, ApiError> {
     let (org, member) = administered_user(&state, &caller, &org, &username).await?;
@@ -297,7 +309,7 @@ pub async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, username)): Path<(String, String)>,
+    ApiPath((org, username)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let (_, member) = administered_user(&state, &caller, &org, &username).await?;
     require_admin_of_all_orgs(&state, &caller, &member.user).await?;
@@ -337,7 +349,7 @@ pub async fn invite_user(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, username)): Path<(String, String)>,
+    ApiPath((org, username)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (_, member) = administered_user(&state, &caller, &org, &username).await?;
     require_admin_of_all_orgs(&state, &caller, &member.user).await?;
@@ -357,7 +369,7 @@ pub async fn invite_user(
 
 /// Accept an invitation: set your password with the token an admin gave you.
 #[utoipa::path(post, path = "/api/v1/invites/accept", tag = "users", request_body = AcceptInviteRequest,
-    responses((status = 204, description = "Password set; sign in with it"), (status = 400, body = ErrorBody)))]
+    responses((status = 204, description = "Password set; sign in with it"), (status = 400, body = ErrorBody), JsonBodyRejections))]
 pub async fn accept_invite(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<AcceptInviteRequest>,

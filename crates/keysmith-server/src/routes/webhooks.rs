@@ -5,12 +5,13 @@ use crate::access::{self, Caller};
 use crate::audit::AuditContext;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, JsonBodyRejections};
+use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use crate::webhooks::{EVENTS, signing_secret};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keysmith_store::{Delivery, NewWebhook, Org, Webhook};
@@ -140,7 +141,7 @@ fn parse_url(raw: &str) -> Result<String, ApiError> {
 pub async fn list_webhooks(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> Result<Json<WebhookList>, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
     let items = state.store.list_webhooks(org.id).await?.into_iter().map(view).collect();
@@ -151,13 +152,13 @@ pub async fn list_webhooks(
 #[utoipa::path(post, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks", request_body = CreateWebhookRequest,
     params(("org" = String, Path, description = "Organization name")),
     responses((status = 201, body = CreatedWebhook), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), JsonBodyRejections),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_webhook(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateWebhookRequest>,
 ) -> Result<Response, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
@@ -233,7 +234,7 @@ pub async fn delete_webhook(
     State(state): State<AppState>,
     caller: Caller,
     SourceAddr(source): SourceAddr,
-    Path((org, id)): Path<(String, i64)>,
+    ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
     let webhook = org_webhook(&state, &org, id).await?;
@@ -254,7 +255,7 @@ pub async fn delete_webhook(
 pub async fn list_deliveries(
     State(state): State<AppState>,
     caller: Caller,
-    Path((org, id)): Path<(String, i64)>,
+    ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
     let webhook = org_webhook(&state, &org, id).await?;

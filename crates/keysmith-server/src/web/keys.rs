@@ -10,6 +10,7 @@ use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::lifecycle::{Grace, MintRequest, mint_key, rotate_key};
+use crate::path::ApiPath;
 use crate::routes::api_keys::{self, ApiKeyList, ApiKeyView, BulkDeleteRequest, UpdateApiKeyRequest};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -419,7 +420,7 @@ pub async fn rename(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path(key_id.clone()),
+        ApiPath(key_id.clone()),
         ApiJson(request),
     )
     .await;
@@ -669,7 +670,7 @@ pub async fn delete(
         Err(refused) => return refused,
     };
     let back = fields.back("/settings");
-    match api_keys::delete_api_key(State(state), user.caller.clone(), SourceAddr(source), Path(key_id)).await {
+    match api_keys::delete_api_key(State(state), user.caller.clone(), SourceAddr(source), ApiPath(key_id)).await {
         Ok(_) => see_other(&with_notice(&back, "deleted")),
         Err(e) => failure(Some(&user), e),
     }

@@ -7,6 +7,7 @@ use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::path::ApiPath;
 use crate::routes::{self, audit_log, orgs, teams, users};
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
@@ -114,7 +115,7 @@ pub async fn keys(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let teams = match teams::list_teams(State(state.clone()), user.caller.clone(), Path(org.name.clone())).await {
+    let teams = match teams::list_teams(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone())).await {
         Ok(t) => t.0.items,
         Err(e) => return failure(Some(&user), e),
     };
@@ -239,7 +240,7 @@ pub async fn audit_log(
     let result = audit_log::list_audit(
         State(state.clone()),
         user.caller.clone(),
-        Path(org.name.clone()),
+        ApiPath(org.name.clone()),
         RawQuery(Some(encode(&rest))),
     )
     .await;
@@ -395,7 +396,7 @@ pub async fn save_settings(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path(org_name.clone()),
+        ApiPath(org_name.clone()),
         ApiJson(request),
     )
     .await;
@@ -406,7 +407,7 @@ pub async fn save_settings(
 }
 
 async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&str>) -> Result<Markup, ApiError> {
-    let list = users::list_users(State(state.clone()), user.caller.clone(), Path(org.name.clone())).await?;
+    let list = users::list_users(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone())).await?;
     let base = format!("/org/{}/users", q(&org.name));
     Ok(html! {
         (notice(done))
@@ -516,7 +517,7 @@ pub async fn create_user(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path(org_name.clone()),
+        ApiPath(org_name.clone()),
         ApiJson(request),
     )
     .await;
@@ -578,7 +579,7 @@ pub async fn update_user(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path((org_name.clone(), username)),
+        ApiPath((org_name.clone(), username)),
         ApiJson(request),
     )
     .await;
@@ -598,7 +599,7 @@ pub async fn teams(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let list = match teams::list_teams(State(state.clone()), user.caller.clone(), Path(org.name.clone())).await {
+    let list = match teams::list_teams(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone())).await {
         Ok(list) => list.0.items,
         Err(e) => return failure(Some(&user), e),
     };
@@ -653,7 +654,7 @@ pub async fn create_team(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path(org_name.clone()),
+        ApiPath(org_name.clone()),
         ApiJson(request),
     )
     .await;
@@ -673,12 +674,13 @@ pub async fn webhooks(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let list = match routes::webhooks::list_webhooks(State(state.clone()), user.caller.clone(), Path(org.name.clone()))
-        .await
-    {
-        Ok(list) => list.0.items,
-        Err(e) => return failure(Some(&user), e),
-    };
+    let list =
+        match routes::webhooks::list_webhooks(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone()))
+            .await
+        {
+            Ok(list) => list.0.items,
+            Err(e) => return failure(Some(&user), e),
+        };
     let base = format!("/org/{}/webhooks", q(&org.name));
     let body = html! {
         (notice(done.done.as_deref()))
@@ -754,7 +756,7 @@ pub async fn create_webhook(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path(org_name.clone()),
+        ApiPath(org_name.clone()),
         ApiJson(request),
     )
     .await;
@@ -797,7 +799,7 @@ pub async fn delete_webhook(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path((org_name.clone(), id)),
+        ApiPath((org_name.clone(), id)),
     )
     .await;
     match result {
@@ -816,7 +818,7 @@ pub async fn deliveries(
     Path((org_name, id)): Path<(String, i64)>,
 ) -> Response {
     let result =
-        routes::webhooks::list_deliveries(State(state), user.caller.clone(), Path((org_name.clone(), id))).await;
+        routes::webhooks::list_deliveries(State(state), user.caller.clone(), ApiPath((org_name.clone(), id))).await;
     let log = match result {
         Ok(log) => log.0.items,
         Err(e) => return failure(Some(&user), e),

@@ -6,6 +6,7 @@ use super::{WebUser, failure, notice, page, q, respond, see_other, with_notice};
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
+use crate::path::ApiPath;
 use crate::routes::service_accounts::{self, CreateServiceAccountRequest};
 use crate::state::AppState;
 use axum::body::Bytes;
@@ -81,7 +82,7 @@ pub async fn service_accounts_page(
     let accounts = service_accounts::list_service_accounts(
         State(state.clone()),
         user.caller.clone(),
-        Path(org.name.clone()),
+        ApiPath(org.name.clone()),
         RawQuery(Some(format!("team={}", q(&team.name)))),
     )
     .await;
@@ -162,7 +163,7 @@ pub async fn create_account(
         State(state),
         user.caller.clone(),
         SourceAddr(source),
-        Path(org.name.clone()),
+        ApiPath(org.name.clone()),
         ApiJson(request),
     )
     .await;
