@@ -42,6 +42,9 @@ fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
         (status = 200, description = "Valid: identity in X-Keysmith-Principal-Kind (`user` or `service_account`), \
             X-Keysmith-User, X-Keysmith-User-Id, X-Keysmith-Orgs (comma-separated) and X-Keysmith-Key-Id"),
         (status = 401, body = ErrorBody, description = "No key, or not a valid one; WWW-Authenticate names the schemes"),
+        (status = 429, body = ErrorBody, description = "Too many failed verifications from this client address \
+            (`rate_limited`); Retry-After gives the seconds to wait. Keys in steady use are not held back",
+            headers(("Retry-After" = u64, description = "Seconds until the address may try again"))),
     ))]
 pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
     // The request is read in place: neither its headers nor its address are copied.
