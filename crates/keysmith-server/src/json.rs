@@ -4,6 +4,7 @@
 
 use crate::error::ApiError;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use serde::de::DeserializeOwned;
@@ -32,14 +33,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-            } else {
-                ApiError::InvalidRequest("the request body could not be read".into())
-            }
-        })?;
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
         parse(&bytes).map(ApiJson)
+    }
+}
+
+/// A body that could not be read, as the API answers it: axum's own rejection is a
+/// plain-text 413 (over [`MAX_BODY_BYTES`]) or 400. For handlers that take the raw
+/// body as `Result<Bytes, BytesRejection>`.
+pub(crate) fn body_error(rejection: BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+    } else {
+        ApiError::InvalidRequest("the request body could not be read".into())
     }
 }
 

@@ -239,3 +239,32 @@ async fn without_github_keys_the_endpoint_is_off() {
         (StatusCode::NOT_FOUND, "secret_scanning_not_configured")
     );
 }
+
+#[tokio::test]
+async fn an_oversized_report_gets_the_json_error_not_axums_plain_text() {
+    let github = GitHub::new();
+    let app = TestApp::sqlite_with(Settings {
+        github_keys: github.keys(),
+        ..Settings::default()
+    })
+    .await;
+    // A well-formed, correctly signed report one byte over the limit.
+    let limit = 64 * 1024;
+    let padding = " ".repeat(limit - 1);
+    let body = format!("[{padding}]");
+    assert_eq!(body.len(), limit + 1);
+    let r = report(&app, &body, "gh-key-1", &github.sign(&body)).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(r.code(), "payload_too_large", "{}", r.text);
+    assert!(
+        r.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json")
+    );
+    // At the limit it is read, verified and answered as usual.
+    let body = format!("[{}]", " ".repeat(limit - 2));
+    let r = report(&app, &body, "gh-key-1", &github.sign(&body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body, json!([]));
+}

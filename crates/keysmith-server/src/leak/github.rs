@@ -17,6 +17,7 @@ use crate::state::AppState;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use base64::Engine;
 use p256::ecdsa::signature::Verifier;
@@ -127,16 +128,18 @@ fn sha256_hex(token: &str) -> String {
         (status = 200, body = Vec<MatchFeedback>),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`signature_invalid`"),
         (status = 404, body = ErrorBody, description = "`secret_scanning_not_configured`"),
+        (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over 64 KiB"),
     ))]
 pub async fn report(
     State(state): State<AppState>,
     SourceAddr(source): SourceAddr,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Vec<MatchFeedback>>, ApiError> {
     if state.github_keys.is_empty() {
         return Err(ApiError::SecretScanningNotConfigured);
     }
+    let body = body.map_err(crate::json::body_error)?;
     let header = |name| {
         headers
             .get(name)
