@@ -583,3 +583,39 @@ async fn expiry_webhooks_and_revocation_have_pages() {
         .await;
     assert_eq!(me.status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn a_path_that_does_not_decode_gets_the_web_error_page() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    // Segments that are not UTF-8 once percent-decoded, and a webhook ID that is not
+    // a number: each page's own error page, not axum's plain text.
+    for path in [
+        "/%FF/service-accounts",
+        "/org/%FF/keys",
+        "/keys/%FF/rename",
+        "/org/default/webhooks/not-a-number",
+    ] {
+        let r = get(&app, Some(&s), path).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+        assert_eq!(
+            r.headers[header::CONTENT_TYPE],
+            "text/html; charset=utf-8",
+            "{path}: {}",
+            r.text
+        );
+        assert!(r.text.starts_with("<!DOCTYPE html>"), "{path}: {}", r.text);
+        assert!(r.text.contains("<code>invalid_request</code>"), "{path}: {}", r.text);
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{path}: the pages' policy, {csp}");
+    }
+    for path in ["/%FF/service-accounts", "/org/default/users/%C3%28"] {
+        let r = post(&app, Some(&s), path, &[("csrf", &s.csrf), ("name", "x")]).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {}", r.text);
+        assert!(r.text.contains("<code>invalid_request</code>"), "{path}: {}", r.text);
+    }
+    // Without a session the browser is still sent to sign in first.
+    let r = get(&app, None, "/%FF/service-accounts").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(location(&r).starts_with("/login?next="), "{}", location(&r));
+}

@@ -4,7 +4,9 @@
 //! Each operation calls the REST handler that does the same thing, so the web
 //! interface cannot drift from the API's rules, checks or audit entries.
 
-use super::{WebUser, failure, local_path, notice, page, q, respond, reveal, see_other, when, when_rfc, with_notice};
+use super::{
+    WebPath, WebUser, failure, local_path, notice, page, q, respond, reveal, see_other, when, when_rfc, with_notice,
+};
 use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
@@ -14,7 +16,7 @@ use crate::path::ApiPath;
 use crate::routes::api_keys::{self, ApiKeyList, ApiKeyView, BulkDeleteRequest, UpdateApiKeyRequest};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keysmith_core::policy::KeyAction;
@@ -324,7 +326,7 @@ pub async fn create(
 pub async fn created(
     State(state): State<AppState>,
     user: WebUser,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     Query(params): Query<PageParams>,
 ) -> Response {
     let back = local_path(params.back.as_deref(), "/settings");
@@ -388,7 +390,7 @@ fn rename_page(user: &WebUser, key_id: &str, name: &str, back: &str, error: Opti
 pub async fn rename_form(
     State(state): State<AppState>,
     user: WebUser,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     Query(params): Query<PageParams>,
 ) -> Response {
     let back = local_path(params.back.as_deref(), "/settings");
@@ -405,7 +407,7 @@ pub async fn rename(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -438,7 +440,7 @@ pub async fn rename(
 pub async fn rotate_form(
     State(state): State<AppState>,
     user: WebUser,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     Query(params): Query<PageParams>,
 ) -> Response {
     let back = local_path(params.back.as_deref(), "/settings");
@@ -489,7 +491,7 @@ pub async fn rotate(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -563,7 +565,7 @@ fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
 
 /// A rotation in progress: both keys, when and from where each was last used, and
 /// the button that finishes it.
-pub async fn rotation(State(state): State<AppState>, user: WebUser, Path(key_id): Path<String>) -> Response {
+pub async fn rotation(State(state): State<AppState>, user: WebUser, WebPath(key_id): WebPath<String>) -> Response {
     let old = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Read).await {
         Ok(key) => key,
         Err(e) => return failure(Some(&user), e),
@@ -625,7 +627,7 @@ pub async fn rotation(State(state): State<AppState>, user: WebUser, Path(key_id)
 pub async fn delete_form(
     State(state): State<AppState>,
     user: WebUser,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     Query(params): Query<PageParams>,
 ) -> Response {
     let back = local_path(params.back.as_deref(), "/settings");
@@ -661,7 +663,7 @@ pub async fn delete(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(key_id): Path<String>,
+    WebPath(key_id): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {

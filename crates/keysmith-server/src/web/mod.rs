@@ -22,13 +22,15 @@ use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::FromRequestParts;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use keysmith_store::{Membership, Team};
 use maud::{DOCTYPE, Markup, html};
+use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
@@ -70,6 +72,28 @@ pub fn routes() -> Router<AppState> {
 
 async fn home(_user: WebUser) -> Redirect {
     Redirect::to("/settings")
+}
+
+/// The pages' path-parameter extractor: axum's own `Path` answers a segment that is
+/// not UTF-8 once percent-decoded (`/%FF/service-accounts`), or a webhook ID that is
+/// not a number, with a plain-text 400. This answers the web's error page instead,
+/// as [`crate::path::ApiPath`] answers the API's JSON.
+pub struct WebPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for WebPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(failure(
+                None,
+                ApiError::InvalidRequest("this address is not valid: a part of its path cannot be read".into()),
+            )),
+            // A handler extracting parameters its route does not have: a bug here.
+            Err(other) => Err(failure(None, ApiError::Internal(other.body_text()))),
+        }
+    }
 }
 
 /// A signed-in browser: the caller with roles, the CSRF token of the session, and what

@@ -2,7 +2,7 @@
 //! audit log, users, teams and the organization's settings.
 
 use super::keys::{key_table, list, next_page};
-use super::{WebUser, failure, notice, page, q, respond, reveal, see_other, when_rfc, with_notice};
+use super::{WebPath, WebUser, failure, notice, page, q, respond, reveal, see_other, when_rfc, with_notice};
 use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
@@ -12,7 +12,7 @@ use crate::routes::{self, audit_log, orgs, teams, users};
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::body::{Bytes, to_bytes};
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keysmith_store::Org;
@@ -108,7 +108,7 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 pub async fn keys(
     State(state): State<AppState>,
     user: WebUser,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     Query(f): Query<KeyFilters>,
 ) -> Response {
     let org = match admin_org(&state, &user, &org_name).await {
@@ -220,7 +220,7 @@ pub struct AuditFilters {
 pub async fn audit_log(
     State(state): State<AppState>,
     user: WebUser,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     Query(f): Query<AuditFilters>,
 ) -> Response {
     let org = match admin_org(&state, &user, &org_name).await {
@@ -314,7 +314,7 @@ pub struct Done {
 pub async fn settings(
     State(state): State<AppState>,
     user: WebUser,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     Query(done): Query<Done>,
 ) -> Response {
     let org = match admin_org(&state, &user, &org_name).await {
@@ -363,7 +363,7 @@ pub async fn save_settings(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -475,7 +475,7 @@ async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&s
 pub async fn users(
     State(state): State<AppState>,
     user: WebUser,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     Query(done): Query<Done>,
 ) -> Response {
     let org = match admin_org(&state, &user, &org_name).await {
@@ -492,7 +492,7 @@ pub async fn create_user(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -547,7 +547,7 @@ pub async fn update_user(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path((org_name, username)): Path<(String, String)>,
+    WebPath((org_name, username)): WebPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -592,7 +592,7 @@ pub async fn update_user(
 pub async fn teams(
     State(state): State<AppState>,
     user: WebUser,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     Query(done): Query<Done>,
 ) -> Response {
     let org = match admin_org(&state, &user, &org_name).await {
@@ -639,7 +639,7 @@ pub async fn create_team(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -667,7 +667,7 @@ pub async fn create_team(
 pub async fn webhooks(
     State(state): State<AppState>,
     user: WebUser,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     Query(done): Query<Done>,
 ) -> Response {
     let org = match admin_org(&state, &user, &org_name).await {
@@ -739,7 +739,7 @@ pub async fn create_webhook(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(org_name): Path<String>,
+    WebPath(org_name): WebPath<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -788,7 +788,7 @@ pub async fn delete_webhook(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path((org_name, id)): Path<(String, i64)>,
+    WebPath((org_name, id)): WebPath<(String, i64)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -815,7 +815,7 @@ pub async fn delete_webhook(
 pub async fn deliveries(
     State(state): State<AppState>,
     user: WebUser,
-    Path((org_name, id)): Path<(String, i64)>,
+    WebPath((org_name, id)): WebPath<(String, i64)>,
 ) -> Response {
     let result =
         routes::webhooks::list_deliveries(State(state), user.caller.clone(), ApiPath((org_name.clone(), id))).await;

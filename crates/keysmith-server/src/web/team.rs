@@ -2,7 +2,7 @@
 //! team's admins and the organization's admins.
 
 use super::keys::{key_table, list};
-use super::{WebUser, failure, notice, page, q, respond, see_other, with_notice};
+use super::{WebPath, WebUser, failure, notice, page, q, respond, see_other, with_notice};
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -10,7 +10,7 @@ use crate::path::ApiPath;
 use crate::routes::service_accounts::{self, CreateServiceAccountRequest};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keysmith_core::policy;
@@ -71,7 +71,7 @@ async fn managed_team(
 pub async fn service_accounts_page(
     State(state): State<AppState>,
     user: WebUser,
-    Path(team_name): Path<String>,
+    WebPath(team_name): WebPath<String>,
     Query(params): Query<TeamParams>,
 ) -> Response {
     let (org, team) = match managed_team(&state, &user, &team_name, params.org.as_deref()).await {
@@ -141,7 +141,7 @@ pub async fn create_account(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
-    Path(team_name): Path<String>,
+    WebPath(team_name): WebPath<String>,
     Query(params): Query<TeamParams>,
     headers: HeaderMap,
     body: Bytes,
