@@ -77,6 +77,11 @@ pub struct Config {
     /// address gets 429 until the minute ends (an IPv6 /64 counts as one address);
     /// 0 turns the limit off. Keys in steady use are not held back.
     pub key_failures_per_minute: u32,
+    /// Exposed-key reports (`revoke-exposed`, API and web page) accepted per client
+    /// address per minute, whether or not the key existed, after which the address
+    /// gets 429 until the minute ends (an IPv6 /64 counts as one address); 0 turns the
+    /// limit off.
+    pub exposure_reports_per_minute: u32,
     /// Comma-separated addresses or CIDR ranges of reverse proxies whose
     /// `X-Forwarded-For` names the client, e.g. `127.0.0.1, 10.0.0.0/8`. Empty: the
     /// peer's address is the client's.
@@ -105,6 +110,7 @@ impl std::fmt::Debug for Config {
             .field("secure_cookies", &self.secure_cookies)
             .field("usage_flush_seconds", &self.usage_flush_seconds)
             .field("key_failures_per_minute", &self.key_failures_per_minute)
+            .field("exposure_reports_per_minute", &self.exposure_reports_per_minute)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
@@ -138,6 +144,7 @@ impl Default for Config {
             cache_max_keys: 100_000,
             cache_max_age_seconds: 60,
             key_failures_per_minute: 60,
+            exposure_reports_per_minute: 30,
             trusted_proxies: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
@@ -448,6 +455,7 @@ mod tests {
         let c = load(&[("KEYSMITH_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8")]).unwrap();
         assert_eq!(c.trusted_proxies, "127.0.0.1, 10.0.0.0/8");
         assert_eq!(c.key_failures_per_minute, 60);
+        assert_eq!(c.exposure_reports_per_minute, 30);
         let err = load(&[("KEYSMITH_TRUSTED_PROXIES", "10.0.0.0/8, proxy.local")])
             .unwrap_err()
             .to_string();
@@ -460,9 +468,11 @@ mod tests {
             ("KEYSMITH_TLS_CERT_FILE", "/etc/cert.pem"),
             ("KEYSMITH_TLS_KEY_FILE", "/etc/key.pem"),
             ("KEYSMITH_KEY_FAILURES_PER_MINUTE", "0"),
+            ("KEYSMITH_EXPOSURE_REPORTS_PER_MINUTE", "0"),
         ])
         .unwrap();
         assert_eq!(c.key_failures_per_minute, 0);
+        assert_eq!(c.exposure_reports_per_minute, 0);
         assert!(c.tls_cert_file.is_some());
         let c = load(&[("KEYSMITH_SERVER_SECRET_FILE", "/var/lib/keysmith/secret")]).unwrap();
         assert_eq!(c.server_secret_file.unwrap().to_str(), Some("/var/lib/keysmith/secret"));

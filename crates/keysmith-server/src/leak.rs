@@ -2,6 +2,8 @@
 //! (`POST /api/v1/api-keys/revoke-exposed`) or by GitHub's secret scanning
 //! ([`github`]). A genuine key is deleted at once; the audit log records who reported
 //! it and where it was found (`api_key.exposed`), which also announces it by webhook.
+//! Reports from holders need no credentials, so they are limited per client address
+//! ([`count_report`]).
 
 pub mod github;
 
@@ -41,6 +43,31 @@ pub enum Finding {
     AlreadyRevoked,
     /// Not a key of this server.
     NotOurs,
+}
+
+/// Counts one report from someone holding a key (`revoke-exposed`, the API or the web
+/// page) against the client's address, or refuses it with 429 once the address has
+/// sent `exposure_reports_per_minute` in the current minute. Every report counts,
+/// whatever it came to: counting only keys that were not found would let the limit
+/// tell which keys exist, which the answer never does. An IPv6 /64 counts as one
+/// address, as for failed verifications.
+pub fn count_report(state: &AppState, address: &str) -> Result<(), ApiError> {
+    let limiter = &state.exposure_reports_by_address;
+    if limiter.max_failures() == 0 {
+        return Ok(());
+    }
+    let key = verify::limit_key(address);
+    let now = state.now();
+    limiter
+        .check(&key, now)
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
+    if limiter.record_failure(&key, now) == limiter.max_failures() {
+        tracing::warn!(
+            source.address = address,
+            "too many exposed-key reports from this address; refusing it for a minute"
+        );
+    }
+    Ok(())
 }
 
 /// Revokes `presented` if it is a genuine key. Never says more than [`Finding`].

@@ -18,6 +18,8 @@ pub const SIGN_IN_FAILURES_PER_ADDRESS: u32 = 30;
 pub const SIGN_IN_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// The window of the failed-verification limit per source address.
 pub const KEY_FAILURE_WINDOW_MS: i64 = 60 * 1000;
+/// The window of the exposed-key report limit per source address.
+pub const EXPOSURE_REPORT_WINDOW_MS: i64 = 60 * 1000;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -40,6 +42,9 @@ pub struct Inner {
     pub sign_in_by_address: FailureLimiter,
     /// Failed key verifications per source address (an IPv6 /64 counts as one).
     pub key_failures_by_address: FailureLimiter,
+    /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
+    /// counted: counting only unknown keys would tell which keys exist.
+    pub exposure_reports_by_address: FailureLimiter,
     pub trusted_proxies: TrustedProxies,
     /// GitHub's secret scanning keys; empty when not configured.
     pub github_keys: GitHubKeys,
@@ -96,6 +101,8 @@ pub struct Settings {
     pub cache_max_age_ms: i64,
     /// Failed verifications allowed per source address per minute; 0: no limit.
     pub key_failures_per_minute: u32,
+    /// Exposed-key reports accepted per source address per minute; 0: no limit.
+    pub exposure_reports_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
 }
@@ -112,6 +119,7 @@ impl Default for Settings {
             cache_max_keys: 100_000,
             cache_max_age_ms: 60_000,
             key_failures_per_minute: 60,
+            exposure_reports_per_minute: 30,
             trusted_proxies: TrustedProxies::default(),
         }
     }
@@ -144,6 +152,10 @@ impl AppState {
             sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
             sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
             key_failures_by_address: FailureLimiter::new(settings.key_failures_per_minute, KEY_FAILURE_WINDOW_MS),
+            exposure_reports_by_address: FailureLimiter::new(
+                settings.exposure_reports_per_minute,
+                EXPOSURE_REPORT_WINDOW_MS,
+            ),
             trusted_proxies: settings.trusted_proxies,
             github_keys: settings.github_keys,
             server_secret: settings.server_secret,

@@ -6,6 +6,7 @@
 mod common;
 
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
 use common::{Auth, Reply, TestApp};
@@ -16,6 +17,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
 
 async fn viewer(app: &TestApp, key: &str) -> StatusCode {
     app.request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key.to_owned()), None)
@@ -82,6 +84,111 @@ async fn whoever_holds_a_key_can_revoke_it_and_the_answer_never_tells_whether_it
         StatusCode::BAD_REQUEST,
         "a malformed request is still an error"
     );
+}
+
+/// A `revoke-exposed` request with this raw body, from `peer`.
+async fn revoke_from(app: &TestApp, body: &str, peer: &str) -> Reply {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/api-keys/revoke-exposed")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    app.send(request).await
+}
+
+fn report_of(key: &str) -> String {
+    json!({ "key": key }).to_string()
+}
+
+fn unknown_key() -> String {
+    keysmith_core::generate_v1(&keysmith_core::KeyPrefix::default())
+        .unwrap()
+        .plaintext
+        .expose()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn reports_are_limited_per_address_and_every_report_counts() {
+    let app = TestApp::sqlite_with(Settings {
+        exposure_reports_per_minute: 3,
+        ..Settings::default()
+    })
+    .await;
+    let admin = app.admin().await;
+    let (leaked, _) = app.create_key(&admin, "leaked").await;
+    let (spared, _) = app.create_key(&admin, "spared").await;
+    let reporter = "203.0.113.9:5000";
+
+    // A genuine key, an unknown one and garbage all count alike, and get the same answer…
+    let first = revoke_from(&app, &report_of(&leaked), reporter).await;
+    for body in [report_of(&unknown_key()), report_of("not a key")] {
+        let r = revoke_from(&app, &body, reporter).await;
+        assert_eq!((r.status, &r.text), (StatusCode::ACCEPTED, &first.text));
+    }
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(viewer(&app, &leaked).await, StatusCode::UNAUTHORIZED);
+    // …then the address is refused, whatever it sends: a genuine key is not revoked, a
+    // malformed body is not even judged.
+    for body in [report_of(&spared), report_of(&unknown_key()), "{".to_owned()] {
+        let r = revoke_from(&app, &body, reporter).await;
+        assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+        assert_eq!(r.code(), "rate_limited");
+        assert_eq!(r.headers[header::RETRY_AFTER], "60");
+        assert!(!r.text.contains(&spared), "the answer echoes the key");
+    }
+    assert_eq!(
+        viewer(&app, &spared).await,
+        StatusCode::OK,
+        "refused reports revoke nothing"
+    );
+
+    // Other addresses are not affected; an IPv6 /64 is one address.
+    let r = revoke_from(&app, &report_of(&unknown_key()), "198.51.100.7:5000").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    for host in ["1", "2", "3"] {
+        let peer = format!("[2001:db8:1:2::{host}]:5000");
+        let r = revoke_from(&app, &report_of(&unknown_key()), &peer).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{peer}");
+    }
+    let r = revoke_from(&app, &report_of(&unknown_key()), "[2001:db8:1:2:ffff::9]:5000").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "the same /64");
+    let r = revoke_from(&app, &report_of(&unknown_key()), "[2001:db8:1:3::1]:5000").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "the next /64");
+
+    // The window ends.
+    app.clock.advance_ms(45_000);
+    let r = revoke_from(&app, &report_of(&spared), reporter).await;
+    assert_eq!(r.headers[header::RETRY_AFTER], "15");
+    app.clock.advance_ms(15_000);
+    let r = revoke_from(&app, &report_of(&spared), reporter).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    assert_eq!(viewer(&app, &spared).await, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn thirty_reports_a_minute_by_default_and_zero_turns_the_limit_off() {
+    let app = TestApp::sqlite().await;
+    for _ in 0..30 {
+        let r = revoke_from(&app, &report_of("not a key"), "203.0.113.9:5000").await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
+    let r = revoke_from(&app, &report_of("not a key"), "203.0.113.9:5000").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+
+    let app = TestApp::sqlite_with(Settings {
+        exposure_reports_per_minute: 0,
+        ..Settings::default()
+    })
+    .await;
+    for _ in 0..100 {
+        let r = revoke_from(&app, &report_of("not a key"), "203.0.113.9:5000").await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+    }
 }
 
 struct GitHub {

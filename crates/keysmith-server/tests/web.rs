@@ -619,3 +619,57 @@ async fn a_path_that_does_not_decode_gets_the_web_error_page() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with("/login?next="), "{}", location(&r));
 }
+
+#[tokio::test]
+async fn the_revocation_page_shares_the_limit_and_explains_a_refusal() {
+    let app = TestApp::sqlite_with(keysmith_server::Settings {
+        exposure_reports_per_minute: 2,
+        ..keysmith_server::Settings::default()
+    })
+    .await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let (key, _) = app.create_key(&Auth::Session(s.clone()), "leaky").await;
+    // One report through the API and one through the page use up the address's two.
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/api-keys/revoke-exposed",
+            &Auth::None,
+            Some(json!({"key": "not a key"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+    let r = post(&app, None, "/revoke-exposed", &[("key", "not a key either")]).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let r = post(&app, None, "/revoke-exposed", &[("key", &key)]).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert_eq!(r.headers[header::RETRY_AFTER], "60");
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(r.text.starts_with("<!DOCTYPE html>"), "{}", r.text);
+    assert!(
+        r.text
+            .contains("Too many reports from your address. Try again in 60 seconds."),
+        "{}",
+        r.text
+    );
+    assert!(
+        r.text.contains("action=\"/revoke-exposed\""),
+        "the form, to try again later"
+    );
+    assert!(!r.text.contains(&key), "the key is not echoed");
+    let me = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key.clone()), None)
+        .await;
+    assert_eq!(me.status, StatusCode::OK, "a refused report revokes nothing");
+    // The API is refused for the address too.
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/api-keys/revoke-exposed",
+            &Auth::None,
+            Some(json!({"key": key})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+}

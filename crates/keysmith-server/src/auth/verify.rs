@@ -100,7 +100,7 @@ pub async fn verify_key(state: &AppState, presented: &str, client: Client<'_>) -
 
 /// What the failure limit counts by: the address, or for IPv6 its /64 (one host
 /// commonly holds a whole /64).
-fn limit_key(address: &str) -> String {
+pub(crate) fn limit_key(address: &str) -> String {
     match address.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
             let s = v6.segments();

@@ -517,17 +517,24 @@ pub async fn rotate_api_key(
 
 /// Revoke a key that was exposed: whoever holds a key may revoke it, without signing
 /// in. The answer is the same whether or not the key existed, so this cannot be used
-/// to test keys.
+/// to test keys. Every report counts against the client's address: after
+/// `exposure_reports_per_minute` (30) in a minute it gets 429 until the minute ends.
 #[utoipa::path(post, path = "/api/v1/api-keys/revoke-exposed", tag = "api-keys", request_body = RevokeExposedRequest,
     responses(
         (status = 202, body = RevokeExposedResponse, description = "Received; a genuine key no longer works"),
         (status = 400, body = ErrorBody), JsonBodyRejections,
+        (status = 429, body = ErrorBody,
+            description = "`rate_limited`: too many reports from this address in the last minute; retry after Retry-After",
+            headers(("Retry-After" = u64, description = "Seconds until the address may report again"))),
     ))]
 pub async fn revoke_exposed(
     State(state): State<AppState>,
     SourceAddr(source): SourceAddr,
-    ApiJson(request): ApiJson<RevokeExposedRequest>,
+    request: Result<ApiJson<RevokeExposedRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
+    // Counted before the body is judged: every request from the address counts.
+    crate::leak::count_report(&state, &source)?;
+    let ApiJson(request) = request?;
     let key = SecretString::new(request.key);
     crate::leak::revoke(&state, key.expose(), &crate::leak::Report::Holder, &source).await?;
     let body = RevokeExposedResponse { status: "received" };

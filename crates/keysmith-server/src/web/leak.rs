@@ -1,5 +1,6 @@
 //! `/revoke-exposed`: anyone who finds a leaked key revokes it here, signed in or not.
-//! The answer is the same whether or not the key existed.
+//! The answer is the same whether or not the key existed. Reports share the API's
+//! limit per client address; over it, the form comes back with 429 and a message.
 
 use super::{cross_site, failure, page, respond};
 use crate::auth::source::SourceAddr;
@@ -8,12 +9,17 @@ use crate::leak::{Report, revoke};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use keysmith_core::SecretString;
 use maud::html;
 
 pub async fn form() -> Response {
+    respond(StatusCode::OK, form_page(None))
+}
+
+/// The form, with a message above it when a report was refused.
+fn form_page(refused: Option<&str>) -> maud::Markup {
     let body = html! {
         h1 { "Revoke an exposed API key" }
         p {
@@ -21,13 +27,16 @@ pub async fn form() -> Response {
             "at once, everywhere. You do not need to sign in or to own the key. The organization's "
             "admins see the revocation in their audit log."
         }
+        @if let Some(message) = refused {
+            p.error role="alert" { (message) }
+        }
         form.stack method="post" action="/revoke-exposed" autocomplete="off" {
             label for="exposed-key" { "Exposed key" }
             input #exposed-key name="key" type="password" required autocomplete="off" spellcheck="false";
             div.buttons { button.danger type="submit" { "Revoke key" } }
         }
     };
-    respond(StatusCode::OK, page(None, "Revoke an exposed key", body))
+    page(None, "Revoke an exposed key", body)
 }
 
 pub async fn submit(
@@ -38,6 +47,19 @@ pub async fn submit(
 ) -> Response {
     if cross_site(&headers) {
         return failure(None, ApiError::CsrfTokenInvalid);
+    }
+    // The same count as the API's: one budget per address for both.
+    match crate::leak::count_report(&state, &source) {
+        Ok(()) => {}
+        Err(ApiError::RateLimited { retry_after_secs }) => {
+            let message = format!("Too many reports from your address. Try again in {retry_after_secs} seconds.");
+            let mut response = respond(StatusCode::TOO_MANY_REQUESTS, form_page(Some(&message)));
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return response;
+        }
+        Err(other) => return failure(None, other),
     }
     let fields = super::Fields::parse(&body);
     let key = SecretString::new(fields.get("key").unwrap_or("").trim().to_owned());
