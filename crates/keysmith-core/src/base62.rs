@@ -12,6 +12,13 @@ pub const fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
+/// Whether every byte of `s` is base62. Looks at every byte without stopping early,
+/// which lets the compiler check many bytes per instruction: this runs on each
+/// presented key.
+pub fn all_base62(s: &[u8]) -> bool {
+    s.iter().fold(true, |ok, &b| ok & is_base62(b))
+}
+
 /// `value` in base62, most significant digit first, left-padded with `0` to `width`
 /// characters. Digits beyond `width` are dropped, so callers choose a width that holds
 /// the largest value (6 digits hold any `u32`: 62^6 > 2^32).
@@ -75,6 +82,20 @@ mod tests {
         assert_eq!(&out, b"000010");
         encode_padded(u64::from(u32::MAX), &mut out);
         assert_eq!(&out, b"4gfFC3");
+    }
+
+    #[test]
+    fn all_base62_refuses_any_single_foreign_byte_anywhere() {
+        assert!(all_base62(b""));
+        assert!(all_base62(ALPHABET));
+        for b in 0..=255u8 {
+            assert_eq!(all_base62(&[b]), ALPHABET.contains(&b), "byte {b}");
+            for at in [0, 31, 48] {
+                let mut s = [b'a'; 49];
+                s[at] = b;
+                assert_eq!(all_base62(&s), ALPHABET.contains(&b), "byte {b} at {at}");
+            }
+        }
     }
 
     #[test]

@@ -87,7 +87,7 @@ impl Default for KeyPrefix {
 }
 
 fn is_prefix(s: &str) -> bool {
-    (1..=MAX_PREFIX_LEN).contains(&s.len()) && s.bytes().all(base62::is_base62)
+    (1..=MAX_PREFIX_LEN).contains(&s.len()) && base62::all_base62(s.as_bytes())
 }
 
 /// The public identifier of a stored key, used in URLs, lists and logs.
@@ -139,7 +139,7 @@ impl KeyId {
 /// `legacy_<27 base62>`: no `_` after the first, unlike a v1 key ID with that prefix.
 fn is_legacy_handle(s: &str) -> bool {
     s.strip_prefix(LEGACY_HANDLE_PREFIX)
-        .is_some_and(|rest| rest.len() == KEY_ID_RANDOM_LEN && rest.bytes().all(base62::is_base62))
+        .is_some_and(|rest| rest.len() == KEY_ID_RANDOM_LEN && base62::all_base62(rest.as_bytes()))
 }
 
 impl From<V1Key<'_>> for KeyId {
@@ -166,7 +166,7 @@ fn split_v1_key_id(s: &str) -> Option<&str> {
     let underscore = s.find('_')?;
     let (prefix, rest) = s.split_at(underscore);
     let random = rest.strip_prefix("_v1_")?;
-    (is_prefix(prefix) && random.len() == KEY_ID_RANDOM_LEN && random.bytes().all(base62::is_base62)).then_some(prefix)
+    (is_prefix(prefix) && random.len() == KEY_ID_RANDOM_LEN && base62::all_base62(random.as_bytes())).then_some(prefix)
 }
 
 /// The SHA-256 digest stored for a key. Not secret, but compared in constant time so
@@ -288,7 +288,7 @@ fn parse_v1(s: &str) -> Result<Option<V1Key<'_>>, KeyFormatError> {
     let Some(hashed_tail) = rest.strip_prefix('_') else {
         return Ok(None);
     };
-    if split_v1_key_id(key_id).is_none() || !hashed_tail.bytes().all(base62::is_base62) {
+    if split_v1_key_id(key_id).is_none() || !base62::all_base62(hashed_tail.as_bytes()) {
         return Ok(None);
     }
     let (checked, checksum) = s.split_at(s.len() - CHECKSUM_LEN);
@@ -304,7 +304,7 @@ fn is_legacy(s: &str) -> bool {
         Some(_) => return false,
         None => s,
     };
-    body.len() == LEGACY_BODY_LEN && body.bytes().all(base62::is_base62)
+    body.len() == LEGACY_BODY_LEN && base62::all_base62(body.as_bytes())
 }
 
 /// CRC32 (IEEE) of `checked`, as a big-endian base62 number left-padded to 6.

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod connection;
 mod error;
 mod graphql;
 mod handoff;
@@ -35,6 +36,7 @@ pub mod webhooks;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigOverrides};
+pub use connection::Connections;
 pub use error::ApiError;
 pub use openapi::openapi_document;
 pub use routes::router;

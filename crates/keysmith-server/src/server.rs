@@ -6,7 +6,6 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::leak::github::GitHubKeys;
-use crate::routes::router;
 use crate::state::{AppState, ServerSecret, Settings};
 use base64::Engine;
 use keysmith_core::SecretString;
@@ -136,6 +135,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             secure_cookies: config.secure_cookies || tls.is_some(),
             hsts: tls.is_some(),
             key_failures_per_minute: config.key_failures_per_minute,
+            exposure_reports_per_minute: config.exposure_reports_per_minute,
             trusted_proxies,
             github_keys,
             server_secret,
@@ -164,15 +164,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     println!("  CLI:       keysmith login --host {scheme}://{addr}");
     tracing::info!(listen.address = %addr, listen.scheme = scheme, "serving");
 
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = crate::connection::Connections::new(state.clone());
     let served = match tls {
         None => axum::serve(listener, app).with_graceful_shutdown(shutdown).await,
         Some(acceptor) => {
-            use axum::serve::ListenerExt;
-            // tap_io: axum names a wrapped listener's peer by its own `Addr` type.
-            let listener = crate::tls::TlsListener::new(listener, acceptor)
-                .map_err(RunError::Serve)?
-                .tap_io(|_| {});
+            let listener = crate::tls::TlsListener::new(listener, acceptor).map_err(RunError::Serve)?;
             axum::serve(listener, app).with_graceful_shutdown(shutdown).await
         }
     };

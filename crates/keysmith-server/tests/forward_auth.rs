@@ -83,6 +83,48 @@ async fn forward_auth_answers_identity_headers_or_401() {
     assert!(r.headers.get("x-keysmith-user").is_none());
 }
 
+/// The server answers forward auth on the connection, before the router; an
+/// application driven without the server's connection (`keysmith_server::router`)
+/// answers it through the router. The two must agree on which paths are forward auth.
+#[tokio::test]
+async fn the_connection_and_the_router_agree_on_forward_auth_paths() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let (key, key_id) = app.create_key(&admin, "proxy").await;
+    let mut answered = 0;
+    for path in [
+        "/api/v1/forward-auth",
+        "/api/v1/forward-auth?x=1",
+        "/api/v1/forward-auth/",
+        "/api/v1/forward-auth/a/b?x=1",
+        "/api/v1/forward-authx",
+        "/api/v1/forward-aut",
+        "/api/v1/Forward-auth",
+        "/api/v1//forward-auth",
+    ] {
+        let request = || {
+            Request::builder()
+                .uri(path)
+                .header(header::AUTHORIZATION, format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap()
+        };
+        let by_connection = app.send(request()).await;
+        let by_router = tower::ServiceExt::oneshot(app.router.clone(), request()).await.unwrap();
+        assert_eq!(by_connection.status, by_router.status(), "{path}");
+        assert_eq!(
+            by_connection.headers.get("x-keysmith-key-id"),
+            by_router.headers().get("x-keysmith-key-id"),
+            "{path}"
+        );
+        if by_connection.status == StatusCode::OK {
+            assert_eq!(by_connection.headers["x-keysmith-key-id"], key_id.as_str());
+            answered += 1;
+        }
+    }
+    assert_eq!(answered, 4, "forward auth answers its path and everything below it");
+}
+
 #[tokio::test]
 async fn metrics_count_verifications_cache_use_and_requests_by_route() {
     let app = TestApp::sqlite().await;

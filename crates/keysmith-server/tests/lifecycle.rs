@@ -284,19 +284,17 @@ async fn a_key_remembers_its_recent_sources_under_concurrent_use() {
     let (key, key_id) = app.create_key(&admin, "shared").await;
     let mut tasks = Vec::new();
     for i in 0..64u8 {
-        let router = app.router.clone();
         let key = key.clone();
+        // 16 addresses x 4 user agents = 16 distinct sources.
+        let connection = app.connection(SocketAddr::from(([10, 0, 0, i % 16], 5000)));
         tasks.push(tokio::spawn(async move {
-            let mut request = Request::builder()
+            let request = Request::builder()
                 .uri("/api/v1/viewer")
                 .header(header::AUTHORIZATION, format!("Bearer {key}"))
                 .header(header::USER_AGENT, format!("wandb/0.31 worker-{}", i % 4))
                 .body(Body::empty())
                 .unwrap();
-            // 16 addresses x 4 user agents = 16 distinct sources.
-            let address = SocketAddr::from(([10, 0, 0, i % 16], 5000));
-            request.extensions_mut().insert(ConnectInfo(address));
-            router.oneshot(request).await.unwrap().status()
+            connection.oneshot(request).await.unwrap().status()
         }));
     }
     for t in tasks {

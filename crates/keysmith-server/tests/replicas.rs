@@ -176,7 +176,9 @@ async fn no_acceptance_after_the_delete_answered(app: &TestApp) {
         let late_accepts = Arc::new(AtomicUsize::new(0));
         let mut workers = Vec::new();
         for _ in 0..4 {
-            let router = app.router.clone();
+            // Their refusals after the delete count against their own address, so
+            // the test's own requests (from common::PEER) are never held back.
+            let connection = app.connection(std::net::SocketAddr::from(([127, 0, 0, 2], 40000)));
             let (key, deleted, late_accepts) = (key.clone(), deleted.clone(), late_accepts.clone());
             workers.push(tokio::spawn(async move {
                 for _ in 0..60 {
@@ -186,7 +188,7 @@ async fn no_acceptance_after_the_delete_answered(app: &TestApp) {
                         .header("authorization", format!("Bearer {key}"))
                         .body(axum::body::Body::empty())
                         .unwrap();
-                    let accepted = tower::ServiceExt::oneshot(router.clone(), request)
+                    let accepted = tower::ServiceExt::oneshot(connection.clone(), request)
                         .await
                         .unwrap()
                         .status()

@@ -47,15 +47,21 @@ pub fn presented_key(headers: &HeaderMap) -> Result<Option<Presented<'_>>, ApiEr
         let value = value
             .to_str()
             .map_err(|_| ApiError::MalformedAuthorization("X-API-Key is not ASCII"))?;
-        return Ok(Some(Presented::Borrowed(value.trim())));
+        return Ok(Some(Presented::Borrowed(value.trim_ascii())));
     }
     Ok(None)
 }
 
 /// Parses an `Authorization` header value. Never panics, whatever the input.
+/// (A header value that reads as text is visible ASCII, spaces and tabs, so ASCII
+/// trimming is all the trimming it needs.)
 pub fn parse_authorization(value: &str) -> Result<Presented<'_>, ApiError> {
-    let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value.trim(), ""));
-    let rest = rest.trim();
+    let value = value.trim_ascii();
+    let (scheme, rest) = match value.bytes().position(|b| b == b' ') {
+        Some(space) => (value.get(..space).unwrap_or(""), value.get(space + 1..).unwrap_or("")),
+        None => (value, ""),
+    };
+    let rest = rest.trim_ascii();
     if scheme.eq_ignore_ascii_case("bearer") {
         if rest.is_empty() {
             return Err(ApiError::MalformedAuthorization("Bearer without a key"));

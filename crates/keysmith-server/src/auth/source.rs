@@ -60,8 +60,8 @@ impl TrustedProxies {
 /// The client's address: the peer's, or behind trusted proxies the first untrusted
 /// hop of `X-Forwarded-For` read from the right. A malformed entry ends the walk at
 /// the last hop known good.
-pub fn client_ip(trusted: &TrustedProxies, extensions: &Extensions, headers: &HeaderMap) -> Option<IpAddr> {
-    let peer = extensions.get::<ConnectInfo<SocketAddr>>()?.0.ip();
+pub fn client_ip(trusted: &TrustedProxies, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = peer?.ip();
     if !trusted.contains(peer) {
         return Some(peer);
     }
@@ -83,6 +83,12 @@ pub fn client_ip(trusted: &TrustedProxies, extensions: &Extensions, headers: &He
     Some(client)
 }
 
+/// The connection's remote address, which the server puts in every request that
+/// goes through the application; `None` when driven without a socket.
+pub fn peer(extensions: &Extensions) -> Option<SocketAddr> {
+    extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0)
+}
+
 /// The client's IP address as text, formatted on the stack (an IPv6 address takes at
 /// most 45 characters): the hot path names a request's source without allocating.
 pub struct AddressText {
@@ -92,9 +98,13 @@ pub struct AddressText {
 
 impl AddressText {
     pub fn of(trusted: &TrustedProxies, extensions: &Extensions, headers: &HeaderMap) -> Self {
+        Self::of_peer(trusted, peer(extensions), headers)
+    }
+
+    pub fn of_peer(trusted: &TrustedProxies, peer: Option<SocketAddr>, headers: &HeaderMap) -> Self {
         use std::io::Write;
         let mut text = Self { buf: [0; 48], len: 0 };
-        match client_ip(trusted, extensions, headers) {
+        match client_ip(trusted, peer, headers) {
             // The common case by hand: `write!` costs several hundred instructions.
             Some(IpAddr::V4(v4)) => {
                 for (i, octet) in v4.octets().into_iter().enumerate() {
@@ -146,6 +156,7 @@ pub fn user_agent(headers: &HeaderMap) -> &str {
 
 #[cfg(test)]
 mod tests {
+    use super::peer as peer_of;
     use super::*;
     use axum::http::HeaderValue;
 
@@ -187,7 +198,7 @@ mod tests {
     fn forwarded_for_counts_only_behind_a_trusted_proxy() {
         let trusted = TrustedProxies::parse("127.0.0.1, 10.0.0.0/8").unwrap();
         let headers = forwarded(&["203.0.113.9, 10.1.2.3"]);
-        let ip = |ext: &Extensions, h: &HeaderMap| client_ip(&trusted, ext, h).unwrap().to_string();
+        let ip = |ext: &Extensions, h: &HeaderMap| client_ip(&trusted, peer_of(ext), h).unwrap().to_string();
         // Untrusted peer: its own address, whatever it claims.
         assert_eq!(ip(&peer("198.51.100.7:1"), &headers), "198.51.100.7");
         // Trusted peer: the rightmost untrusted hop; a spoofed left part is ignored.

@@ -74,28 +74,50 @@ impl Refusal {
 /// the minute is over, without a database read, while the keys it holds that are
 /// in the cache (keys in steady use) keep working.
 pub async fn verify_key(state: &AppState, presented: &str, client: Client<'_>) -> Result<Verified, ApiError> {
-    let cached = match verify_cached(state, presented) {
-        Some(Ok(verified)) => return finish(state, Ok(verified), client),
+    match verify_now(state, presented, client) {
+        Some(done) => done,
+        None => verify_stored(state, presented, client).await,
+    }
+}
+
+/// Everything verification can decide without the database: a key in the cache, a
+/// malformed key or a bad checksum, an address over its failure limit. `None` when
+/// the store must be asked; then [`verify_stored`] finishes the job.
+pub fn verify_now(state: &AppState, presented: &str, client: Client<'_>) -> Option<Result<Verified, ApiError>> {
+    let now = state.now();
+    let cached = match verify_cached(state, presented, now) {
+        Some(Ok(verified)) => return Some(finish(state, Ok(verified), client, now)),
         other => other,
     };
-    let limited = limit_key(client.address);
-    let now = state.now();
-    let limiter = &state.key_failures_by_address;
-    if let Err(retry_after_secs) = limiter.check(&limited, now) {
+    if let Err(retry_after_secs) = state.key_failures_by_address.check(&limit_key(client.address), now) {
         state.metrics.verified(Outcome::RateLimited);
-        return Err(ApiError::RateLimited { retry_after_secs });
+        return Some(Err(ApiError::RateLimited { retry_after_secs }));
     }
-    let result = match cached {
-        Some(result) => result,
-        None => check(state, presented).await?,
-    };
-    if result.is_err() && limiter.record_failure(&limited, now) == limiter.max_failures() {
+    cached.map(|result| finish_counted(state, result, client, now))
+}
+
+/// The rest of [`verify_key`] after [`verify_now`] answered `None`: the store read,
+/// which also fills the cache.
+pub async fn verify_stored(state: &AppState, presented: &str, client: Client<'_>) -> Result<Verified, ApiError> {
+    let result = check(state, presented).await?;
+    finish_counted(state, result, client, state.now())
+}
+
+/// [`finish`], counting a refusal against the client's address.
+fn finish_counted(
+    state: &AppState,
+    result: Result<Verified, Refusal>,
+    client: Client<'_>,
+    now: i64,
+) -> Result<Verified, ApiError> {
+    let limiter = &state.key_failures_by_address;
+    if result.is_err() && limiter.record_failure(&limit_key(client.address), now) == limiter.max_failures() {
         tracing::warn!(
             source.address = client.address,
             "too many failed API key verifications from this address; refusing it for a minute"
         );
     }
-    finish(state, result, client)
+    finish(state, result, client, now)
 }
 
 /// What the failure limit counts by: the address, or for IPv6 its /64 (one host
@@ -112,7 +134,7 @@ pub(crate) fn limit_key(address: &str) -> String {
 
 /// The part of verification that needs no database: a malformed key, a bad checksum,
 /// or a key in the cache. `None` when the store must be asked.
-pub fn verify_cached(state: &AppState, presented: &str) -> Option<Result<Verified, Refusal>> {
+fn verify_cached(state: &AppState, presented: &str, now: i64) -> Option<Result<Verified, Refusal>> {
     let parsed = match PresentedKey::parse(presented) {
         Ok(p) => p,
         Err(keysmith_core::KeyFormatError::BadChecksum) => return Some(Err(Refusal::BadChecksum)),
@@ -121,16 +143,20 @@ pub fn verify_cached(state: &AppState, presented: &str) -> Option<Result<Verifie
     let PresentedKey::V1(v1) = parsed else {
         return None;
     };
-    let now = state.now();
     let entry = state.cache.get(v1.key_id(), now)?;
     Some(judge(KeyId::from(v1), &entry, &parsed.digest(), now))
 }
 
 /// Records the outcome: the use and its source when accepted, the metric either way.
-pub fn finish(state: &AppState, result: Result<Verified, Refusal>, client: Client<'_>) -> Result<Verified, ApiError> {
+fn finish(
+    state: &AppState,
+    result: Result<Verified, Refusal>,
+    client: Client<'_>,
+    now: i64,
+) -> Result<Verified, ApiError> {
     match result {
         Ok(verified) => {
-            state.usage.record(&verified.key_id, state.now(), client);
+            state.usage.record(&verified.key_id, now, client);
             state.metrics.verified(Outcome::Accepted);
             Ok(verified)
         }

@@ -12,6 +12,8 @@ use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+use std::time::Instant;
 
 pub const KIND: HeaderName = HeaderName::from_static("x-keysmith-principal-kind");
 pub const USER: HeaderName = HeaderName::from_static("x-keysmith-user");
@@ -19,10 +21,12 @@ pub const USER_ID: HeaderName = HeaderName::from_static("x-keysmith-user-id");
 pub const ORGS: HeaderName = HeaderName::from_static("x-keysmith-orgs");
 pub const KEY_ID: HeaderName = HeaderName::from_static("x-keysmith-key-id");
 
-/// A verified answer's headers for `owner`, with a placeholder key ID that each
-/// answer replaces in place. Values a header cannot carry are left out.
+/// A verified answer's headers for `owner`, with a placeholder key ID (first, where
+/// each answer finds it at once and writes its own). Values a header cannot carry are
+/// left out.
 fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(8);
+    h.insert(KEY_ID, HeaderValue::from_static(""));
     h.insert(KIND, HeaderValue::from_static(owner.kind.as_str()));
     if let Ok(user) = HeaderValue::from_str(&owner.username) {
         h.insert(USER, user);
@@ -31,7 +35,6 @@ fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
     if let Ok(orgs) = HeaderValue::from_str(&owner.orgs) {
         h.insert(ORGS, orgs);
     }
-    h.insert(KEY_ID, HeaderValue::from_static(""));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h
 }
@@ -47,28 +50,98 @@ fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
             headers(("Retry-After" = u64, description = "Seconds until the address may try again"))),
     ))]
 pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
-    // The request is read in place: neither its headers nor its address are copied.
-    let headers = request.headers();
-    let presented = match credentials::presented_key(headers) {
-        Ok(Some(key)) => key,
-        Ok(None) => return refuse(ApiError::Unauthenticated),
-        Err(e) => return refuse(e),
+    let peer = source::peer(request.extensions());
+    answer(&state, request.headers(), peer).await
+}
+
+/// The path forward auth answers on. Proxies send the client's method; Envoy appends
+/// the client's path, so everything below it is answered too.
+pub const PATH: &str = "/api/v1/forward-auth";
+
+/// Whether a request path is forward auth's: [`PATH`] or anything below it.
+pub fn is_forward_auth(path: &str) -> bool {
+    path.strip_prefix(PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Answers a forward-auth request; `peer` is the connection's remote address.
+pub async fn answer(state: &AppState, headers: &HeaderMap, peer: Option<SocketAddr>) -> Response {
+    let started = Instant::now();
+    match answer_now(state, headers, peer, started) {
+        Some(response) => response,
+        None => answer_stored(state, headers, peer, started).await,
+    }
+}
+
+/// The answer when the process can give it alone: no key, a key from the cache, a
+/// malformed key, an address over its limit. `None` when the store must be read.
+/// This is the whole of a warm request, with no future to allocate.
+pub fn answer_now(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    started: Instant,
+) -> Option<Response> {
+    let result = match Caller::of(state, headers, peer) {
+        Ok(caller) => verify::verify_now(state, caller.presented.expose(), caller.client())?,
+        Err(e) => Err(e),
     };
-    let address = AddressText::of(&state.trusted_proxies, request.extensions(), headers);
-    let client = verify::Client {
-        address: address.as_str(),
-        user_agent: source::user_agent(headers),
+    Some(respond(state, result, started))
+}
+
+/// The answer after a store read, when [`answer_now`] could not give it.
+pub async fn answer_stored(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+    started: Instant,
+) -> Response {
+    let result = match Caller::of(state, headers, peer) {
+        Ok(caller) => verify::verify_stored(state, caller.presented.expose(), caller.client()).await,
+        Err(e) => Err(e),
     };
-    let started = std::time::Instant::now();
-    let result = verify::verify_key(&state, presented.expose(), client).await;
+    respond(state, result, started)
+}
+
+/// What the request presents: the key (read in place, not copied), and where it
+/// comes from.
+struct Caller<'r> {
+    presented: credentials::Presented<'r>,
+    address: AddressText,
+    user_agent: &'r str,
+}
+
+impl<'r> Caller<'r> {
+    fn of(state: &AppState, headers: &'r HeaderMap, peer: Option<SocketAddr>) -> Result<Self, ApiError> {
+        let presented = credentials::presented_key(headers)?.ok_or(ApiError::Unauthenticated)?;
+        Ok(Self {
+            presented,
+            address: AddressText::of_peer(&state.trusted_proxies, peer, headers),
+            user_agent: source::user_agent(headers),
+        })
+    }
+
+    fn client(&self) -> verify::Client<'_> {
+        verify::Client {
+            address: self.address.as_str(),
+            user_agent: self.user_agent,
+        }
+    }
+}
+
+fn respond(state: &AppState, result: Result<verify::Verified, ApiError>, started: Instant) -> Response {
     let mut response = match result {
         Ok(v) => {
             let mut response = StatusCode::OK.into_response();
             // The owner's headers, cloned (no header name hashed, no value copied), and
             // this key's ID in the slot kept for it.
-            *response.headers_mut() = v.owner.answer_headers(answer_headers).clone();
-            if let Ok(key_id) = HeaderValue::from_str(v.key_id.as_str()) {
-                response.headers_mut().insert(KEY_ID, key_id);
+            let headers = response.headers_mut();
+            *headers = v.owner.answer_headers(answer_headers).clone();
+            let slot = headers
+                .iter_mut()
+                .find_map(|(name, value)| (name == KEY_ID).then_some(value));
+            if let (Some(slot), Ok(key_id)) = (slot, HeaderValue::from_str(v.key_id.as_str())) {
+                *slot = key_id;
             }
             response
         }

@@ -71,10 +71,13 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     // Forward auth is the hot path of a proxy in front of every request: it is served
     // before the full application and its middleware, with its own headers and metric.
-    // Proxies send the client's method; Envoy appends the client's path.
+    // Proxies send the client's method; Envoy appends the client's path, which may be
+    // just `/`. (The server's connection answers these before the router does:
+    // `crate::connection`; this is for the router driven on its own.)
     let full = application(state.clone());
     Router::new()
-        .route("/api/v1/forward-auth", any(forward_auth::forward_auth))
+        .route(forward_auth::PATH, any(forward_auth::forward_auth))
+        .route("/api/v1/forward-auth/", any(forward_auth::forward_auth))
         .route("/api/v1/forward-auth/{*path}", any(forward_auth::forward_auth))
         .with_state(state)
         .fallback_service(full)

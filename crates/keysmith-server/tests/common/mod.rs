@@ -1,6 +1,7 @@
 //! A Keysmith application for tests: the real router on a real store (SQLite in a
-//! temporary directory, or a throwaway PostgreSQL database), driven without a socket,
-//! with a clock the test moves by hand.
+//! temporary directory, or a throwaway PostgreSQL database), driven without a socket
+//! but through the same per-connection service the server runs, with a clock the test
+//! moves by hand.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,7 +13,8 @@ use http_body_util::BodyExt;
 use keysmith_core::SecretString;
 use keysmith_core::role::{OrgRole, PrincipalKind};
 use keysmith_server::auth::password::hash_password;
-use keysmith_server::{AppState, ManualClock, Settings};
+use keysmith_server::connection::Connection;
+use keysmith_server::{AppState, Connections, ManualClock, Settings};
 use keysmith_store::{NewUser, Org, SqliteStore, Store, UserId};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -23,8 +25,12 @@ pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 pub const USER_PASSWORD: &str = "user-password-for-tests";
 pub const START_MS: i64 = 1_764_183_600_000;
 
+/// The peer address of requests that do not name one.
+pub const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
+
 pub struct TestApp {
     pub router: Router,
+    pub connections: Connections,
     pub state: AppState,
     pub store: Arc<dyn Store>,
     pub clock: ManualClock,
@@ -92,8 +98,10 @@ impl TestApp {
         let (org, _) = store.bootstrap("default", admin, START_MS).await.unwrap().unwrap();
         let state = AppState::new(store.clone(), Arc::new(clock.clone()), settings);
         let router = keysmith_server::router(state.clone());
+        let connections = Connections::new(state.clone());
         Self {
             router,
+            connections,
             state,
             store,
             clock,
@@ -107,8 +115,10 @@ impl TestApp {
         let clock = ManualClock::new(START_MS);
         let state = AppState::new(store.clone(), Arc::new(clock.clone()), Settings::default());
         let router = keysmith_server::router(state.clone());
+        let connections = Connections::new(state.clone());
         Self {
             router,
+            connections,
             state,
             store,
             clock,
@@ -166,13 +176,19 @@ impl TestApp {
         self.send(request).await
     }
 
-    pub async fn send(&self, mut request: Request<Body>) -> Reply {
-        if request.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
-            request
-                .extensions_mut()
-                .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        }
-        let response = self.router.clone().oneshot(request).await.unwrap();
+    /// The service the server runs for a connection from `peer`.
+    pub fn connection(&self, peer: SocketAddr) -> Connection {
+        self.connections.connection(peer)
+    }
+
+    /// Sends `request` on a connection from the peer its `ConnectInfo` names, or
+    /// [`PEER`].
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(PEER, |info| info.0);
+        let response = self.connection(peer).oneshot(request).await.unwrap();
         let status = response.status();
         let headers = response.headers().clone();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
