@@ -73,6 +73,13 @@ pub enum Outcome {
     Expired,
 }
 
+impl Outcome {
+    /// The metric label, also used in logs.
+    pub fn as_str(self) -> &'static str {
+        OUTCOMES[self as usize]
+    }
+}
+
 /// The outcomes' label values, in the order of [`Outcome`].
 const OUTCOMES: [&str; 8] = [
     "accepted",

@@ -42,15 +42,9 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// The name in logs: the refusal's metric label.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::BadChecksum => "bad_checksum",
-            Self::Unknown => "unknown",
-            Self::WrongSecret => "wrong_secret",
-            Self::OwnerInactive => "owner_inactive",
-            Self::Expired => "expired",
-        }
+        self.outcome().as_str()
     }
 
     pub fn outcome(self) -> Outcome {
@@ -246,7 +240,23 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<V
 
 #[cfg(test)]
 mod tests {
-    use super::limit_key;
+    use super::{Refusal, limit_key};
+
+    #[test]
+    fn refusals_are_named_by_their_metric_labels() {
+        for (refusal, name) in [
+            (Refusal::Malformed, "malformed"),
+            (Refusal::BadChecksum, "bad_checksum"),
+            (Refusal::Unknown, "unknown"),
+            (Refusal::WrongSecret, "wrong_secret"),
+            (Refusal::OwnerInactive, "owner_inactive"),
+            (Refusal::Expired, "expired"),
+        ] {
+            assert_eq!(refusal.as_str(), name);
+        }
+        assert_eq!(crate::metrics::Outcome::Accepted.as_str(), "accepted");
+        assert_eq!(crate::metrics::Outcome::RateLimited.as_str(), "rate_limited");
+    }
 
     #[test]
     fn failures_count_per_address_and_per_ipv6_64() {
