@@ -441,6 +441,7 @@ async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
         "/org/default/keys",
         "/org/default/users",
         "/org/default/audit-log",
+        "/invite",
     ] {
         let r = get(&app, Some(&s), path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
@@ -461,7 +462,7 @@ async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
         for form in r.text.split("<form method=\"post\"").skip(1) {
             let form = &form[..form.find("</form>").unwrap()];
             assert!(
-                path == "/login" || form.contains("name=\"csrf\""),
+                path == "/login" || path == "/invite" || form.contains("name=\"csrf\""),
                 "{path}: a form without its token"
             );
         }
@@ -672,4 +673,269 @@ async fn the_revocation_page_shares_the_limit_and_explains_a_refusal() {
         )
         .await;
     assert_eq!((r.status, r.code()), (StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+}
+
+const INVITED_PASSWORD: &str = "a-password-ada-chose";
+
+/// Invites `username` through the API; returns the one-time token.
+async fn invite(app: &TestApp, admin: &Auth, username: &str) -> String {
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/users",
+            admin,
+            Some(json!({"username": username})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    r.body["invite_token"].as_str().unwrap().to_owned()
+}
+
+/// Whether `password` signs `username` in (through the API, which counts failures).
+async fn signs_in(app: &TestApp, username: &str, password: &str) -> bool {
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await;
+    r.status == StatusCode::OK
+}
+
+/// Neither the body nor any header of `r` carries one of `secrets`.
+fn echoes_none(r: &Reply, secrets: &[&str]) {
+    for secret in secrets {
+        assert!(!r.text.contains(secret), "{secret:?} is in the page: {}", r.text);
+        for (name, value) in &r.headers {
+            assert!(
+                !value.to_str().unwrap_or("").contains(secret),
+                "{secret:?} is in the {name} header"
+            );
+        }
+    }
+}
+
+/// The invitation form, empty, with `message` above it.
+fn invite_form_again(r: &Reply, status: StatusCode, message: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/html; charset=utf-8");
+    assert!(r.text.contains(message), "{}", r.text);
+    assert!(r.text.contains("role=\"alert\""), "{}", r.text);
+    assert!(r.text.contains("action=\"/invite\""), "the form again: {}", r.text);
+    assert!(r.headers.get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn an_invited_user_sets_a_password_on_the_invite_page_and_signs_in() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    // The admin invites through the Users page and is told where to send the person.
+    let r = post(
+        &app,
+        Some(&s),
+        "/org/default/users",
+        &[("csrf", &s.csrf), ("username", "ada"), ("role", "member")],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(
+        r.text
+            .contains("<a href=\"/invite\"><code>&lt;server&gt;/invite</code></a>"),
+        "{}",
+        r.text
+    );
+    let field = r.text.find("id=\"invite-token\"").expect("the token is shown once");
+    let start = field + r.text[field..].find("value=\"").unwrap() + 7;
+    let token = r.text[start..start + r.text[start..].find('"').unwrap()].to_owned();
+    assert_eq!(token.len(), 43, "{token}");
+
+    // The page needs no session: a labelled form that posts, with nothing filled in.
+    let form = get(&app, None, "/invite").await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.text);
+    assert_eq!(form.headers[header::CACHE_CONTROL], "no-store");
+    assert!(
+        form.text
+            .contains("<form class=\"stack\" method=\"post\" action=\"/invite\">"),
+        "{}",
+        form.text
+    );
+    assert!(form.text.contains("href=\"/static/keysmith.css\""), "the site's layout");
+    for (id, name, kind) in [
+        ("invite-token", "token", "password"),
+        ("new-password", "password", "password"),
+        ("confirm-password", "confirm", "password"),
+    ] {
+        assert!(form.text.contains(&format!("<label for=\"{id}\">")), "{id} has a label");
+        assert!(
+            form.text
+                .contains(&format!("id=\"{id}\" name=\"{name}\" type=\"{kind}\" required")),
+            "{id}: {}",
+            form.text
+        );
+    }
+    assert!(!form.text.contains(" value="), "nothing filled in: {}", form.text);
+    assert!(!signs_in(&app, "ada", INVITED_PASSWORD).await, "no password yet");
+
+    let r = post(
+        &app,
+        None,
+        "/invite",
+        &[
+            ("token", &token),
+            ("password", INVITED_PASSWORD),
+            ("confirm", INVITED_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(location(&r), "/login?done=password-set");
+    echoes_none(&r, &[&token, INVITED_PASSWORD]);
+    let login = get(&app, None, location(&r)).await;
+    assert!(login.text.contains("Your password is set."), "{}", login.text);
+
+    // The person signs in on the sign-in page with the new password.
+    let r = post(
+        &app,
+        None,
+        "/login",
+        &[("username", "ada"), ("password", INVITED_PASSWORD)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert_eq!(location(&r), "/settings");
+    let cookie = r.headers[header::SET_COOKIE].to_str().unwrap();
+    let ada = Session {
+        cookie: cookie.split(';').next().unwrap().to_owned(),
+        csrf: String::new(),
+    };
+    let settings = get(&app, Some(&ada), "/settings").await;
+    assert_eq!(settings.status, StatusCode::OK);
+    assert!(settings.text.contains("ada"));
+
+    // The token was used up: a second use is refused and changes nothing.
+    let other = "another-password-entirely";
+    let r = post(
+        &app,
+        None,
+        "/invite",
+        &[("token", &token), ("password", other), ("confirm", other)],
+    )
+    .await;
+    invite_form_again(
+        &r,
+        StatusCode::BAD_REQUEST,
+        "The invitation is unknown, used or expired",
+    );
+    assert!(r.text.contains("<code>invitation_invalid</code>"), "{}", r.text);
+    echoes_none(&r, &[&token, other]);
+    assert!(signs_in(&app, "ada", INVITED_PASSWORD).await, "the password stays");
+}
+
+#[tokio::test]
+async fn a_refused_invitation_form_explains_itself_and_changes_nothing() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let token = invite(&app, &admin, "ada").await;
+    let wrong = format!("{}x", &token[..42]);
+    let differs = "a-different-password";
+    // Each refusal is the form again, with 400 and what to fix.
+    let cases = [
+        (
+            vec![
+                ("token", wrong.as_str()),
+                ("password", INVITED_PASSWORD),
+                ("confirm", INVITED_PASSWORD),
+            ],
+            "The invitation is unknown, used or expired; ask an admin for a new one.",
+        ),
+        (
+            vec![
+                ("token", token.as_str()),
+                ("password", INVITED_PASSWORD),
+                ("confirm", differs),
+            ],
+            "The two passwords differ.",
+        ),
+        (
+            vec![("token", token.as_str()), ("password", INVITED_PASSWORD)],
+            "The two passwords differ.",
+        ),
+        (
+            vec![
+                ("token", token.as_str()),
+                ("password", "too-short"),
+                ("confirm", "too-short"),
+            ],
+            "The password must have at least 12 characters.",
+        ),
+        (
+            vec![
+                ("token", "  "),
+                ("password", INVITED_PASSWORD),
+                ("confirm", INVITED_PASSWORD),
+            ],
+            "Paste the invitation token",
+        ),
+    ];
+    for (fields, message) in cases {
+        let r = post(&app, None, "/invite", &fields).await;
+        invite_form_again(&r, StatusCode::BAD_REQUEST, message);
+        echoes_none(&r, &[&token, &wrong, INVITED_PASSWORD, differs, "too-short"]);
+    }
+    // None of them set a password, nor used up the invitation.
+    for password in [INVITED_PASSWORD, differs] {
+        assert!(!signs_in(&app, "ada", password).await, "{password}");
+    }
+    let r = post(
+        &app,
+        None,
+        "/invite",
+        &[
+            ("token", &token),
+            ("password", INVITED_PASSWORD),
+            ("confirm", INVITED_PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(location(&r), "/login?done=password-set", "{}", r.text);
+    assert!(signs_in(&app, "ada", INVITED_PASSWORD).await);
+}
+
+#[tokio::test]
+async fn the_invitation_form_is_refused_from_another_site() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let token = invite(&app, &admin, "ada").await;
+    let fields = [
+        ("token", token.as_str()),
+        ("password", INVITED_PASSWORD),
+        ("confirm", INVITED_PASSWORD),
+    ];
+    for site in ["cross-site", "same-site"] {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/invite")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header("sec-fetch-site", site)
+            .body(Body::from(form_body(&fields)))
+            .unwrap();
+        let r = app.send(request).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{site}: {}", r.text);
+        assert!(r.text.contains("csrf_token_invalid"), "{}", r.text);
+        echoes_none(&r, &[&token, INVITED_PASSWORD]);
+    }
+    assert!(!signs_in(&app, "ada", INVITED_PASSWORD).await, "no password was set");
+    // The same form from the site itself goes through, with the invitation still open.
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/invite")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header("sec-fetch-site", "same-origin")
+        .body(Body::from(form_body(&fields)))
+        .unwrap();
+    let r = app.send(request).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    assert!(signs_in(&app, "ada", INVITED_PASSWORD).await);
 }

@@ -9,6 +9,7 @@
 //! travels in a URL, reloading does not create another key, and pages are `no-store`.
 
 mod assets;
+mod invite;
 mod keys;
 mod leak;
 mod login;
@@ -53,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{key_id}/rotate", get(keys::rotate_form).post(keys::rotate))
         .route("/keys/{key_id}/rotation", get(keys::rotation))
         .route("/revoke-exposed", get(leak::form).post(leak::submit))
+        .route("/invite", get(invite::form).post(invite::submit))
         .route("/org/{org}/webhooks", get(org::webhooks).post(org::create_webhook))
         .route("/org/{org}/webhooks/{id}", get(org::deliveries))
         .route("/org/{org}/webhooks/{id}/delete", post(org::delete_webhook))
@@ -254,6 +256,7 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "webhook-deleted" => "The webhook endpoint was deleted; nothing more is sent to it.",
         "service-account-created" => "The service account was created. Create an API key for it below.",
         "signed-out" => "You are signed out.",
+        "password-set" => "Your password is set. Sign in with your username and the new password.",
         _ => return None,
     })
 }

@@ -538,6 +538,7 @@ pub async fn create_user(
             "Give it to the new user, who sets a password with it at "
             code { "POST /api/v1/invites/accept" } " within 7 days."
         }
+        p { "Send them to " a href="/invite" { code { "<server>/invite" } } " with the token: they paste it there and choose a password." }
         p { a.button href={ "/org/" (q(&org_name)) "/users" } { "Done" } }
     };
     org_page(&user, &org_name, "users", "User invited", body)
