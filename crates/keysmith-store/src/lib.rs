@@ -209,6 +209,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_webhooks(&self, org: OrgId) -> Result<Vec<Webhook>>;
     async fn get_webhook(&self, id: i64) -> Result<Option<Webhook>>;
     async fn delete_webhook(&self, id: i64, audit: &[NewAuditEntry]) -> Result<bool>;
+    /// Rotates an endpoint's signing secret at `at`: `secret_version` goes up by one and
+    /// the version it had becomes `previous_secret_version`, with the audit entries, in
+    /// one transaction. `None` if the endpoint is gone.
+    async fn rotate_webhook_secret(&self, id: i64, at: i64, audit: &[NewAuditEntry]) -> Result<Option<Webhook>>;
     /// The outbox cursor and up to `limit` audit entries after it, oldest first.
     async fn outbox_batch(&self, limit: u32) -> Result<(i64, Vec<AuditEntry>)>;
     /// Moves the outbox cursor from `from` to `to` and queues `deliveries`, in one

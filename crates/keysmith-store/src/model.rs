@@ -354,6 +354,11 @@ pub struct Webhook {
     pub events: Vec<String>,
     pub description: String,
     pub secret_version: i64,
+    /// The version before the last rotation (`None`: never rotated). Deliveries are
+    /// signed with it as well for a grace period after `secret_rotated_at`.
+    pub previous_secret_version: Option<i64>,
+    /// When the signing secret was last rotated.
+    pub secret_rotated_at: Option<i64>,
     pub created_at: i64,
 }
 

@@ -1365,6 +1365,26 @@ macro_rules! sql_store {
                 Ok(true)
             }
 
+            async fn rotate_webhook_secret(&self, id: i64, at: i64, audit: &[NewAuditEntry]) -> Result<Option<Webhook>> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(&format!(
+                    "UPDATE webhook_endpoints SET previous_secret_version = secret_version, \
+                     secret_version = secret_version + 1, secret_rotated_at = $1 WHERE id = $2 \
+                     RETURNING {WEBHOOK_COLUMNS}"
+                ))
+                .bind(at)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                webhook_from_row(&row).map(Some)
+            }
+
             async fn outbox_batch(&self, limit: u32) -> Result<(i64, Vec<AuditEntry>)> {
                 let cursor: i64 = sqlx::query_scalar("SELECT last_audit_id FROM webhook_outbox WHERE id = 1")
                     .fetch_one(&self.pool)
@@ -1490,9 +1510,12 @@ macro_rules! sql_store {
         }
 
         const WEBHOOK_COLUMNS: &str = "id AS w_id, org_id AS w_org_id, uid AS w_uid, url AS w_url, events AS w_events, \
-             description AS w_description, secret_version AS w_secret_version, created_at AS w_created_at";
+             description AS w_description, secret_version AS w_secret_version, \
+             previous_secret_version AS w_previous_secret_version, secret_rotated_at AS w_secret_rotated_at, \
+             created_at AS w_created_at";
         const WEBHOOK_COLUMNS_W: &str = "w.id AS w_id, w.org_id AS w_org_id, w.uid AS w_uid, w.url AS w_url, \
              w.events AS w_events, w.description AS w_description, w.secret_version AS w_secret_version, \
+             w.previous_secret_version AS w_previous_secret_version, w.secret_rotated_at AS w_secret_rotated_at, \
              w.created_at AS w_created_at";
         const DELIVERY_COLUMNS: &str = "d.id, d.endpoint_id, d.message_id, d.event_type, d.payload, d.status, \
              d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
@@ -1507,6 +1530,8 @@ macro_rules! sql_store {
                 events: events.split(',').filter(|e| !e.is_empty()).map(str::to_owned).collect(),
                 description: get(row, "w_description")?,
                 secret_version: get(row, "w_secret_version")?,
+                previous_secret_version: get(row, "w_previous_secret_version")?,
+                secret_rotated_at: get(row, "w_secret_rotated_at")?,
                 created_at: get(row, "w_created_at")?,
             })
         }

@@ -1139,6 +1139,108 @@ async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(sto
     );
 }
 
+async fn webhook_secrets_rotate_keeping_the_previous_version_with_its_time(store: Arc<dyn Store>) {
+    let org = store.create_org("hooks", 1).await.unwrap();
+    let hook = store
+        .create_webhook(
+            NewWebhook {
+                org: org.id,
+                uid: "uid1".into(),
+                url: "https://example.com/hook".into(),
+                events: vec!["api_key.created".into()],
+                description: String::new(),
+                created_at: 1,
+                created_by: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            hook.secret_version,
+            hook.previous_secret_version,
+            hook.secret_rotated_at
+        ),
+        (1, None, None),
+        "never rotated"
+    );
+    let rotated = store
+        .rotate_webhook_secret(hook.id, 500, &[entry(org.id, "webhook.secret_rotated", &hook.url)])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            rotated.secret_version,
+            rotated.previous_secret_version,
+            rotated.secret_rotated_at
+        ),
+        (2, Some(1), Some(500))
+    );
+    assert_eq!(
+        (rotated.uid.as_str(), rotated.created_at),
+        ("uid1", 1),
+        "the rest stays"
+    );
+    assert_eq!(store.get_webhook(hook.id).await.unwrap(), Some(rotated.clone()));
+    assert_eq!(store.list_webhooks(org.id).await.unwrap(), vec![rotated.clone()]);
+
+    // Deliveries are claimed with the endpoint as it is now, rotation included.
+    let (cursor, entries) = store.outbox_batch(10).await.unwrap();
+    let last = entries.last().unwrap().id;
+    let delivery = NewDelivery {
+        endpoint_id: hook.id,
+        message_id: "msg_1".into(),
+        event_type: "api_key.created".into(),
+        payload: "{}".into(),
+        created_at: 600,
+    };
+    assert!(store.commit_outbox(cursor, last, &[delivery]).await.unwrap());
+    let claimed = store.claim_deliveries(600, 660, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].1, rotated);
+
+    let again = store.rotate_webhook_secret(hook.id, 700, &[]).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            again.secret_version,
+            again.previous_secret_version,
+            again.secret_rotated_at
+        ),
+        (3, Some(2), Some(700)),
+        "only the version just replaced is kept"
+    );
+    let audit = store
+        .list_audit(&AuditQuery {
+            org: Some(org.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["webhook.secret_rotated"], "written with the change");
+
+    assert!(store.delete_webhook(hook.id, &[]).await.unwrap());
+    assert!(
+        store
+            .rotate_webhook_secret(hook.id, 800, &[entry(org.id, "webhook.secret_rotated", "gone")])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let audit = store
+        .list_audit(&AuditQuery {
+            org: Some(org.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1, "no entry for an endpoint that is gone");
+}
+
 async fn committed_changes_announce_invalidations_and_auth_records_carry_the_orgs(store: Arc<dyn Store>) {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -1258,6 +1360,7 @@ conformance!(
     key_sources_are_merged_and_bounded_per_key,
     expiring_keys_are_found_and_announced_once,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
+    webhook_secrets_rotate_keeping_the_previous_version_with_its_time,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,
     concurrent_read_then_write_transactions_wait_their_turn,
 );
