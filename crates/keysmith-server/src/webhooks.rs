@@ -10,6 +10,11 @@
 //! claimed under a lease so that one replica sends it. Payloads carry key IDs, names
 //! and owners, never a secret. Endpoint secrets are derived from the server's secret
 //! and never stored.
+//!
+//! Rotating an endpoint's secret bumps its `secret_version`; for [`SECRET_GRACE_MS`]
+//! after that, each attempt carries two signatures, space-separated as the
+//! specification allows (`v1,<new> v1,<previous>`), so the receiver can switch to the
+//! new secret at its own pace.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,6 +44,8 @@ const LEASE_MS: i64 = 60_000;
 pub const EXPIRING_SOON_MS: i64 = 7 * 24 * 3600 * 1000;
 /// How long to wait for a receiver.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long after a rotation deliveries are signed with the previous secret as well.
+pub const SECRET_GRACE_MS: i64 = 24 * 3600 * 1000;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -52,12 +59,46 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Result<Vec<u8>, ApiError> {
 
 /// The endpoint's signing secret, `whsec_<base64>`, derived from the server's secret.
 pub fn signing_secret(state: &AppState, webhook: &Webhook) -> Result<String, ApiError> {
-    let label = format!("keysmith-webhook-v1:{}:{}", webhook.uid, webhook.secret_version);
+    secret_of_version(state, webhook, webhook.secret_version)
+}
+
+/// The secret of one version of the endpoint's secret.
+fn secret_of_version(state: &AppState, webhook: &Webhook, version: i64) -> Result<String, ApiError> {
+    let label = format!("keysmith-webhook-v1:{}:{}", webhook.uid, version);
     let key = hmac(&state.server_secret.0, &[label.as_bytes()])?;
     Ok(format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
     ))
+}
+
+/// Until when (Unix ms) the secret before the last rotation still signs deliveries;
+/// `None` if the endpoint was never rotated or that time has passed at `now`.
+pub fn previous_secret_until(webhook: &Webhook, now: i64) -> Option<i64> {
+    webhook.previous_secret_version?;
+    let until = webhook.secret_rotated_at?.saturating_add(SECRET_GRACE_MS);
+    (now < until).then_some(until)
+}
+
+/// The `webhook-signature` value of a delivery attempted at `now`: the current
+/// secret's signature, then, within the grace period after a rotation, the previous
+/// secret's.
+pub fn signatures(
+    state: &AppState,
+    webhook: &Webhook,
+    now: i64,
+    message_id: &str,
+    timestamp_secs: i64,
+    body: &str,
+) -> Result<String, ApiError> {
+    let current = signing_secret(state, webhook)?;
+    let mut value = signature(&current, message_id, timestamp_secs, body)?;
+    if let (Some(previous), Some(_)) = (webhook.previous_secret_version, previous_secret_until(webhook, now)) {
+        let previous = secret_of_version(state, webhook, previous)?;
+        value.push(' ');
+        value.push_str(&signature(&previous, message_id, timestamp_secs, body)?);
+    }
+    Ok(value)
 }
 
 /// The `webhook-signature` value for a message, as Standard Webhooks defines it.
@@ -155,9 +196,8 @@ pub async fn deliver_due(state: &AppState, client: &reqwest::Client) -> Result<u
 async fn attempt(state: &AppState, client: &reqwest::Client, delivery: &Delivery, hook: &Webhook) -> AttemptResult {
     let now = state.now();
     let sent = async {
-        let secret = signing_secret(state, hook)?;
         let timestamp = now.div_euclid(1000);
-        let sig = signature(&secret, &delivery.message_id, timestamp, &delivery.payload)?;
+        let sig = signatures(state, hook, now, &delivery.message_id, timestamp, &delivery.payload)?;
         client
             .post(&hook.url)
             .header("content-type", "application/json")
@@ -267,5 +307,29 @@ mod tests {
         let body = r#"{"test": 2432232314}"#;
         let sig = signature(secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body).unwrap();
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn the_previous_secret_signs_for_the_grace_period_after_a_rotation() {
+        let mut hook = Webhook {
+            id: 1,
+            org: OrgId(1),
+            uid: "uid".into(),
+            url: "https://example.com/hook".into(),
+            events: vec![],
+            description: String::new(),
+            secret_version: 1,
+            previous_secret_version: None,
+            secret_rotated_at: None,
+            created_at: 0,
+        };
+        assert_eq!(previous_secret_until(&hook, 0), None, "never rotated");
+        hook.secret_version = 2;
+        hook.previous_secret_version = Some(1);
+        hook.secret_rotated_at = Some(1_000);
+        let until = 1_000 + SECRET_GRACE_MS;
+        assert_eq!(previous_secret_until(&hook, 1_000), Some(until));
+        assert_eq!(previous_secret_until(&hook, until - 1), Some(until));
+        assert_eq!(previous_secret_until(&hook, until), None, "over");
     }
 }

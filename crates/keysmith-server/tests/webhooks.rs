@@ -55,16 +55,25 @@ impl Receiver {
 
 /// Standard Webhooks verification, written from the specification.
 fn verify(secret: &str, headers: &HeaderMap, body: &str) -> bool {
+    let expected = expected_signature(secret, headers, body);
+    signature_header(headers)
+        .split(' ')
+        .any(|sig| sig.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+/// The base64 HMAC-SHA256 of `webhook-id.webhook-timestamp.body` under `secret`.
+fn expected_signature(secret: &str, headers: &HeaderMap, body: &str) -> String {
     let h = |n: &str| headers.get(n).unwrap().to_str().unwrap().to_owned();
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.strip_prefix("whsec_").unwrap())
         .unwrap();
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
     mac.update(format!("{}.{}.{}", h("webhook-id"), h("webhook-timestamp"), body).as_bytes());
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    h("webhook-signature")
-        .split(' ')
-        .any(|sig| sig.strip_prefix("v1,") == Some(expected.as_str()))
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn signature_header(headers: &HeaderMap) -> String {
+    headers.get("webhook-signature").unwrap().to_str().unwrap().to_owned()
 }
 
 async fn register(app: &TestApp, auth: &Auth, url: &str, events: Option<Value>) -> common::Reply {
@@ -313,4 +322,346 @@ async fn only_org_admins_manage_webhooks_and_bad_endpoints_are_explained() {
         )
         .await;
     assert_eq!(r.code(), "webhook_not_found");
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+async fn rotate(app: &TestApp, auth: &Auth, org: &str, hook_id: i64) -> common::Reply {
+    let path = format!("/api/v1/orgs/{org}/webhooks/{hook_id}/rotate-secret");
+    app.request(Method::POST, &path, auth, None).await
+}
+
+/// The `webhook-signature` of the last delivery attempt the receiver saw.
+fn last_signature(receiver: &Receiver) -> (HeaderMap, String, String) {
+    let (headers, body) = receiver.seen().pop().expect("a delivery");
+    let header = signature_header(&headers);
+    (headers, body, header)
+}
+
+#[tokio::test]
+async fn a_rotated_secret_signs_alongside_the_previous_one_for_a_day_then_alone() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let r = register(&app, &admin, &url, None).await;
+    let old = r.body["secret"].as_str().unwrap().to_owned();
+    let hook_id = r.body["id"].as_i64().unwrap();
+    assert_eq!(r.body["secret_rotated_at"], Value::Null);
+
+    app.create_key(&admin, "before").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(
+        header,
+        format!("v1,{}", expected_signature(&old, &h, &body)),
+        "one secret, one signature"
+    );
+
+    // Rotated at 19:01 UTC (the test clock starts at 19:00).
+    app.clock.advance_ms(60_000);
+    let r = rotate(&app, &admin, "default", hook_id).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+    let new = r.body["secret"].as_str().unwrap().to_owned();
+    assert!(new.starts_with("whsec_") && new != old, "{new}");
+    assert_eq!(r.body["id"], hook_id, "the same endpoint");
+    assert_eq!(r.body["url"], url.as_str());
+    assert_eq!(r.body["secret_rotated_at"], "2025-11-26T19:01:00Z");
+    assert_eq!(r.body["previous_secret_until"], "2025-11-27T19:01:00Z");
+
+    // Within the grace period: the new secret's signature, then the old one's.
+    app.create_key(&admin, "during").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(
+        header,
+        format!(
+            "v1,{} v1,{}",
+            expected_signature(&new, &h, &body),
+            expected_signature(&old, &h, &body)
+        )
+    );
+    assert!(verify(&new, &h, &body), "a receiver that switched accepts it");
+    assert!(verify(&old, &h, &body), "a receiver that did not yet accepts it too");
+
+    // A second before the end: still both. The first attempt fails; its retry comes
+    // after the end and carries the new signature alone (each attempt is signed when
+    // it is sent).
+    app.clock.advance_ms(DAY_MS - 1_000);
+    let admin = app.admin().await;
+    *receiver.failures_left.lock().unwrap() = 1;
+    app.create_key(&admin, "last-second").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(header.split(' ').count(), 2, "{header}");
+    assert!(verify(&new, &h, &body) && verify(&old, &h, &body));
+    app.clock.advance_ms(BACKOFF_SECS[0] * 1000);
+    assert_eq!(run_worker(&app).await, 1, "the retry");
+    let (h, retried_body, header) = last_signature(&receiver);
+    assert_eq!(retried_body, body, "the same delivery");
+    assert_eq!(header, format!("v1,{}", expected_signature(&new, &h, &body)));
+    assert!(!verify(&old, &h, &body), "the old secret no longer signs");
+
+    app.create_key(&admin, "after").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(header, format!("v1,{}", expected_signature(&new, &h, &body)));
+    assert!(!verify(&old, &h, &body));
+    let listed = app
+        .request(Method::GET, "/api/v1/orgs/default/webhooks", &admin, None)
+        .await;
+    assert_eq!(listed.body["items"][0]["secret_rotated_at"], "2025-11-26T19:01:00Z");
+    assert_eq!(listed.body["items"][0]["previous_secret_until"], Value::Null, "over");
+
+    // Neither secret is in the audit log, the endpoint list or the delivery log.
+    let audit = app
+        .request(Method::GET, "/api/v1/orgs/default/audit?limit=100", &admin, None)
+        .await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+    let rotations: Vec<&Value> = audit.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "webhook.secret_rotated")
+        .collect();
+    assert_eq!(rotations.len(), 1, "{}", audit.text);
+    assert_eq!(rotations[0]["target"], url.as_str());
+    assert_eq!(rotations[0]["actor"], "admin");
+    let deliveries = app
+        .request(
+            Method::GET,
+            &format!("/api/v1/orgs/default/webhooks/{hook_id}/deliveries"),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(
+        deliveries.body["items"].as_array().unwrap().len(),
+        4,
+        "{}",
+        deliveries.text
+    );
+    for secret in [&old, &new] {
+        let raw = secret.strip_prefix("whsec_").unwrap();
+        for (what, text) in [
+            ("audit log", &audit.text),
+            ("endpoint list", &listed.text),
+            ("delivery log", &deliveries.text),
+        ] {
+            assert!(!text.contains(raw), "a secret in the {what}: {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn rotating_twice_retires_the_oldest_secret_at_once() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let r = register(&app, &admin, &url, None).await;
+    let first = r.body["secret"].as_str().unwrap().to_owned();
+    let hook_id = r.body["id"].as_i64().unwrap();
+    let second = rotate(&app, &admin, "default", hook_id).await.body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.clock.advance_ms(3_600_000);
+    let r = rotate(&app, &admin, "default", hook_id).await;
+    let third = r.body["secret"].as_str().unwrap().to_owned();
+    assert_eq!(
+        r.body["previous_secret_until"], "2025-11-27T20:00:00Z",
+        "a day from the second rotation"
+    );
+    assert!(first != second && second != third && first != third);
+    app.create_key(&admin, "k").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(
+        header,
+        format!(
+            "v1,{} v1,{}",
+            expected_signature(&third, &h, &body),
+            expected_signature(&second, &h, &body)
+        )
+    );
+    assert!(!verify(&first, &h, &body));
+}
+
+#[tokio::test]
+async fn only_an_admin_of_the_endpoints_organization_rotates_its_secret() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let r = register(&app, &admin, &url, None).await;
+    let secret = r.body["secret"].as_str().unwrap().to_owned();
+    let hook_id = r.body["id"].as_i64().unwrap();
+
+    // A member of the organization who is not its admin: not allowed.
+    let dev_id = app.add_user("dev").await;
+    let dev = Auth::Session(app.sign_in("dev", common::USER_PASSWORD).await);
+    let r = rotate(&app, &dev, "default", hook_id).await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"), "{}", r.text);
+    assert!(!r.text.contains("whsec_"));
+    // Someone outside the organization: it does not exist for them.
+    let outsider_id = app.add_user("outsider").await;
+    let outsider = Auth::Session(app.sign_in("outsider", common::USER_PASSWORD).await);
+    app.store
+        .remove_org_member(app.org.id, outsider_id, &[])
+        .await
+        .unwrap()
+        .unwrap();
+    let r = rotate(&app, &outsider, "default", hook_id).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "org_not_found"),
+        "{}",
+        r.text
+    );
+    // The admin of another organization, naming their own: not their endpoint.
+    let other = app.store.create_org("other", common::START_MS).await.unwrap();
+    app.store
+        .add_org_member(
+            other.id,
+            dev_id,
+            keysmith_core::role::OrgRole::Admin,
+            common::START_MS,
+            &[],
+        )
+        .await
+        .unwrap();
+    let r = rotate(&app, &dev, "other", hook_id).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "webhook_not_found"),
+        "{}",
+        r.text
+    );
+    let r = rotate(&app, &admin, "default", hook_id + 1).await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "webhook_not_found"));
+    let r = rotate(&app, &Auth::None, "default", hook_id).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // Nothing changed: deliveries carry the original secret's signature alone, and
+    // the audit log records no rotation.
+    app.create_key(&admin, "k").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(header, format!("v1,{}", expected_signature(&secret, &h, &body)));
+    let audit = app
+        .request(
+            Method::GET,
+            "/api/v1/orgs/default/audit?action=webhook.secret_rotated",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
+    assert_eq!(audit.body["items"], json!([]), "{}", audit.text);
+}
+
+fn form_request(
+    method: Method,
+    path: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> axum::http::Request<axum::body::Body> {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields.iter().copied())
+        .finish();
+    axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_webhooks_page_rotates_a_secret_after_a_confirmation_and_shows_it_once() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", common::ADMIN_PASSWORD).await;
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let r = register(&app, &Auth::Session(s.clone()), &url, None).await;
+    let old = r.body["secret"].as_str().unwrap().to_owned();
+    let hook_id = r.body["id"].as_i64().unwrap();
+    let confirm = format!("/org/default/webhooks/{hook_id}/rotate-secret");
+
+    let list = app
+        .send(form_request(Method::GET, "/org/default/webhooks", &s.cookie, &[]))
+        .await;
+    assert!(list.text.contains(&format!("href=\"{confirm}\"")), "{}", list.text);
+    assert!(list.text.contains("Rotate signing secret"));
+    let page = app.send(form_request(Method::GET, &confirm, &s.cookie, &[])).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains(&format!("action=\"{confirm}\"")), "{}", page.text);
+    assert!(!page.text.contains("whsec_"), "nothing is rotated by looking");
+    let version = |app: &TestApp| {
+        let store = app.store.clone();
+        async move { store.get_webhook(hook_id).await.unwrap().unwrap().secret_version }
+    };
+    assert_eq!(version(&app).await, 1);
+
+    let r = app
+        .send(form_request(Method::POST, &confirm, &s.cookie, &[("csrf", "forged")]))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert_eq!(version(&app).await, 1, "no rotation without the form's token");
+
+    let r = app
+        .send(form_request(Method::POST, &confirm, &s.cookie, &[("csrf", &s.csrf)]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+    assert_eq!(version(&app).await, 2);
+    let start = r.text.find("value=\"whsec_").expect("the new secret on the page") + 7;
+    let shown = &r.text[start..start + r.text[start..].find('"').unwrap()];
+    assert_ne!(shown, old);
+    assert!(
+        r.text.contains("data-testid=\"webhook-secret\""),
+        "shown with the reveal helper"
+    );
+    assert!(
+        r.text.contains("2025-11-27 19:00 UTC"),
+        "until when the old secret signs"
+    );
+
+    // The secret shown is the one that signs.
+    app.create_key(&Auth::Session(s.clone()), "k").await;
+    assert_eq!(run_worker(&app).await, 1);
+    let (h, body, header) = last_signature(&receiver);
+    assert_eq!(
+        header,
+        format!(
+            "v1,{} v1,{}",
+            expected_signature(shown, &h, &body),
+            expected_signature(&old, &h, &body)
+        )
+    );
+    let list = app
+        .send(form_request(Method::GET, "/org/default/webhooks", &s.cookie, &[]))
+        .await;
+    assert!(!list.text.contains("whsec_"), "shown once");
+    assert!(list.text.contains("Signed with the previous secret as well until"));
+
+    // A member who is not an admin gets neither the page nor the rotation.
+    app.add_user("dev").await;
+    let dev = app.sign_in("dev", common::USER_PASSWORD).await;
+    let r = app.send(form_request(Method::GET, &confirm, &dev.cookie, &[])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = app
+        .send(form_request(
+            Method::POST,
+            &confirm,
+            &dev.cookie,
+            &[("csrf", &dev.csrf)],
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!r.text.contains("whsec_"));
+    assert_eq!(version(&app).await, 2);
 }

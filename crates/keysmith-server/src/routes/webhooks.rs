@@ -1,5 +1,6 @@
-//! Webhook endpoints of an organization (org admins): register, list, delete, and read
-//! the delivery log. The signing secret is shown once, when the endpoint is created.
+//! Webhook endpoints of an organization (org admins): register, list, delete, rotate
+//! the signing secret, and read the delivery log. A signing secret is shown once: when
+//! the endpoint is created, and when its secret is rotated.
 
 use crate::access::{self, Caller};
 use crate::audit::AuditContext;
@@ -9,7 +10,7 @@ use crate::json::{ApiJson, JsonBodyRejections};
 use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
-use crate::webhooks::{EVENTS, signing_secret};
+use crate::webhooks::{EVENTS, SECRET_GRACE_MS, previous_secret_until, signing_secret};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -38,6 +39,11 @@ pub struct WebhookView {
     pub(crate) events: Vec<String>,
     pub(crate) description: String,
     pub(crate) created_at: String,
+    /// When the signing secret was last rotated (null: never).
+    pub(crate) secret_rotated_at: Option<String>,
+    /// Until when deliveries also carry a signature made with the secret before the
+    /// last rotation (null: they carry the current secret's alone).
+    pub(crate) previous_secret_until: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -76,14 +82,26 @@ pub struct DeliveryList {
     pub(crate) items: Vec<DeliveryView>,
 }
 
-fn view(w: Webhook) -> WebhookView {
+fn view(w: Webhook, now: i64) -> WebhookView {
+    let previous_secret_until = previous_secret_until(&w, now).map(rfc3339);
     WebhookView {
         id: w.id,
         url: w.url,
         events: w.events,
         description: w.description,
         created_at: rfc3339(w.created_at),
+        secret_rotated_at: w.secret_rotated_at.map(rfc3339),
+        previous_secret_until,
     }
+}
+
+/// An answer that holds a signing secret: never cached.
+fn with_secret(status: StatusCode, body: CreatedWebhook) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 fn delivery_view(d: Delivery) -> DeliveryView {
@@ -144,7 +162,14 @@ pub async fn list_webhooks(
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<WebhookList>, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
-    let items = state.store.list_webhooks(org.id).await?.into_iter().map(view).collect();
+    let now = state.now();
+    let items = state
+        .store
+        .list_webhooks(org.id)
+        .await?
+        .into_iter()
+        .map(|w| view(w, now))
+        .collect();
     Ok(Json(WebhookList { items }))
 }
 
@@ -215,14 +240,57 @@ pub async fn create_webhook(
         "webhook endpoint registered"
     );
     let body = CreatedWebhook {
-        webhook: view(webhook),
+        webhook: view(webhook, now),
         secret,
     };
-    let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(with_secret(StatusCode::CREATED, body))
+}
+
+/// Rotate an endpoint's signing secret; the answer holds the new secret, once.
+///
+/// For 24 hours, deliveries carry two signatures, one made with the new secret and one
+/// with the previous secret (`v1,<new> v1,<previous>`), so the receiver can switch
+/// without missing an event; then the new one alone. Rotating again within those 24
+/// hours retires the secret before the previous one at once.
+#[utoipa::path(post, path = "/api/v1/orgs/{org}/webhooks/{id}/rotate-secret", tag = "webhooks",
+    params(("org" = String, Path, description = "Organization name"), ("id" = i64, Path, description = "Webhook ID")),
+    responses((status = 200, body = CreatedWebhook), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    caller: Caller,
+    SourceAddr(source): SourceAddr,
+    ApiPath((org, id)): ApiPath<(String, i64)>,
+) -> Result<Response, ApiError> {
+    let org = admin_org(&state, &caller, &org).await?;
+    let webhook = org_webhook(&state, &org, id).await?;
+    let now = state.now();
+    // The entry names the endpoint and the time the previous secret stops signing;
+    // never a secret.
+    let audit = AuditContext::new(&caller, source, now).entry(
+        org.id,
+        "webhook.secret_rotated",
+        "webhook",
+        &webhook.url,
+        Some(serde_json::json!({ "previous_secret_until": rfc3339(now.saturating_add(SECRET_GRACE_MS)) })),
+    );
+    let webhook = state
+        .store
+        .rotate_webhook_secret(webhook.id, now, &audit)
+        .await?
+        .ok_or(ApiError::WebhookNotFound)?;
+    let secret = signing_secret(&state, &webhook)?;
+    tracing::info!(
+        webhook.id = webhook.id,
+        org.id = org.id.0,
+        "webhook signing secret rotated"
+    );
+    let body = CreatedWebhook {
+        webhook: view(webhook, now),
+        secret,
+    };
+    Ok(with_secret(StatusCode::OK, body))
 }
 
 /// Remove an endpoint; its pending deliveries are dropped.

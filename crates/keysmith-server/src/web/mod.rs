@@ -58,6 +58,10 @@ pub fn routes() -> Router<AppState> {
         .route("/org/{org}/webhooks", get(org::webhooks).post(org::create_webhook))
         .route("/org/{org}/webhooks/{id}", get(org::deliveries))
         .route("/org/{org}/webhooks/{id}/delete", post(org::delete_webhook))
+        .route(
+            "/org/{org}/webhooks/{id}/rotate-secret",
+            get(org::rotate_webhook_secret_form).post(org::rotate_webhook_secret),
+        )
         .route("/org/{org}/keys", get(org::keys))
         .route("/org/{org}/audit-log", get(org::audit_log))
         .route("/org/{org}/settings", get(org::settings).post(org::save_settings))

@@ -701,11 +701,19 @@ pub async fn webhooks(
                     tbody {
                         @for w in &list {
                             tr {
-                                td { code { (w.url) } @if !w.description.is_empty() { br; (w.description) } }
+                                td {
+                                    code { (w.url) } @if !w.description.is_empty() { br; (w.description) }
+                                    @if let Some(until) = &w.previous_secret_until {
+                                        br; "Signed with the previous secret as well until " (when_rfc(until))
+                                    }
+                                }
                                 td { (w.events.join(", ")) }
                                 td { (when_rfc(&w.created_at)) }
                                 td.actions {
                                     a href={ (base) "/" (w.id) } { "Deliveries" span.visually-hidden { " to " (w.url) } }
+                                    a.button href={ (base) "/" (w.id) "/rotate-secret" } {
+                                        "Rotate signing secret" span.visually-hidden { " of " (w.url) }
+                                    }
                                     form.inline method="post" action={ (base) "/" (w.id) "/delete" } {
                                         input type="hidden" name="csrf" value=(user.csrf);
                                         button.danger type="submit" { "Delete" span.visually-hidden { " " (w.url) } }
@@ -810,6 +818,94 @@ pub async fn delete_webhook(
         )),
         Err(e) => failure(Some(&user), e),
     }
+}
+
+/// The confirmation before an endpoint's signing secret is rotated.
+pub async fn rotate_webhook_secret_form(
+    State(state): State<AppState>,
+    user: WebUser,
+    WebPath((org_name, id)): WebPath<(String, i64)>,
+) -> Response {
+    let result = routes::webhooks::list_webhooks(State(state), user.caller.clone(), ApiPath(org_name.clone())).await;
+    let webhook = match result.map(|list| list.0.items.into_iter().find(|w| w.id == id)) {
+        Ok(Some(webhook)) => webhook,
+        Ok(None) => return failure(Some(&user), ApiError::WebhookNotFound),
+        Err(e) => return failure(Some(&user), e),
+    };
+    let base = format!("/org/{}/webhooks", q(&org_name));
+    let body = html! {
+        p {
+            "Rotation creates a new signing secret and shows it once. For 24 hours every delivery carries "
+            "two signatures, one made with the new secret and one with the current secret, so the receiver "
+            "keeps accepting deliveries while you switch it to the new secret; then only the new secret signs."
+        }
+        @if webhook.previous_secret_until.is_some() {
+            p.warning role="alert" {
+                "This endpoint's secret was rotated less than 24 hours ago. Rotating again stops the secret "
+                "before the current one at once."
+            }
+        }
+        dl {
+            dt { "Endpoint" } dd { code { (webhook.url) } }
+            @if !webhook.description.is_empty() { dt { "Description" } dd { (webhook.description) } }
+            dt { "Secret last rotated" } dd {
+                @match &webhook.secret_rotated_at { Some(t) => (when_rfc(t)), None => "Never" }
+            }
+        }
+        form.stack method="post" action={ (base) "/" (webhook.id) "/rotate-secret" } {
+            input type="hidden" name="csrf" value=(user.csrf);
+            div.buttons {
+                button type="submit" { "Rotate signing secret" }
+                a href=(base) { "Cancel" }
+            }
+        }
+    };
+    org_page(&user, &org_name, "webhooks", "Rotate signing secret", body)
+}
+
+/// Rotates an endpoint's signing secret, then shows the new one once.
+pub async fn rotate_webhook_secret(
+    State(state): State<AppState>,
+    user: WebUser,
+    SourceAddr(source): SourceAddr,
+    WebPath((org_name, id)): WebPath<(String, i64)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(refused) = user.form(&headers, &body) {
+        return refused;
+    }
+    let result = routes::webhooks::rotate_webhook_secret(
+        State(state),
+        user.caller.clone(),
+        SourceAddr(source),
+        ApiPath((org_name.clone(), id)),
+    )
+    .await;
+    let response = match result {
+        Ok(response) => response,
+        Err(e) => return failure(Some(&user), e),
+    };
+    // The new signing secret is in the API's answer; show it once, here.
+    let rotated = json_answer(response).await;
+    let secret = rotated.get("secret").and_then(|s| s.as_str()).unwrap_or_default();
+    let until = rotated.get("previous_secret_until").and_then(|u| u.as_str());
+    let body = html! {
+        p.warning role="alert" { strong { "Copy this signing secret now. It will not be shown again." } }
+        (reveal(
+            "webhook-secret",
+            html! { "New signing secret of " (rotated.get("url").and_then(|u| u.as_str()).unwrap_or("")) },
+            secret,
+        ))
+        p {
+            "Deliveries now carry two signatures in " code { "webhook-signature" } ", separated by a space: "
+            "one made with this secret and one with the previous secret"
+            @if let Some(until) = until { ", until " (when_rfc(until)) }
+            ". Switch the receiver to this secret before then; after that, only this secret signs."
+        }
+        p { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
+    };
+    org_page(&user, &org_name, "webhooks", "Signing secret rotated", body)
 }
 
 /// An endpoint's delivery log.
