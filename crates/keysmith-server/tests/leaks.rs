@@ -375,3 +375,51 @@ async fn an_oversized_report_gets_the_json_error_not_axums_plain_text() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body, json!([]));
 }
+
+#[tokio::test]
+async fn bad_signatures_count_against_the_address_like_failed_keys() {
+    let github = GitHub::new();
+    let app = TestApp::sqlite_with(Settings {
+        github_keys: github.keys(),
+        key_failures_per_minute: 3,
+        ..Settings::default()
+    })
+    .await;
+    let from = async |peer: &str, body: &str, signature: &str| {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/secret-scanning/github")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("Github-Public-Key-Identifier", "gh-key-1")
+            .header("Github-Public-Key-Signature", signature)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        app.send(request).await
+    };
+    let good = github.sign("[]");
+    // Good reports never count: more of them than the limit all pass.
+    for _ in 0..5 {
+        assert_eq!(from("192.0.2.1:443", "[]", &good).await.status, StatusCode::OK);
+    }
+    for _ in 0..3 {
+        let r = from("198.51.100.9:443", "[]", "AAAA").await;
+        assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "signature_invalid"));
+    }
+    // Past the limit the address is refused before its signature is checked, even
+    // a good one; other addresses are not.
+    let r = from("198.51.100.9:443", "[]", &good).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{}",
+        r.text
+    );
+    assert!(r.headers.contains_key(header::RETRY_AFTER));
+    assert_eq!(from("192.0.2.1:443", "[]", &good).await.status, StatusCode::OK);
+    // The minute over, the address is heard again.
+    app.clock.advance_ms(61_000);
+    assert_eq!(from("198.51.100.9:443", "[]", &good).await.status, StatusCode::OK);
+}

@@ -129,6 +129,10 @@ fn sha256_hex(token: &str) -> String {
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody, description = "`signature_invalid`"),
         (status = 404, body = ErrorBody, description = "`secret_scanning_not_configured`"),
         (status = 413, body = ErrorBody, description = "`payload_too_large`: the body is over 64 KiB"),
+        (status = 429, body = ErrorBody,
+            description = "`rate_limited`: too many reports with a bad signature from this address \
+                (`key_failures_per_minute`); retry after Retry-After",
+            headers(("Retry-After" = u64, description = "Seconds until the address may report again"))),
     ))]
 pub async fn report(
     State(state): State<AppState>,
@@ -140,15 +144,26 @@ pub async fn report(
         return Err(ApiError::SecretScanningNotConfigured);
     }
     let body = body.map_err(crate::json::body_error)?;
+    // Checking a signature costs an ECDSA verification. Reports that fail it count
+    // against the address like failed key verifications, and past the limit the
+    // address is refused before any is checked. GitHub's own reports never fail.
+    let limited = crate::auth::verify::limit_key(&source);
+    let limiter = &state.key_failures_by_address;
+    limiter
+        .check(&limited, state.now())
+        .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     let header = |name| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .ok_or(ApiError::SignatureInvalid("the GitHub signature headers are missing"))
     };
-    state
-        .github_keys
-        .verify(header(IDENTIFIER_HEADER)?, header(SIGNATURE_HEADER)?, &body)?;
+    let verified = header(IDENTIFIER_HEADER)
+        .and_then(|identifier| state.github_keys.verify(identifier, header(SIGNATURE_HEADER)?, &body));
+    if let Err(e) = verified {
+        limiter.record_failure(&limited, state.now());
+        return Err(e);
+    }
     let matches: Vec<SecretMatch> = serde_json::from_slice(&body)
         .map_err(|e| ApiError::MalformedJson(format!("expected a JSON array of matches: {e}")))?;
     if matches.len() > MAX_MATCHES {
