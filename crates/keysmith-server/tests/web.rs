@@ -760,6 +760,10 @@ async fn an_invited_user_sets_a_password_on_the_invite_page_and_signs_in() {
     let token = r.text[start..start + r.text[start..].find('"').unwrap()].to_owned();
     assert_eq!(token.len(), 43, "{token}");
 
+    // The sign-in page points invited people there.
+    let login = get(&app, None, "/login").await;
+    assert!(login.text.contains("<a href=\"/invite\">"), "{}", login.text);
+
     // The page needs no session: a labelled form that posts, with nothing filled in.
     let form = get(&app, None, "/invite").await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.text);

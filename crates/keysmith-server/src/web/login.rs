@@ -39,6 +39,7 @@ fn login_page(next: &str, username: &str, error: Option<&str>, done: Option<&str
                 input #password name="password" type="password" autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
             }
+            p.hint { "Invited? " a href="/invite" { "Set your password" } " with the token you were given." }
             p.hint { "Found a leaked key? " a href="/revoke-exposed" { "Revoke it" } ", no sign-in needed." }
         },
     )

@@ -3,8 +3,10 @@
 //! other asset, adds a copy button and "select all". No inline script or style, so
 //! the Content-Security-Policy allows only `'self'`.
 //!
-//! Every state-changing request is a form POST that carries the session's CSRF token
-//! in a hidden field, and is refused when the browser says it came from another site.
+//! Every state-changing request is a form POST, refused when the browser says it came
+//! from another site (Fetch Metadata). Behind a session it also carries the session's
+//! CSRF token in a hidden field; the public forms (sign-in, accepting an invitation,
+//! revoking a leaked key) have no session to take a token from.
 //! A newly created key is shown once, on the page the POST redirects to: it never
 //! travels in a URL, reloading does not create another key, and pages are `no-store`.
 
