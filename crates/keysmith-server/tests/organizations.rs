@@ -284,6 +284,21 @@ async fn admins_create_users_or_invite_them_and_an_invitation_sets_a_password_on
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     app.sign_in("erin@example.com", "erins-new-password").await;
+    let log = ok(
+        &app,
+        Method::GET,
+        &format!("{ORG}/audit?action=user.invitation_accepted"),
+        &admin,
+        None,
+    )
+    .await;
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{log}");
+    assert_eq!(
+        (&items[0]["actor"], &items[0]["target"]),
+        (&json!("erin"), &json!("erin"))
+    );
+    assert_eq!(items[0]["source_address"], "127.0.0.1");
     let r = app
         .request(
             Method::POST,

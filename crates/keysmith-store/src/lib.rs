@@ -145,7 +145,17 @@ pub trait Store: Send + Sync + 'static {
     async fn create_invite(&self, user: UserId, token_digest: &KeyDigest, now: i64, expires_at: i64) -> Result<()>;
     /// Sets the password of the invited user and consumes the invitation, if it exists
     /// and has not expired; returns the user.
-    async fn accept_invite(&self, token_digest: &KeyDigest, password_hash: &str, now: i64) -> Result<Option<UserId>>;
+    /// Sets the invited user's password and uses the invitation up, recording
+    /// `user.invitation_accepted` in each of the user's organizations, in one
+    /// transaction. `None` (nothing changed) for an unknown, expired or used
+    /// invitation, or a deactivated user.
+    async fn accept_invite(
+        &self,
+        token_digest: &KeyDigest,
+        password_hash: &str,
+        now: i64,
+        source_address: Option<&str>,
+    ) -> Result<Option<UserId>>;
     /// Withdraws every open invitation of a user; returns how many.
     async fn delete_invites(&self, user: UserId) -> Result<u64>;
 

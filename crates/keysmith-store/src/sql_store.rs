@@ -819,7 +819,13 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn accept_invite(&self, token_digest: &KeyDigest, password_hash: &str, now: i64) -> Result<Option<UserId>> {
+            async fn accept_invite(
+                &self,
+                token_digest: &KeyDigest,
+                password_hash: &str,
+                now: i64,
+                source_address: Option<&str>,
+            ) -> Result<Option<UserId>> {
                 let mut tx = self.begin().await?;
                 let user: Option<i64> = sqlx::query_scalar(
                     "DELETE FROM invites WHERE token_digest = $1 AND expires_at > $2 RETURNING user_id",
@@ -830,12 +836,40 @@ macro_rules! sql_store {
                 .await
                 .map_err(backend_err)?;
                 let Some(user) = user else { return Ok(None) };
-                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2 AND kind = 'user'")
-                    .bind(password_hash)
+                // A deactivated user's invitation sets nothing; dropping the transaction
+                // keeps the invitation for a reactivation.
+                let username: Option<String> = sqlx::query_scalar(
+                    "UPDATE users SET password_hash = $1 WHERE id = $2 AND kind = 'user' AND active RETURNING username",
+                )
+                .bind(password_hash)
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(username) = username else { return Ok(None) };
+                let orgs: Vec<i64> = sqlx::query_scalar("SELECT org_id FROM org_members WHERE user_id = $1 ORDER BY org_id")
                     .bind(user)
-                    .execute(&mut *tx)
+                    .fetch_all(&mut *tx)
                     .await
                     .map_err(backend_err)?;
+                let audit: Vec<NewAuditEntry> = orgs
+                    .into_iter()
+                    .map(|org| NewAuditEntry {
+                        org: OrgId(org),
+                        at: now,
+                        actor: Some(UserRef {
+                            id: UserId(user),
+                            kind: PrincipalKind::User,
+                            username: username.clone(),
+                        }),
+                        action: "user.invitation_accepted".into(),
+                        target_kind: "user".into(),
+                        target: username.clone(),
+                        source_address: source_address.map(str::to_owned),
+                        detail: None,
+                    })
+                    .collect();
+                append_audit(&mut tx, &audit).await?;
                 tx.commit().await.map_err(backend_err)?;
                 Ok(Some(UserId(user)))
             }

@@ -878,16 +878,18 @@ async fn invitations_set_a_password_once_before_they_expire(store: Arc<dyn Store
     let token = KeyDigest::of(b"invite-token");
     s.create_invite(user.id, &token, 100, 200).await.unwrap();
     assert_eq!(
-        s.accept_invite(&token, "$argon2id$new", 200).await.unwrap(),
+        s.accept_invite(&token, "$argon2id$new", 200, None).await.unwrap(),
         None,
         "expired at expires_at"
     );
     assert_eq!(
-        s.accept_invite(&token, "$argon2id$new", 150).await.unwrap(),
+        s.accept_invite(&token, "$argon2id$new", 150, Some("192.0.2.7"))
+            .await
+            .unwrap(),
         Some(user.id)
     );
     assert_eq!(
-        s.accept_invite(&token, "$argon2id$other", 150).await.unwrap(),
+        s.accept_invite(&token, "$argon2id$other", 150, None).await.unwrap(),
         None,
         "used once"
     );
@@ -896,7 +898,43 @@ async fn invitations_set_a_password_once_before_they_expire(store: Arc<dyn Store
     let again = KeyDigest::of(b"second");
     s.create_invite(user.id, &again, 100, 900).await.unwrap();
     assert_eq!(s.delete_invites(user.id).await.unwrap(), 1);
-    assert_eq!(s.accept_invite(&again, "$x", 150).await.unwrap(), None);
+    assert_eq!(s.accept_invite(&again, "$x", 150, None).await.unwrap(), None);
+    // Accepted once, recorded once, in the user's organization, by the user.
+    let accepted = s
+        .list_audit(&AuditQuery {
+            org: Some(w.org.id),
+            action: Some("user.invitation_accepted".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(accepted.len(), 1, "{accepted:?}");
+    assert_eq!(
+        (
+            accepted[0].actor_id,
+            accepted[0].actor_name.as_str(),
+            accepted[0].target.as_str()
+        ),
+        (Some(user.id), "newbie", "newbie")
+    );
+    assert_eq!(accepted[0].source_address.as_deref(), Some("192.0.2.7"));
+
+    // A deactivated user's invitation sets nothing and stays for a reactivation.
+    let third = KeyDigest::of(b"third");
+    s.create_invite(user.id, &third, 100, 900).await.unwrap();
+    assert_eq!(s.set_user_active(user.id, false, &[]).await.unwrap(), Ok(true));
+    assert_eq!(
+        s.accept_invite(&third, "$argon2id$late", 150, None).await.unwrap(),
+        None
+    );
+    assert_eq!(s.set_user_active(user.id, true, &[]).await.unwrap(), Ok(true));
+    assert_eq!(
+        s.accept_invite(&third, "$argon2id$late", 150, None).await.unwrap(),
+        Some(user.id)
+    );
+    let (_, hash) = s.find_user_for_sign_in("newbie").await.unwrap().unwrap();
+    assert_eq!(hash.as_deref(), Some("$argon2id$late"));
 }
 
 async fn rotation_links_the_keys_and_only_ever_brings_the_old_expiry_forward(store: Arc<dyn Store>) {

@@ -372,6 +372,7 @@ pub async fn invite_user(
     responses((status = 204, description = "Password set; sign in with it"), (status = 400, body = ErrorBody), JsonBodyRejections))]
 pub async fn accept_invite(
     State(state): State<AppState>,
+    SourceAddr(source): SourceAddr,
     ApiJson(request): ApiJson<AcceptInviteRequest>,
 ) -> Result<StatusCode, ApiError> {
     let token = SecretString::new(request.token);
@@ -380,7 +381,7 @@ pub async fn accept_invite(
     let hash = hash_password(&password)?;
     match state
         .store
-        .accept_invite(&session::token_digest(&token), &hash, state.now())
+        .accept_invite(&session::token_digest(&token), &hash, state.now(), Some(&source))
         .await?
     {
         Some(user) => {

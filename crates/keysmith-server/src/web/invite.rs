@@ -5,6 +5,7 @@
 //! body: never in a URL, and never back into a page.
 
 use super::{Fields, cross_site, failure, page, respond, see_other};
+use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::users::{self, AcceptInviteRequest};
@@ -69,7 +70,7 @@ fn sentence(message: &str) -> String {
     out
 }
 
-pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn submit(State(state): State<AppState>, source: SourceAddr, headers: HeaderMap, body: Bytes) -> Response {
     if cross_site(&headers) {
         return failure(None, ApiError::CsrfTokenInvalid);
     }
@@ -88,7 +89,7 @@ pub async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Byt
         token: token.to_owned(),
         password: password.to_owned(),
     };
-    let err = match users::accept_invite(State(state), ApiJson(request)).await {
+    let err = match users::accept_invite(State(state), source, ApiJson(request)).await {
         Ok(_) => return see_other(ACCEPTED),
         Err(err) => err,
     };
