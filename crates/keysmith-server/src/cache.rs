@@ -19,13 +19,16 @@
 //!   read. Key IDs are random, so a key created later never has an absent entry
 //!   waiting for it, short of someone presenting its ID before it existed.
 //!
-//! Legacy keys are found by the digest of the whole key, not by a key ID, and are rare:
-//! they always go to the database.
+//! - Legacy keys (40 characters) hold no key ID: they are found by the digest of the
+//!   whole key. The first read learns which handle (`legacy_<27>`) that digest
+//!   belongs to; from then on the digest leads to the handle's entry, cached,
+//!   invalidated and aged like any other. Unknown legacy keys are not cached.
 
 use crate::metrics::Metrics;
 use axum::http::HeaderMap;
+use keysmith_core::key_format::LEGACY_HANDLE_PREFIX;
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyDigest, UserId};
+use keysmith_core::{KeyDigest, KeyId, UserId};
 use keysmith_store::{AuthRecord, Invalidation, Notice, Store, UserRef};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -161,6 +164,9 @@ type Shard = RwLock<HashMap<Slot, Entry, Hasher>>;
 
 pub struct VerifyCache {
     shards: Box<[Shard]>,
+    /// A legacy key's whole-key digest → the slot of its handle. Never wrong (a digest
+    /// names one key, a handle is never reused), so only bounded and cleared.
+    legacy: RwLock<HashMap<KeyDigest, Slot, Hasher>>,
     owners: RwLock<HashMap<UserId, Arc<OwnerInfo>, Hasher>>,
     per_shard: usize,
     max_age_ms: i64,
@@ -180,6 +186,7 @@ impl VerifyCache {
         let shards = (0..SHARDS).map(|_| RwLock::new(HashMap::default())).collect();
         Self {
             shards,
+            legacy: RwLock::new(HashMap::default()),
             owners: RwLock::new(HashMap::default()),
             per_shard: max_keys.div_ceil(SHARDS),
             max_age_ms,
@@ -200,7 +207,24 @@ impl VerifyCache {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        let slot = slot(key_id)?;
+        self.get_slot(&slot(key_id)?, now)
+    }
+
+    /// The handle and entry of the legacy key whose whole-key digest is `digest`, if
+    /// a verification has read it before and its entry is still good.
+    pub fn get_legacy(&self, digest: &KeyDigest, now: i64) -> Option<(KeyId, Entry)> {
+        if !self.live.load(Ordering::Acquire) {
+            return None;
+        }
+        let slot = *self.legacy.read().unwrap_or_else(|p| p.into_inner()).get(digest)?;
+        let entry = self.get_slot(&slot, now)?;
+        let handle = std::str::from_utf8(&slot).ok()?;
+        let key_id = KeyId::parse(&format!("{LEGACY_HANDLE_PREFIX}{handle}")).ok()?;
+        Some((key_id, entry))
+    }
+
+    fn get_slot(&self, slot: &Slot, now: i64) -> Option<Entry> {
+        let slot = *slot;
         let shard = self.shard(&slot).read().unwrap_or_else(|p| p.into_inner());
         let found = shard
             .get(&slot)
@@ -258,6 +282,26 @@ impl VerifyCache {
         shard.insert(slot, entry);
     }
 
+    /// [`VerifyCache::fill`] for a legacy key, remembering which handle its whole-key
+    /// digest belongs to.
+    pub fn fill_legacy(&self, ticket: u64, key_id: &KeyId, digest: KeyDigest, entry: Entry) {
+        if !self.live.load(Ordering::Acquire) || self.per_shard == 0 {
+            return;
+        }
+        let Some(slot) = slot(key_id.as_str()) else { return };
+        {
+            let mut legacy = self.legacy.write().unwrap_or_else(|p| p.into_inner());
+            if legacy.len() >= self.per_shard * SHARDS
+                && !legacy.contains_key(&digest)
+                && let Some(victim) = legacy.keys().next().copied()
+            {
+                legacy.remove(&victim);
+            }
+            legacy.insert(digest, slot);
+        }
+        self.fill(ticket, key_id.as_str(), entry);
+    }
+
     /// Drops what `invalidation` makes stale. The epoch moves first, so a fill racing
     /// with this cannot store what it read before.
     pub fn apply(&self, invalidation: &Invalidation) {
@@ -289,6 +333,7 @@ impl VerifyCache {
         for shard in self.shards.iter() {
             shard.write().unwrap_or_else(|p| p.into_inner()).clear();
         }
+        self.legacy.write().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     /// Whether the cache may serve; cleared on every change of state.
@@ -396,6 +441,30 @@ mod tests {
         let ticket = c.ticket();
         c.fill(ticket, &id(1), entry(1, 0));
         assert!(c.get(&id(1), 0).is_some());
+    }
+
+    #[test]
+    fn legacy_keys_are_found_by_digest_and_go_with_their_handle() {
+        let c = cache(100);
+        let handle = KeyId::parse("legacy_bbbbbbbbbbbbbbbbbbbbbbbbbbb").unwrap();
+        let digest = KeyDigest::of(b"a whole legacy key");
+        // A fill that raced with an invalidation stores nothing.
+        let ticket = c.ticket();
+        c.apply(&Invalidation::Key(handle.as_str().into()));
+        c.fill_legacy(ticket, &handle, digest, entry(1, 0));
+        assert!(c.get_legacy(&digest, 0).is_none());
+
+        c.fill_legacy(c.ticket(), &handle, digest, entry(1, 0));
+        let (found, _) = c.get_legacy(&digest, 0).expect("cached");
+        assert_eq!(found, handle);
+        assert!(c.get_legacy(&KeyDigest::of(b"another key"), 0).is_none());
+        c.apply(&Invalidation::Key(handle.as_str().into()));
+        assert!(c.get_legacy(&digest, 0).is_none(), "invalidated by its handle");
+
+        c.fill_legacy(c.ticket(), &handle, digest, entry(1, 0));
+        c.clear();
+        assert!(c.legacy.read().unwrap().is_empty(), "cleared with the rest");
+        assert!(c.get_legacy(&digest, 0).is_none());
     }
 
     #[test]

@@ -125,6 +125,74 @@ async fn the_connection_and_the_router_agree_on_forward_auth_paths() {
     assert_eq!(answered, 4, "forward auth answers its path and everything below it");
 }
 
+/// Legacy keys hold no key ID: the first verification reads the database by the
+/// key's digest, later ones come from the cache, and a delete still ends them at once.
+#[tokio::test]
+async fn legacy_keys_are_verified_from_the_cache_once_warm() {
+    use keysmith_store::{KeyFormat, NewKey};
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let owner = app.store.find_user_by_username("admin").await.unwrap().unwrap();
+    let legacy = keysmith_core::generate_legacy(None).unwrap();
+    app.store
+        .insert_key(
+            NewKey {
+                key_id: legacy.key_id.clone(),
+                digest: legacy.digest,
+                format: KeyFormat::Legacy,
+                display: legacy.display.clone(),
+                name: "old sdk".into(),
+                owner: owner.id,
+                created_by: None,
+                created_at: common::START_MS,
+                expires_at: None,
+                rotated_from: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let key = legacy.plaintext.expose().to_owned();
+    let metrics = &app.state.metrics;
+    let verify = async |key: &str| {
+        app.request(Method::GET, "/api/v1/forward-auth", &Auth::Basic(key.to_owned()), None)
+            .await
+    };
+
+    let (hits, misses) = (metrics.cache_hits.get(), metrics.cache_misses.get());
+    let r = verify(&key).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers["x-keysmith-key-id"], legacy.key_id.as_str());
+    assert_eq!(metrics.cache_hits.get(), hits, "the first use reads the database");
+    for _ in 0..3 {
+        let r = verify(&key).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-keysmith-key-id"], legacy.key_id.as_str());
+        assert_eq!(r.headers["x-keysmith-user"], "admin");
+    }
+    assert_eq!(metrics.cache_hits.get(), hits + 3, "then the cache answers");
+    assert_eq!(metrics.cache_misses.get(), misses);
+
+    // Another legacy-shaped key is not this one, cached or not.
+    let stranger = keysmith_core::generate_legacy(None).unwrap();
+    assert_eq!(
+        verify(stranger.plaintext.expose()).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let r = app
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{}", legacy.key_id),
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = verify(&key).await;
+    assert_eq!((r.status, r.code()), (StatusCode::UNAUTHORIZED, "invalid_api_key"));
+}
+
 #[tokio::test]
 async fn metrics_count_verifications_cache_use_and_requests_by_route() {
     let app = TestApp::sqlite().await;

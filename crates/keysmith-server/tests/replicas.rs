@@ -70,6 +70,51 @@ async fn revocations_reach_every_replica() {
     })
     .await;
 
+    // The same for a legacy key, which B finds in its cache by the key's digest.
+    let owner = a.store.find_user_by_username("admin").await.unwrap().unwrap();
+    let legacy = keysmith_core::generate_legacy(None).unwrap();
+    a.store
+        .insert_key(
+            keysmith_store::NewKey {
+                key_id: legacy.key_id.clone(),
+                digest: legacy.digest,
+                format: keysmith_store::KeyFormat::Legacy,
+                display: legacy.display.clone(),
+                name: "old sdk".into(),
+                owner: owner.id,
+                created_by: None,
+                created_at: common::START_MS,
+                expires_at: None,
+                rotated_from: None,
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    let legacy_key = legacy.plaintext.expose().to_owned();
+    let hits = b.state.metrics.cache_hits.get();
+    for _ in 0..3 {
+        assert_eq!(status(&b, &legacy_key).await, StatusCode::OK);
+    }
+    assert_eq!(
+        b.state.metrics.cache_hits.get(),
+        hits + 2,
+        "b serves the legacy key from its cache"
+    );
+    let r = a
+        .request(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{}", legacy.key_id),
+            &admin_a,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    eventually("b rejecting the deleted legacy key", async || {
+        status(&b, &legacy_key).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
     // Deactivate a user on A: B rejects their keys.
     a.add_user("dev").await;
     let dev = Auth::Session(a.sign_in("dev", common::USER_PASSWORD).await);

@@ -134,11 +134,17 @@ fn verify_cached(state: &AppState, presented: &str, now: i64) -> Option<Result<V
         Err(keysmith_core::KeyFormatError::BadChecksum) => return Some(Err(Refusal::BadChecksum)),
         Err(_) => return Some(Err(Refusal::Malformed)),
     };
-    let PresentedKey::V1(v1) = parsed else {
-        return None;
-    };
-    let entry = state.cache.get(v1.key_id(), now)?;
-    Some(judge(KeyId::from(v1), &entry, &parsed.digest(), now))
+    match parsed {
+        PresentedKey::V1(v1) => {
+            let entry = state.cache.get(v1.key_id(), now)?;
+            Some(judge(KeyId::from(v1), &entry, &parsed.digest(), now))
+        }
+        PresentedKey::Legacy(legacy) => {
+            let digest = legacy.digest();
+            let (key_id, entry) = state.cache.get_legacy(&digest, now)?;
+            Some(judge(key_id, &entry, &digest, now))
+        }
+    }
 }
 
 /// Records the outcome: the use and its source when accepted, the metric either way.
@@ -207,10 +213,18 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
             state.cache.fill(ticket, v1.key_id(), entry.clone());
             (key_id, entry)
         }
-        PresentedKey::Legacy(legacy) => match state.store.find_legacy_key_for_auth(&legacy.digest()).await? {
-            Some(record) => (record.key_id.clone(), Entry::from_record(&record, now)),
-            None => return Ok(Err(Refusal::Unknown)),
-        },
+        PresentedKey::Legacy(legacy) => {
+            let digest = legacy.digest();
+            let ticket = state.cache.ticket();
+            match state.store.find_legacy_key_for_auth(&digest).await? {
+                Some(record) => {
+                    let entry = Entry::from_record(&record, now);
+                    state.cache.fill_legacy(ticket, &record.key_id, digest, entry.clone());
+                    (record.key_id, entry)
+                }
+                None => return Ok(Err(Refusal::Unknown)),
+            }
+        }
     };
     Ok(judge(key_id, &entry, &parsed.digest(), now))
 }
