@@ -216,7 +216,11 @@ impl VerifyCache {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        let slot = *self.legacy.read().unwrap_or_else(|p| p.into_inner()).get(digest)?;
+        let known = self.legacy.read().unwrap_or_else(|p| p.into_inner()).get(digest).copied();
+        let Some(slot) = known else {
+            self.metrics.cache_misses.inc();
+            return None;
+        };
         let entry = self.get_slot(&slot, now)?;
         let handle = std::str::from_utf8(&slot).ok()?;
         let key_id = KeyId::parse(&format!("{LEGACY_HANDLE_PREFIX}{handle}")).ok()?;
