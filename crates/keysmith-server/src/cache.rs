@@ -216,7 +216,12 @@ impl VerifyCache {
         if !self.live.load(Ordering::Acquire) {
             return None;
         }
-        let known = self.legacy.read().unwrap_or_else(|p| p.into_inner()).get(digest).copied();
+        let known = self
+            .legacy
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(digest)
+            .copied();
         let Some(slot) = known else {
             self.metrics.cache_misses.inc();
             return None;
