@@ -10,7 +10,6 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN_PASSWORD, Auth, TestApp, USER_PASSWORD};
 use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyPrefix, generate_legacy};
-use keysmith_store::{KeyFormat, NewKey};
 use serde_json::json;
 use std::net::SocketAddr;
 
@@ -508,27 +507,9 @@ async fn legacy_keys_authenticate_beside_new_keys() {
     let app = TestApp::sqlite().await;
     let auth = app.admin().await;
     let (new_key, _) = app.create_key(&auth, "new").await;
-    let admin = app.store.find_user_by_username("admin").await.unwrap().unwrap();
     for prefix in [None, Some(KeyPrefix::parse("local").unwrap())] {
         let legacy = generate_legacy(prefix.as_ref()).unwrap();
-        app.store
-            .insert_key(
-                NewKey {
-                    key_id: legacy.key_id.clone(),
-                    digest: legacy.digest,
-                    format: KeyFormat::Legacy,
-                    display: legacy.display.clone(),
-                    name: "old sdk".into(),
-                    owner: admin.id,
-                    created_by: None,
-                    created_at: common::START_MS,
-                    expires_at: None,
-                    rotated_from: None,
-                },
-                &[],
-            )
-            .await
-            .unwrap();
+        app.import_key(&legacy, "admin").await;
         let r = app
             .request(
                 Method::GET,

@@ -129,29 +129,10 @@ async fn the_connection_and_the_router_agree_on_forward_auth_paths() {
 /// key's digest, later ones come from the cache, and a delete still ends them at once.
 #[tokio::test]
 async fn legacy_keys_are_verified_from_the_cache_once_warm() {
-    use keysmith_store::{KeyFormat, NewKey};
     let app = TestApp::sqlite().await;
     let admin = app.admin().await;
-    let owner = app.store.find_user_by_username("admin").await.unwrap().unwrap();
     let legacy = keysmith_core::generate_legacy(None).unwrap();
-    app.store
-        .insert_key(
-            NewKey {
-                key_id: legacy.key_id.clone(),
-                digest: legacy.digest,
-                format: KeyFormat::Legacy,
-                display: legacy.display.clone(),
-                name: "old sdk".into(),
-                owner: owner.id,
-                created_by: None,
-                created_at: common::START_MS,
-                expires_at: None,
-                rotated_from: None,
-            },
-            &[],
-        )
-        .await
-        .unwrap();
+    app.import_key(&legacy, "admin").await;
     let key = legacy.plaintext.expose().to_owned();
     let metrics = &app.state.metrics;
     let verify = async |key: &str| {

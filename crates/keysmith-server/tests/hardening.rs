@@ -208,7 +208,6 @@ async fn every_kind_of_answer_carries_the_security_headers() {
 /// works the moment it is stored.
 #[tokio::test]
 async fn unknown_key_ids_are_cached_as_absent_until_a_key_takes_them() {
-    use keysmith_store::{KeyFormat, NewKey};
     let app = TestApp::sqlite().await;
     let generated = keysmith_core::generate_v1(&app.state.key_prefix).unwrap();
     let key = generated.plaintext.expose().to_owned();
@@ -225,24 +224,6 @@ async fn unknown_key_ids_are_cached_as_absent_until_a_key_takes_them() {
     );
     assert_eq!(app.state.metrics.cache_misses.get(), misses);
 
-    let admin = app.store.find_user_for_sign_in("admin").await.unwrap().unwrap().0;
-    app.store
-        .insert_key(
-            NewKey {
-                key_id: generated.key_id.clone(),
-                digest: generated.digest,
-                format: KeyFormat::V1,
-                display: generated.display.clone(),
-                name: "imported".into(),
-                owner: admin.id,
-                created_by: Some(admin.id),
-                created_at: common::START_MS,
-                expires_at: None,
-                rotated_from: None,
-            },
-            &[],
-        )
-        .await
-        .unwrap();
+    app.import_key(&generated, "admin").await;
     assert_eq!(viewer(&app, &key, peer).await.status, StatusCode::OK);
 }

@@ -73,26 +73,8 @@ async fn revocations_reach_every_replica() {
     .await;
 
     // The same for a legacy key, which B finds in its cache by the key's digest.
-    let owner = a.store.find_user_by_username("admin").await.unwrap().unwrap();
     let legacy = keysmith_core::generate_legacy(None).unwrap();
-    a.store
-        .insert_key(
-            keysmith_store::NewKey {
-                key_id: legacy.key_id.clone(),
-                digest: legacy.digest,
-                format: keysmith_store::KeyFormat::Legacy,
-                display: legacy.display.clone(),
-                name: "old sdk".into(),
-                owner: owner.id,
-                created_by: None,
-                created_at: common::START_MS,
-                expires_at: None,
-                rotated_from: None,
-            },
-            &[],
-        )
-        .await
-        .unwrap();
+    a.import_key(&legacy, "admin").await;
     let legacy_key = legacy.plaintext.expose().to_owned();
     assert_eq!(status(&b, &legacy_key).await, StatusCode::OK);
     eventually("b serving the legacy key from its cache", async || {

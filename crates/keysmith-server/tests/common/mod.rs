@@ -10,12 +10,13 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
+use keysmith_core::GeneratedKey;
 use keysmith_core::SecretString;
 use keysmith_core::role::{OrgRole, PrincipalKind};
 use keysmith_server::auth::password::hash_password;
 use keysmith_server::connection::Connection;
 use keysmith_server::{AppState, Connections, ManualClock, Settings};
-use keysmith_store::{NewUser, Org, SqliteStore, Store, UserId};
+use keysmith_store::{KeyFormat, NewKey, NewUser, Org, SqliteStore, Store, UserId};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,6 +175,30 @@ impl TestApp {
         }
         .unwrap();
         self.send(request).await
+    }
+
+    /// Stores `key` (from `keysmith_core::generate_v1` or `generate_legacy`) for
+    /// `username`, as an import of keys made elsewhere would.
+    pub async fn import_key(&self, key: &GeneratedKey, username: &str) {
+        let owner = self.store.find_user_by_username(username).await.unwrap().unwrap();
+        let format = if key.key_id.is_legacy_handle() {
+            KeyFormat::Legacy
+        } else {
+            KeyFormat::V1
+        };
+        let key = NewKey {
+            key_id: key.key_id.clone(),
+            digest: key.digest,
+            format,
+            display: key.display.clone(),
+            name: "imported".into(),
+            owner: owner.id,
+            created_by: None,
+            created_at: START_MS,
+            expires_at: None,
+            rotated_from: None,
+        };
+        self.store.insert_key(key, &[]).await.unwrap();
     }
 
     /// The service the server runs for a connection from `peer`.
