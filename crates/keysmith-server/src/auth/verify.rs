@@ -126,13 +126,20 @@ pub(crate) fn limit_key(address: &str) -> String {
     }
 }
 
+/// Parses a presented key; a mistyped or random string is refused here.
+fn parse(presented: &str) -> Result<PresentedKey<'_>, Refusal> {
+    PresentedKey::parse(presented).map_err(|e| match e {
+        keysmith_core::KeyFormatError::BadChecksum => Refusal::BadChecksum,
+        _ => Refusal::Malformed,
+    })
+}
+
 /// The part of verification that needs no database: a malformed key, a bad checksum,
 /// or a key in the cache. `None` when the store must be asked.
 fn verify_cached(state: &AppState, presented: &str, now: i64) -> Option<Result<Verified, Refusal>> {
-    let parsed = match PresentedKey::parse(presented) {
+    let parsed = match parse(presented) {
         Ok(p) => p,
-        Err(keysmith_core::KeyFormatError::BadChecksum) => return Some(Err(Refusal::BadChecksum)),
-        Err(_) => return Some(Err(Refusal::Malformed)),
+        Err(refusal) => return Some(Err(refusal)),
     };
     match parsed {
         PresentedKey::V1(v1) => {
@@ -175,19 +182,19 @@ fn finish(
 /// The stored record of a genuine key (the right secret for a known key ID, or a
 /// known legacy key), whatever its state; or why the string is not one.
 pub async fn lookup(state: &AppState, presented: &str) -> Result<Result<AuthRecord, Refusal>, ApiError> {
-    let parsed = match PresentedKey::parse(presented) {
+    let parsed = match parse(presented) {
         Ok(p) => p,
-        Err(keysmith_core::KeyFormatError::BadChecksum) => return Ok(Err(Refusal::BadChecksum)),
-        Err(_) => return Ok(Err(Refusal::Malformed)),
+        Err(refusal) => return Ok(Err(refusal)),
     };
+    let digest = parsed.digest();
     let record = match parsed {
         PresentedKey::V1(v1) => state.store.find_key_for_auth(&KeyId::from(v1)).await?,
-        PresentedKey::Legacy(legacy) => state.store.find_legacy_key_for_auth(&legacy.digest()).await?,
+        PresentedKey::Legacy(_) => state.store.find_legacy_key_for_auth(&digest).await?,
     };
     let Some(record) = record else {
         return Ok(Err(Refusal::Unknown));
     };
-    if !record.digest.ct_eq(&parsed.digest()) {
+    if !record.digest.ct_eq(&digest) {
         return Ok(Err(Refusal::WrongSecret));
     }
     Ok(Ok(record))
@@ -195,11 +202,12 @@ pub async fn lookup(state: &AppState, presented: &str) -> Result<Result<AuthReco
 
 /// The miss path: read the store, and fill the cache.
 async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Refusal>, ApiError> {
-    let parsed = match PresentedKey::parse(presented) {
+    let parsed = match parse(presented) {
         Ok(p) => p,
-        Err(keysmith_core::KeyFormatError::BadChecksum) => return Ok(Err(Refusal::BadChecksum)),
-        Err(_) => return Ok(Err(Refusal::Malformed)),
+        Err(refusal) => return Ok(Err(refusal)),
     };
+    // One SHA-256: a legacy key is looked up by it, and every key is judged by it.
+    let digest = parsed.digest();
     let now = state.now();
     let (key_id, entry) = match parsed {
         PresentedKey::V1(v1) => {
@@ -213,8 +221,7 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
             state.cache.fill(ticket, v1.key_id(), entry.clone());
             (key_id, entry)
         }
-        PresentedKey::Legacy(legacy) => {
-            let digest = legacy.digest();
+        PresentedKey::Legacy(_) => {
             let ticket = state.cache.ticket();
             match state.store.find_legacy_key_for_auth(&digest).await? {
                 Some(record) => {
@@ -226,7 +233,7 @@ async fn check(state: &AppState, presented: &str) -> Result<Result<Verified, Ref
             }
         }
     };
-    Ok(judge(key_id, &entry, &parsed.digest(), now))
+    Ok(judge(key_id, &entry, &digest, now))
 }
 
 /// The checks after the lookup, the same for a cached and a freshly read key.
