@@ -217,7 +217,12 @@ impl GitHub {
 }
 
 async fn report(app: &TestApp, body: &str, identifier: &str, signature: &str) -> Reply {
-    let request = Request::builder()
+    report_from(app, common::PEER, body, identifier, signature).await
+}
+
+/// A GitHub report sent from `peer`.
+async fn report_from(app: &TestApp, peer: SocketAddr, body: &str, identifier: &str, signature: &str) -> Reply {
+    let mut request = Request::builder()
         .method(Method::POST)
         .uri("/api/v1/secret-scanning/github")
         .header(header::CONTENT_TYPE, "application/json")
@@ -225,6 +230,7 @@ async fn report(app: &TestApp, body: &str, identifier: &str, signature: &str) ->
         .header("Github-Public-Key-Signature", signature)
         .body(Body::from(body.to_owned()))
         .unwrap();
+    request.extensions_mut().insert(ConnectInfo(peer));
     app.send(request).await
 }
 
@@ -386,18 +392,7 @@ async fn bad_signatures_count_against_the_address_like_failed_keys() {
     })
     .await;
     let from = async |peer: &str, body: &str, signature: &str| {
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri("/api/v1/secret-scanning/github")
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("Github-Public-Key-Identifier", "gh-key-1")
-            .header("Github-Public-Key-Signature", signature)
-            .body(Body::from(body.to_owned()))
-            .unwrap();
-        request
-            .extensions_mut()
-            .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
-        app.send(request).await
+        report_from(&app, peer.parse().unwrap(), body, "gh-key-1", signature).await
     };
     let good = github.sign("[]");
     // Good reports never count: more of them than the limit all pass.

@@ -700,17 +700,20 @@ async fn invite(app: &TestApp, admin: &Auth, username: &str) -> String {
     r.body["invite_token"].as_str().unwrap().to_owned()
 }
 
+/// The invitation page's form, posted with `token` and `password` typed twice.
+async fn accept_on_page(app: &TestApp, token: &str, password: &str) -> Reply {
+    post(
+        app,
+        None,
+        "/invite",
+        &[("token", token), ("password", password), ("confirm", password)],
+    )
+    .await
+}
+
 /// Whether `password` signs `username` in (through the API, which counts failures).
 async fn signs_in(app: &TestApp, username: &str, password: &str) -> bool {
-    let r = app
-        .request(
-            Method::POST,
-            "/api/v1/session",
-            &Auth::None,
-            Some(json!({"username": username, "password": password})),
-        )
-        .await;
-    r.status == StatusCode::OK
+    app.try_sign_in(username, password).await.status == StatusCode::OK
 }
 
 /// Neither the body nor any header of `r` carries one of `secrets`.
@@ -791,17 +794,7 @@ async fn an_invited_user_sets_a_password_on_the_invite_page_and_signs_in() {
     assert!(!form.text.contains(" value="), "nothing filled in: {}", form.text);
     assert!(!signs_in(&app, "ada", INVITED_PASSWORD).await, "no password yet");
 
-    let r = post(
-        &app,
-        None,
-        "/invite",
-        &[
-            ("token", &token),
-            ("password", INVITED_PASSWORD),
-            ("confirm", INVITED_PASSWORD),
-        ],
-    )
-    .await;
+    let r = accept_on_page(&app, &token, INVITED_PASSWORD).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert_eq!(location(&r), "/login?done=password-set");
     echoes_none(&r, &[&token, INVITED_PASSWORD]);
@@ -829,13 +822,7 @@ async fn an_invited_user_sets_a_password_on_the_invite_page_and_signs_in() {
 
     // The token was used up: a second use is refused and changes nothing.
     let other = "another-password-entirely";
-    let r = post(
-        &app,
-        None,
-        "/invite",
-        &[("token", &token), ("password", other), ("confirm", other)],
-    )
-    .await;
+    let r = accept_on_page(&app, &token, other).await;
     invite_form_again(
         &r,
         StatusCode::BAD_REQUEST,
@@ -901,17 +888,7 @@ async fn a_refused_invitation_form_explains_itself_and_changes_nothing() {
     for password in [INVITED_PASSWORD, differs] {
         assert!(!signs_in(&app, "ada", password).await, "{password}");
     }
-    let r = post(
-        &app,
-        None,
-        "/invite",
-        &[
-            ("token", &token),
-            ("password", INVITED_PASSWORD),
-            ("confirm", INVITED_PASSWORD),
-        ],
-    )
-    .await;
+    let r = accept_on_page(&app, &token, INVITED_PASSWORD).await;
     assert_eq!(location(&r), "/login?done=password-set", "{}", r.text);
     assert!(signs_in(&app, "ada", INVITED_PASSWORD).await);
 }

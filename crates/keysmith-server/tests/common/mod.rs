@@ -227,15 +227,19 @@ impl TestApp {
         }
     }
 
+    /// The API's answer to signing in, whatever it is.
+    pub async fn try_sign_in(&self, username: &str, password: &str) -> Reply {
+        self.request(
+            Method::POST,
+            "/api/v1/session",
+            &Auth::None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
+    }
+
     pub async fn sign_in(&self, username: &str, password: &str) -> Session {
-        let reply = self
-            .request(
-                Method::POST,
-                "/api/v1/session",
-                &Auth::None,
-                Some(json!({"username": username, "password": password})),
-            )
-            .await;
+        let reply = self.try_sign_in(username, password).await;
         assert_eq!(reply.status, StatusCode::OK, "sign-in failed: {}", reply.text);
         let set_cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
         let cookie = set_cookie.split(';').next().unwrap().to_owned();
