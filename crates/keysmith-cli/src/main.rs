@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 mod credentials;
 mod doctor;
 mod import;
+mod operator;
 mod organization;
 mod remote;
 mod scan;
@@ -446,6 +447,47 @@ then creates or invites the organization's users through the API.
 Example:
   keysmith admin create-org research --admin alice")]
     CreateOrg(CreateOrgArgs),
+    /// Set a user's password when they (or the only admin) cannot sign in: reads the new
+    /// password from the terminal, hidden and asked twice, or from standard input;
+    /// never from the command line. Ends the user's sessions and clears their sign-in
+    /// throttle. Works while the server runs; audited as `user.password_reset`.
+    #[command(after_help = "\
+Run it where the server's database is reachable, as the user the server runs as, with the
+same --data-dir/--database-url/--config. The password needs at least 12 characters.
+
+Examples:
+  keysmith admin reset-password admin
+  vault kv get -field=password secret/keysmith-admin | keysmith admin reset-password admin --password-stdin")]
+    ResetPassword(ResetPasswordArgs),
+    /// Let a user whose sign-in is held back by failed attempts sign in again at once,
+    /// on every server. Audited as `user.sign_in_unlocked`.
+    #[command(after_help = "\
+Failed sign-ins slow down the address they come from, not the account, so the owner at
+another address is not held back; this clears what is left, e.g. when the owner shares an
+address with whoever was guessing. Works while the server runs.
+
+Example:
+  keysmith admin unlock admin")]
+    Unlock(UnlockArgs),
+}
+
+#[derive(Args)]
+struct ResetPasswordArgs {
+    /// The user whose password to set
+    username: String,
+    /// Read the password from standard input (one line) instead of the terminal
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Args)]
+struct UnlockArgs {
+    /// The user to let sign in again
+    username: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -640,6 +682,15 @@ async fn run(cli: Cli) -> Result<()> {
                 &args.name,
             )
             .await?;
+        }
+        Command::Admin(AdminCommand::ResetPassword(args)) => {
+            let password = operator::read_new_password(args.password_stdin)?;
+            let store = open_existing_store(&args.database).await?;
+            operator::reset_password(store.as_ref(), &args.username, &password).await?;
+        }
+        Command::Admin(AdminCommand::Unlock(args)) => {
+            let store = open_existing_store(&args.database).await?;
+            operator::unlock(store.as_ref(), &args.username).await?;
         }
         Command::Admin(AdminCommand::CreateOrg(args)) => {
             let store = open_existing_store(&args.database).await?;

@@ -89,8 +89,8 @@ pub enum ApiError {
     RouteNotFound,
     #[error("this method is not allowed on this path")]
     MethodNotAllowed,
-    #[error("the server is not ready: the database does not answer")]
-    NotReady,
+    #[error("The server is not ready: {0}")]
+    NotReady(&'static str),
     /// Anything the client cannot fix. The detail is logged once, where it is turned
     /// into a response, and never sent.
     #[error("internal error")]
@@ -149,7 +149,7 @@ impl ApiError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::RouteNotFound => "route_not_found",
             Self::MethodNotAllowed => "method_not_allowed",
-            Self::NotReady => "not_ready",
+            Self::NotReady(_) => "not_ready",
             Self::Internal(_) => "internal",
         }
     }
@@ -187,7 +187,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -21,12 +21,17 @@ pub const FIRST_ADMIN: &str = "admin";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot create the data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    /// The data directory or the database file cannot be used; the text says which
+    /// file, why, and what to do.
+    #[error("{0}")]
+    Storage(String),
+    /// Another server holds the SQLite database.
+    #[error("{0}")]
+    Locked(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("cannot listen on {addr}: {source}; is another server using the port? choose another with --listen")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr}: {error}; is another server using the port? choose another with --listen")]
+    Bind { addr: SocketAddr, error: std::io::Error },
     #[error("the server stopped with an error: {0}")]
     Serve(std::io::Error),
     #[error("cannot create the first admin: {0}")]
@@ -81,7 +86,28 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     if config.database_url.is_none() {
         create_private_dir(&config.data_dir)?;
     }
-    let store = keysmith_store::open(&config.database_url()).await?;
+    let url = config.database_url();
+    // A SQLite database belongs to one server process: hold its lock until we exit.
+    let mut lock = match keysmith_store::sqlite_path(&url) {
+        Some(path) => {
+            crate::data_dir::check_writable(&path).map_err(RunError::Storage)?;
+            Some(
+                crate::data_dir::DatabaseLock::acquire(&path, &format!("http://{}", config.listen))
+                    .map_err(RunError::Locked)?,
+            )
+        }
+        None => None,
+    };
+    let store = keysmith_store::open(&url).await?;
+    store.check_writable().await.map_err(|e| {
+        RunError::Storage(match keysmith_store::sqlite_path(&url) {
+            Some(path) => format!(
+                "the database {} cannot be written: {e}; make it and its directory writable by the user Keysmith runs as",
+                path.display()
+            ),
+            None => format!("the database refuses writes: {e}; point database_url at a primary that accepts writes"),
+        })
+    })?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     tracing::info!(store.backend = store.backend().as_str(), "database ready");
 
@@ -146,9 +172,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let fanout = state.start_fanout();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .map_err(|source| RunError::Bind {
+        .map_err(|error| RunError::Bind {
             addr: config.listen,
-            source,
+            error,
         })?;
     let addr = listener.local_addr().unwrap_or(config.listen);
     let flusher = tokio::spawn(background_work(
@@ -158,6 +184,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     let webhook_worker = tokio::spawn(webhook_work(state.clone()));
 
     let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(lock) = lock.as_mut() {
+        lock.record_address(&format!("{scheme}://{addr}"));
+    }
     println!("Keysmith is listening on {scheme}://{addr}");
     println!("  sign in:   open {scheme}://{addr}/ in a browser; create keys under User settings");
     println!("  wandb SDK: wandb login --host {scheme}://{addr}  (or WANDB_BASE_URL={scheme}://{addr})");
@@ -304,16 +333,29 @@ fn load_server_secret(path: &std::path::Path) -> Result<ServerSecret, RunError> 
     }
 }
 
+/// Creates the data directory readable only by its owner. An existing directory is
+/// tightened to 0700 when it is ours; one that belongs to another user is left as it
+/// is (the write check that follows says whether we can use it).
 fn create_private_dir(path: &std::path::Path) -> Result<(), RunError> {
-    let err = |source| RunError::DataDir {
-        path: path.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(path).map_err(err)?;
+    let existed = path.is_dir();
+    std::fs::create_dir_all(path).map_err(|e| {
+        RunError::Storage(format!(
+            "cannot create the data directory {}: {e}; create it for the user Keysmith runs as, or choose another with --data-dir",
+            path.display()
+        ))
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)) {
+            if !existed {
+                return Err(RunError::Storage(format!(
+                    "cannot make the new data directory {} private (mode 0700): {e}",
+                    path.display()
+                )));
+            }
+            tracing::warn!(path = %path.display(), error.detail = %e, "could not restrict the data directory to its owner (mode 0700)");
+        }
     }
     Ok(())
 }

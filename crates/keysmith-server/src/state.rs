@@ -7,15 +7,12 @@ use crate::handoff::KeyHandoff;
 use crate::leak::github::GitHubKeys;
 use crate::metrics::Metrics;
 use crate::rate_limit::FailureLimiter;
+use crate::sign_in_throttle::SignInThrottle;
 use crate::usage::UsageRecorder;
 use keysmith_core::{KeyPrefix, UserId};
 use keysmith_store::Store;
 use std::sync::Arc;
 
-/// Failed sign-ins allowed per account and per source address in one window.
-pub const SIGN_IN_FAILURES_PER_ACCOUNT: u32 = 10;
-pub const SIGN_IN_FAILURES_PER_ADDRESS: u32 = 30;
-pub const SIGN_IN_WINDOW_MS: i64 = 15 * 60 * 1000;
 /// The window of the failed-verification limit per source address.
 pub const KEY_FAILURE_WINDOW_MS: i64 = 60 * 1000;
 /// The window of the exposed-key report limit per source address.
@@ -38,8 +35,8 @@ pub struct Inner {
     /// Keys created in the web interface, by (caller, key ID), for the page that shows
     /// them once.
     pub reveal: KeyHandoff<(UserId, String)>,
-    pub sign_in_by_account: FailureLimiter,
-    pub sign_in_by_address: FailureLimiter,
+    /// Failed sign-ins, per account and address, per address and per account.
+    pub sign_in_throttle: SignInThrottle,
     /// Failed key verifications per source address (an IPv6 /64 counts as one).
     pub key_failures_by_address: FailureLimiter,
     /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
@@ -149,8 +146,7 @@ impl AppState {
             usage: UsageRecorder::default(),
             handoff: KeyHandoff::default(),
             reveal: KeyHandoff::default(),
-            sign_in_by_account: FailureLimiter::new(SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_WINDOW_MS),
-            sign_in_by_address: FailureLimiter::new(SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_MS),
+            sign_in_throttle: SignInThrottle::default(),
             key_failures_by_address: FailureLimiter::new(settings.key_failures_per_minute, KEY_FAILURE_WINDOW_MS),
             exposure_reports_by_address: FailureLimiter::new(
                 settings.exposure_reports_per_minute,

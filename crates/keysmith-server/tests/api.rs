@@ -10,6 +10,7 @@ use axum::http::{Method, Request, StatusCode, header};
 use common::{ADMIN_PASSWORD, Auth, TestApp, USER_PASSWORD};
 use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyPrefix, generate_legacy};
+use keysmith_server::Clock;
 use serde_json::json;
 use std::net::SocketAddr;
 
@@ -68,41 +69,171 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
     assert!(wrong.headers.get(header::SET_COOKIE).is_none());
 }
 
-#[tokio::test]
-async fn failed_sign_ins_are_rate_limited_per_account_with_retry_after() {
-    let app = TestApp::sqlite().await;
-    for _ in 0..10 {
-        let r = app
-            .request(
-                Method::POST,
-                "/api/v1/session",
-                &Auth::None,
-                Some(json!({"username": "admin", "password": "guess"})),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
-    }
-    let limited = app
-        .request(
-            Method::POST,
-            "/api/v1/session",
-            &Auth::None,
-            Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
-        )
-        .await;
-    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(limited.code(), "rate_limited");
-    let retry: u64 = limited
+/// A sign-in attempt from `ip`.
+async fn sign_in_from(app: &TestApp, ip: [u8; 4], username: &str, password: &str) -> common::Reply {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/session")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"username": username, "password": password}).to_string(),
+        ))
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(ConnectInfo(SocketAddr::from((ip, 5000))));
+    app.send(request).await
+}
+
+fn retry_after(reply: &common::Reply) -> u64 {
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{}", reply.text);
+    assert_eq!(reply.code(), "rate_limited");
+    reply
         .headers
         .get(header::RETRY_AFTER)
         .unwrap()
         .to_str()
         .unwrap()
         .parse()
+        .unwrap()
+}
+
+const OWNER: [u8; 4] = [192, 168, 1, 20];
+const ATTACKER: [u8; 4] = [203, 0, 113, 9];
+
+#[tokio::test]
+async fn failed_sign_ins_slow_down_their_address_with_delays_that_double() {
+    let app = TestApp::sqlite().await;
+    for _ in 0..5 {
+        let r = sign_in_from(&app, OWNER, "admin", "typo").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "five failures are free");
+    }
+    // Even the right password waits: a held-back attempt tells nothing about it.
+    let held = sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(retry_after(&held), 1);
+    app.clock.advance_ms(1_000);
+    let r = sign_in_from(&app, OWNER, "admin", "typo").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        retry_after(&sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await),
+        2
+    );
+    app.clock.advance_ms(2_000);
+    let r = sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // Success forgot this address's failures: typos start free again.
+    let r = sign_in_from(&app, OWNER, "admin", "typo").await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_attacker_guessing_a_thousand_times_never_locks_out_the_owner() {
+    let app = TestApp::sqlite().await;
+    let mut guessed = 0;
+    for i in 0..1_000 {
+        let r = sign_in_from(&app, ATTACKER, "admin", &format!("guess-{i}")).await;
+        match r.status {
+            StatusCode::UNAUTHORIZED => guessed += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+        app.clock.advance_ms(1_000);
+    }
+    assert!(
+        guessed < 20,
+        "the attacker's address was held back: {guessed} real guesses in 1,000 tries"
+    );
+    // The attacker cannot confirm a guess while held back, even the right one.
+    let r = sign_in_from(&app, ATTACKER, "admin", ADMIN_PASSWORD).await;
+    assert!(retry_after(&r) > 0);
+    // The owner, elsewhere, signs in at once.
+    let r = sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+}
+
+#[tokio::test]
+async fn many_addresses_guessing_together_hold_back_only_themselves() {
+    let app = TestApp::sqlite().await;
+    for i in 0..60u8 {
+        let r = sign_in_from(&app, [198, 51, 100, i], "admin", "guess").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    // One failure each, but together they put the account under attack: each of them
+    // now waits, even with the right password.
+    let r = sign_in_from(&app, [198, 51, 100, 0], "admin", ADMIN_PASSWORD).await;
+    assert_eq!(retry_after(&r), 60);
+    let r = sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "an address with no failure is never held back"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_unlock_and_password_reset_reach_a_running_server() {
+    let app = TestApp::sqlite().await;
+    let before = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let mut failures = 0;
+    while failures < 10 {
+        let r = sign_in_from(&app, OWNER, "admin", "forgotten").await;
+        match r.status {
+            StatusCode::UNAUTHORIZED => failures += 1,
+            _ => app.clock.advance_ms(i64::try_from(retry_after(&r)).unwrap() * 1000),
+        }
+    }
+    assert_eq!(
+        retry_after(&sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await),
+        32
+    );
+
+    let now = app.clock.now_ms();
+    keysmith_server::operator::unlock(app.store.as_ref(), "admin", now)
+        .await
         .unwrap();
-    assert_eq!(retry, 900, "the window is 15 minutes and the clock did not move");
-    app.clock.advance_ms(15 * 60 * 1000);
-    app.sign_in("admin", ADMIN_PASSWORD).await;
+    app.clock.advance_ms(1);
+    let r = sign_in_from(&app, OWNER, "admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let new_password = keysmith_core::SecretString::new("a-new-password-after-reset".into());
+    keysmith_server::operator::reset_password(app.store.as_ref(), "admin", &new_password, app.clock.now_ms())
+        .await
+        .unwrap();
+    let r = app.try_sign_in("admin", ADMIN_PASSWORD).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "the old password no longer works");
+    app.sign_in("admin", new_password.expose()).await;
+    let r = app
+        .request(Method::GET, "/api/v1/viewer", &Auth::Session(before), None)
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "sessions from before the reset have ended"
+    );
+
+    let audit = app
+        .store
+        .list_audit(&keysmith_store::AuditQuery {
+            org: Some(app.org.id),
+            limit: 5,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions[..2], ["user.password_reset", "user.sign_in_unlocked"]);
+    assert!(audit[0].actor_id.is_none(), "an operator, not a user");
+    let weak = keysmith_core::SecretString::new("short".into());
+    let err = keysmith_server::operator::reset_password(app.store.as_ref(), "admin", &weak, 0)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("12"), "{err}");
+    let err = keysmith_server::operator::unlock(app.store.as_ref(), "nobody", 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "no user named `nobody`");
 }
 
 #[tokio::test]

@@ -18,7 +18,7 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use model::*;
-pub use open::{Backend, open};
+pub use open::{Backend, open, sqlite_path};
 pub use postgres::PostgresStore;
 pub use postgres::{INVALIDATION_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use sqlite::SqliteStore;
@@ -39,6 +39,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+
+    /// Whether this process may write: starts a write and rolls it back, so nothing
+    /// is written. A file the process cannot write (SQLite) or a read-only server or
+    /// transaction mode (PostgreSQL) fails here, not on a user's first change.
+    async fn check_writable(&self) -> Result<()>;
 
     /// On an empty database, creates the first organization and its admin and returns
     /// them; on a database that has any user, does nothing and returns `None`.
@@ -96,6 +101,22 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_for_sign_in(&self, login: &str) -> Result<Option<(User, Option<String>)>>;
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
     async fn set_password(&self, user: UserId, password_hash: &str) -> Result<bool>;
+    /// An operator's password reset: sets the password, ends every session of the
+    /// user, clears their sign-in throttle (`sign_in_unlocked_at = now`) and appends
+    /// `audit`, in one transaction. `false` when there is no such user (with a
+    /// password: service accounts have none).
+    async fn reset_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        now: i64,
+        audit: &[NewAuditEntry],
+    ) -> Result<bool>;
+    /// Clears a user's sign-in throttle on every server (`sign_in_unlocked_at = now`)
+    /// and appends `audit`. `false` when there is no such user.
+    async fn unlock_sign_in(&self, user: UserId, now: i64, audit: &[NewAuditEntry]) -> Result<bool>;
+    /// When an operator last cleared the user's sign-in throttle, if ever.
+    async fn sign_in_unlocked_at(&self, user: UserId) -> Result<Option<i64>>;
     /// Deactivates or reactivates; refuses to deactivate an org's last active admin.
     async fn set_user_active(
         &self,

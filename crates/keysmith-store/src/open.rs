@@ -1,7 +1,7 @@
 //! Choosing the backend from a URL, as one binary serves both.
 
 use crate::{PostgresStore, SqliteStore, Store, StoreError};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +17,14 @@ impl Backend {
             Self::Postgres => "postgres",
         }
     }
+}
+
+/// The database file a `sqlite://` (or `sqlite:`) URL names; `None` for any other URL.
+pub fn sqlite_path(url: &str) -> Option<PathBuf> {
+    url.strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
 }
 
 /// Opens the store a URL names: `postgres://` or `postgresql://` for PostgreSQL,

@@ -339,6 +339,20 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn check_writable(&self) -> Result<()> {
+                // An UPDATE that matches no row still needs the right to write: SQLite
+                // answers "attempt to write a readonly database", PostgreSQL "cannot
+                // execute UPDATE in a read-only transaction". The rollback (on drop)
+                // leaves nothing behind, so readiness probes cost no disk write.
+                let mut tx = self.pool.begin().await.map_err(backend_err)?;
+                sqlx::query("UPDATE orgs SET name = name WHERE 1 = 0")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                tx.rollback().await.map_err(backend_err)?;
+                Ok(())
+            }
+
             async fn bootstrap(&self, org_name: &str, admin: NewUser, now: i64) -> Result<Option<(Org, User)>> {
                 let mut tx = self.begin().await?;
                 let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -555,6 +569,56 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend_err)?;
                 Ok(done.rows_affected() > 0)
+            }
+
+            async fn reset_password(&self, user: UserId, password_hash: &str, now: i64, audit: &[NewAuditEntry])
+            -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE users SET password_hash = $1, sign_in_unlocked_at = $2 WHERE id = $3 AND kind = 'user'",
+                )
+                .bind(password_hash)
+                .bind(now)
+                .bind(user.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn unlock_sign_in(&self, user: UserId, now: i64, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("UPDATE users SET sign_in_unlocked_at = $1 WHERE id = $2 AND kind = 'user'")
+                    .bind(now)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn sign_in_unlocked_at(&self, user: UserId) -> Result<Option<i64>> {
+                let at: Option<Option<i64>> = sqlx::query_scalar("SELECT sign_in_unlocked_at FROM users WHERE id = $1")
+                    .bind(user.0)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(at.flatten())
             }
 
             async fn set_user_active(&self, user: UserId, active: bool, audit: &[NewAuditEntry])

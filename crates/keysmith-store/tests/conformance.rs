@@ -276,6 +276,79 @@ async fn org_membership_is_recorded_with_its_role(store: Arc<dyn Store>) {
     ));
 }
 
+async fn an_operator_resets_a_password_and_unlocks_sign_in_with_an_audit_entry(store: Arc<dyn Store>) {
+    let (org, admin) = store.bootstrap("acme", person("root"), 1).await.unwrap().unwrap();
+    assert_eq!(store.sign_in_unlocked_at(admin.id).await.unwrap(), None);
+    let digest = KeyDigest::of(b"root-session");
+    store
+        .create_session(NewSession {
+            token_digest: digest,
+            user_id: admin.id,
+            created_at: 1,
+            expires_at: 10_000,
+        })
+        .await
+        .unwrap();
+
+    assert!(
+        store
+            .unlock_sign_in(admin.id, 50, &[entry(org.id, "user.sign_in_unlocked", "root")])
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.sign_in_unlocked_at(admin.id).await.unwrap(), Some(50));
+    assert!(
+        store.find_session(&digest, 60).await.unwrap().is_some(),
+        "unlocking ends no session"
+    );
+
+    let new_hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA";
+    assert!(
+        store
+            .reset_password(admin.id, new_hash, 70, &[entry(org.id, "user.password_reset", "root")])
+            .await
+            .unwrap()
+    );
+    let (_, hash) = store.find_user_for_sign_in("root").await.unwrap().unwrap();
+    assert_eq!(hash.as_deref(), Some(new_hash));
+    assert_eq!(store.sign_in_unlocked_at(admin.id).await.unwrap(), Some(70));
+    assert!(
+        store.find_session(&digest, 80).await.unwrap().is_none(),
+        "a reset password ends every session of the user"
+    );
+    let actions: Vec<String> = store
+        .list_audit(&AuditQuery {
+            org: Some(org.id),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["user.password_reset", "user.sign_in_unlocked"]);
+
+    let bot = store
+        .create_user(
+            NewUser {
+                kind: PrincipalKind::ServiceAccount,
+                username: "bot".into(),
+                email: None,
+                password_hash: None,
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    assert!(
+        !store.reset_password(bot.id, new_hash, 90, &[]).await.unwrap(),
+        "a service account has no password to reset"
+    );
+    assert!(!store.unlock_sign_in(UserId(9_999), 90, &[]).await.unwrap());
+    store.check_writable().await.unwrap();
+}
+
 fn entry(org: OrgId, action: &str, target: &str) -> NewAuditEntry {
     NewAuditEntry {
         org,
@@ -1401,6 +1474,7 @@ conformance!(
     webhook_secrets_rotate_keeping_the_previous_version_with_its_time,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,
     concurrent_read_then_write_transactions_wait_their_turn,
+    an_operator_resets_a_password_and_unlocks_sign_in_with_an_audit_entry,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.

@@ -2,6 +2,7 @@
 //! hashed and verified on the blocking pool so a sign-in never stalls the runtime.
 
 use crate::error::ApiError;
+use crate::sign_in_throttle::Account;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use keysmith_core::SecretString;
@@ -53,9 +54,9 @@ fn dummy_hash() -> &'static str {
 const MAX_LOGIN_CHARS: usize = 256;
 const MAX_PASSWORD_CHARS: usize = 1024;
 
-/// Checks a sign-in (username or email, and password) under the failure limits per
-/// account and per source address, and returns the user. Every failure looks the same
-/// to the client: unknown user, wrong password, deactivated user, service account.
+/// Checks a sign-in (username or email, and password) under the sign-in throttle
+/// ([`crate::sign_in_throttle`]) and returns the user. Every failure looks the same to
+/// the client: unknown user, wrong password, deactivated user, service account.
 pub async fn check_password(
     state: &crate::state::AppState,
     login: &str,
@@ -64,17 +65,12 @@ pub async fn check_password(
 ) -> Result<keysmith_store::User, ApiError> {
     let login = login.trim().to_lowercase();
     let now = state.now();
-    let account_key = format!("account:{login}");
-    let address_key = format!("address:{source}");
-    for (limiter, key) in [
-        (&state.sign_in_by_address, &address_key),
-        (&state.sign_in_by_account, &account_key),
-    ] {
-        if let Err(retry_after_secs) = limiter.check(key, now) {
-            tracing::warn!(source.address = %source, "sign-in refused: too many failures");
-            return Err(ApiError::RateLimited { retry_after_secs });
-        }
-    }
+    let throttle = &state.sign_in_throttle;
+    let refused = |retry_after_secs: u64| {
+        tracing::warn!(source.address = %source, "sign-in refused: too many failures");
+        ApiError::RateLimited { retry_after_secs }
+    };
+    throttle.check_address(source, now).map_err(refused)?;
     let plausible = !login.is_empty()
         && login.chars().count() <= MAX_LOGIN_CHARS
         && password.expose().chars().count() <= MAX_PASSWORD_CHARS;
@@ -83,6 +79,19 @@ pub async fn check_password(
     } else {
         None
     };
+    let account = match &found {
+        Some((user, _)) => Account::User(user.id.0),
+        None => Account::Unknown(login),
+    };
+    // Only an account with remembered failures needs to know whether an operator
+    // has cleared them since.
+    let unlocked_at = match &found {
+        Some((user, _)) if throttle.knows(&account, now) => state.store.sign_in_unlocked_at(user.id).await?,
+        _ => None,
+    };
+    throttle
+        .check_account(&account, source, now, unlocked_at)
+        .map_err(refused)?;
     let (user, hash) = match found {
         Some((user, hash)) if user.active && user.kind == keysmith_core::role::PrincipalKind::User => {
             (Some(user), hash)
@@ -91,12 +100,11 @@ pub async fn check_password(
     };
     let verified = verify_password(password, hash).await;
     let Some(user) = user.filter(|_| verified) else {
-        state.sign_in_by_account.record_failure(&account_key, now);
-        state.sign_in_by_address.record_failure(&address_key, now);
+        throttle.record_failure(&account, source, now, unlocked_at);
         tracing::info!(source.address = %source, "sign-in failed");
         return Err(ApiError::InvalidCredentials);
     };
-    state.sign_in_by_account.clear(&account_key);
+    throttle.record_success(&account, source);
     Ok(user)
 }
 
