@@ -296,3 +296,279 @@ fn https_is_served_from_pem_files() {
         "the error shows no key material: {stderr}"
     );
 }
+
+/// `keysmith serve` expected to stop by itself: (exit status, stderr). One that is
+/// still running after 30 seconds started when it should not have: killed, and the
+/// test fails instead of hanging.
+fn serve_once(cmd: &mut Command) -> (std::process::ExitStatus, String) {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("KEYSMITH_DATA_DIR")
+        .env_remove("KEYSMITH_DATABASE_URL")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started and kept running where it should have refused to start");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (out.status, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A second server on the same SQLite database would serve keys the first has deleted
+/// (each keeps its own cache), so it is refused at start, naming the first; a first
+/// server killed with SIGKILL leaves no lock behind.
+#[test]
+fn a_second_server_on_one_data_directory_is_refused_and_a_killed_one_leaves_no_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("KEYSMITH_ADMIN_PASSWORD", PASSWORD)];
+    let mut first = Server::start(dir.path(), "first", &[], &env);
+    let (status, stderr) = serve_once(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir.path()),
+    );
+    assert!(!status.success(), "a second server started on the same data directory");
+    assert!(
+        stderr.contains(&format!("listening on {}", first.url)),
+        "the refusal names the other server's address: {stderr}"
+    );
+    assert!(stderr.contains(&format!("process {}", first.child.id())), "{stderr}");
+    assert!(
+        stderr.contains("PostgreSQL"),
+        "the refusal says what replicas need: {stderr}"
+    );
+    assert!(
+        sign_in_works(&first.url),
+        "the first server is unaffected by the refused second one"
+    );
+
+    first.child.kill().unwrap(); // SIGKILL: no chance to clean up
+    first.child.wait().unwrap();
+    let after = Server::start(dir.path(), "after-kill", &[], &env);
+    assert!(sign_in_works(&after.url));
+}
+
+fn sign_in_works(url: &str) -> bool {
+    common::http(
+        "POST",
+        &format!("{url}/api/v1/session"),
+        &[],
+        Some(&json!({"username": "admin", "password": PASSWORD})),
+    )
+    .status
+        == 200
+}
+
+fn uid() -> u32 {
+    let out = Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The binary as a user who is not root (root may write any file, so a read-only
+/// file only stops someone else): as `nobody` when the tests run as root.
+fn as_unprivileged(work: &std::path::Path, args: &[&str]) -> Command {
+    if uid() != 0 {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).current_dir(work);
+        return cmd;
+    }
+    // `nobody` may not be able to reach the build directory: run a copy.
+    let bin = work.parent().unwrap().join("keysmith");
+    if !bin.exists() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", "nobody", "--"]).arg(&bin).args(args).current_dir(work);
+    cmd.env("HOME", work);
+    cmd
+}
+
+fn chmod(path: &std::path::Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+/// A database the server cannot write must stop it at start with the file and its
+/// permissions named, not start and answer 500 to every sign-in.
+#[test]
+fn a_database_the_server_cannot_write_stops_it_at_start_naming_the_file() {
+    let top = tempfile::tempdir().unwrap();
+    chmod(top.path(), 0o755);
+    let work = top.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let first = Server::start(&work, "init", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
+    first.stop();
+    let data = work.join("data");
+    if uid() == 0 {
+        let owned = Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(&work)
+            .status()
+            .unwrap();
+        assert!(owned.success());
+    }
+    // Once, as its owner, the server starts: the setup itself is sound.
+    let mut ok = as_unprivileged(&work, &["serve", "--listen", "127.0.0.1:0"]);
+    let mut child = ok
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("Keysmith is listening") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
+        assert!(n > 0, "the server did not start as its data's owner");
+    }
+    // SIGTERM (runuser passes it on) and wait: a clean stop releases the lock.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    child.wait().unwrap();
+
+    for name in ["keysmith.db", "keysmith.db-wal", "keysmith.db-shm"] {
+        if data.join(name).exists() {
+            chmod(&data.join(name), 0o444);
+        }
+    }
+    let (status, stderr) = serve_once(&mut as_unprivileged(&work, &["serve", "--listen", "127.0.0.1:0"]));
+    assert!(!status.success(), "the server started on a database it cannot write");
+    assert!(stderr.contains("is not writable"), "{stderr}");
+    assert!(stderr.contains("keysmith.db"), "the message names the file: {stderr}");
+    assert!(
+        stderr.contains("mode 0444"),
+        "the message names the permission: {stderr}"
+    );
+
+    // A directory the server cannot write (it needs to create its journal there),
+    // named by URL so that the server does not make it its own data directory.
+    let shelf = work.join("shelf");
+    std::fs::create_dir(&shelf).unwrap();
+    std::fs::copy(data.join("keysmith.db"), shelf.join("keysmith.db")).unwrap();
+    if uid() == 0 {
+        Command::new("chown")
+            .args(["-R", "nobody"])
+            .arg(&shelf)
+            .status()
+            .unwrap();
+    }
+    chmod(&shelf, 0o555);
+    let url = format!("sqlite://{}", shelf.join("keysmith.db").display());
+    let (status, stderr) = serve_once(&mut as_unprivileged(
+        &work,
+        &["serve", "--listen", "127.0.0.1:0", "--database-url", &url],
+    ));
+    chmod(&shelf, 0o755);
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("the data directory {} is not writable", shelf.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("mode 0555"), "{stderr}");
+}
+
+/// A data directory that cannot be created is said once, with its reason once.
+#[test]
+fn a_data_directory_that_cannot_be_created_is_explained_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("file"), "not a directory").unwrap();
+    let (status, stderr) = serve_once(
+        Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "file/data"])
+            .current_dir(dir.path()),
+    );
+    assert!(!status.success());
+    assert!(
+        stderr.contains("cannot create the data directory file/data"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("os error").count(),
+        1,
+        "the OS error is said once: {stderr}"
+    );
+}
+
+/// The way back in for a locked-out or forgotten admin, on a running server: the
+/// password comes from stdin (never argv), old sessions end, and it is audited.
+#[test]
+fn admin_reset_password_and_unlock_work_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), "reset", &[], &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)]);
+    let (old_cookie, _) = sign_in(&server.url, "admin", PASSWORD);
+    let admin = |args: &[&str], stdin: &str| {
+        let mut child = Command::new(BIN)
+            .arg("admin")
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let new_password = "the-new-admin-password-42";
+    let out = admin(
+        &["reset-password", "admin", "--password-stdin"],
+        &format!("{new_password}\n"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(new_password), "the password was echoed: {stderr}");
+    assert!(sign_in_new(&server.url, new_password));
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/viewer", server.url),
+        &[("cookie", &old_cookie)],
+        None,
+    );
+    assert_eq!(r.status, 401, "the session from before the reset ended");
+
+    let out = admin(&["reset-password", "admin", "--password-stdin"], "short\n");
+    assert!(!out.status.success(), "a weak password was accepted");
+    let out = admin(&["reset-password", "admin", "--password-stdin"], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no password was given"));
+    let out = admin(&["reset-password", "admin"], "");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--password-stdin"),
+        "without a terminal, the error says how to pipe the password"
+    );
+    let out = admin(&["unlock", "ghost"], "");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user named `ghost`"));
+    let out = admin(&["unlock", "admin"], "");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let (cookie, _) = sign_in(&server.url, "admin", new_password);
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/orgs/default/audit?limit=5", server.url),
+        &[("cookie", &cookie)],
+        None,
+    );
+    let actions: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"user.password_reset"), "{actions:?}");
+    assert!(actions.contains(&"user.sign_in_unlocked"), "{actions:?}");
+}
+
+fn sign_in_new(url: &str, password: &str) -> bool {
+    common::http(
+        "POST",
+        &format!("{url}/api/v1/session"),
+        &[],
+        Some(&json!({"username": "admin", "password": password})),
+    )
+    .status
+        == 200
+}

@@ -47,3 +47,50 @@ async fn the_key_lifecycle_works_on_postgres() {
         StatusCode::OK
     );
 }
+
+/// A primary that turns read-only (a failover to a standby, an operator's
+/// `default_transaction_read_only`) is not ready: it could verify keys but would
+/// answer 500 to every change.
+#[tokio::test]
+async fn readiness_fails_while_the_database_refuses_writes() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let db = url.rsplit('/').next().unwrap().to_owned();
+    let store = PostgresStore::open(&url).await.unwrap();
+    let app = TestApp::with_store(Arc::new(store), None).await;
+    let ready = || async { app.request(Method::GET, "/readyz", &Auth::None, None).await };
+    assert_eq!(ready().await.status, StatusCode::OK);
+
+    // ALTER SYSTEM cannot share a transaction with anything, so two calls.
+    cluster
+        .psql(&db, "ALTER SYSTEM SET default_transaction_read_only = on")
+        .unwrap();
+    cluster.psql(&db, "SELECT pg_reload_conf()").unwrap();
+    let mut refused = None;
+    for _ in 0..100 {
+        let r = ready().await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let refused = refused.expect("/readyz stayed 200 while the database refused writes");
+    assert_eq!(refused.code(), "not_ready");
+    assert!(refused.text.contains("refuses writes"), "{}", refused.text);
+
+    // ALTER SYSTEM cannot share a transaction with anything, so two calls.
+    cluster
+        .psql(&db, "ALTER SYSTEM RESET default_transaction_read_only")
+        .unwrap();
+    cluster.psql(&db, "SELECT pg_reload_conf()").unwrap();
+    let mut back = false;
+    for _ in 0..100 {
+        if ready().await.status == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(back, "/readyz did not recover once writes were allowed again");
+}
