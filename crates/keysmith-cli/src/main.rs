@@ -125,7 +125,10 @@ Examples:
     /// Find API keys in files, staged changes or git history (exit status 1 if any).
     #[command(after_help = "\
 New-format keys are confirmed by their checksum, so look-alikes are not reported; 40-character
-legacy keys only on a line that mentions W&B or Keysmith. Findings show the key ID, never the key.
+legacy keys only on a line that mentions W&B or Keysmith. Git commit hashes are not keys: 40 hex
+characters after `@` (git+https://…@<hash>), /commit/ or /tree/ in a URL, in rev/ref/sha/commit
+fields, and in lock files (Cargo.lock, poetry.lock, package-lock.json, go.sum, …) are skipped.
+Findings show the key ID, never the key.
 
 Examples:
   keysmith scan                      this directory, recursively
