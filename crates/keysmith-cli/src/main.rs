@@ -40,7 +40,7 @@ Client commands read the server from --host, KEYSMITH_HOST or WANDB_BASE_URL, an
 from KEYSMITH_API_KEY or WANDB_API_KEY: never from an argument, which `ps` would show.
 
 Exit status: 0 success; 1 failure; 2 usage error (including a key given as an argument);
-3 no API key configured, or the server refused it.";
+3 no API key configured, a key that cannot be sent (a stray character), or the server refused it.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -617,7 +617,7 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            let code = err.downcast_ref::<remote::Exit>().map_or(1, |e| e.code);
+            let code = remote::exit_code(&err);
             eprintln!("error: {err:#}");
             std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
