@@ -104,6 +104,43 @@ fn platform_store() -> Result<(), String> {
     }
 }
 
+/// Whether the operating system's credential store can be used here, asked before a
+/// key is read. The error is a plain sentence (no D-Bus error text): what is missing.
+pub fn keyring_available() -> Result<(), String> {
+    off_runtime(platform_store).map_err(|_| no_keyring_reason())
+}
+
+/// Why there is no credential store, in words a person can act on.
+fn no_keyring_reason() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        let bus_address = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|v| !v.is_empty());
+        let bus_socket = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(|dir| PathBuf::from(dir).join("bus"))
+            .is_some_and(|p| p.exists());
+        if bus_address.is_none() && !bus_socket {
+            "This machine has no desktop session (no D-Bus session bus), so there is no operating-system \
+             credential store here"
+                .into()
+        } else {
+            "The desktop's credential store (the Secret Service of GNOME Keyring or KWallet) did not answer".into()
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        "This build has no credential store for this operating system".into()
+    }
+}
+
+/// `path` with the home directory shown as `~`.
+pub fn shown_path(path: &std::path::Path) -> String {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+    match home.as_deref().and_then(|h| path.strip_prefix(h).ok()) {
+        Some(rest) => format!("~/{}", rest.display()),
+        None => path.display().to_string(),
+    }
+}
+
 fn keyring_entry(host: &str) -> Result<keyring_core::Entry, String> {
     platform_store()?;
     keyring_core::Entry::new(SERVICE, host).map_err(|e| e.to_string())
@@ -124,9 +161,9 @@ impl Credentials {
                 let stored = off_runtime(|| {
                     keyring_entry(host).and_then(|e| e.set_password(key.expose()).map_err(|e| e.to_string()))
                 });
-                if let Err(why) = stored {
+                if stored.is_err() {
                     bail!(
-                        "no operating-system credential store is available here ({why}). Run `keysmith login --store file` \
+                        "the operating system's credential store did not take the key. Run `keysmith login --store file` \
                          to keep the key in {} (readable only by you), or keep the key in KEYSMITH_API_KEY instead.",
                         self.credentials_file().display()
                     );

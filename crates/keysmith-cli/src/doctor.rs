@@ -4,6 +4,7 @@
 
 use crate::remote::{self, Output};
 use anyhow::Result;
+use keysmith_client::{Client, ClientError};
 use keysmith_core::scan::find_keys;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,8 @@ use std::process::Command;
 #[serde(rename_all = "lowercase")]
 enum Status {
     Ok,
+    /// Nothing to fix, but worth knowing: comes with advice.
+    Info,
     Warn,
     Fail,
 }
@@ -24,6 +27,8 @@ struct Check {
     message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     fix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    advice: Option<String>,
 }
 
 fn check(check: &'static str, status: Status, message: impl Into<String>, fix: Option<&str>) -> Check {
@@ -32,6 +37,7 @@ fn check(check: &'static str, status: Status, message: impl Into<String>, fix: O
         status,
         message: message.into(),
         fix: fix.map(str::to_owned),
+        advice: None,
     }
 }
 
@@ -51,7 +57,7 @@ pub async fn run(host: Option<&str>, output: Output) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     let mut checks = Vec::new();
-    check_netrc(&home, &mut checks);
+    check_netrc(&home, host, &mut checks);
     check_wandb_settings(&home, &mut checks);
     check_env_files(&mut checks);
     check_shell_files(&home, &mut checks);
@@ -66,12 +72,16 @@ pub async fn run(host: Option<&str>, output: Output) -> Result<()> {
             for c in &checks {
                 let mark = match c.status {
                     Status::Ok => "ok  ",
+                    Status::Info => "info",
                     Status::Warn => "warn",
                     Status::Fail => "FAIL",
                 };
                 println!("{mark}  {:<14} {}", c.check, c.message);
                 if let Some(fix) = &c.fix {
                     println!("      {:<14} fix: {fix}", "");
+                }
+                if let Some(advice) = &c.advice {
+                    println!("      {:<14} note: {advice}", "");
                 }
             }
         }
@@ -127,15 +137,74 @@ fn check_file(name: &'static str, path: &Path, checks: &mut Vec<Check>) -> bool 
     true
 }
 
-fn check_netrc(home: &Path, checks: &mut Vec<Check>) {
+/// The netrc file: a key that `wandb login` wrote there for the configured server, in
+/// a file only its owner can read, is the SDK's documented way to log in, and is
+/// reported as such with advice; any other key in it, or a key in a netrc others can
+/// read, is a failure.
+fn check_netrc(home: &Path, host: Option<&str>, checks: &mut Vec<Check>) {
     let candidates: Vec<PathBuf> = match std::env::var_os("NETRC") {
         Some(p) => vec![PathBuf::from(p)],
         None => vec![home.join(".netrc"), home.join("_netrc")],
     };
+    let server = remote::configured_host(host);
     let before = checks.len();
     let mut seen = false;
     for path in candidates {
-        seen |= check_file("netrc", &path, checks);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        seen = true;
+        let private = !readable_by_others(&path);
+        let (sdk, other): (Vec<_>, Vec<_>) = find_keys(&text).into_iter().partition(|f| {
+            private
+                && netrc_machine_at(&text, f.line, f.column)
+                    .zip(server.as_deref())
+                    .is_some_and(|(machine, server)| machine_is_server(&machine, server))
+        });
+        let at = |found: &[keysmith_core::scan::Finding]| {
+            found
+                .iter()
+                .map(|f| format!("line {} ({})", f.line, f.shown))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !sdk.is_empty() {
+            checks.push(Check {
+                advice: Some(
+                    "fine for a personal machine; prefer WANDB_API_KEY in CI, where a file in the home directory \
+                     outlives the job"
+                        .into(),
+                ),
+                ..check(
+                    "netrc",
+                    Status::Info,
+                    format!(
+                        "the wandb SDK stored your key for {} here (wandb login): {} {}, readable only by you",
+                        server.as_deref().map_or("the server", netloc),
+                        path.display(),
+                        at(&sdk)
+                    ),
+                    None,
+                )
+            });
+        }
+        if !other.is_empty() {
+            checks.push(check(
+                "netrc",
+                Status::Fail,
+                format!("a key in plain text in {}: {}", path.display(), at(&other)),
+                Some(NO_PLAIN_FILES),
+            ));
+        }
+        if !private {
+            let keys = sdk.len() + other.len();
+            checks.push(check(
+                "netrc",
+                if keys == 0 { Status::Warn } else { Status::Fail },
+                format!("{} can be read by other users", path.display()),
+                Some(&format!("chmod 600 {}", path.display())),
+            ));
+        }
     }
     if checks.len() == before {
         let message = if seen {
@@ -145,6 +214,57 @@ fn check_netrc(home: &Path, checks: &mut Vec<Check>) {
         };
         checks.push(check("netrc", Status::Ok, message, None));
     }
+}
+
+/// The `machine` entry of a netrc file in force at 1-based `line` and byte `column`:
+/// the last `machine NAME` before it (`default` ends it).
+fn netrc_machine_at(text: &str, line: usize, column: usize) -> Option<String> {
+    let mut machine = None;
+    let mut expect_name = false;
+    for (index, content) in text.lines().enumerate() {
+        let mut rest = content;
+        let mut offset = 0;
+        while let Some(start) = rest.find(|c: char| !c.is_whitespace()) {
+            let token_start = offset + start;
+            if (index + 1, token_start + 1) >= (line, column) {
+                return machine;
+            }
+            let token = &rest[start..];
+            let len = token.find(char::is_whitespace).unwrap_or(token.len());
+            let token = &token[..len];
+            if expect_name {
+                machine = Some(token.trim_matches(['"', '\'']).to_owned());
+                expect_name = false;
+            } else if token == "machine" {
+                expect_name = true;
+            } else if token == "default" {
+                machine = None;
+            }
+            offset = token_start + len;
+            rest = &content[offset..];
+        }
+    }
+    machine
+}
+
+/// `host:port` of a server URL (what the wandb SDK writes as the netrc machine).
+fn netloc(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    authority.rsplit_once('@').map_or(authority, |(_, host)| host)
+}
+
+/// Whether a netrc machine names the server: its `host:port`, as current SDKs write
+/// it, or its host alone, as older ones did.
+fn machine_is_server(machine: &str, server_url: &str) -> bool {
+    let netloc = netloc(server_url);
+    let host = if netloc.starts_with('[') {
+        netloc.split_inclusive(']').next().unwrap_or(netloc)
+    } else {
+        netloc.split(':').next().unwrap_or(netloc)
+    };
+    !machine.is_empty() && (machine.eq_ignore_ascii_case(netloc) || machine.eq_ignore_ascii_case(host))
 }
 
 fn check_wandb_settings(home: &Path, checks: &mut Vec<Check>) {
@@ -298,6 +418,7 @@ fn check_sdk(checks: &mut Vec<Check>) {
     let long_key = remote::KEY_VARIABLES
         .iter()
         .filter_map(|v| std::env::var(v).ok())
+        .map(|k| k.trim().to_owned())
         .any(|k| k.len() > 40 && !k.contains('-'));
     if old && long_key {
         checks.push(check(
@@ -338,7 +459,14 @@ async fn check_server(host: Option<&str>, checks: &mut Vec<Check>) {
     let client = match remote::client(host) {
         Ok(c) => c,
         Err(e) => {
-            checks.push(check("server", Status::Warn, format!("not checked: {e}"), None));
+            if let Some(bad) = e.downcast_ref::<remote::UnusableKey>() {
+                // A key problem, not a server problem: say so, then see whether the
+                // server answers at all without the key.
+                checks.push(check("api-key", Status::Fail, bad.problem.clone(), Some(&bad.fix)));
+                check_server_without_key(host, checks).await;
+            } else {
+                checks.push(check("server", Status::Warn, format!("not checked: {e:#}"), None));
+            }
             return;
         }
     };
@@ -349,15 +477,51 @@ async fn check_server(host: Option<&str>, checks: &mut Vec<Check>) {
             format!("{} answers; the key belongs to {}", client.host(), v.username),
             None,
         )),
+        Err(e) => {
+            let (name, fix) = match &e {
+                ClientError::Api { .. } => ("server", "create a new key and put it in KEYSMITH_API_KEY"),
+                ClientError::UnsendableKey(_) | ClientError::Request { .. } => {
+                    ("api-key", "set KEYSMITH_API_KEY again with the key alone")
+                }
+                ClientError::Unexpected { .. } | ClientError::InvalidHost(_) => {
+                    ("server", "check the URL: it should be the Keysmith server's address")
+                }
+                ClientError::Unreachable { .. } => ("server", "check the URL and that the server runs"),
+            };
+            checks.push(check(name, Status::Fail, format!("{e}"), Some(fix)));
+        }
+    }
+}
+
+/// Whether the server answers, asked without a key: any answer of Keysmith's API
+/// (here, that a key is needed) proves it up.
+async fn check_server_without_key(host: Option<&str>, checks: &mut Vec<Check>) {
+    let Some(url) = remote::configured_host(host) else {
+        checks.push(check("server", Status::Warn, "not checked: no server configured", None));
+        return;
+    };
+    let client = match Client::anonymous(&url) {
+        Ok(c) => c,
+        Err(e) => {
+            checks.push(check("server", Status::Fail, format!("{e}"), Some("check the URL")));
+            return;
+        }
+    };
+    match client.viewer().await {
+        Ok(_) | Err(ClientError::Api { .. }) => checks.push(check(
+            "server",
+            Status::Ok,
+            format!(
+                "{} answers (checked without the key, which cannot be sent)",
+                client.host()
+            ),
+            None,
+        )),
         Err(e) => checks.push(check(
             "server",
             Status::Fail,
             format!("{e}"),
-            Some(if e.code().is_some() {
-                "create a new key and put it in KEYSMITH_API_KEY"
-            } else {
-                "check the URL and that the server runs"
-            }),
+            Some("check the URL and that the server runs"),
         )),
     }
 }

@@ -1,7 +1,8 @@
-//! The `keysmith` command: runs the server and administers its database.
+//! The `keysmith` command: runs the server and administers its database, and is the
+//! client that manages keys, teams and users on a server and finds exposed keys.
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use keysmith_server::config::LogFormat;
 use keysmith_server::{Config, ConfigOverrides};
 use std::net::SocketAddr;
@@ -16,12 +17,84 @@ mod organization;
 mod remote;
 mod scan;
 
-/// Keysmith: self-hosted API keys that the unmodified wandb SDK logs in with.
+/// What Keysmith is, in one line: the first line of the top-level help.
+const ABOUT: &str = "Keysmith: self-hosted API keys in W&B's key system; the unmodified wandb SDK logs in with them.";
+
 #[derive(Parser)]
-#[command(name = "keysmith", version, about, long_about = None, after_help = EXAMPLES)]
+#[command(name = "keysmith", version, about = ABOUT, long_about = None, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// The top-level help lists the commands by what they are for, not alphabetically in
+/// one block. Every command appears in exactly one group (a test checks).
+const COMMAND_GROUPS: [(&str, &[(&str, &str)]); 5] = [
+    (
+        "Server (run where its database is):",
+        &[
+            ("serve", "Run the server"),
+            (
+                "admin",
+                "Administer the database directly: import legacy keys, create organizations",
+            ),
+        ],
+    ),
+    (
+        "Your keys:",
+        &[
+            ("login", "Store a key for this machine (never from an argument)"),
+            ("logout", "Forget the stored key on this machine"),
+            (
+                "status",
+                "Show the server, where the key comes from, and whether it works",
+            ),
+            ("whoami", "Show who the configured key belongs to"),
+            ("keys", "List, create, show, rotate, rename and delete API keys"),
+        ],
+    ),
+    (
+        "Organization:",
+        &[
+            ("teams", "Teams and their members"),
+            ("users", "The organization's users: invite, change role, deactivate"),
+            ("service-accounts", "Accounts without a password for CI and automation"),
+            ("audit", "The organization's audit log"),
+        ],
+    ),
+    (
+        "Safety:",
+        &[
+            ("scan", "Find API keys in files, staged changes or git history"),
+            (
+                "doctor",
+                "Check this machine for exposed keys, an old SDK, a server that does not answer",
+            ),
+        ],
+    ),
+    (
+        "Shell:",
+        &[
+            ("completions", "Print a shell completion script"),
+            ("help", "Print this help, or a command's: keysmith help keys create"),
+        ],
+    ),
+];
+
+/// The command line definition with the grouped top-level help.
+fn cli_command() -> clap::Command {
+    let mut groups = String::new();
+    for (heading, commands) in COMMAND_GROUPS {
+        groups.push_str(heading);
+        groups.push('\n');
+        for (name, summary) in commands {
+            groups.push_str(&format!("  {name:<18}{summary}\n"));
+        }
+        groups.push('\n');
+    }
+    Cli::command().help_template(format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n{groups}Options:\n{{options}}{{after-help}}"
+    ))
 }
 
 const EXAMPLES: &str = "\
@@ -33,6 +106,10 @@ Examples:
   keysmith keys list --output json
   keysmith serve --listen 0.0.0.0:443 --database-url postgres://keysmith@db/keysmith
   keysmith admin import-legacy-keys --user alice --file old-keys.txt
+  keysmith scan --install-hook                     refuse commits that add a key
+  keysmith doctor                                  keys in plain files, an old SDK, the server
+
+Run `keysmith <COMMAND> --help` for a command's options and examples.
 
 Configuration is layered: defaults, then --config FILE (TOML), then KEYSMITH_* environment
 variables (e.g. KEYSMITH_LISTEN, KEYSMITH_ADMIN_PASSWORD_FILE), then flags.
@@ -41,7 +118,7 @@ Client commands read the server from --host, KEYSMITH_HOST or WANDB_BASE_URL, an
 from KEYSMITH_API_KEY or WANDB_API_KEY: never from an argument, which `ps` would show.
 
 Exit status: 0 success; 1 failure; 2 usage error (including a key given as an argument);
-3 no API key configured, or the server refused it.";
+3 no API key configured, a key that cannot be sent (a stray character), or the server refused it.";
 
 #[derive(Subcommand)]
 enum Command {
@@ -126,7 +203,10 @@ Examples:
     /// Find API keys in files, staged changes or git history (exit status 1 if any).
     #[command(after_help = "\
 New-format keys are confirmed by their checksum, so look-alikes are not reported; 40-character
-legacy keys only on a line that mentions W&B or Keysmith. Findings show the key ID, never the key.
+legacy keys only on a line that mentions W&B or Keysmith. Git commit hashes are not keys: 40 hex
+characters after `@` (git+https://…@<hash>), /commit/ or /tree/ in a URL, in rev/ref/sha/commit
+fields, and in lock files (Cargo.lock, poetry.lock, package-lock.json, go.sum, …) are skipped.
+Findings show the key ID, never the key.
 
 Examples:
   keysmith scan                      this directory, recursively
@@ -648,7 +728,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let outcome = remote::refuse_keys_in_arguments(&args).and_then(|()| {
-        let cli = Cli::parse_from(&args);
+        let cli = Cli::from_arg_matches(&cli_command().get_matches_from(&args)).unwrap_or_else(|e| e.exit());
         tokio::runtime::Runtime::new()
             .context("cannot start the async runtime")?
             .block_on(run(cli))
@@ -656,7 +736,7 @@ fn main() -> std::process::ExitCode {
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
-            let code = err.downcast_ref::<remote::Exit>().map_or(1, |e| e.code);
+            let code = remote::exit_code(&err);
             eprintln!("error: {err:#}");
             std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
@@ -714,7 +794,6 @@ async fn run(cli: Cli) -> Result<()> {
             })?;
         }
         Command::Completions { shell } => {
-            use clap::CommandFactory;
             clap_complete::generate(shell, &mut Cli::command(), "keysmith", &mut std::io::stdout());
         }
         Command::Doctor(remote) => doctor::run(remote.host.as_deref(), remote.output).await?,
@@ -886,7 +965,23 @@ async fn run(cli: Cli) -> Result<()> {
 mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
-        use clap::CommandFactory;
-        super::Cli::command().debug_assert();
+        super::cli_command().debug_assert();
+    }
+
+    #[test]
+    fn the_top_level_help_groups_every_command_once() {
+        let mut grouped: Vec<&str> = super::COMMAND_GROUPS
+            .iter()
+            .flat_map(|(_, commands)| commands.iter().map(|(name, _)| *name))
+            .collect();
+        grouped.sort_unstable();
+        let mut defined: Vec<String> = super::cli_command()
+            .get_subcommands()
+            .filter(|c| !c.is_hide_set())
+            .map(|c| c.get_name().to_owned())
+            .chain(["help".to_owned()])
+            .collect();
+        defined.sort_unstable();
+        assert_eq!(grouped, defined);
     }
 }

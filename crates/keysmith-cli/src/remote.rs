@@ -33,35 +33,109 @@ pub fn client(host_flag: Option<&str>) -> Result<Client> {
     Ok(client_with_source(host_flag)?.0)
 }
 
+/// A configured key that cannot be used as it is: it holds a character that no HTTP
+/// header can carry. Exit status 3, like a missing or refused key; the message says
+/// where the key came from and which character, never the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{problem}; nothing was sent to the server. {fix}")]
+pub struct UnusableKey {
+    /// What is wrong and where: "the API key in KEYSMITH_API_KEY contains …".
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+/// The exit status for an error that ends a command.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(exit) = err.downcast_ref::<Exit>() {
+        exit.code
+    } else if err.is::<UnusableKey>()
+        || matches!(err.downcast_ref::<ClientError>(), Some(ClientError::UnsendableKey(_)))
+    {
+        EXIT_NOT_AUTHENTICATED
+    } else {
+        1
+    }
+}
+
+/// A key as read from `from` ("in KEYSMITH_API_KEY", "on standard input", …) with
+/// its surrounding whitespace removed (a secret mounted from a file usually ends with
+/// a newline). A key with a character no header can carry is refused here, saying
+/// where and which kind, so it is never mistaken for a server that cannot be reached.
+pub fn clean_key(raw: &str, from: &str, fix: &str) -> Result<SecretString> {
+    match keysmith_client::clean_key(raw) {
+        Ok(key) => Ok(SecretString::new(key.to_owned())),
+        Err(at) => Err(UnusableKey {
+            problem: format!("the API key {from} contains a character that cannot be sent ({at})"),
+            fix: fix.to_owned(),
+        }
+        .into()),
+    }
+}
+
+/// The first of [`KEY_VARIABLES`] that holds more than whitespace, cleaned, and its
+/// name.
+pub fn key_from_env() -> Result<Option<(&'static str, SecretString)>> {
+    for variable in KEY_VARIABLES {
+        let raw = match std::env::var(variable) {
+            Ok(raw) => zeroize::Zeroizing::new(raw),
+            Err(std::env::VarError::NotPresent) => continue,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err(UnusableKey {
+                    problem: format!("the API key in {variable} is not valid UTF-8 text, so it cannot be sent"),
+                    fix: set_again(variable),
+                }
+                .into());
+            }
+        };
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let key = clean_key(&raw, &format!("in {variable}"), &set_again(variable))?;
+        return Ok(Some((variable, key)));
+    }
+    Ok(None)
+}
+
+fn set_again(variable: &str) -> String {
+    format!(
+        "Set {variable} again with the key alone, for example with `read -rs {variable} && export {variable}`, \
+         and paste the key afresh from where it is kept."
+    )
+}
+
 /// The server from the flag, the environment, or `login`'s profile.
 fn host(host_flag: Option<&str>) -> Option<String> {
     host_flag.map(str::to_owned).or_else(|| {
         HOST_VARIABLES
             .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+            .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
     })
+}
+
+/// The server the client commands would use: the flag, the environment, then what
+/// `keysmith login` stored.
+pub fn configured_host(host_flag: Option<&str>) -> Option<String> {
+    host(host_flag).or_else(|| crate::credentials::Credentials::default().stored_host())
 }
 
 /// A client and where its key came from: the environment first (a CI job's secret),
 /// then what `keysmith login` stored.
 pub fn client_with_source(host_flag: Option<&str>) -> Result<(Client, String)> {
-    let from_env = KEY_VARIABLES
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()).map(|k| (*v, k)));
-    if let Some((variable, key)) = from_env {
-        let host = host(host_flag)
-            .or_else(|| crate::credentials::Credentials::default().stored_host())
-            .ok_or_else(no_server)?;
-        return Ok((
-            Client::new(&host, SecretString::new(key))?,
-            format!("the environment variable {variable}"),
-        ));
+    if let Some((variable, key)) = key_from_env()? {
+        let host = configured_host(host_flag).ok_or_else(no_server)?;
+        return Ok((Client::new(&host, key)?, format!("the environment variable {variable}")));
     }
     if let Some((stored_host, key, place)) = crate::credentials::Credentials::default().load() {
         let host = host(host_flag).unwrap_or_else(|| stored_host.clone());
         if host.trim_end_matches('/') != stored_host.trim_end_matches('/') {
             bail!("the stored key is for {stored_host}, not {host}; run `keysmith login --host {host}` first");
         }
+        let key = clean_key(
+            key.expose(),
+            &format!("in {place}"),
+            "Run `keysmith login` again to store the key afresh.",
+        )?;
         return Ok((Client::new(&host, key)?, place));
     }
     Err(Exit {
@@ -77,44 +151,131 @@ fn no_server() -> anyhow::Error {
     anyhow::anyhow!("no server: pass --host https://keys.example.com, or set KEYSMITH_HOST (or WANDB_BASE_URL)")
 }
 
-/// `keysmith login`: the key from stdin, the environment or a hidden prompt, checked
-/// against the server, then stored.
+fn no_key_given(place: &str, how: &str) -> anyhow::Error {
+    Exit {
+        code: EXIT_NOT_AUTHENTICATED,
+        message: format!("no key was given {place}; {how}"),
+    }
+    .into()
+}
+
+/// `keysmith login`: where the key will be kept is settled first (a key read and then
+/// thrown away because there is no credential store would have to be pasted again),
+/// then the key from stdin, the environment or a hidden prompt, checked against the
+/// server, then stored.
 pub async fn login(host_flag: Option<&str>, with_key_stdin: bool, storage: crate::credentials::Storage) -> Result<()> {
+    use crate::credentials::{Credentials, Storage};
     use std::io::{IsTerminal, Read};
-    let host = host(host_flag)
-        .or_else(|| crate::credentials::Credentials::default().stored_host())
-        .ok_or_else(no_server)?;
+    let host = configured_host(host_flag).ok_or_else(no_server)?;
+    let interactive = !with_key_stdin && std::io::stdin().is_terminal();
+    // The environment is no pasted key: looking at it first loses nothing.
+    let from_env = if with_key_stdin { None } else { key_from_env()? };
+    if !with_key_stdin && from_env.is_none() && !interactive {
+        return Err(Exit {
+            code: EXIT_NOT_AUTHENTICATED,
+            message: "no key: pipe it in with --with-key-stdin, set KEYSMITH_API_KEY, or run in a terminal to be asked"
+                .into(),
+        }
+        .into());
+    }
+    let credentials = Credentials::default();
+    let storage = match storage {
+        Storage::File => Storage::File,
+        Storage::Keyring => match crate::credentials::keyring_available() {
+            Ok(()) => Storage::Keyring,
+            Err(why) if interactive => {
+                eprintln!("{why}.");
+                if !confirm_file_storage(&credentials)? {
+                    bail!(
+                        "nothing stored. Keep the key in KEYSMITH_API_KEY instead, or run `keysmith login --store file` \
+                         later"
+                    );
+                }
+                Storage::File
+            }
+            Err(why) => {
+                return Err(Exit {
+                    code: 1,
+                    message: format!(
+                        "{why}. No key was read. Run `keysmith login --store file` to keep the key in {} (readable \
+                         only by you), or keep the key in KEYSMITH_API_KEY instead.",
+                        credentials.credentials_file().display()
+                    ),
+                }
+                .into());
+            }
+        },
+    };
     let key = if with_key_stdin {
         let mut text = zeroize::Zeroizing::new(String::new());
         std::io::stdin()
             .read_to_string(&mut text)
             .map_err(|e| anyhow::anyhow!("cannot read the key from stdin: {e}"))?;
-        text.trim().to_owned()
-    } else if let Some(key) = KEY_VARIABLES
-        .iter()
-        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
-    {
+        if text.trim().is_empty() {
+            return Err(no_key_given(
+                "on standard input",
+                "pipe the key in, for example `vault kv get -field=key secret/keysmith | keysmith login --with-key-stdin`",
+            ));
+        }
+        clean_key(
+            &text,
+            "on standard input",
+            "Send the key alone, as it was shown when it was created.",
+        )?
+    } else if let Some((_, key)) = from_env {
         key
-    } else if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("Paste your API key for {host} (input hidden): "))?
-            .trim()
-            .to_owned()
     } else {
-        bail!("no key: pipe it in with --with-key-stdin, set KEYSMITH_API_KEY, or run in a terminal to be asked");
+        let typed = zeroize::Zeroizing::new(rpassword::prompt_password(format!(
+            "Paste your API key for {host} (input hidden): "
+        ))?);
+        if typed.trim().is_empty() {
+            return Err(no_key_given(
+                "at the prompt",
+                "paste the key, then press Enter (the input stays hidden)",
+            ));
+        }
+        clean_key(
+            &typed,
+            "typed at the prompt",
+            "Paste the key again, as it was shown when it was created.",
+        )?
     };
-    let key = SecretString::new(key);
     if keysmith_core::PresentedKey::parse(key.expose()).is_err() {
         bail!("that is not an API key (a wandb_v1_… key of 86 characters, or a 40-character legacy key)");
     }
     let client = Client::new(&host, key.clone())?;
     let viewer = client.viewer().await.map_err(api_error)?;
-    let place = crate::credentials::Credentials::default().save(client.host(), &key, storage)?;
+    let place = match credentials.save(client.host(), &key, storage) {
+        Ok(place) => place,
+        // The store was there a moment ago but did not take the key: offer the file
+        // rather than dropping a key the user just pasted.
+        Err(e) if storage == Storage::Keyring && interactive => {
+            eprintln!("{e:#}");
+            if !confirm_file_storage(&credentials)? {
+                bail!("nothing stored");
+            }
+            credentials.save(client.host(), &key, Storage::File)?
+        }
+        Err(e) => return Err(e),
+    };
     eprintln!(
         "Logged in to {} as {}. The key is stored in {place}.",
         client.host(),
         viewer.username
     );
     Ok(())
+}
+
+/// Asks on the terminal whether the key may go to the private file; no is the default.
+fn confirm_file_storage(credentials: &crate::credentials::Credentials) -> Result<bool> {
+    eprint!(
+        "Store the key in {} (readable only by you)? [y/N] ",
+        crate::credentials::shown_path(&credentials.credentials_file())
+    );
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer)?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
 
 pub fn logout() -> Result<()> {
@@ -239,8 +400,12 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                 return Ok(());
             }
             println!(
-                "{:<38} {:<24} {:<20} {:<21} {:<21} EXPIRES",
-                "KEY ID", "NAME", "OWNER", "CREATED", "LAST USED"
+                "{:<38} {} {} {:<21} {:<21} EXPIRES",
+                "KEY ID",
+                fit("NAME", 24),
+                fit("OWNER", 20),
+                "CREATED",
+                "LAST USED"
             );
             for k in &items {
                 let owner = if k.owner.kind == "service_account" {
@@ -254,10 +419,10 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                     (None, _) => "never".to_owned(),
                 };
                 println!(
-                    "{:<38} {:<24} {:<20} {:<21} {:<21} {}",
+                    "{:<38} {} {} {:<21} {:<21} {}",
                     k.display,
-                    truncate(&k.name, 24),
-                    truncate(&owner, 20),
+                    fit(&k.name, 24),
+                    fit(&owner, 20),
                     &k.created_at[..k.created_at.len().min(19)],
                     k.last_used_at.as_deref().map_or("never", |t| &t[..t.len().min(19)]),
                     expires
@@ -269,8 +434,8 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
     Ok(())
 }
 
-/// Keys that expired or expire within a week, on stderr, so a script's stdout stays
-/// clean.
+/// Keys that expired or expire within a week, and keys being rotated, on stderr, so a
+/// script's stdout stays clean.
 fn warn_about_expiry(items: &[keysmith_client::ApiKey]) {
     let soon = time::OffsetDateTime::now_utc() + time::Duration::days(7);
     let soon = soon
@@ -281,13 +446,31 @@ fn warn_about_expiry(items: &[keysmith_client::ApiKey]) {
         .filter(|k| k.status.as_deref() == Some("expired"))
         .map(|k| k.display.as_str())
         .collect();
+    // A key being rotated has its end set by the rotation: rotating it again fails
+    // (rotation_in_progress), so it gets its own advice instead of the expiry warning.
+    let rotating: Vec<&keysmith_client::ApiKey> = items
+        .iter()
+        .filter(|k| k.status.as_deref() != Some("expired"))
+        .filter(|k| k.rotated_to.is_some())
+        .collect();
     // RFC 3339 times in UTC compare as text.
     let expiring: Vec<&str> = items
         .iter()
-        .filter(|k| k.status.as_deref() != Some("expired"))
+        .filter(|k| k.status.as_deref() != Some("expired") && k.rotated_to.is_none())
         .filter(|k| k.expires_at.as_deref().is_some_and(|t| t < soon.as_str()))
         .map(|k| k.display.as_str())
         .collect();
+    for k in rotating {
+        let new = k.rotated_to.as_deref().unwrap_or_default();
+        let until = match &k.expires_at {
+            Some(at) => format!("it stops working at {at}"),
+            None => "it keeps working until you delete it".to_owned(),
+        };
+        eprintln!(
+            "note: {old} is being rotated to {new}; {until}; finish now with `keysmith keys delete {old}`.",
+            old = k.key_id
+        );
+    }
     if !expiring.is_empty() {
         eprintln!(
             "warning: {} key(s) expire within 7 days: {}. Rotate them with `keysmith keys rotate <key ID>`.",
@@ -356,9 +539,7 @@ pub async fn show_key(host: Option<&str>, key_id: &str, output: Output) -> Resul
 /// `keys revoke-exposed`: the key from stdin to the server, no login needed.
 pub async fn revoke_exposed(host_flag: Option<&str>, output: Output) -> Result<()> {
     use std::io::{IsTerminal, Read};
-    let host = host(host_flag)
-        .or_else(|| crate::credentials::Credentials::default().stored_host())
-        .ok_or_else(no_server)?;
+    let host = configured_host(host_flag).ok_or_else(no_server)?;
     if std::io::stdin().is_terminal() {
         eprintln!("Paste the exposed key, then press Enter and Ctrl-D:");
     }
@@ -384,12 +565,30 @@ pub async fn revoke_exposed(host_flag: Option<&str>, output: Output) -> Result<(
     Ok(())
 }
 
-fn truncate(s: &str, width: usize) -> String {
-    if s.chars().count() <= width {
-        s.to_owned()
+/// `s` in exactly `width` terminal columns: cut with `…` when wider, padded with
+/// spaces when narrower. Widths are display widths, so Korean, Japanese, Chinese and
+/// emoji (two columns each) keep the next column in line.
+fn fit(s: &str, width: usize) -> String {
+    use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
+    let mut out = String::new();
+    let mut used = 0;
+    if s.width() <= width {
+        out.push_str(s);
+        used = s.width();
     } else {
-        format!("{}…", s.chars().take(width - 1).collect::<String>())
+        for c in s.chars() {
+            let w = c.width().unwrap_or(0);
+            if used + w > width.saturating_sub(1) {
+                break;
+            }
+            out.push(c);
+            used += w;
+        }
+        out.push('…');
+        used += 1;
     }
+    out.extend(std::iter::repeat_n(' ', width.saturating_sub(used)));
+    out
 }
 
 /// Prints the new key to stdout and nothing else there, so `> file` or a pipe into a
@@ -483,4 +682,34 @@ pub fn refuse_keys_in_arguments(args: &[String]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit;
+    use unicode_width::UnicodeWidthStr;
+
+    #[test]
+    fn cells_are_fitted_by_display_width() {
+        for name in [
+            "laptop",
+            "실험 노트북",
+            "🚀 launch",
+            "실험 🚀 run",
+            "",
+            "é combining e\u{301}",
+        ] {
+            assert_eq!(fit(name, 24).width(), 24, "{name:?}");
+            assert!(fit(name, 24).starts_with(name));
+        }
+        let long = "아주 긴 이름을 가진 실험용 노트북 키입니다";
+        let cell = fit(long, 24);
+        assert_eq!(cell.width(), 24, "{cell:?}");
+        assert!(cell.trim_end().ends_with('…'));
+        // A wide character that would straddle the edge is left out, and a space
+        // keeps the column.
+        assert_eq!(fit("가나다라", 6), "가나… ");
+        assert_eq!(fit("🚀🚀🚀🚀", 5), "🚀🚀…");
+        assert_eq!(fit("abcdef", 4), "abc…");
+    }
 }

@@ -3,7 +3,7 @@
 //! (or a legacy key's first characters), never the key.
 
 use anyhow::{Context, Result, bail};
-use keysmith_core::scan::{Finding, find_keys};
+use keysmith_core::scan::{Finding, find_keys_in_file};
 use serde::Serialize;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -165,7 +165,11 @@ fn scan_path(path: &Path, out: &mut Vec<Reported>, progress: &mut Progress) -> R
         let text = String::from_utf8_lossy(&bytes);
         let shown = path.display().to_string();
         let shown = shown.strip_prefix("./").unwrap_or(&shown);
-        out.extend(find_keys(&text).into_iter().map(|f| Reported::new(shown, f, None)));
+        out.extend(
+            find_keys_in_file(shown, &text)
+                .into_iter()
+                .map(|f| Reported::new(shown, f, None)),
+        );
     }
     Ok(())
 }
@@ -193,7 +197,7 @@ fn scan_patch(patch: &str, history: Option<()>, out: &mut Vec<Reported>) {
             previous_added.clear();
         } else if let Some(added) = line.strip_prefix('+') {
             let context = format!("{previous_added}\n{added}");
-            for mut f in find_keys(&context).into_iter().filter(|f| f.line == 2) {
+            for mut f in find_keys_in_file(&file, &context).into_iter().filter(|f| f.line == 2) {
                 f.line = line_no;
                 out.push(Reported::new(&file, f, commit.as_deref()));
             }

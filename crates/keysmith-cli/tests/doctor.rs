@@ -117,3 +117,134 @@ fn doctor_explains_the_length_error_of_an_old_sdk_with_a_new_key() {
     let server = found.iter().find(|c| c["check"] == "server").unwrap();
     assert_eq!(server["status"], "warn", "no server configured: {server}");
 }
+
+fn find<'a>(checks: &'a [Value], name: &str) -> Vec<&'a Value> {
+    checks.iter().filter(|c| c["check"] == name).collect()
+}
+
+#[test]
+fn the_netrc_entry_that_wandb_login_writes_is_advice_not_a_failure() {
+    let home = tempfile::tempdir().unwrap();
+    let legacy = "89abcdef0123456789abcdef0123456789abcdef";
+    let key = generate_v1(&KeyPrefix::default()).unwrap();
+    let netrc = home.path().join(".netrc");
+    let server = [("KEYSMITH_HOST", "https://keys.example.com:8443")];
+
+    // What `wandb login` writes: the server's host:port (current SDKs) or its host
+    // alone (older ones), in a file it creates with mode 0600.
+    for (machine, stored) in [
+        ("keys.example.com:8443", key.plaintext.expose()),
+        ("keys.example.com", legacy),
+    ] {
+        std::fs::write(
+            &netrc,
+            format!("machine github.com\n  login me\n  password ghp_notakey\nmachine {machine}\n  login user\n  password {stored}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let out = doctor(home.path(), home.path(), &server);
+        let found = checks(&out);
+        assert_eq!(out.status.code(), Some(0), "not a failure: {found:?}");
+        let entries = find(&found, "netrc");
+        assert_eq!(entries.len(), 1, "{found:?}");
+        assert_eq!(entries[0]["status"], "info", "{found:?}");
+        let message = entries[0]["message"].as_str().unwrap();
+        assert!(message.contains("the wandb SDK stored your key"), "{message}");
+        assert!(message.contains("wandb login"), "{message}");
+        let advice = entries[0]["advice"].as_str().unwrap();
+        assert!(
+            advice.contains("personal machine") && advice.contains("WANDB_API_KEY in CI"),
+            "{advice}"
+        );
+        assert!(entries[0]["fix"].is_null(), "nothing to fix: {found:?}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout)
+                .to_lowercase()
+                .contains("delete the key")
+        );
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains(&stored[37..]),
+            "never prints the key"
+        );
+
+        // The same file, readable by the group or everyone: the key must be treated as
+        // exposed.
+        for mode in [0o640, 0o644] {
+            std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(mode)).unwrap();
+            let out = doctor(home.path(), home.path(), &server);
+            let found = checks(&out);
+            assert_eq!(out.status.code(), Some(1), "{found:?}");
+            assert_eq!(statuses(&found, "netrc"), ["fail", "fail"], "{found:?}");
+            let fixes: String = find(&found, "netrc").iter().map(|c| c["fix"].to_string()).collect();
+            assert!(
+                fixes.contains("delete the key on the server") && fixes.contains("chmod 600"),
+                "{fixes}"
+            );
+        }
+    }
+
+    // A key for another host, or with no server configured, is not the SDK's login
+    // for this server: still a failure.
+    std::fs::write(
+        &netrc,
+        format!("machine api.wandb.ai\n  login user\n  password {legacy}\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&netrc, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for env in [&server[..], &[]] {
+        let found = checks(&doctor(home.path(), home.path(), env));
+        assert_eq!(statuses(&found, "netrc"), ["fail"], "{found:?}");
+    }
+}
+
+#[test]
+fn a_key_that_cannot_be_sent_is_a_key_problem_not_a_server_that_is_down() {
+    let started = common::start_with_admin_key("doctor", "doctor-test-admin-password");
+    let home = tempfile::tempdir().unwrap();
+    let url = started.server.url.as_str();
+    let key = started.key.as_str();
+
+    let padded = format!("{key}\n");
+    let out = doctor(
+        home.path(),
+        home.path(),
+        &[("KEYSMITH_HOST", url), ("KEYSMITH_API_KEY", &padded)],
+    );
+    let found = checks(&out);
+    assert_eq!(
+        statuses(&found, "server"),
+        ["ok"],
+        "a trailing newline is trimmed: {found:?}"
+    );
+    assert!(find(&found, "api-key").is_empty(), "{found:?}");
+
+    let broken = format!("{}\u{7f}{}", &key[..30], &key[30..]);
+    let out = doctor(
+        home.path(),
+        home.path(),
+        &[("KEYSMITH_HOST", url), ("KEYSMITH_API_KEY", &broken)],
+    );
+    let found = checks(&out);
+    assert_eq!(out.status.code(), Some(1), "{found:?}");
+    let api_key = find(&found, "api-key");
+    assert_eq!(api_key.len(), 1, "{found:?}");
+    assert_eq!(api_key[0]["status"], "fail");
+    let message = api_key[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "the API key in KEYSMITH_API_KEY contains a character that cannot be sent (a control character at position 31)"
+        ),
+        "{message}"
+    );
+    assert!(api_key[0]["fix"].as_str().unwrap().contains("KEYSMITH_API_KEY"));
+    let server = find(&found, "server");
+    assert_eq!(server.len(), 1, "{found:?}");
+    assert_eq!(server[0]["status"], "ok", "the server is up: {found:?}");
+    assert!(server[0]["message"].as_str().unwrap().contains("answers"), "{found:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("cannot reach"), "{text}");
+    assert!(
+        !text.contains(&key[..30]) && !text.contains(&key[31..]),
+        "never prints the key"
+    );
+}

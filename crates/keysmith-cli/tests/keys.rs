@@ -175,3 +175,133 @@ fn keys_list_shows_key_ids_and_the_table_header() {
     assert!(text.contains(&cli.key[..36]));
     assert!(!text.contains(&cli.key[37..]));
 }
+
+#[test]
+fn a_key_with_a_trailing_newline_works_and_a_stray_character_is_named_not_sent() {
+    let cli = Cli::start();
+    // A secret mounted from a file ends with a newline; CRLF and tabs come from
+    // Windows editors and copied text.
+    for padded in [format!("{}\n", cli.key), format!(" \t{}\r\n", cli.key)] {
+        let out = cli.run_with_key(Some(&padded), &["whoami", "--output", "json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let viewer: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(viewer["username"], "admin");
+    }
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_") || k.starts_with("WANDB_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .args(["whoami"])
+        .env("KEYSMITH_HOST", &cli.server.url)
+        .env("HOME", cli._dir.path())
+        .env("WANDB_API_KEY", format!("{}\n", cli.key))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "WANDB_API_KEY is trimmed too: {}", stderr(&out));
+
+    for (broken, expected) in [
+        (
+            format!("{}\u{1b}{}", &cli.key[..10], &cli.key[10..]),
+            "the API key in KEYSMITH_API_KEY contains a character that cannot be sent (a control character at position 11)",
+        ),
+        (
+            format!("{}\n{}", &cli.key[..40], &cli.key[40..]),
+            "the API key in KEYSMITH_API_KEY contains a character that cannot be sent (a control character at position 41)",
+        ),
+        (
+            format!("{}\u{201d}", cli.key),
+            "the API key in KEYSMITH_API_KEY contains a character that cannot be sent (a non-ASCII character at position 87)",
+        ),
+    ] {
+        for args in [&["whoami"][..], &["keys", "list"], &["status"]] {
+            let out = cli.run_with_key(Some(&broken), args);
+            let text = stderr(&out);
+            assert_eq!(out.status.code(), Some(3), "{args:?}: {text}");
+            assert!(text.contains(expected), "{args:?}: {text}");
+            assert!(!text.contains("cannot reach"), "not a server problem: {text}");
+            assert!(
+                !text.contains(&cli.key[..10]) && !text.contains(&cli.key[41..]),
+                "never echoes the key: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn keys_being_rotated_are_reported_as_such_not_as_expiring() {
+    let cli = Cli::start();
+    let created: Value = serde_json::from_str(&stdout(
+        &cli.run(&["keys", "create", "--name", "laptop", "--output", "json"]),
+    ))
+    .unwrap();
+    let old = created["key_id"].as_str().unwrap().to_owned();
+    let out = cli.run(&["keys", "rotate", &old, "--grace", "24h", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rotated: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let new = rotated["key_id"].as_str().unwrap().to_owned();
+    let ends = rotated["old_key_expires_at"].as_str().unwrap().to_owned();
+
+    let out = cli.run(&["keys", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!(
+            "{old} is being rotated to {new}; it stops working at {ends}; finish now with `keysmith keys delete {old}`"
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("keys rotate"),
+        "advice to rotate a key being rotated fails with rotation_in_progress: {text}"
+    );
+    assert!(!text.contains("expire within 7 days"), "{text}");
+    // The advice works.
+    let out = cli.run(&["keys", "delete", &old]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cli.run(&["keys", "list"]);
+    assert!(!stderr(&out).contains("being rotated"), "{}", stderr(&out));
+
+    // A rotation that keeps the old key until it is deleted has no end time.
+    let out = cli.run(&["keys", "rotate", &new, "--grace", "until_deleted", "--output", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let newer: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let out = cli.run(&["keys", "list"]);
+    assert!(
+        stderr(&out).contains(&format!(
+            "{new} is being rotated to {}; it keeps working until you delete it; finish now with `keysmith keys delete {new}`",
+            newer["key_id"].as_str().unwrap()
+        )),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn keys_list_aligns_columns_by_display_width() {
+    use unicode_width::UnicodeWidthStr;
+    let cli = Cli::start();
+    let long = "아주 긴 이름을 가진 실험용 노트북 키입니다 🚀🚀";
+    for name in ["실험 노트북", "🚀 launch", "실험 🚀 run ✨", long, "plain"] {
+        let out = cli.run(&["keys", "create", "--name", name]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = cli.run(&["keys", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "header and six keys: {text}");
+    // Every row's OWNER column (the admin) starts at the header's column, counted in
+    // terminal columns.
+    let header_at = lines[0].find("OWNER").map(|i| lines[0][..i].width()).unwrap();
+    for line in &lines[1..] {
+        let at = line.find(" admin ").map(|i| line[..i + 1].width()).unwrap();
+        assert_eq!(at, header_at, "misaligned row: {line}\n{text}");
+    }
+    for name in ["실험 노트북", "🚀 launch", "실험 🚀 run ✨"] {
+        assert!(text.contains(name), "short names are shown whole: {text}");
+    }
+    assert!(!text.contains(long), "a long name is cut: {text}");
+    let cut = lines.iter().find(|l| l.contains("아주 긴")).unwrap();
+    assert!(cut.contains('…'), "{cut}");
+}

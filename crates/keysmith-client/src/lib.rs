@@ -30,6 +30,59 @@ pub enum ClientError {
     Unexpected { host: String, detail: String },
     #[error("not a server URL: {0}; use http(s)://host[:port]")]
     InvalidHost(String),
+    /// The key holds a character that no HTTP header can carry; nothing was sent.
+    #[error("the API key contains a character that cannot be sent ({0}); nothing was sent to the server")]
+    UnsendableKey(UnsendableCharacter),
+    /// The request could not be built (nothing was sent).
+    #[error("cannot build the request to {host}: {detail}")]
+    Request { host: String, detail: String },
+}
+
+/// Where a key holds a character that cannot go into an HTTP header, and what kind of
+/// character it is; never the character itself, which would echo part of the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsendableCharacter {
+    /// 1-based, in characters, after surrounding whitespace is trimmed.
+    pub position: usize,
+    pub kind: UnsendableKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsendableKind {
+    /// A control character: a line break, a tab, an escape, DEL…
+    Control,
+    /// A character outside ASCII: a letter with an accent, a typographic quote, an
+    /// invisible space pasted from a web page…
+    NonAscii,
+}
+
+impl std::fmt::Display for UnsendableCharacter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.kind {
+            UnsendableKind::Control => "a control character",
+            UnsendableKind::NonAscii => "a non-ASCII character",
+        };
+        write!(f, "{kind} at position {}", self.position)
+    }
+}
+
+/// A key as people and files hand it over, ready to send: surrounding whitespace
+/// (spaces, tabs, `\r`, `\n`, as a secret mounted from a file often ends) is removed.
+/// Fails on the first character that no HTTP header can carry (a control character or
+/// a non-ASCII one), naming its position and kind but never the key.
+pub fn clean_key(raw: &str) -> Result<&str, UnsendableCharacter> {
+    let key = raw.trim();
+    for (i, c) in key.chars().enumerate() {
+        let kind = if c.is_ascii_control() || c.is_control() {
+            UnsendableKind::Control
+        } else if !c.is_ascii() {
+            UnsendableKind::NonAscii
+        } else {
+            continue;
+        };
+        return Err(UnsendableCharacter { position: i + 1, kind });
+    }
+    Ok(key)
 }
 
 impl ClientError {
@@ -60,8 +113,14 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of `host` (`http(s)://host[:port]`, trailing `/` ignored).
+    /// A client of `host` (`http(s)://host[:port]`, trailing `/` ignored). The key is
+    /// cleaned with [`clean_key`]: surrounding whitespace goes, and a key that cannot be
+    /// sent is refused here rather than failing as a transport error later.
     pub fn new(host: &str, key: SecretString) -> Result<Self, ClientError> {
+        let key = match clean_key(key.expose()) {
+            Ok(clean) => SecretString::new(clean.to_owned()),
+            Err(at) => return Err(ClientError::UnsendableKey(at)),
+        };
         let host = host.trim().trim_end_matches('/').to_owned();
         let valid = (host.starts_with("http://") || host.starts_with("https://"))
             && host
@@ -105,9 +164,20 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| ClientError::Unreachable {
-            host: self.host.clone(),
-            detail: without_url(e),
+        let response = request.send().await.map_err(|e| {
+            // A request that could not be built never left this machine: it says
+            // nothing about whether the server is up.
+            if e.is_builder() {
+                ClientError::Request {
+                    host: self.host.clone(),
+                    detail: without_url(e),
+                }
+            } else {
+                ClientError::Unreachable {
+                    host: self.host.clone(),
+                    detail: without_url(e),
+                }
+            }
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
@@ -412,6 +482,30 @@ mod tests {
         let c = Client::new("https://keys.example.com/", SecretString::new("secret-key".into())).unwrap();
         assert_eq!(c.host(), "https://keys.example.com");
         assert!(!format!("{c:?}").contains("secret-key"));
+    }
+
+    #[test]
+    fn keys_are_trimmed_and_unsendable_characters_refused_without_echoing_the_key() {
+        assert_eq!(clean_key("  abc\r\n"), Ok("abc"));
+        assert_eq!(clean_key("\tabc\n\n"), Ok("abc"));
+        let at = clean_key("ab\u{1b}c").unwrap_err();
+        assert_eq!((at.position, at.kind), (3, UnsendableKind::Control));
+        let at = clean_key("\u{a0}abcé").unwrap_err();
+        assert_eq!(
+            (at.position, at.kind),
+            (4, UnsendableKind::NonAscii),
+            "NBSP is trimmed as whitespace; é is not"
+        );
+        assert_eq!(clean_key("ab\u{7f}").unwrap_err().kind, UnsendableKind::Control);
+        assert_eq!(clean_key("a\u{200b}b").unwrap_err().position, 2);
+
+        let c = Client::new("http://127.0.0.1:1", SecretString::new("secret-key\n".into())).unwrap();
+        assert_eq!(c.key.expose(), "secret-key");
+        let err = Client::new("http://127.0.0.1:1", SecretString::new("secret\u{0}key".into())).unwrap_err();
+        assert!(matches!(err, ClientError::UnsendableKey(_)));
+        let text = err.to_string();
+        assert!(text.contains("a control character at position 7"), "{text}");
+        assert!(!text.contains("secret"), "the message never echoes the key: {text}");
     }
 
     #[test]
