@@ -572,3 +572,92 @@ fn sign_in_new(url: &str, password: &str) -> bool {
     .status
         == 200
 }
+
+/// `/metrics` read by Prometheus' own Python parsers: the text format (0.0.4) when the
+/// client does not ask for OpenMetrics, OpenMetrics when it does, each with every
+/// counter typed as a counter.
+#[test]
+fn metrics_are_read_by_prometheus_parsers_in_both_formats() {
+    let python = common::python_tools();
+    let s = common::start_with_admin_key("metrics", PASSWORD);
+    let r = http(
+        "GET",
+        &format!("{}/api/v1/viewer", s.server.url),
+        &[("authorization", &basic(&s.key))],
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let fetch = |accept: Option<&str>| {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let mut request = agent.get(format!("{}/metrics", s.server.url));
+        if let Some(accept) = accept {
+            request = request.header("accept", accept);
+        }
+        let mut response = request.call().unwrap();
+        let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+        (content_type, response.body_mut().read_to_string().unwrap())
+    };
+    // The parser prints each family as `name type`; the script fails on a parse error.
+    let parse = |module: &str, body: &str| {
+        let script = format!(
+            "import sys\nfrom {module} import text_string_to_metric_families as parse\n\
+             for f in parse(sys.stdin.read()):\n    print(f.name, f.type)\n"
+        );
+        let mut child = Command::new(&python)
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), body.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{module}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let expect_counters = |families: &str, format: &str| {
+        for counter in ["keysmith_verifications", "keysmith_cache_hits", "keysmith_cache_misses"] {
+            assert!(
+                families.lines().any(|l| l == format!("{counter} counter")),
+                "{format}: {counter} is not a counter: {families}"
+            );
+        }
+        assert!(
+            families.lines().any(|l| l == "keysmith_cache_entries gauge"),
+            "{families}"
+        );
+        assert!(
+            families
+                .lines()
+                .any(|l| l == "keysmith_http_request_duration_seconds histogram"),
+            "{families}"
+        );
+        assert!(
+            !families.contains("untyped") && !families.contains("unknown"),
+            "{format}: {families}"
+        );
+    };
+
+    let (content_type, text) = fetch(None);
+    assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
+    expect_counters(&parse("prometheus_client.parser", &text), "text format");
+    let (content_type, _) = fetch(Some("text/plain;version=0.0.4"));
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let (content_type, openmetrics) = fetch(Some(prometheus_accept));
+    assert_eq!(
+        content_type,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    expect_counters(
+        &parse("prometheus_client.openmetrics.parser", &openmetrics),
+        "OpenMetrics",
+    );
+    // What a text-format client got before: counters it cannot type.
+    assert!(parse("prometheus_client.parser", &openmetrics).contains("keysmith_verifications_total unknown"));
+}

@@ -72,6 +72,8 @@ pub fn count_report(state: &AppState, address: &str) -> Result<(), ApiError> {
 
 /// Revokes `presented` if it is a genuine key. Never says more than [`Finding`].
 pub async fn revoke(state: &AppState, presented: &str, report: &Report, source: &str) -> Result<Finding, ApiError> {
+    // Pasted from a file or a terminal, a key often ends in a newline.
+    let presented = presented.trim();
     let record = match verify::lookup(state, presented).await? {
         Ok(record) => record,
         Err(Refusal::Unknown) => return was_deleted(state, presented).await,

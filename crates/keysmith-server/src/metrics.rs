@@ -213,18 +213,93 @@ impl Metrics {
     }
 }
 
-/// `GET /metrics`.
-pub async fn serve(State(state): State<crate::state::AppState>) -> Response {
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `GET /metrics`: OpenMetrics to a client that asks for it (Prometheus does), the
+/// Prometheus text format 0.0.4 to everyone else, as the Go and Python client
+/// libraries negotiate. A text-format parser reading OpenMetrics would take the
+/// counters for untyped samples (their `# TYPE` names the family without `_total`).
+pub async fn serve(State(state): State<crate::state::AppState>, headers: axum::http::HeaderMap) -> Response {
     state
         .metrics
         .cache_entries
         .set(i64::try_from(state.cache.len()).unwrap_or(i64::MAX));
-    let mut response = state.metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    let openmetrics = wants_openmetrics(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let text = state.metrics.render();
+    let (body, content_type) = if openmetrics {
+        (text, OPENMETRICS)
+    } else {
+        (to_prometheus_text(&text), PROMETHEUS_TEXT)
+    };
+    let mut response = body.into_response();
     response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    response
+}
+
+/// Whether `accept` prefers OpenMetrics to the text format: its best quality for
+/// `application/openmetrics-text` is above zero and at least that of `text/plain` (or
+/// of a wildcard, when text/plain is not named).
+fn wants_openmetrics(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else {
+        return false;
+    };
+    let (mut openmetrics, mut plain) = (0.0_f32, None::<f32>);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .find_map(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+            "text/plain" | "text/*" | "*/*" => plain = Some(plain.unwrap_or(0.0).max(q)),
+            _ => {}
+        }
+    }
+    openmetrics > 0.0 && openmetrics >= plain.unwrap_or(0.0)
+}
+
+/// The Prometheus text format (0.0.4) of an OpenMetrics exposition: a counter family's
+/// `# HELP` and `# TYPE` take the name of its samples (`…_total`), and what the text
+/// format lacks (`# UNIT`, `_created` samples, `# EOF`) is left out. Gauges and
+/// histograms read the same in both.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|rest| ("# HELP ", rest))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|rest| ("# TYPE ", rest)));
+        if let Some((tag, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            if counters.contains(name) {
+                out.push_str(&format!("{tag}{name}_total {tail}\n"));
+                continue;
+            }
+        } else if counters
+            .iter()
+            .any(|c| line.strip_prefix(c).is_some_and(|rest| rest.starts_with("_created")))
+        {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// Times every request, labelled by its route template (`/api/v1/api-keys/{key_id}`),
@@ -252,5 +327,43 @@ fn status_class(status: u16) -> &'static str {
         300..=399 => "3xx",
         400..=499 => "4xx",
         _ => "5xx",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_only_when_preferred() {
+        assert!(!wants_openmetrics(None));
+        assert!(!wants_openmetrics(Some("*/*")));
+        assert!(!wants_openmetrics(Some("text/plain")));
+        assert!(wants_openmetrics(Some("application/openmetrics-text")));
+        // What Prometheus 2.x sends:
+        assert!(wants_openmetrics(Some(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(!wants_openmetrics(Some(
+            "text/plain;version=0.0.4;q=0.9,application/openmetrics-text;q=0.5"
+        )));
+        assert!(!wants_openmetrics(Some("application/openmetrics-text;q=0")));
+    }
+
+    #[test]
+    fn counters_are_named_by_their_samples_in_the_text_format() {
+        let metrics = Metrics::default();
+        metrics.verified(Outcome::Accepted);
+        metrics.cache_hits.inc();
+        let text = to_prometheus_text(&metrics.render());
+        assert!(text.contains("# TYPE keysmith_cache_hits_total counter\n"), "{text}");
+        assert!(
+            text.contains("# HELP keysmith_cache_hits_total Verifications answered"),
+            "{text}"
+        );
+        assert!(text.contains("keysmith_cache_hits_total 1\n"), "{text}");
+        assert!(text.contains("# TYPE keysmith_cache_entries gauge\n"), "{text}");
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("_created"), "{text}");
     }
 }

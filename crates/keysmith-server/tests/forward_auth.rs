@@ -201,7 +201,13 @@ async fn metrics_count_verifications_cache_use_and_requests_by_route() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let request = Request::builder().uri("/metrics").body(Body::empty()).unwrap();
+    // As Prometheus asks: OpenMetrics (clients that do not ask get the text format,
+    // tested with Prometheus' own parsers in keysmith-cli's tests/serve.rs).
+    let request = Request::builder()
+        .uri("/metrics")
+        .header(header::ACCEPT, "application/openmetrics-text;version=1.0.0")
+        .body(Body::empty())
+        .unwrap();
     let m = app.send(request).await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(

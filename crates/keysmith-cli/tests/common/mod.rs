@@ -177,3 +177,18 @@ pub fn start_with_admin_key_and(run: &str, password: &str, env: &[(&str, &str)])
     let key = r.body["key"].as_str().unwrap().to_owned();
     WithAdminKey { server, dir, key }
 }
+
+/// The Python of `target/python-tools`, the venv of independent peers the tests use
+/// (Prometheus' parsers, …), made by `scripts/python-tools` when missing or stale.
+pub fn python_tools() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = Command::new("bash")
+        .arg(root.join("scripts/python-tools"))
+        .status()
+        .expect("bash runs scripts/python-tools");
+    assert!(
+        status.success(),
+        "scripts/python-tools failed: it needs python3 with venv and PyPI (scripts/test installs them)"
+    );
+    root.join("target/python-tools/bin/python")
+}

@@ -81,9 +81,11 @@ pub fn parse_authorization(value: &str) -> Result<Presented<'_>, ApiError> {
             String::from_utf8(decoded)
                 .map_err(|_| ApiError::MalformedAuthorization("Basic credentials are not UTF-8"))?,
         );
+        // A password read from a file for Basic often keeps its newline; keys never
+        // hold whitespace, so it is trimmed like the other headers' values.
         let key = match decoded.expose().split_once(':') {
-            Some((_user, key)) => key,
-            None => decoded.expose(),
+            Some((_user, key)) => key.trim(),
+            None => decoded.expose().trim(),
         };
         if key.is_empty() {
             return Err(ApiError::MalformedAuthorization("Basic credentials without a key"));
@@ -105,6 +107,8 @@ mod tests {
     #[test]
     fn basic_takes_the_password_and_ignores_the_user() {
         for header in [
+            format!("Basic {}", b64("api:the-key\n")),
+            format!("Basic {}", b64(" the-key\r\n")),
             format!("Basic {}", b64("api:the-key")),
             format!("basic {}", b64(":the-key")),
             format!("Basic {}", b64("the-key")),
