@@ -583,8 +583,8 @@ struct CreateOrgArgs {
 
 #[derive(Args)]
 struct ServerArgs {
-    /// Address to listen on [default: 127.0.0.1:8080]
-    #[arg(long, value_name = "ADDR")]
+    /// Address to listen on: IP:port or host:port (`localhost:8080`) [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR", value_parser = keysmith_server::config::parse_listen)]
     listen: Option<SocketAddr>,
     #[command(flatten)]
     database: DatabaseArgs,
@@ -680,8 +680,11 @@ async fn create_org(store: &dyn keysmith_store::Store, name: &str, admin: &str) 
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a log file or journal gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -32,7 +32,8 @@ const FILE_SECRETS: &[&str] = &["admin_password", "database_url"];
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on.
+    /// Address to listen on: `IP:port`, or `host:port` resolved at start.
+    #[serde(deserialize_with = "deserialize_listen")]
     pub listen: SocketAddr,
     /// Where the embedded SQLite database lives, when no `database_url` is given.
     pub data_dir: PathBuf,
@@ -149,6 +150,60 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
         }
+    }
+}
+
+/// Parses a listen address: `IP:port` (`127.0.0.1:8080`, `[::1]:8080`) or
+/// `host:port`, resolved now (`localhost:8080`); an IPv4 address is preferred when a
+/// name has both, as most people expect `localhost` to mean 127.0.0.1.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    // The messages never repeat the value: settings may come from places that hold
+    // secrets, and none is ever echoed.
+    let text = text.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((_, port)) = text.rsplit_once(':') else {
+        return Err("the address has no port; give host:port or IP:port, e.g. 127.0.0.1:8080 or localhost:8080".into());
+    };
+    if port.parse::<u16>().is_err() {
+        return Err("the port is not a number from 0 to 65535; give host:port, e.g. localhost:8080".into());
+    }
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(text)
+        .map_err(|e| {
+            format!("the host name cannot be resolved ({e}); give an IP address instead, e.g. 127.0.0.1:8080")
+        })?
+        .collect();
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(resolved.first())
+        .copied()
+        .ok_or_else(|| "the host name resolves to no address; give an IP address instead, e.g. 127.0.0.1:8080".into())
+}
+
+fn deserialize_listen<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
+}
+
+/// What a type error's "expected" says in words a person uses, not Rust's types.
+fn expected_in_words(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => {
+            let max = match expected {
+                "u8" => u8::MAX.to_string(),
+                "u16" => u16::MAX.to_string(),
+                "u32" => u32::MAX.to_string(),
+                _ => "a very large number".to_owned(),
+            };
+            format!("a whole number from 0 to {max}")
+        }
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number".into(),
+        "f32" | "f64" => "a number".into(),
+        "a boolean" | "bool" => "true or false".into(),
+        "a string" | "string" => "text".into(),
+        other => other.to_owned(),
     }
 }
 
@@ -325,10 +380,10 @@ fn describe(err: figment::Error) -> String {
             match &e.kind {
                 Kind::UnknownField(field, _) => format!("unknown setting `{field}`{source}"),
                 Kind::InvalidType(_, expected) => {
-                    format!("setting `{key}` has the wrong type: expected {expected}{source}")
+                    format!("setting `{key}` must be {}{source}", expected_in_words(expected))
                 }
                 Kind::InvalidValue(_, expected) => {
-                    format!("setting `{key}` is not valid: expected {expected}{source}")
+                    format!("setting `{key}` must be {}{source}", expected_in_words(expected))
                 }
                 Kind::UnknownVariant(_, expected) => {
                     format!("setting `{key}` must be one of: {}{source}", expected.join(", "))
@@ -476,6 +531,32 @@ mod tests {
         assert!(c.tls_cert_file.is_some());
         let c = load(&[("KEYSMITH_SERVER_SECRET_FILE", "/var/lib/keysmith/secret")]).unwrap();
         assert_eq!(c.server_secret_file.unwrap().to_str(), Some("/var/lib/keysmith/secret"));
+    }
+
+    #[test]
+    fn listen_takes_host_names_and_explains_bad_addresses() {
+        let load = |v: &str| Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_LISTEN", v)]));
+        assert_eq!(load("localhost:8085").unwrap().listen.to_string(), "127.0.0.1:8085");
+        assert_eq!(load("[::1]:8085").unwrap().listen.to_string(), "[::1]:8085");
+        let err = load("localhost").unwrap_err().to_string();
+        assert!(err.contains("has no port"), "{err}");
+        let err = load("localhost:http").unwrap_err().to_string();
+        assert!(err.contains("the port is not a number"), "{err}");
+        let err = load("no-such-host.invalid:80").unwrap_err().to_string();
+        assert!(err.contains("give an IP address instead"), "{err}");
+        assert_eq!(parse_listen("localhost:0").unwrap().to_string(), "127.0.0.1:0");
+    }
+
+    #[test]
+    fn type_errors_say_what_to_write_not_rust_types() {
+        let load = |k: &str, v: &str| Config::load_from(None, &ConfigOverrides::default(), env(&[(k, v)]));
+        let err = load("KEYSMITH_SESSION_TTL_HOURS", "twelve").unwrap_err().to_string();
+        assert!(err.contains("must be a whole number from 0 to 4294967295"), "{err}");
+        assert!(!err.contains("u32"), "{err}");
+        let err = load("KEYSMITH_SESSION_TTL_HOURS", "-3").unwrap_err().to_string();
+        assert!(err.contains("a whole number"), "{err}");
+        let err = load("KEYSMITH_SECURE_COOKIES", "yes please").unwrap_err().to_string();
+        assert!(err.contains("must be true or false"), "{err}");
     }
 
     #[test]

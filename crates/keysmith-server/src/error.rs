@@ -111,7 +111,25 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+/// `text` as a sentence: capitalized, with its full stop. Messages are built from
+/// parts (validators' texts, the store's, `Display` of errors that chain), so this is
+/// the one place they become sentences for people, in the API and on pages alike.
+pub fn sentence(text: &str) -> String {
+    let mut chars = text.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.is_empty() && !out.ends_with(['.', '?', '!']) {
+        out.push('.');
+    }
+    out
+}
+
 impl ApiError {
+    /// What a person reads: the message as a sentence.
+    pub fn message(&self) -> String {
+        sentence(&self.to_string())
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::Unauthenticated => "unauthenticated",
@@ -220,7 +238,7 @@ impl IntoResponse for ApiError {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code(),
-                message: self.to_string(),
+                message: self.message(),
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
@@ -237,5 +255,25 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_read_as_sentences() {
+        assert_eq!(
+            sentence("the invitation is unknown, used or expired; ask an admin for a new one"),
+            "The invitation is unknown, used or expired; ask an admin for a new one."
+        );
+        assert_eq!(sentence("Done."), "Done.");
+        assert_eq!(sentence(""), "");
+        assert_eq!(ApiError::InvalidApiKey.message(), "The API key is not valid.");
+        assert_eq!(
+            ApiError::InvalidValue("name must not be empty".into()).message(),
+            "Name must not be empty."
+        );
     }
 }

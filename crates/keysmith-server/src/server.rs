@@ -191,6 +191,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     println!("  sign in:   open {scheme}://{addr}/ in a browser; create keys under User settings");
     println!("  wandb SDK: wandb login --host {scheme}://{addr}  (or WANDB_BASE_URL={scheme}://{addr})");
     println!("  CLI:       keysmith login --host {scheme}://{addr}");
+    if let Ok(exe) = std::env::current_exe()
+        && exe.components().any(|c| c.as_os_str() == "target")
+    {
+        // Run from a build (`cargo run`): `keysmith` is this very binary, not yet on
+        // PATH. Say where it is and how to install it.
+        println!(
+            "             (`keysmith` is this program, {}; to have it on your PATH:",
+            exe.display()
+        );
+        println!("             cargo install --locked --path crates/keysmith-cli)");
+    }
     tracing::info!(listen.address = %addr, listen.scheme = scheme, "serving");
 
     let app = crate::connection::Connections::new(state.clone());

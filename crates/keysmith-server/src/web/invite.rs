@@ -59,17 +59,6 @@ fn refuse(status: StatusCode, message: &str, code: &str) -> Response {
     respond(status, form_page(Some((message, code))))
 }
 
-/// An API message as a sentence: capitalized, with its full stop.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
-    out.push_str(chars.as_str());
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
-}
-
 pub async fn submit(State(state): State<AppState>, source: SourceAddr, headers: HeaderMap, body: Bytes) -> Response {
     if cross_site(&headers) {
         return failure(None, ApiError::CsrfTokenInvalid);
@@ -97,25 +86,11 @@ pub async fn submit(State(state): State<AppState>, source: SourceAddr, headers: 
     if !status.is_client_error() {
         return failure(None, err);
     }
-    let mut response = refuse(status, &sentence(&err.to_string()), err.code());
+    let mut response = refuse(status, &err.message(), err.code());
     if let ApiError::RateLimited { retry_after_secs } = err
         && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
     {
         response.headers_mut().insert(header::RETRY_AFTER, v);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_messages_read_as_sentences() {
-        assert_eq!(
-            sentence("the invitation is unknown, used or expired; ask an admin for a new one"),
-            "The invitation is unknown, used or expired; ask an admin for a new one."
-        );
-        assert_eq!(sentence("Done."), "Done.");
-    }
 }

@@ -316,7 +316,7 @@ pub async fn create(
             see_other(&format!("/keys/{key_id}/created?back={}", q(&back)))
         }
         Err(e) if e.status().is_client_error() && !matches!(e, ApiError::CsrfTokenInvalid) => {
-            again(e.status(), e.to_string())
+            again(e.status(), e.message())
         }
         Err(e) => failure(Some(&user), e),
     }
@@ -430,7 +430,7 @@ pub async fn rename(
         Ok(_) => see_other(&with_notice(&back, "renamed")),
         Err(e @ ApiError::InvalidName(_)) => respond(
             StatusCode::BAD_REQUEST,
-            rename_page(&user, &key_id, &name, &back, Some(&e.to_string())),
+            rename_page(&user, &key_id, &name, &back, Some(&e.message())),
         ),
         Err(e) => failure(Some(&user), e),
     }

@@ -372,7 +372,7 @@ pub fn failure(user: Option<&WebUser>, err: ApiError) -> Response {
         "The server could not complete this request. Try again; if it keeps failing, the server log has the details."
             .to_owned()
     } else {
-        err.to_string()
+        err.message()
     };
     let body = html! {
         h1 { (title) }
