@@ -1,4 +1,4 @@
-//! Base62 with the alphabet `0-9A-Za-z`, in that order (DESIGN §2).
+//! Base62 with the alphabet `0-9A-Za-z`, in that order (docs/DESIGN.md §2).
 //!
 //! Used for the random parts of keys and for the checksum. Random characters come
 //! from the OS CSPRNG by rejection sampling, so every character is uniform.

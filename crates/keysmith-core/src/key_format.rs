@@ -1,4 +1,4 @@
-//! The API key format of DESIGN §2, fixed by product decision.
+//! The API key format of docs/DESIGN.md §2, fixed by product decision.
 //!
 //! ```text
 //! wandb_v1_<key id: 27 base62>_<secret: 43 base62><checksum: 6 base62>

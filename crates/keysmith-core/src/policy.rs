@@ -1,4 +1,4 @@
-//! Who may do what: the permission table of DESIGN §3, as pure functions.
+//! Who may do what: the permission table of docs/DESIGN.md §3, as pure functions.
 //!
 //! | action                                                   | member | team admin (of T) | org admin |
 //! |----------------------------------------------------------|--------|-------------------|-----------|

@@ -1,4 +1,4 @@
-//! Roles of DESIGN §3 and the kinds of principal that own keys.
+//! Roles of docs/DESIGN.md §3 and the kinds of principal that own keys.
 
 use std::fmt;
 

@@ -1,6 +1,6 @@
 //! Applying the permission table (`keysmith_core::policy`) to requests: who the caller
 //! is with their roles, and the lookups that answer "not found" rather than "forbidden"
-//! wherever a refusal would reveal that something exists (DESIGN §3).
+//! wherever a refusal would reveal that something exists (docs/DESIGN.md §3).
 
 use crate::auth::Principal;
 use crate::error::ApiError;

@@ -1,5 +1,5 @@
 //! The one error type of the HTTP layer. Every failure a client sees has the shape
-//! `{"error": {"code": "stable_snake_case", "message": "…"}}` (DESIGN §4); codes are
+//! `{"error": {"code": "stable_snake_case", "message": "…"}}` (docs/DESIGN.md §4); codes are
 //! part of the API and never change meaning.
 
 use axum::http::{HeaderValue, StatusCode, header};

@@ -1,5 +1,5 @@
 //! Creating and deleting keys, by the same rules from every door (REST, GraphQL): who
-//! may create keys for whom (DESIGN §3), the org setting that disables creation, the
+//! may create keys for whom (docs/DESIGN.md §3), the org setting that disables creation, the
 //! format, and the audit entries written with each change.
 
 use crate::access::{self, Caller};
@@ -30,7 +30,7 @@ pub struct Minted {
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
-/// Who a new key will belong to, once the rules allow it: DESIGN §3's creation
+/// Who a new key will belong to, once the rules allow it: docs/DESIGN.md §3's creation
 /// rules and the "disable API key creation" setting of the owner's organizations.
 struct Plan {
     owner_id: UserId,

@@ -1,4 +1,4 @@
-//! The permission table of DESIGN §3, over HTTP: one test per rule, named after it,
+//! The permission table of docs/DESIGN.md §3, over HTTP: one test per rule, named after it,
 //! and a generated matrix over roles × actions × owner kinds, judged against a
 //! second, independent reading of the table, so a rule missing from the code fails.
 
@@ -75,7 +75,7 @@ enum Action {
     Delete,
 }
 
-/// DESIGN §3, read afresh: may `actor` do `action` to a key owned by `owner`?
+/// docs/DESIGN.md §3, read afresh: may `actor` do `action` to a key owned by `owner`?
 fn table_allows(actor: Seat, action: Action, owner: Seat) -> bool {
     if actor == owner {
         return true; // list / create / rename / delete own keys: everyone

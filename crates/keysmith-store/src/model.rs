@@ -257,7 +257,7 @@ pub struct KeyListQuery {
     pub limit: u32,
 }
 
-/// Whose keys a caller may list (DESIGN §3): their own; every key of a principal in
+/// Whose keys a caller may list (docs/DESIGN.md §3): their own; every key of a principal in
 /// an org they administer; the keys of service accounts of teams they administer.
 #[derive(Debug, Clone, Default)]
 pub struct Visibility {

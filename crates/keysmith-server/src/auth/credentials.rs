@@ -1,4 +1,4 @@
-//! Finding a key in the request headers, in the three forms DESIGN §4 accepts:
+//! Finding a key in the request headers, in the three forms docs/DESIGN.md §4 accepts:
 //! `Authorization: Basic` (the password is the key, the user name is ignored: the
 //! wandb SDK sends `api:<key>`), `Authorization: Bearer <key>`, and `X-API-Key`.
 

@@ -3,7 +3,7 @@
 //!
 //! Who may do what is decided in `keysmith_core::policy`, through `crate::access`. A
 //! key the caller may not see answers 404, exactly like a key that does not exist, so
-//! key IDs cannot be probed (DESIGN §3).
+//! key IDs cannot be probed (docs/DESIGN.md §3).
 
 use crate::access::{self, Caller};
 use crate::audit::AuditContext;
