@@ -38,7 +38,15 @@ fn first_start_prints_a_generated_password_once_and_it_signs_in() {
         "the password is shown exactly once"
     );
     assert!(!stderr.contains(&password), "the password reached the log");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal: {stderr}"
+    );
     assert!(stdout.contains("sign in:"), "the banner says how to sign in");
+    assert!(
+        stdout.contains("`keysmith` is this program"),
+        "the banner says where the keysmith command is: {stdout}"
+    );
 
     let data = dir.path().join("data");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
@@ -660,4 +668,18 @@ fn metrics_are_read_by_prometheus_parsers_in_both_formats() {
     );
     // What a text-format client got before: counters it cannot type.
     assert!(parse("prometheus_client.parser", &openmetrics).contains("keysmith_verifications_total unknown"));
+}
+
+/// `--listen` takes a host name as people write it.
+#[test]
+fn listen_takes_a_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        "localhost",
+        &["--listen", "localhost:0"],
+        &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)],
+    );
+    assert!(server.url.starts_with("http://127.0.0.1:"), "{}", server.url);
+    sign_in(&server.url, "admin", PASSWORD);
 }

@@ -23,10 +23,11 @@ impl Server {
         let stdout = dir.join(format!("{run}.stdout"));
         let stderr = dir.join(format!("{run}.stderr"));
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .current_dir(dir);
+        cmd.arg("serve");
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args).current_dir(dir);
         // Only what the test sets: nothing inherited from the developer's shell.
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_")) {
             cmd.env_remove(k);
