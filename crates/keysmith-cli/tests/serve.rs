@@ -353,22 +353,22 @@ fn a_second_server_on_one_data_directory_is_refused_and_a_killed_one_leaves_no_l
         "the refusal says what replicas need: {stderr}"
     );
     assert!(
-        sign_in_works(&first.url),
+        sign_in_works(&first.url, PASSWORD),
         "the first server is unaffected by the refused second one"
     );
 
     first.child.kill().unwrap(); // SIGKILL: no chance to clean up
     first.child.wait().unwrap();
     let after = Server::start(dir.path(), "after-kill", &[], &env);
-    assert!(sign_in_works(&after.url));
+    assert!(sign_in_works(&after.url, PASSWORD));
 }
 
-fn sign_in_works(url: &str) -> bool {
+fn sign_in_works(url: &str, password: &str) -> bool {
     common::http(
         "POST",
         &format!("{url}/api/v1/session"),
         &[],
-        Some(&json!({"username": "admin", "password": PASSWORD})),
+        Some(&json!({"username": "admin", "password": password})),
     )
     .status
         == 200
@@ -530,7 +530,7 @@ fn admin_reset_password_and_unlock_work_on_a_running_server() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains(new_password), "the password was echoed: {stderr}");
-    assert!(sign_in_new(&server.url, new_password));
+    assert!(sign_in_works(&server.url, new_password));
     let r = http(
         "GET",
         &format!("{}/api/v1/viewer", server.url),
@@ -568,17 +568,6 @@ fn admin_reset_password_and_unlock_work_on_a_running_server() {
         .collect();
     assert!(actions.contains(&"user.password_reset"), "{actions:?}");
     assert!(actions.contains(&"user.sign_in_unlocked"), "{actions:?}");
-}
-
-fn sign_in_new(url: &str, password: &str) -> bool {
-    common::http(
-        "POST",
-        &format!("{url}/api/v1/session"),
-        &[],
-        Some(&json!({"username": "admin", "password": password})),
-    )
-    .status
-        == 200
 }
 
 /// `/metrics` read by Prometheus' own Python parsers: the text format (0.0.4) when the
