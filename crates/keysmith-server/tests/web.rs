@@ -781,7 +781,11 @@ async fn an_invited_user_sets_a_password_on_the_invite_page_and_signs_in() {
         r.text
     );
     assert!(!r.text.contains("&lt;server&gt;"), "no placeholder: {}", r.text);
-    assert!(!r.text.contains("/api/v1/invites"), "no API endpoint for a person: {}", r.text);
+    assert!(
+        !r.text.contains("/api/v1/invites"),
+        "no API endpoint for a person: {}",
+        r.text
+    );
     assert!(r.text.contains("paste the token, choose a password"), "{}", r.text);
     let field = r.text.find("id=\"invite-token\"").expect("the token is shown once");
     let start = field + r.text[field..].find("value=\"").unwrap() + 7;
@@ -975,7 +979,12 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
     let s = app.sign_in("admin", ADMIN_PASSWORD).await;
     // A browser opening a page that does not exist: the web's page, signed in or not.
     for session in [None, Some(&s)] {
-        for path in ["/no-such-page", "/org/default/nope/deeper", "/settings/extra", "/apiary"] {
+        for path in [
+            "/no-such-page",
+            "/org/default/nope/deeper",
+            "/settings/extra",
+            "/apiary",
+        ] {
             let r = get_accepting(&app, session, path, BROWSER_ACCEPT).await;
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
             assert_eq!(r.headers[header::CONTENT_TYPE], "text/html; charset=utf-8", "{path}");
@@ -984,7 +993,10 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
             assert!(r.text.contains("href=\"/\""), "{path}: a link home: {}", r.text);
             assert!(!r.text.contains("{\"error\""), "{path}: not the JSON");
             let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
-            assert!(csp.contains("script-src 'self'") && csp.contains("style-src 'self'"), "{csp}");
+            assert!(
+                csp.contains("script-src 'self'") && csp.contains("style-src 'self'"),
+                "{csp}"
+            );
         }
     }
     // Signed in, the page keeps the navigation and the user menu.
@@ -1002,9 +1014,17 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
         "/oidc/callback",
     ] {
         let r = get_accepting(&app, None, path, BROWSER_ACCEPT).await;
-        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "route_not_found"), "{path}: {}", r.text);
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "route_not_found"),
+            "{path}: {}",
+            r.text
+        );
         assert!(
-            r.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("application/json"),
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
             "{path}"
         );
     }
@@ -1014,7 +1034,12 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
             Some(accept) => get_accepting(&app, None, "/no-such-page", accept).await,
             None => get(&app, None, "/no-such-page").await,
         };
-        assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "route_not_found"), "{accept:?}: {}", r.text);
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "route_not_found"),
+            "{accept:?}: {}",
+            r.text
+        );
     }
 }
 
@@ -1024,7 +1049,11 @@ async fn the_profile_lists_each_organization_with_its_role() {
     let s = app.sign_in("admin", ADMIN_PASSWORD).await;
     let r = get(&app, Some(&s), "/settings").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(!r.text.contains("<dt>Organization default</dt>"), "label and value mixed: {}", r.text);
+    assert!(
+        !r.text.contains("<dt>Organization default</dt>"),
+        "label and value mixed: {}",
+        r.text
+    );
     for expected in [
         "<th scope=\"col\">Organization</th>",
         "<th scope=\"col\">Role</th>",
@@ -1035,5 +1064,9 @@ async fn the_profile_lists_each_organization_with_its_role() {
     app.add_user("dev").await;
     let dev = app.sign_in("dev", USER_PASSWORD).await;
     let r = get(&app, Some(&dev), "/settings").await;
-    assert!(r.text.contains("<th scope=\"row\">default</th><td>Member</td>"), "{}", r.text);
+    assert!(
+        r.text.contains("<th scope=\"row\">default</th><td>Member</td>"),
+        "{}",
+        r.text
+    );
 }

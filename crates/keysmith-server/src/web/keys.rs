@@ -67,7 +67,7 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
             input type="hidden" name="csrf" value=(user.csrf);
             input type="hidden" name="back" value=(back);
             div.table-wrap {
-                table.cards.keys {
+                table.cards.keys.with-owner[show_owner] {
                     thead {
                         tr {
                             th.select scope="col" {
@@ -90,7 +90,7 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                                         aria-label={ "Select " (k.name) };
                                 }
                                 td.primary.fill data-label="Key name" { span.truncate title=(k.name) { (k.name) } }
-                                td.fill.narrow data-label="Key ID" { code.truncate title=(k.key_id) { (k.key_id) } }
+                                td.fill.narrow.key-id data-label="Key ID" { code.truncate title=(k.key_id) { (k.key_id) } }
                                 @if show_owner {
                                     td data-label="Owner" {
                                         span.owner {
@@ -164,7 +164,7 @@ pub async fn settings(State(state): State<AppState>, user: WebUser, Query(params
     let body = html! {
         h1 { "User settings" }
         (notice(params.done.as_deref()))
-        section.panel aria-labelledby="profile" {
+        section.panel.profile aria-labelledby="profile" {
             h2 #profile { "Profile" }
             dl.props {
                 dt { "Username" } dd { (user.name()) }
@@ -777,7 +777,7 @@ pub async fn delete_selected(
         }
         ul.key-summary.panel {
             @for key in &keys {
-                li { strong { (key.name) } " " code { (key.key_id) } " " span.muted { (key.owner.username) } }
+                li { strong { (key.name) } span.muted { " · " } code { (key.key_id) } span.muted { " · " (key.owner.username) } }
             }
         }
         form method="post" action="/keys/delete-selected" {

@@ -32,8 +32,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use keysmith_store::{Membership, Team};
 pub use icons::{Icon, icon};
+use keysmith_store::{Membership, Team};
 use maud::{DOCTYPE, Markup, html};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
@@ -320,7 +320,11 @@ fn nav_link(href: &str, current: bool, label: Markup) -> Markup {
 /// is expanded or collapsed. The script only adds closing on Escape and outside clicks.
 fn user_menu(user: &WebUser) -> Markup {
     let name = user.name();
-    let initial: String = name.chars().next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let initial: String = name
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     html! {
         details.menu {
             summary {

@@ -175,7 +175,7 @@ pub async fn keys(
             div.field {
                 label for="f-kind" { "Kind" }
                 select #f-kind name="kind" {
-                    option value="" { "Users and service accounts" }
+                    option value="" { "Any kind" }
                     option value="user" selected[selected(&f.kind, "user")] { "Users" }
                     option value="service_account" selected[selected(&f.kind, "service_account")] { "Service accounts" }
                 }
@@ -197,8 +197,8 @@ pub async fn keys(
             div.field {
                 label for="f-sort" { "Sort by" }
                 select #f-sort name="sort" {
-                    option value="created" { "Created (newest first)" }
-                    option value="last_used" selected[selected(&f.sort, "last_used")] { "Last used (most recent first)" }
+                    option value="created" { "Newest" }
+                    option value="last_used" selected[selected(&f.sort, "last_used")] { "Recently used" }
                 }
             }
             div.buttons {
@@ -272,22 +272,26 @@ pub async fn audit_log(
             div.table-wrap {
                 table.cards.audit {
                     thead { tr {
-                        th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" }
-                        th scope="col" { "Target" } th scope="col" { "Source" } th scope="col" { "Details" }
+                        th.col-time scope="col" { "Time" } th.col-actor scope="col" { "Actor" }
+                        th.col-action scope="col" { "Action" } th.col-target scope="col" { "Target" }
+                        th.col-source scope="col" { "Source" } th scope="col" { "Details" }
                     } }
                     tbody {
                         @for e in &entries.items {
                             tr {
-                                td.nowrap data-label="Time" { (when_rfc(&e.at)) }
+                                td.nowrap.primary data-label="Time" { (when_rfc(&e.at)) }
                                 td data-label="Actor" { span.truncate.short title=(e.actor) { (e.actor) } }
-                                td.nowrap data-label="Action" { code { (e.action) } }
-                                td.fill.target data-label="Target" {
+                                td data-label="Action" { code.truncate title=(e.action) { (e.action) } }
+                                td.fill data-label="Target" {
                                     span.target {
                                         span.tag { (e.target_kind) }
                                         code.truncate title=(e.target) { (e.target) }
                                     }
                                 }
-                                td.nowrap data-label="Source" { (e.source_address.as_deref().unwrap_or("")) }
+                                td data-label="Source" {
+                                    @let address = e.source_address.as_deref().unwrap_or("");
+                                    span.truncate title=(address) { (address) }
+                                }
                                 td.details data-label="Details" { @if let Some(d) = &e.detail { (detail(d)) } }
                             }
                         }
@@ -527,9 +531,8 @@ fn origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
         .or_else(|| uri.authority().map(|a| a.as_str()))?;
-    let plausible = !host.is_empty()
-        && host.len() <= 255
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    let plausible =
+        !host.is_empty() && host.len() <= 255 && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
     if !plausible {
         return None;
     }
@@ -999,7 +1002,7 @@ pub async fn deliveries(
                 table.cards {
                     thead { tr {
                         th scope="col" { "Created" } th scope="col" { "Event" } th scope="col" { "Status" }
-                        th scope="col" { "Attempts" } th scope="col" { "Last answer" } th scope="col" { "Next attempt" }
+                        th.num scope="col" { "Attempts" } th scope="col" { "Last answer" } th scope="col" { "Next attempt" }
                     } }
                     tbody {
                         @for d in &log {
