@@ -4,7 +4,7 @@
 //! the log lines are the API's. The token and the password travel only in the POST
 //! body: never in a URL, and never back into a page.
 
-use super::{Fields, cross_site, failure, page, respond, see_other};
+use super::{Fields, cross_site, failure, page, respond, see_other, sentence};
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -67,17 +67,6 @@ fn form_page(refused: Option<(&str, &str)>) -> Markup {
 /// The form again with `message`: nothing that was submitted goes back into it.
 fn refuse(status: StatusCode, message: &str, code: &str) -> Response {
     respond(status, form_page(Some((message, code))))
-}
-
-/// An API message as a sentence: capitalized, with its full stop.
-fn sentence(message: &str) -> String {
-    let mut chars = message.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
-    out.push_str(chars.as_str());
-    if !out.ends_with('.') {
-        out.push('.');
-    }
-    out
 }
 
 pub async fn submit(State(state): State<AppState>, source: SourceAddr, headers: HeaderMap, body: Bytes) -> Response {

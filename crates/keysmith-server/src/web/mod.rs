@@ -416,7 +416,7 @@ pub fn failure(user: Option<&WebUser>, err: ApiError) -> Response {
         "The server could not complete this request. Try again; if it keeps failing, the server log has the details."
             .to_owned()
     } else {
-        err.to_string()
+        sentence(&err.to_string())
     };
     let (back, back_label) = if user.is_some() {
         ("/settings", "Back to your API keys")
@@ -425,6 +425,17 @@ pub fn failure(user: Option<&WebUser>, err: ApiError) -> Response {
     };
     let body = error_body(status, title, &message, err.code(), back, back_label);
     respond(status, page(user, title, body))
+}
+
+/// An API message as a sentence: capitalized, with its full stop.
+pub fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// What an error page shows: the status, a heading, the message and a way back.
