@@ -237,6 +237,18 @@ let firstKey;
 let firstKeyId;
 let inviteToken;
 
+await step("a wrong password is explained on the form", admin, async () => {
+  await admin.goto(`${base}/login`);
+  await admin.getByLabel("Username or email").fill("admin");
+  await admin.getByLabel("Password").fill("not-the-password");
+  await admin.getByRole("button", { name: "Sign in" }).click();
+  const error = admin.getByRole("alert");
+  await error.getByText("Wrong username or password.").waitFor();
+  assert.ok(await error.evaluate((el) => !!el.closest("form")), "the message sits in the form, above its fields");
+  assert.equal(await admin.getByLabel("Username or email").getAttribute("aria-describedby"), "login-error");
+  await checkLayout(admin, "sign-in-error");
+});
+
 await step("sign in through the form, by keyboard", admin, async () => {
   await admin.goto(`${base}/login`);
   await checkLayout(admin, "sign-in");
@@ -282,12 +294,20 @@ await step("the profile shows each organization with the user's role", admin, as
   await table.getByRole("columnheader", { name: "Role" }).waitFor();
 });
 
-await step("the key creation form", admin, async () => {
+await step("the key creation form, and its error in place", admin, async () => {
   await admin.getByRole("link", { name: "Create new API key" }).click();
   await admin.getByLabel("Descriptive name").waitFor();
   await assertLabelled(admin);
   await checkLayout(admin, "key-new");
-  await admin.goBack();
+  await admin.getByLabel("Descriptive name").fill("   ");
+  await admin.getByRole("button", { name: "Create API key" }).click();
+  const error = admin.locator("#name-error");
+  await error.waitFor();
+  assert.equal(await error.getAttribute("role"), "alert");
+  assert.ok(await error.evaluate((el) => !!el.closest("form")), "the message sits in the form");
+  assert.match(await admin.getByLabel("Descriptive name").getAttribute("aria-describedby"), /name-error/);
+  await checkLayout(admin, "key-new-error");
+  await admin.goto(`${base}/settings`);
 });
 
 await step("create a key and read it from the page, once", admin, async () => {
@@ -324,6 +344,22 @@ await step("a long key name is cut to fit, the whole name in its tooltip", admin
   const cut = await name.evaluate((el) => el.scrollWidth > el.clientWidth);
   assert.ok(cut, "the name is cut with an ellipsis at 1280 px");
   await checkLayout(admin, "user-settings");
+});
+
+await step("on a phone the rows are cards, and still a table to screen readers", admin, async () => {
+  await admin.setViewportSize({ width: 390, height: 800 });
+  try {
+    const row = admin.locator(`tr[data-key-id="${firstKeyId}"]`);
+    assert.equal(await row.evaluate((tr) => getComputedStyle(tr).display), "grid", "a card");
+    await row.getByRole("cell", { name: "laptop", exact: true }).waitFor();
+    await admin.getByRole("columnheader", { name: "Key name" }).waitFor({ state: "attached" });
+    // The action's word shows beside its icon; the name stays "Rename laptop".
+    const rename = admin.getByRole("link", { name: "Rename laptop" });
+    const word = await rename.locator(".action-label").boundingBox();
+    assert.ok(word && word.width > 20, `the word shows: ${JSON.stringify(word)}`);
+  } finally {
+    await admin.setViewportSize({ width: 1280, height: 800 });
+  }
 });
 
 await step("rename a key", admin, async () => {
@@ -694,7 +730,7 @@ await step("no page broke the Content-Security-Policy", null, async () => {
 
 await step("every page was laid out at 1280, 1920 and 390 px", null, async () => {
   const expected = [
-    "sign-in", "key-new", "key-created", "user-settings", "rename", "delete-confirmation", "delete-selected",
+    "sign-in-error", "sign-in", "key-new", "key-new-error", "key-created", "user-settings", "rename", "delete-confirmation", "delete-selected",
     "org-keys", "audit-log", "users", "teams", "org-settings", "user-invited", "rotate", "rotation",
     "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "authorize", "team-service-accounts",
     "not-allowed", "revoke-exposed", "not-found", "invite",
