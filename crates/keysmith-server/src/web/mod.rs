@@ -1,7 +1,9 @@
 //! The web interface: server-rendered HTML (maud) over the same operations as the REST
 //! API. Pages work without script; one small script, served from here like every
-//! other asset, adds a copy button and "select all". No inline script or style, so
-//! the Content-Security-Policy allows only `'self'`.
+//! other asset, adds a copy button and "select all", and closes the user menu on
+//! Escape or a click elsewhere. No inline script or style, so the
+//! Content-Security-Policy allows only `'self'`; the stylesheet lays every page out
+//! from phone width (tables become cards) to wide screens.
 //!
 //! Every state-changing request is a form POST, refused when the browser says it came
 //! from another site (Fetch Metadata). Behind a session it also carries the session's
@@ -531,6 +533,32 @@ mod tests {
         assert_eq!(f.all("key_id"), ["a", "b"]);
         assert_eq!(f.get("name"), Some("x y!"));
         assert!(f.checked("csrf") && !f.checked("nope"));
+    }
+
+    #[test]
+    fn only_browsers_asking_for_a_page_get_the_html_404() {
+        for api in [
+            "/api",
+            "/api/v1/x",
+            "/graphql",
+            "/graphql/x",
+            "/metrics",
+            "/healthz",
+            "/readyz/x",
+            "/scim/v2/Users",
+            "/oidc/callback",
+        ] {
+            assert!(is_api_path(api), "{api}");
+        }
+        for page in ["/", "/nope", "/apiary", "/settings/x", "/org/default/nope"] {
+            assert!(!is_api_path(page), "{page}");
+        }
+        let mut h = HeaderMap::new();
+        assert!(!prefers_html(&h), "no Accept");
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(!prefers_html(&h));
+        h.insert(header::ACCEPT, HeaderValue::from_static("Text/HTML,*/*;q=0.8"));
+        assert!(prefers_html(&h));
     }
 
     #[test]
