@@ -1,12 +1,14 @@
 // Keysmith's only script: progressive enhancement. Every page works without it.
 // - a Copy button next to a key shown once (the key is also selectable by hand);
-// - a "select all" checkbox in key tables.
+// - a "select all" checkbox in key tables;
+// - menus built on <details> close on Escape (focus back on their button), on a
+//   click or a focus elsewhere, and when another one opens.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("button[data-copy]")) {
     const field = document.getElementById(button.dataset.copy);
-    const status = button.parentElement.querySelector(".copy-status");
+    const status = button.closest(".reveal")?.querySelector(".copy-status");
     if (!field || !navigator.clipboard) continue;
     button.hidden = false;
     button.addEventListener("click", async () => {
@@ -27,4 +29,26 @@ document.addEventListener("DOMContentLoaded", () => {
       for (const box of boxes) box.checked = all.checked;
     });
   }
+
+  const menus = [...document.querySelectorAll("details.menu")];
+  const closeOthers = (keep) => {
+    for (const menu of menus) if (menu !== keep) menu.open = false;
+  };
+  for (const menu of menus) {
+    menu.addEventListener("toggle", () => {
+      if (menu.open) closeOthers(menu);
+    });
+    menu.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && menu.open) {
+        menu.open = false;
+        menu.querySelector("summary").focus();
+      }
+    });
+    menu.addEventListener("focusout", (event) => {
+      if (menu.open && event.relatedTarget && !menu.contains(event.relatedTarget)) menu.open = false;
+    });
+  }
+  document.addEventListener("click", (event) => {
+    for (const menu of menus) if (menu.open && !menu.contains(event.target)) menu.open = false;
+  });
 });

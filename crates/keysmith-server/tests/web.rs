@@ -433,16 +433,22 @@ async fn org_admins_filter_every_key_and_change_settings() {
 async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
     let app = TestApp::sqlite().await;
     let s = app.sign_in("admin", ADMIN_PASSWORD).await;
-    create_in_browser(&app, &s, "laptop", None).await;
-    for path in [
+    let (_, key_id, _) = create_in_browser(&app, &s, "laptop", None).await;
+    let key_pages = ["rename", "rotate", "delete"].map(|p| format!("/keys/{key_id}/{p}?back=/settings"));
+    let fixed = [
         "/login",
         "/settings",
         "/keys/new",
         "/org/default/keys",
         "/org/default/users",
         "/org/default/audit-log",
+        "/org/default/teams",
+        "/org/default/webhooks",
+        "/org/default/settings",
         "/invite",
-    ] {
+        "/revoke-exposed",
+    ];
+    for path in fixed.iter().copied().chain(key_pages.iter().map(String::as_str)) {
         let r = get(&app, Some(&s), path).await;
         assert_eq!(r.status, StatusCode::OK, "{path}");
         let csp = r
@@ -458,7 +464,14 @@ async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
         assert!(!csp.contains("unsafe"), "{csp}");
         assert_eq!(r.headers.get(header::X_FRAME_OPTIONS).unwrap(), "DENY");
         assert!(!r.text.contains("<script>") && !r.text.contains(" style=") && !r.text.contains(" onclick"));
-        assert!(!r.text.contains("https://"), "{path}: no asset from elsewhere");
+        if path == "/org/default/webhooks" {
+            // Its URL field's placeholder is an example address; nothing loads from one.
+            for attr in ["src=\"http", "href=\"http", "action=\"http", "url("] {
+                assert!(!r.text.contains(attr), "{path}: no asset from elsewhere ({attr})");
+            }
+        } else {
+            assert!(!r.text.contains("https://"), "{path}: no asset from elsewhere");
+        }
         // Every form that posts carries the session's token, except the public ones
         // (no session yet; they refuse cross-site posts by Fetch Metadata instead).
         let mut posting = 0;
@@ -470,7 +483,7 @@ async fn pages_carry_a_strict_policy_and_no_inline_script_or_style() {
             }
             posting += 1;
             assert!(
-                path == "/login" || path == "/invite" || form.contains("name=\"csrf\""),
+                path == "/login" || path == "/invite" || path == "/revoke-exposed" || form.contains("name=\"csrf\""),
                 "{path}: a form without its token: <form{tag}>"
             );
         }
@@ -743,21 +756,37 @@ fn invite_form_again(r: &Reply, status: StatusCode, message: &str) {
 async fn an_invited_user_sets_a_password_on_the_invite_page_and_signs_in() {
     let app = TestApp::sqlite().await;
     let s = app.sign_in("admin", ADMIN_PASSWORD).await;
-    // The admin invites through the Users page and is told where to send the person.
-    let r = post(
-        &app,
-        Some(&s),
-        "/org/default/users",
-        &[("csrf", &s.csrf), ("username", "ada"), ("role", "member")],
-    )
-    .await;
+    // The admin invites through the Users page and is told where to send the person:
+    // a link to this server's invitation page, as the admin's browser reached it, and
+    // steps for a person (not the API's endpoint).
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/org/default/users")
+        .header(header::HOST, "keys.example.com")
+        .header("x-forwarded-proto", "https")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &s.cookie)
+        .body(Body::from(form_body(&[
+            ("csrf", &s.csrf),
+            ("username", "ada"),
+            ("role", "member"),
+        ])))
+        .unwrap();
+    let r = app.send(request).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert!(
         r.text
-            .contains("<a href=\"/invite\"><code>&lt;server&gt;/invite</code></a>"),
+            .contains("<a class=\"invite-link\" href=\"/invite\">https://keys.example.com/invite</a>"),
         "{}",
         r.text
     );
+    assert!(!r.text.contains("&lt;server&gt;"), "no placeholder: {}", r.text);
+    assert!(
+        !r.text.contains("/api/v1/invites"),
+        "no API endpoint for a person: {}",
+        r.text
+    );
+    assert!(r.text.contains("paste the token, choose a password"), "{}", r.text);
     let field = r.text.find("id=\"invite-token\"").expect("the token is shown once");
     let start = field + r.text[field..].find("value=\"").unwrap() + 7;
     let token = r.text[start..start + r.text[start..].find('"').unwrap()].to_owned();
@@ -928,4 +957,116 @@ async fn the_invitation_form_is_refused_from_another_site() {
     let r = app.send(request).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
     assert!(signs_in(&app, "ada", INVITED_PASSWORD).await);
+}
+
+/// A GET with an `Accept` header, as a browser (text/html first) or a client sends it.
+async fn get_accepting(app: &TestApp, session: Option<&Session>, path: &str, accept: &str) -> Reply {
+    let mut r = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header(header::ACCEPT, accept);
+    if let Some(s) = session {
+        r = r.header(header::COOKIE, &s.cookie);
+    }
+    app.send(r.body(Body::empty()).unwrap()).await
+}
+
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[tokio::test]
+async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    // A browser opening a page that does not exist: the web's page, signed in or not.
+    for session in [None, Some(&s)] {
+        for path in [
+            "/no-such-page",
+            "/org/default/nope/deeper",
+            "/settings/extra",
+            "/apiary",
+        ] {
+            let r = get_accepting(&app, session, path, BROWSER_ACCEPT).await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.text);
+            assert_eq!(r.headers[header::CONTENT_TYPE], "text/html; charset=utf-8", "{path}");
+            assert!(r.text.starts_with("<!DOCTYPE html>"), "{path}: {}", r.text);
+            assert!(r.text.contains("<h1>Page not found</h1>"), "{path}: {}", r.text);
+            assert!(r.text.contains("href=\"/\""), "{path}: a link home: {}", r.text);
+            assert!(!r.text.contains("{\"error\""), "{path}: not the JSON");
+            let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+            assert!(
+                csp.contains("script-src 'self'") && csp.contains("style-src 'self'"),
+                "{csp}"
+            );
+        }
+    }
+    // Signed in, the page keeps the navigation and the user menu.
+    let r = get_accepting(&app, Some(&s), "/no-such-page", BROWSER_ACCEPT).await;
+    assert!(r.text.contains("User menu for"), "{}", r.text);
+    // The API's paths keep their JSON, even for a browser.
+    for path in [
+        "/api/v1/no-such-thing",
+        "/api",
+        "/graphql/nope",
+        "/metrics/nope",
+        "/healthz/nope",
+        "/readyz/nope",
+        "/scim/v2/Users",
+        "/oidc/callback",
+    ] {
+        let r = get_accepting(&app, None, path, BROWSER_ACCEPT).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "route_not_found"),
+            "{path}: {}",
+            r.text
+        );
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+    }
+    // Clients that do not ask for HTML get the JSON everywhere.
+    for accept in [None, Some("application/json"), Some("*/*")] {
+        let r = match accept {
+            Some(accept) => get_accepting(&app, None, "/no-such-page", accept).await,
+            None => get(&app, None, "/no-such-page").await,
+        };
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::NOT_FOUND, "route_not_found"),
+            "{accept:?}: {}",
+            r.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_profile_lists_each_organization_with_its_role() {
+    let app = TestApp::sqlite().await;
+    let s = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let r = get(&app, Some(&s), "/settings").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        !r.text.contains("<dt>Organization default</dt>"),
+        "label and value mixed: {}",
+        r.text
+    );
+    for expected in [
+        "<th scope=\"col\">Organization</th>",
+        "<th scope=\"col\">Role</th>",
+        "<th scope=\"row\">default</th><td>Admin</td>",
+    ] {
+        assert!(r.text.contains(expected), "{expected}: {}", r.text);
+    }
+    app.add_user("dev").await;
+    let dev = app.sign_in("dev", USER_PASSWORD).await;
+    let r = get(&app, Some(&dev), "/settings").await;
+    assert!(
+        r.text.contains("<th scope=\"row\">default</th><td>Member</td>"),
+        "{}",
+        r.text
+    );
 }

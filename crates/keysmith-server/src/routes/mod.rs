@@ -106,7 +106,9 @@ fn application(state: AppState) -> Router {
             state.metrics.clone(),
             crate::metrics::track,
         ))
-        .fallback(|| async { ApiError::RouteNotFound })
+        // A browser opening a page that does not exist gets the web's HTML page; the
+        // API's paths and other clients get the JSON `route_not_found`.
+        .fallback(crate::web::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -26,30 +26,40 @@ pub async fn form() -> Response {
 /// The form, empty, with a message above it when a submission was refused.
 fn form_page(refused: Option<(&str, &str)>) -> Markup {
     let body = html! {
-        h1 { "Accept your invitation" }
-        p {
-            "An organization admin invited you to Keysmith and gave you an invitation token. "
-            "Paste it here and choose your password, then sign in with your username and that password."
-        }
-        @if let Some((message, code)) = refused {
-            div #invite-error {
-                p.error role="alert" { (message) }
-                p.hint { "Error code: " code { (code) } }
+        div.auth-card {
+            h1 { "Accept your invitation" }
+            p {
+                "An organization admin invited you to Keysmith and gave you an invitation token. "
+                "Paste it here and choose your password, then sign in with your username and that password."
+            }
+            form.stack method="post" action="/invite" {
+                @if let Some((message, code)) = refused {
+                    div.error-block #invite-error {
+                        p.error role="alert" { (message) }
+                        p.hint { "Error code: " code { (code) } }
+                    }
+                }
+                div.field {
+                    label for="invite-token" { "Invitation token" }
+                    input #invite-token name="token" type="password" required autocomplete="off" spellcheck="false"
+                        aria-describedby=[refused.map(|_| "invite-error")];
+                }
+                div.field {
+                    label for="new-password" { "New password" }
+                    input #new-password name="password" type="password" required autocomplete="new-password"
+                        aria-describedby="invite-password-hint";
+                    p.hint #invite-password-hint { "At least 12 characters." }
+                }
+                div.field {
+                    label for="confirm-password" { "Confirm new password" }
+                    input #confirm-password name="confirm" type="password" required autocomplete="new-password";
+                }
+                button.wide type="submit" { "Set password" }
+            }
+            div.auth-links {
+                p.hint { "Password already set? " a href="/login" { "Sign in" } "." }
             }
         }
-        form.stack method="post" action="/invite" {
-            label for="invite-token" { "Invitation token" }
-            input #invite-token name="token" type="password" required autocomplete="off" spellcheck="false"
-                aria-describedby=[refused.map(|_| "invite-error")];
-            label for="new-password" { "New password" }
-            input #new-password name="password" type="password" required autocomplete="new-password"
-                aria-describedby="invite-password-hint";
-            p.hint #invite-password-hint { "At least 12 characters." }
-            label for="confirm-password" { "Confirm new password" }
-            input #confirm-password name="confirm" type="password" required autocomplete="new-password";
-            div.buttons { button type="submit" { "Set password" } }
-        }
-        p.hint { "Password already set? " a href="/login" { "Sign in" } "." }
     };
     page(None, "Accept your invitation", body)
 }

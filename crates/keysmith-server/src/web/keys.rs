@@ -5,7 +5,8 @@
 //! interface cannot drift from the API's rules, checks or audit entries.
 
 use super::{
-    WebPath, WebUser, failure, local_path, notice, page, q, respond, reveal, see_other, when, when_rfc, with_notice,
+    Icon, WebPath, WebUser, failure, icon, local_path, notice, page, q, respond, reveal, see_other, when, when_rfc,
+    with_notice,
 };
 use crate::access;
 use crate::auth::source::SourceAddr;
@@ -43,20 +44,33 @@ pub async fn list(state: &AppState, user: &WebUser, query: String) -> Result<Api
         .map(|json| json.0)
 }
 
-/// The keys table with per-row rename and delete, and a form to delete the ticked rows.
+/// A row action: an icon button with a tooltip, named for screen readers with the
+/// action and the row's key ("Rename laptop"); on narrow screens the action's word
+/// shows beside the icon.
+pub fn row_action(href: &str, which: Icon, label: &str, of: &str, danger: bool) -> Markup {
+    html! {
+        a.icon-button.danger[danger] href=(href) title=(label) {
+            (icon(which)) span.action-label { (label) } span.visually-hidden { " " (of) }
+        }
+    }
+}
+
+/// The keys table with per-row rename, rotate and delete, and a form to delete the
+/// ticked rows. Long names and IDs are cut with an ellipsis, the whole value in the
+/// tooltip; on narrow screens each row is a card.
 pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bool, empty: Markup) -> Markup {
     if keys.is_empty() {
         return html! { p.empty { (empty) } };
     }
     html! {
-        form method="post" action="/keys/delete-selected" {
+        form.key-list method="post" action="/keys/delete-selected" {
             input type="hidden" name="csrf" value=(user.csrf);
             input type="hidden" name="back" value=(back);
             div.table-wrap {
-                table {
+                table.cards.keys.with-owner[show_owner] {
                     thead {
                         tr {
-                            th scope="col" {
+                            th.select scope="col" {
                                 input type="checkbox" data-select-all hidden aria-label="Select all keys";
                             }
                             th scope="col" { "Key name" }
@@ -65,49 +79,45 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                             th scope="col" { "Last used" }
                             th scope="col" { "Created on" }
                             th scope="col" { "Expires" }
-                            th scope="col" { span.visually-hidden { "Actions" } }
+                            th.actions scope="col" { span.visually-hidden { "Actions" } }
                         }
                     }
                     tbody {
                         @for k in keys {
                             tr data-key-id=(k.key_id) {
-                                td {
+                                td.select {
                                     input type="checkbox" name="key_id" value=(k.key_id)
                                         aria-label={ "Select " (k.name) };
                                 }
-                                td { (k.name) }
-                                td { code { (k.key_id) } }
+                                td.primary.fill data-label="Key name" { span.truncate title=(k.name) { (k.name) } }
+                                td.fill.narrow.key-id data-label="Key ID" { code.truncate title=(k.key_id) { (k.key_id) } }
                                 @if show_owner {
-                                    td {
-                                        (k.owner.username)
-                                        @if k.owner.kind == "service_account" { " " span.tag { "service account" } }
+                                    td data-label="Owner" {
+                                        span.owner {
+                                            span.truncate.short title=(k.owner.username) { (k.owner.username) }
+                                            @if k.owner.kind == "service_account" { span.tag { "service account" } }
+                                        }
                                     }
                                 }
-                                td { @match &k.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
-                                td { (when_rfc(&k.created_at)) }
-                                td {
+                                td.nowrap data-label="Last used" { @match &k.last_used_at { Some(t) => (when_rfc(t)), None => span.muted { "Never" } } }
+                                td.nowrap data-label="Created on" { (when_rfc(&k.created_at)) }
+                                td.nowrap data-label="Expires" {
                                     @if k.status == "expired" {
                                         span.tag.expired { "Expired" }
                                     } @else {
-                                        @match &k.expires_at { Some(t) => (when_rfc(t)), None => "Never" }
+                                        @match &k.expires_at { Some(t) => (when_rfc(t)), None => span.muted { "Never" } }
                                     }
                                     @if k.rotated_to.is_some() {
-                                        " " a href={ "/keys/" (k.key_id) "/rotation" } { "rotating" }
+                                        " " a.tag.rotating href={ "/keys/" (k.key_id) "/rotation" } { "rotating" }
                                     }
                                 }
                                 td.actions {
-                                    a href={ "/keys/" (k.key_id) "/rename?back=" (q(back)) } {
-                                        "Rename" span.visually-hidden { " " (k.name) }
-                                    }
-                                    " "
-                                    @if k.rotated_to.is_none() && k.status != "expired" {
-                                        a href={ "/keys/" (k.key_id) "/rotate?back=" (q(back)) } {
-                                            "Rotate" span.visually-hidden { " " (k.name) }
+                                    div.row-actions {
+                                        (row_action(&format!("/keys/{}/rename?back={}", k.key_id, q(back)), Icon::Pencil, "Rename", &k.name, false))
+                                        @if k.rotated_to.is_none() && k.status != "expired" {
+                                            (row_action(&format!("/keys/{}/rotate?back={}", k.key_id, q(back)), Icon::Rotate, "Rotate", &k.name, false))
                                         }
-                                        " "
-                                    }
-                                    a.danger href={ "/keys/" (k.key_id) "/delete?back=" (q(back)) } {
-                                        "Delete" span.visually-hidden { " " (k.name) }
+                                        (row_action(&format!("/keys/{}/delete?back={}", k.key_id, q(back)), Icon::Trash, "Delete", &k.name, true))
                                     }
                                 }
                             }
@@ -115,7 +125,9 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                     }
                 }
             }
-            button.danger type="submit" { "Delete selected" }
+            div.table-foot {
+                button.danger.secondary.small type="submit" { (icon(Icon::Trash)) "Delete selected" }
+            }
         }
     }
 }
@@ -128,6 +140,15 @@ pub fn next_page(path: &str, cursor: Option<&str>) -> Markup {
             p { a href={ (path) (sep) "cursor=" (q(cursor)) } { "Next page" } }
         }
     }
+}
+
+/// A role as people read it: "admin" is shown as "Admin".
+pub fn role_name(role: &str) -> String {
+    let mut chars = role.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// User Settings: who you are, and your API keys.
@@ -143,23 +164,38 @@ pub async fn settings(State(state): State<AppState>, user: WebUser, Query(params
     let body = html! {
         h1 { "User settings" }
         (notice(params.done.as_deref()))
-        section aria-labelledby="profile" {
+        section.panel.profile aria-labelledby="profile" {
             h2 #profile { "Profile" }
-            dl {
+            dl.props {
                 dt { "Username" } dd { (user.name()) }
-                @for m in &user.orgs {
-                    dt { "Organization " (m.org.name) } dd { (m.role.as_str()) }
+            }
+            @if !user.orgs.is_empty() {
+                div.table-wrap.inline {
+                    table.memberships {
+                        caption { "Organizations" }
+                        thead { tr { th scope="col" { "Organization" } th scope="col" { "Role" } } }
+                        tbody {
+                            @for m in &user.orgs {
+                                tr {
+                                    th scope="row" { (m.org.name) }
+                                    td { (role_name(m.role.as_str())) }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
         section aria-labelledby="api-keys" {
-            h2 #api-keys { "API keys" }
-            p {
+            div.section-head {
+                h2 #api-keys { "API keys" }
+                a.button href="/keys/new?back=/settings" { (icon(Icon::Plus)) "Create new API key" }
+            }
+            p.lead {
                 "Keys let the wandb SDK, the CLI and your scripts act as you. Keep them in an "
                 "environment variable such as " code { "WANDB_API_KEY" } ", never on a command line "
                 "or in a file you commit."
             }
-            p { a.button href="/keys/new?back=/settings" { "Create new API key" } }
             (key_table(&user, &keys.items, "/settings", false, html! {
                 "You have no API keys yet. Create one to log in with " code { "wandb login" } "."
             }))
@@ -186,32 +222,37 @@ fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
         html! {
             h1 { (form.heading) }
             (form.intro)
-            @if let Some(error) = &form.error {
-                p.error role="alert" id="name-error" { (error) }
-            }
             form.stack method="post" action="/keys/new" {
+                @if let Some(error) = &form.error {
+                    p.error role="alert" id="name-error" { (error) }
+                }
                 input type="hidden" name="csrf" value=(user.csrf);
                 input type="hidden" name="back" value=(form.back);
                 @if let Some(owner) = form.owner {
                     input type="hidden" name="owner" value=(owner);
-                    p { "The key will belong to the service account " strong { (owner) } "." }
+                    p.info { "The key will belong to the service account " strong { (owner) } "." }
                 }
-                label for="name" { "Descriptive name" }
-                input #name name="name" required maxlength="128" value=(form.name)
-                    aria-describedby={ "name-hint" @if form.error.is_some() { " name-error" } };
-                p.hint #name-hint { "Say where the key will be used, such as “training cluster” or “laptop”." }
-                label for="expires" { "Expiration" }
-                select #expires name="expires_in_days" aria-describedby="expires-hint" {
-                    option value="" { "No expiration" }
-                    @for days in [7, 30, 60, 90, 365] {
-                        option value=(days) { (days) " days" }
+                div.field {
+                    label for="name" { "Descriptive name" }
+                    input #name name="name" required maxlength="128" value=(form.name)
+                        aria-describedby={ "name-hint" @if form.error.is_some() { " name-error" } }
+                        aria-invalid=[form.error.is_some().then_some("true")];
+                    p.hint #name-hint { "Say where the key will be used, such as “training cluster” or “laptop”." }
+                }
+                div.field {
+                    label for="expires" { "Expiration" }
+                    select #expires name="expires_in_days" aria-describedby="expires-hint" {
+                        option value="" { "No expiration" }
+                        @for days in [7, 30, 60, 90, 365] {
+                            option value=(days) { (days) " days" }
+                        }
+                    }
+                    p.hint #expires-hint {
+                        "Your organization may set a maximum lifetime; without an expiration the key gets that maximum."
                     }
                 }
-                p.hint #expires-hint {
-                    "Your organization may set a maximum lifetime; without an expiration the key gets that maximum."
-                }
                 @if legacy_allowed {
-                    fieldset {
+                    fieldset.choices {
                         legend { "Key format" }
                         label { input type="radio" name="format" value="v1" checked; " New (86 characters): wandb 0.22.3 and later" }
                         label { input type="radio" name="format" value="legacy"; " Legacy (40 characters): older wandb SDKs" }
@@ -219,7 +260,7 @@ fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
                 }
                 div.buttons {
                     button type="submit" { "Create API key" }
-                    a href=(form.back) { "Cancel" }
+                    a.button.secondary href=(form.back) { "Cancel" }
                 }
             }
         },
@@ -349,18 +390,18 @@ pub async fn created(
                 "Paste it at the " code { "wandb login" } " prompt, or keep it in an environment variable, "
                 "never on a command line or in a file you commit:"
             }
-            pre { "read -rs WANDB_API_KEY && export WANDB_API_KEY" }
+            pre { code { "read -rs WANDB_API_KEY && export WANDB_API_KEY" } }
         } @else {
             h1 { "API key created" }
             p { "The full key was shown once and is not shown again. If you did not copy it, delete this key and create a new one." }
         }
-        dl {
+        dl.props.panel {
             dt { "Key name" } dd { (key.name) }
             dt { "Key ID" } dd { code data-testid="key-id" { (key.key_id) } }
             dt { "Owner" } dd { (key.owner.username) }
             dt { "Created on" } dd { (when(Some(key.created_at), "")) }
         }
-        p { a.button href=(back) { "Done" } }
+        div.buttons { a.button href=(back) { "Done" } }
     };
     respond(StatusCode::OK, page(Some(&user), "API key created", body))
 }
@@ -371,16 +412,20 @@ fn rename_page(user: &WebUser, key_id: &str, name: &str, back: &str, error: Opti
         "Rename API key",
         html! {
             h1 { "Rename API key" }
-            p { "Key ID " code { (key_id) } }
-            @if let Some(error) = error { p.error role="alert" { (error) } }
+            p.lead { "Key ID " code { (key_id) } }
             form.stack method="post" action={ "/keys/" (key_id) "/rename" } {
+                @if let Some(error) = error { p.error role="alert" id="name-error" { (error) } }
                 input type="hidden" name="csrf" value=(user.csrf);
                 input type="hidden" name="back" value=(back);
-                label for="name" { "Descriptive name" }
-                input #name name="name" required maxlength="128" value=(name);
+                div.field {
+                    label for="name" { "Descriptive name" }
+                    input #name name="name" required maxlength="128" value=(name)
+                        aria-describedby=[error.map(|_| "name-error")]
+                        aria-invalid=[error.map(|_| "true")];
+                }
                 div.buttons {
                     button type="submit" { "Save name" }
-                    a href=(back) { "Cancel" }
+                    a.button.secondary href=(back) { "Cancel" }
                 }
             }
         },
@@ -457,12 +502,12 @@ pub async fn rotate_form(
     ];
     let body = html! {
         h1 { "Rotate API key" }
-        p {
+        p.lead {
             "Rotation creates a new key with the same name and owner and shows it once. The old key keeps "
             "working for the time you choose, so you can switch every script without an outage; then it "
             "stops by itself. The rotation page shows when and from where each key was last used."
         }
-        dl {
+        dl.props.panel {
             dt { "Key name" } dd { (key.name) }
             dt { "Key ID" } dd { code { (key.key_id) } }
             dt { "Owner" } dd { (key.owner.username) }
@@ -471,15 +516,15 @@ pub async fn rotate_form(
         form.stack method="post" action={ "/keys/" (key.key_id) "/rotate" } {
             input type="hidden" name="csrf" value=(user.csrf);
             input type="hidden" name="back" value=(back);
-            fieldset {
+            fieldset.choices {
                 legend { "Keep the old key working for" }
                 @for (value, label) in graces {
                     label { input type="radio" name="grace" value=(value) checked[value == "24h"]; " " (label) }
                 }
             }
             div.buttons {
-                button type="submit" { "Rotate API key" }
-                a href=(back) { "Cancel" }
+                button type="submit" { (icon(Icon::Rotate)) "Rotate API key" }
+                a.button.secondary href=(back) { "Cancel" }
             }
         }
     };
@@ -525,9 +570,9 @@ pub async fn rotate(
 
 fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
     html! {
-        section.account aria-label=(title) {
+        section.panel aria-label=(title) {
             h2 { (title) }
-            dl {
+            dl.props {
                 dt { "Key ID" } dd { code { (key.key_id) } }
                 dt { "Last used" } dd { @match &key.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
                 dt { "Expires" } dd {
@@ -539,9 +584,10 @@ fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
             @if sources.is_empty() {
                 p.empty { "Not used yet." }
             } @else {
+                h3 { "Recent sources" }
                 div.table-wrap {
-                    table {
-                        caption { "Recent sources of " (title.to_lowercase()) }
+                    table.cards {
+                        caption.visually-hidden { "Recent sources of " (title.to_lowercase()) }
                         thead { tr {
                             th scope="col" { "Address" } th scope="col" { "User agent" }
                             th scope="col" { "First seen" } th scope="col" { "Last seen" }
@@ -549,10 +595,10 @@ fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
                         tbody {
                             @for src in sources {
                                 tr {
-                                    td { code { (src.address) } }
-                                    td { (src.user_agent) }
-                                    td { (when_rfc(&src.first_seen)) }
-                                    td { (when_rfc(&src.last_seen)) }
+                                    td.nowrap data-label="Address" { code { (src.address) } }
+                                    td.fill data-label="User agent" { span.truncate title=(src.user_agent) { (src.user_agent) } }
+                                    td.nowrap data-label="First seen" { (when_rfc(&src.first_seen)) }
+                                    td.nowrap data-label="Last seen" { (when_rfc(&src.last_seen)) }
                                 }
                             }
                         }
@@ -574,7 +620,7 @@ pub async fn rotation(State(state): State<AppState>, user: WebUser, WebPath(key_
         let body = html! {
             h1 { "No rotation in progress" }
             p { "The key " code { (old.key_id) } " is not being rotated." }
-            p { a href="/settings" { "Back to your API keys" } }
+            div.buttons { a.button.secondary href="/settings" { "Back to your API keys" } }
         };
         return respond(StatusCode::OK, page(Some(&user), "Rotation", body));
     };
@@ -616,8 +662,8 @@ pub async fn rotation(State(state): State<AppState>, user: WebUser, WebPath(key_
             input type="hidden" name="csrf" value=(user.csrf);
             input type="hidden" name="back" value="/settings";
             div.buttons {
-                button.danger type="submit" { "Finish rotation: delete the old key" }
-                a href="/settings" { "Later" }
+                button.danger type="submit" { (icon(Icon::Trash)) "Finish rotation: delete the old key" }
+                a.button.secondary href="/settings" { "Later" }
             }
         }
     };
@@ -641,7 +687,7 @@ pub async fn delete_form(
             strong { "Scripts and services using this key stop working immediately." }
             " This cannot be undone."
         }
-        dl {
+        dl.props.panel {
             dt { "Key name" } dd { (key.name) }
             dt { "Key ID" } dd { code { (key.key_id) } }
             dt { "Owner" } dd { (key.owner.username) }
@@ -651,8 +697,8 @@ pub async fn delete_form(
             input type="hidden" name="csrf" value=(user.csrf);
             input type="hidden" name="back" value=(back);
             div.buttons {
-                button.danger type="submit" { "Delete API key" }
-                a href=(back) { "Cancel" }
+                button.danger type="submit" { (icon(Icon::Trash)) "Delete API key" }
+                a.button.secondary href=(back) { "Cancel" }
             }
         }
     };
@@ -729,9 +775,9 @@ pub async fn delete_selected(
             strong { "Scripts and services using these keys stop working immediately." }
             " This cannot be undone."
         }
-        ul {
+        ul.key-summary.panel {
             @for key in &keys {
-                li { (key.name) " (" code { (key.key_id) } ", " (key.owner.username) ")" }
+                li { strong { (key.name) } span.muted { " · " } code { (key.key_id) } span.muted { " · " (key.owner.username) } }
             }
         }
         form method="post" action="/keys/delete-selected" {
@@ -740,8 +786,8 @@ pub async fn delete_selected(
             input type="hidden" name="confirm" value="yes";
             @for key in &keys { input type="hidden" name="key_id" value=(key.key_id); }
             div.buttons {
-                button.danger type="submit" { "Delete " (keys.len()) " API keys" }
-                a href=(back) { "Cancel" }
+                button.danger type="submit" { (icon(Icon::Trash)) "Delete " (keys.len()) " API keys" }
+                a.button.secondary href=(back) { "Cancel" }
             }
         }
     };

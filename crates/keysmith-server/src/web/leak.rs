@@ -21,19 +21,27 @@ pub async fn form() -> Response {
 /// The form, with a message above it when a report was refused.
 fn form_page(refused: Option<&str>) -> maud::Markup {
     let body = html! {
-        h1 { "Revoke an exposed API key" }
-        p {
-            "Found a Keysmith key in a repository, a log or a chat? Paste it here and it stops working "
-            "at once, everywhere. You do not need to sign in or to own the key. The organization's "
-            "admins see the revocation in their audit log."
-        }
-        @if let Some(message) = refused {
-            p.error role="alert" { (message) }
-        }
-        form.stack method="post" action="/revoke-exposed" autocomplete="off" {
-            label for="exposed-key" { "Exposed key" }
-            input #exposed-key name="key" type="password" required autocomplete="off" spellcheck="false";
-            div.buttons { button.danger type="submit" { "Revoke key" } }
+        div.auth-card {
+            h1 { "Revoke an exposed API key" }
+            p {
+                "Found a Keysmith key in a repository, a log or a chat? Paste it here and it stops working "
+                "at once, everywhere. You do not need to sign in or to own the key. The organization's "
+                "admins see the revocation in their audit log."
+            }
+            form.stack method="post" action="/revoke-exposed" autocomplete="off" {
+                @if let Some(message) = refused {
+                    p.error role="alert" id="revoke-error" { (message) }
+                }
+                div.field {
+                    label for="exposed-key" { "Exposed key" }
+                    input #exposed-key name="key" type="password" required autocomplete="off" spellcheck="false"
+                        aria-describedby=[refused.map(|_| "revoke-error")];
+                }
+                button.danger.wide type="submit" { "Revoke key" }
+            }
+            div.auth-links {
+                p.hint { "Have an account? " a href="/login" { "Sign in" } "." }
+            }
         }
     };
     page(None, "Revoke an exposed key", body)
@@ -70,11 +78,13 @@ pub async fn submit(
         return failure(None, e);
     }
     let body = html! {
-        h1 { "Received" }
-        p.notice role="status" {
-            "If that was a key of this server, it no longer works anywhere. Whoever used it needs a new key."
+        div.auth-card {
+            h1 { "Received" }
+            p.notice role="status" {
+                "If that was a key of this server, it no longer works anywhere. Whoever used it needs a new key."
+            }
+            div.auth-links { p { a href="/revoke-exposed" { "Revoke another key" } } }
         }
-        p { a href="/revoke-exposed" { "Revoke another key" } }
     };
     respond(StatusCode::OK, page(None, "Key revoked", body))
 }

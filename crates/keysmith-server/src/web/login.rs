@@ -25,22 +25,30 @@ fn login_page(next: &str, username: &str, error: Option<&str>, done: Option<&str
         None,
         "Sign in",
         html! {
-            h1 { "Sign in to Keysmith" }
-            (notice(done))
-            @if let Some(error) = error {
-                p.error role="alert" id="login-error" { (error) }
+            div.auth-card {
+                h1 { "Sign in to Keysmith" }
+                (notice(done))
+                form.stack method="post" action="/login" {
+                    @if let Some(error) = error {
+                        p.error role="alert" id="login-error" { (error) }
+                    }
+                    input type="hidden" name="next" value=(next);
+                    div.field {
+                        label for="username" { "Username or email" }
+                        input #username name="username" autocomplete="username" required value=(username)
+                            aria-describedby=[error.map(|_| "login-error")];
+                    }
+                    div.field {
+                        label for="password" { "Password" }
+                        input #password name="password" type="password" autocomplete="current-password" required;
+                    }
+                    button.wide type="submit" { "Sign in" }
+                }
+                div.auth-links {
+                    p.hint { "Invited? " a href="/invite" { "Set your password" } " with the token you were given." }
+                    p.hint { "Found a leaked key? " a href="/revoke-exposed" { "Revoke it" } ", no sign-in needed." }
+                }
             }
-            form.stack method="post" action="/login" {
-                input type="hidden" name="next" value=(next);
-                label for="username" { "Username or email" }
-                input #username name="username" autocomplete="username" required value=(username)
-                    aria-describedby=[error.map(|_| "login-error")];
-                label for="password" { "Password" }
-                input #password name="password" type="password" autocomplete="current-password" required;
-                button type="submit" { "Sign in" }
-            }
-            p.hint { "Invited? " a href="/invite" { "Set your password" } " with the token you were given." }
-            p.hint { "Found a leaked key? " a href="/revoke-exposed" { "Revoke it" } ", no sign-in needed." }
         },
     )
 }

@@ -1,7 +1,9 @@
 //! The web interface: server-rendered HTML (maud) over the same operations as the REST
 //! API. Pages work without script; one small script, served from here like every
-//! other asset, adds a copy button and "select all". No inline script or style, so
-//! the Content-Security-Policy allows only `'self'`.
+//! other asset, adds a copy button and "select all", and closes the user menu on
+//! Escape or a click elsewhere. No inline script or style, so the
+//! Content-Security-Policy allows only `'self'`; the stylesheet lays every page out
+//! from phone width (tables become cards) to wide screens.
 //!
 //! Every state-changing request is a form POST, refused when the browser says it came
 //! from another site (Fetch Metadata). Behind a session it also carries the session's
@@ -11,6 +13,7 @@
 //! travels in a URL, reloading does not create another key, and pages are `no-store`.
 
 mod assets;
+mod icons;
 mod invite;
 mod keys;
 mod leak;
@@ -26,11 +29,12 @@ use crate::timestamp::rfc3339;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+pub use icons::{Icon, icon};
 use keysmith_store::{Membership, Team};
 use maud::{DOCTYPE, Markup, html};
 use serde::de::DeserializeOwned;
@@ -105,12 +109,13 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for WebPath
 }
 
 /// A signed-in browser: the caller with roles, the CSRF token of the session, and what
-/// the navigation needs.
+/// the navigation needs (including the path asked for, to mark where the user is).
 pub struct WebUser {
     pub caller: Caller,
     pub csrf: String,
     pub orgs: Vec<Membership>,
     pub teams: Vec<Team>,
+    pub path: String,
 }
 
 impl FromRequestParts<AppState> for WebUser {
@@ -157,6 +162,7 @@ impl FromRequestParts<AppState> for WebUser {
             csrf: session::csrf_token(&token),
             orgs,
             teams,
+            path: parts.uri.path().to_owned(),
         })
     }
 }
@@ -281,8 +287,10 @@ pub fn reveal(id: &str, label: Markup, value: &str) -> Markup {
     html! {
         div.reveal {
             label for=(id) { (label) }
-            input id=(id) readonly value=(value) autocomplete="off" spellcheck="false" data-testid=(id);
-            button type="button" data-copy=(id) hidden { "Copy" }
+            div.reveal-row {
+                input id=(id) readonly value=(value) autocomplete="off" spellcheck="false" data-testid=(id);
+                button type="button" data-copy=(id) hidden { "Copy" }
+            }
             span.copy-status role="status" aria-live="polite" {}
         }
     }
@@ -302,6 +310,50 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
     response
 }
 
+/// A link of the main navigation, marked as the current page where the user is.
+fn nav_link(href: &str, current: bool, label: Markup) -> Markup {
+    html! {
+        li { a href=(href) aria-current=[current.then_some("page")] { (label) } }
+    }
+}
+
+/// The header's user menu: a disclosure (`<details>`), so it opens by mouse, touch,
+/// Enter or Space without script, and screen readers announce it as a button that
+/// is expanded or collapsed. The script only adds closing on Escape and outside clicks.
+fn user_menu(user: &WebUser) -> Markup {
+    let name = user.name();
+    let initial: String = name
+        .chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    html! {
+        details.menu {
+            summary {
+                span.avatar aria-hidden="true" { (initial) }
+                span.visually-hidden { "User menu for " }
+                span.user-name { (name) }
+                (icon(Icon::ChevronDown))
+            }
+            div.menu-panel {
+                p.menu-head {
+                    "Signed in as " strong { (name) }
+                }
+                ul {
+                    li { a href="/settings" { "User settings" } }
+                    li { a href="/settings#api-keys" { "Your API keys" } }
+                    li.menu-sep {
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(user.csrf);
+                            button.menu-item type="submit" { "Sign out" }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A page, with the navigation when someone is signed in.
 pub fn page(user: Option<&WebUser>, title: &str, main: Markup) -> Markup {
     html! {
@@ -317,32 +369,26 @@ pub fn page(user: Option<&WebUser>, title: &str, main: Markup) -> Markup {
             body {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
-                    a.brand href="/" { "Keysmith" }
-                    @if let Some(user) = user {
-                        nav aria-label="Main" {
-                            ul {
-                                li { a href="/settings" { "API keys" } }
-                                @for m in &user.orgs {
-                                    @if user.caller.roles.is_org_admin(m.org.id) {
-                                        li { a href={ "/org/" (q(&m.org.name)) "/keys" } { "Organization " (m.org.name) } }
+                    div.bar {
+                        a.brand href="/" { (icon(Icon::Key)) span { "Keysmith" } }
+                        @if let Some(user) = user {
+                            nav.main aria-label="Main" {
+                                ul {
+                                    @let path = user.path.as_str();
+                                    (nav_link("/settings", path == "/settings" || path == "/authorize" || path.starts_with("/keys/"), html! { "API keys" }))
+                                    @for m in &user.orgs {
+                                        @if user.caller.roles.is_org_admin(m.org.id) {
+                                            @let base = format!("/org/{}/", q(&m.org.name));
+                                            (nav_link(&format!("{base}keys"), path.starts_with(&base), html! { "Organization " (m.org.name) }))
+                                        }
                                     }
-                                }
-                                @for t in &user.teams {
-                                    li { a href=(team::team_path(t, user)) { (t.name) " service accounts" } }
-                                }
-                            }
-                        }
-                        details.menu {
-                            summary { span.visually-hidden { "User menu for " } (user.name()) }
-                            ul {
-                                li { a href="/settings" { "User settings" } }
-                                li {
-                                    form method="post" action="/logout" {
-                                        input type="hidden" name="csrf" value=(user.csrf);
-                                        button.link type="submit" { "Sign out" }
+                                    @for t in &user.teams {
+                                        @let here = path == format!("/{}/service-accounts", q(&t.name));
+                                        (nav_link(&team::team_path(t, user), here, html! { (t.name) " service accounts" }))
                                     }
                                 }
                             }
+                            (user_menu(user))
                         }
                     }
                 }
@@ -374,13 +420,65 @@ pub fn failure(user: Option<&WebUser>, err: ApiError) -> Response {
     } else {
         err.message()
     };
-    let body = html! {
-        h1 { (title) }
-        p.error role="alert" { (message) }
-        p.hint { "Error code: " code { (err.code()) } }
-        p { a href="/settings" { "Back to your API keys" } }
+    let (back, back_label) = if user.is_some() {
+        ("/settings", "Back to your API keys")
+    } else {
+        ("/login", "Go to the sign-in page")
     };
+    let body = error_body(status, title, &message, err.code(), back, back_label);
     respond(status, page(user, title, body))
+}
+
+/// What an error page shows: the status, a heading, the message and a way back.
+fn error_body(status: StatusCode, title: &str, message: &str, code: &str, back: &str, back_label: &str) -> Markup {
+    html! {
+        div.error-page {
+            p.status-code { "Error " (status.as_u16()) }
+            h1 { (title) }
+            p.error role="alert" { (message) }
+            p.hint { "Error code: " code { (code) } }
+            p { a.button href=(back) { (back_label) } }
+        }
+    }
+}
+
+/// Paths of the API and of the other machine-facing endpoints: a path no route
+/// matches under these is answered in JSON, whoever asks.
+fn is_api_path(path: &str) -> bool {
+    path == "/api"
+        || path.starts_with("/api/")
+        || ["/graphql", "/metrics", "/healthz", "/readyz", "/scim", "/oidc"]
+            .iter()
+            .any(|prefix| path.starts_with(prefix))
+}
+
+/// Whether the client asks for HTML (a browser navigating), by its `Accept` header.
+fn prefers_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("text/html"))
+}
+
+/// The answer to a path no route matches. A browser opening a page that does not
+/// exist gets the web's "Page not found" (with the navigation when signed in); the
+/// API's paths and every other client get the API's JSON `route_not_found`.
+pub async fn not_found(State(state): State<AppState>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    if is_api_path(parts.uri.path()) || !prefers_html(&parts.headers) {
+        return ApiError::RouteNotFound.into_response();
+    }
+    let user = WebUser::from_request_parts(&mut parts, &state).await.ok();
+    let body = error_body(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is no page at this address. The link may be mistyped, or the page may have moved.",
+        ApiError::RouteNotFound.code(),
+        "/",
+        "Go to the home page",
+    );
+    respond(StatusCode::NOT_FOUND, page(user.as_ref(), "Page not found", body))
 }
 
 /// A time from the store, readable, in a `<time>` element.
@@ -424,6 +522,32 @@ mod tests {
         assert_eq!(f.all("key_id"), ["a", "b"]);
         assert_eq!(f.get("name"), Some("x y!"));
         assert!(f.checked("csrf") && !f.checked("nope"));
+    }
+
+    #[test]
+    fn only_browsers_asking_for_a_page_get_the_html_404() {
+        for api in [
+            "/api",
+            "/api/v1/x",
+            "/graphql",
+            "/graphql/x",
+            "/metrics",
+            "/healthz",
+            "/readyz/x",
+            "/scim/v2/Users",
+            "/oidc/callback",
+        ] {
+            assert!(is_api_path(api), "{api}");
+        }
+        for page in ["/", "/nope", "/apiary", "/settings/x", "/org/default/nope"] {
+            assert!(!is_api_path(page), "{page}");
+        }
+        let mut h = HeaderMap::new();
+        assert!(!prefers_html(&h), "no Accept");
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(!prefers_html(&h));
+        h.insert(header::ACCEPT, HeaderValue::from_static("Text/HTML,*/*;q=0.8"));
+        assert!(prefers_html(&h));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The organization admin's pages: every key of the organization with filters, the
 //! audit log, users, teams and the organization's settings.
 
-use super::keys::{key_table, list, next_page};
-use super::{WebPath, WebUser, failure, notice, page, q, respond, reveal, see_other, when_rfc, with_notice};
+use super::keys::{key_table, list, next_page, row_action};
+use super::{
+    Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, reveal, see_other, when_rfc, with_notice,
+};
 use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
@@ -13,7 +15,7 @@ use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 use keysmith_store::Org;
 use maud::{Markup, html};
@@ -157,11 +159,11 @@ pub async fn keys(
     let body = html! {
         (notice(f.done.as_deref()))
         form.filters method="get" action={ "/org/" (q(&org.name)) "/keys" } {
-            div {
+            div.field {
                 label for="f-owner" { "Owner" }
                 input #f-owner name="owner" value=(nonempty(&f.owner).unwrap_or("")) placeholder="username";
             }
-            div {
+            div.field {
                 label for="f-team" { "Team" }
                 select #f-team name="team" {
                     option value="" { "Any team" }
@@ -170,15 +172,15 @@ pub async fn keys(
                     }
                 }
             }
-            div {
+            div.field {
                 label for="f-kind" { "Kind" }
                 select #f-kind name="kind" {
-                    option value="" { "Users and service accounts" }
+                    option value="" { "Any kind" }
                     option value="user" selected[selected(&f.kind, "user")] { "Users" }
                     option value="service_account" selected[selected(&f.kind, "service_account")] { "Service accounts" }
                 }
             }
-            div {
+            div.field {
                 label for="f-last-used" { "Last used" }
                 select #f-last-used name="last_used" {
                     option value="" { "Any time" }
@@ -188,20 +190,20 @@ pub async fn keys(
                     option value="stale90" selected[selected(&f.last_used, "stale90")] { "Not in 90 days" }
                 }
             }
-            div {
+            div.field {
                 label for="f-name" { "Name contains" }
                 input #f-name name="name" value=(nonempty(&f.name).unwrap_or(""));
             }
-            div {
+            div.field {
                 label for="f-sort" { "Sort by" }
                 select #f-sort name="sort" {
-                    option value="created" { "Created (newest first)" }
-                    option value="last_used" selected[selected(&f.sort, "last_used")] { "Last used (most recent first)" }
+                    option value="created" { "Newest" }
+                    option value="last_used" selected[selected(&f.sort, "last_used")] { "Recently used" }
                 }
             }
             div.buttons {
                 button type="submit" { "Apply filters" }
-                a href={ "/org/" (q(&org.name)) "/keys" } { "Clear" }
+                a.button.secondary href={ "/org/" (q(&org.name)) "/keys" } { "Clear" }
             }
         }
         (key_table(&user, &keys.items, &here, true, html! { "No keys match these filters." }))
@@ -251,34 +253,46 @@ pub async fn audit_log(
     let here = format!("/org/{}/audit-log?{}", q(&org.name), encode(&shown));
     let body = html! {
         form.filters method="get" action={ "/org/" (q(&org.name)) "/audit-log" } {
-            div {
+            div.field {
                 label for="a-action" { "Action" }
                 input #a-action name="action" value=(nonempty(&f.action).unwrap_or("")) placeholder="api_key.deleted";
             }
-            div {
+            div.field {
                 label for="a-actor" { "Actor" }
                 input #a-actor name="actor" value=(nonempty(&f.actor).unwrap_or("")) placeholder="username";
             }
-            div.buttons { button type="submit" { "Apply filters" } }
+            div.buttons {
+                button type="submit" { "Apply filters" }
+                a.button.secondary href={ "/org/" (q(&org.name)) "/audit-log" } { "Clear" }
+            }
         }
         @if entries.items.is_empty() {
             p.empty { "No audit entries match." }
         } @else {
             div.table-wrap {
-                table {
+                table.cards.audit {
                     thead { tr {
-                        th scope="col" { "Time" } th scope="col" { "Actor" } th scope="col" { "Action" }
-                        th scope="col" { "Target" } th scope="col" { "Source" } th scope="col" { "Details" }
+                        th.col-time scope="col" { "Time" } th.col-actor scope="col" { "Actor" }
+                        th.col-action scope="col" { "Action" } th.col-target scope="col" { "Target" }
+                        th.col-source scope="col" { "Source" } th scope="col" { "Details" }
                     } }
                     tbody {
                         @for e in &entries.items {
                             tr {
-                                td { (when_rfc(&e.at)) }
-                                td { (e.actor) }
-                                td { code { (e.action) } }
-                                td { (e.target_kind) " " code { (e.target) } }
-                                td { (e.source_address.as_deref().unwrap_or("")) }
-                                td { @if let Some(d) = &e.detail { (detail(d)) } }
+                                td.nowrap.primary data-label="Time" { (when_rfc(&e.at)) }
+                                td data-label="Actor" { span.truncate.short title=(e.actor) { (e.actor) } }
+                                td data-label="Action" { code.truncate title=(e.action) { (e.action) } }
+                                td.fill data-label="Target" {
+                                    span.target {
+                                        span.tag { (e.target_kind) }
+                                        code.truncate title=(e.target) { (e.target) }
+                                    }
+                                }
+                                td data-label="Source" {
+                                    @let address = e.source_address.as_deref().unwrap_or("");
+                                    span.truncate title=(address) { (address) }
+                                }
+                                td.details data-label="Details" { @if let Some(d) = &e.detail { (detail(d)) } }
                             }
                         }
                     }
@@ -290,20 +304,24 @@ pub async fn audit_log(
     org_page(&user, &org.name, "audit-log", "Audit log", body)
 }
 
-/// An audit entry's details as `name: value` pairs.
-fn detail(value: &serde_json::Value) -> String {
+/// An audit entry's details as `name: value` pairs, each kept whole on a line while
+/// it fits; the cell wraps between pairs (and inside a value too long for a line).
+fn detail(value: &serde_json::Value) -> Markup {
     let Some(fields) = value.as_object() else {
-        return value.to_string();
+        return html! { span.pair { (value.to_string()) } };
     };
-    fields
-        .iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => format!("{k}: {s}"),
-            serde_json::Value::Null => format!("{k}: none"),
-            other => format!("{k}: {other}"),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+    let shown = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "none".to_owned(),
+        other => other.to_string(),
+    };
+    let last = fields.len().saturating_sub(1);
+    html! {
+        @for (i, (k, v)) in fields.iter().enumerate() {
+            span.pair { span.key { (k) ":" } " " (shown(v)) @if i < last { "," } }
+            @if i < last { " " }
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -343,15 +361,19 @@ pub async fn settings(
                     "new 86-character keys."
                 }
             }
-            label for="max-user-days" { "Maximum lifetime of user keys (days)" }
-            input #max-user-days type="number" min="0" max="3650" name="max_user_key_lifetime_days"
-                value=(org.max_user_key_lifetime_days) aria-describedby="lifetime-hint";
-            label for="max-sa-days" { "Maximum lifetime of service account keys (days)" }
-            input #max-sa-days type="number" min="0" max="3650" name="max_service_account_key_lifetime_days"
-                value=(org.max_service_account_key_lifetime_days) aria-describedby="lifetime-hint";
-            p.hint #lifetime-hint {
-                "0 means no limit. New keys expire after at most this long; keys created without an "
-                "expiration get exactly this long. Existing keys keep their expiration."
+            div.field {
+                label for="max-user-days" { "Maximum lifetime of user keys (days)" }
+                input.short #max-user-days type="number" min="0" max="3650" name="max_user_key_lifetime_days"
+                    value=(org.max_user_key_lifetime_days) aria-describedby="lifetime-hint";
+            }
+            div.field {
+                label for="max-sa-days" { "Maximum lifetime of service account keys (days)" }
+                input.short #max-sa-days type="number" min="0" max="3650" name="max_service_account_key_lifetime_days"
+                    value=(org.max_service_account_key_lifetime_days) aria-describedby="lifetime-hint";
+                p.hint #lifetime-hint {
+                    "0 means no limit. New keys expire after at most this long; keys created without an "
+                    "expiration get exactly this long. Existing keys keep their expiration."
+                }
             }
             div.buttons { button type="submit" { "Save settings" } }
         }
@@ -412,17 +434,20 @@ async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&s
     Ok(html! {
         (notice(done))
         div.table-wrap {
-            table {
+            table.cards.users {
                 thead { tr {
                     th scope="col" { "Username" } th scope="col" { "Email" } th scope="col" { "Role" }
-                    th scope="col" { "Status" } th scope="col" { span.visually-hidden { "Actions" } }
+                    th scope="col" { "Status" } th.actions scope="col" { span.visually-hidden { "Actions" } }
                 } }
                 tbody {
                     @for u in &list.0.items {
                         tr {
-                            td { (u.username) }
-                            td { (u.email.as_deref().unwrap_or("")) }
-                            td {
+                            td.primary.fill data-label="Username" { span.truncate title=(u.username) { (u.username) } }
+                            td.fill data-label="Email" {
+                                @if let Some(email) = &u.email { span.truncate title=(email) { (email) } }
+                                @else { span.muted { "None" } }
+                            }
+                            td data-label="Role" {
                                 form.inline method="post" action={ (base) "/" (q(&u.username)) } {
                                     input type="hidden" name="csrf" value=(user.csrf);
                                     input type="hidden" name="action" value="role";
@@ -431,19 +456,21 @@ async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&s
                                         option value="member" selected[u.role == "member"] { "Member" }
                                         option value="admin" selected[u.role == "admin"] { "Admin" }
                                     }
-                                    button type="submit" { "Save" span.visually-hidden { " role of " (u.username) } }
+                                    button.secondary.small type="submit" { "Save" span.visually-hidden { " role of " (u.username) } }
                                 }
                             }
-                            td { @if u.active { "Active" } @else { "Deactivated" } }
-                            td {
+                            td.nowrap data-label="Status" {
+                                @if u.active { span.tag.ok { "Active" } } @else { span.tag { "Deactivated" } }
+                            }
+                            td.actions {
                                 form.inline method="post" action={ (base) "/" (q(&u.username)) } {
                                     input type="hidden" name="csrf" value=(user.csrf);
                                     @if u.active {
                                         input type="hidden" name="action" value="deactivate";
-                                        button.danger type="submit" { "Deactivate" span.visually-hidden { " " (u.username) } }
+                                        button.danger.secondary.small type="submit" { "Deactivate" span.visually-hidden { " " (u.username) } }
                                     } @else {
                                         input type="hidden" name="action" value="reactivate";
-                                        button type="submit" { "Reactivate" span.visually-hidden { " " (u.username) } }
+                                        button.secondary.small type="submit" { "Reactivate" span.visually-hidden { " " (u.username) } }
                                     }
                                 }
                             }
@@ -455,18 +482,26 @@ async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&s
         h2 { "Add a user" }
         form.stack method="post" action=(base) {
             input type="hidden" name="csrf" value=(user.csrf);
-            label for="new-username" { "Username" }
-            input #new-username name="username" required maxlength="64" autocomplete="off";
-            label for="new-email" { "Email (optional)" }
-            input #new-email name="email" type="email" autocomplete="off";
-            label for="new-role" { "Role" }
-            select #new-role name="role" {
-                option value="member" { "Member" }
-                option value="admin" { "Admin" }
+            div.field {
+                label for="new-username" { "Username" }
+                input #new-username name="username" required maxlength="64" autocomplete="off";
             }
-            label for="new-password" { "Initial password (optional)" }
-            input #new-password name="password" type="password" autocomplete="new-password" aria-describedby="pw-hint";
-            p.hint #pw-hint { "At least 12 characters. Leave empty to create an invitation instead; its token is shown once." }
+            div.field {
+                label for="new-email" { "Email (optional)" }
+                input #new-email name="email" type="email" autocomplete="off";
+            }
+            div.field {
+                label for="new-role" { "Role" }
+                select #new-role name="role" {
+                    option value="member" { "Member" }
+                    option value="admin" { "Admin" }
+                }
+            }
+            div.field {
+                label for="new-password" { "Initial password (optional)" }
+                input #new-password name="password" type="password" autocomplete="new-password" aria-describedby="pw-hint";
+                p.hint #pw-hint { "At least 12 characters. Leave empty to create an invitation instead; its token is shown once." }
+            }
             div.buttons { button type="submit" { "Add user" } }
         }
     })
@@ -488,11 +523,33 @@ pub async fn users(
     }
 }
 
+/// This server's address as the browser reached it (`https://keys.example.com`): the
+/// `Host` header (or the request's authority), with the scheme the browser used.
+/// `None` when neither names a plausible host.
+fn origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))?;
+    let plausible =
+        !host.is_empty() && host.len() <= 255 && host.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !plausible {
+        return None;
+    }
+    let scheme = if crate::auth::session::secure_for(state, headers) {
+        "https"
+    } else {
+        "http"
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
 pub async fn create_user(
     State(state): State<AppState>,
     user: WebUser,
     SourceAddr(source): SourceAddr,
     WebPath(org_name): WebPath<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -513,6 +570,7 @@ pub async fn create_user(
         password: fields.get("password").filter(|p| !p.is_empty()).map(str::to_owned),
         role: text("role"),
     };
+    let invite_url = origin(&state, &uri, &headers).map_or_else(|| "/invite".to_owned(), |o| format!("{o}/invite"));
     let result = users::create_user(
         State(state),
         user.caller.clone(),
@@ -534,12 +592,14 @@ pub async fn create_user(
     let body = html! {
         p.warning role="alert" { strong { "Copy this invitation token now. It will not be shown again." } }
         (reveal("invite-token", html! { "Invitation token" }, &token))
-        p {
-            "Give it to the new user, who sets a password with it at "
-            code { "POST /api/v1/invites/accept" } " within 7 days."
+        h2 { "What to send the new user" }
+        ol.steps {
+            li { "Give them the invitation token above, in a private message." }
+            li { "Send them this link: " a.invite-link href="/invite" { (invite_url) } }
+            li { "They open the link, paste the token, choose a password, and then sign in with their username and that password." }
         }
-        p { "Send them to " a href="/invite" { code { "<server>/invite" } } " with the token: they paste it there and choose a password." }
-        p { a.button href={ "/org/" (q(&org_name)) "/users" } { "Done" } }
+        p.hint { "The invitation works once, within 7 days. If it expires, add the user again for a new token." }
+        div.buttons { a.button href={ "/org/" (q(&org_name)) "/users" } { "Done" } }
     };
     org_page(&user, &org_name, "users", "User invited", body)
 }
@@ -610,14 +670,18 @@ pub async fn teams(
             p.empty { "No teams yet." }
         } @else {
             div.table-wrap {
-                table {
+                table.cards {
                     thead { tr { th scope="col" { "Team" } th scope="col" { "Created on" } th scope="col" { "Service accounts" } } }
                     tbody {
                         @for t in &list {
                             tr {
-                                td { (t.name) }
-                                td { (when_rfc(&t.created_at)) }
-                                td { a href={ "/" (q(&t.name)) "/service-accounts?org=" (q(&org.name)) } { "Service accounts of " (t.name) } }
+                                td.primary.fill data-label="Team" { span.truncate title=(t.name) { (t.name) } }
+                                td.nowrap data-label="Created on" { (when_rfc(&t.created_at)) }
+                                td.nowrap data-label="Service accounts" {
+                                    a href={ "/" (q(&t.name)) "/service-accounts?org=" (q(&org.name)) } {
+                                        "Service accounts" span.visually-hidden { " of " (t.name) }
+                                    }
+                                }
                             }
                         }
                     }
@@ -627,9 +691,11 @@ pub async fn teams(
         h2 { "Create a team" }
         form.stack method="post" action={ "/org/" (q(&org.name)) "/teams" } {
             input type="hidden" name="csrf" value=(user.csrf);
-            label for="team-name" { "Team name" }
-            input #team-name name="name" required maxlength="64" aria-describedby="team-hint";
-            p.hint #team-hint { "Letters, digits, dots, dashes and underscores; up to 64 characters." }
+            div.field {
+                label for="team-name" { "Team name" }
+                input #team-name name="name" required maxlength="64" aria-describedby="team-hint";
+                p.hint #team-hint { "Letters, digits, dots, dashes and underscores; up to 64 characters." }
+            }
             div.buttons { button type="submit" { "Create team" } }
         }
     };
@@ -685,7 +751,7 @@ pub async fn webhooks(
     let base = format!("/org/{}/webhooks", q(&org.name));
     let body = html! {
         (notice(done.done.as_deref()))
-        p {
+        p.lead {
             "Keysmith POSTs key events to these endpoints in the Standard Webhooks format, signed with "
             "each endpoint's secret, and retries failed deliveries with backoff. No key is ever sent."
         }
@@ -693,30 +759,33 @@ pub async fn webhooks(
             p.empty { "No webhook endpoints yet." }
         } @else {
             div.table-wrap {
-                table {
+                table.cards.webhooks {
                     thead { tr {
                         th scope="col" { "URL" } th scope="col" { "Events" } th scope="col" { "Created on" }
-                        th scope="col" { span.visually-hidden { "Actions" } }
+                        th.actions scope="col" { span.visually-hidden { "Actions" } }
                     } }
                     tbody {
                         @for w in &list {
                             tr {
-                                td {
-                                    code { (w.url) } @if !w.description.is_empty() { br; (w.description) }
+                                td.primary.fill data-label="URL" {
+                                    code.truncate title=(w.url) { (w.url) }
+                                    @if !w.description.is_empty() { span.truncate.muted title=(w.description) { (w.description) } }
                                     @if let Some(until) = &w.previous_secret_until {
-                                        br; "Signed with the previous secret as well until " (when_rfc(until))
+                                        span.hint { "Signed with the previous secret as well until " (when_rfc(until)) }
                                     }
                                 }
-                                td { (w.events.join(", ")) }
-                                td { (when_rfc(&w.created_at)) }
+                                td.events data-label="Events" { (w.events.join(", ")) }
+                                td.nowrap data-label="Created on" { (when_rfc(&w.created_at)) }
                                 td.actions {
-                                    a href={ (base) "/" (w.id) } { "Deliveries" span.visually-hidden { " to " (w.url) } }
-                                    a.button href={ (base) "/" (w.id) "/rotate-secret" } {
-                                        "Rotate signing secret" span.visually-hidden { " of " (w.url) }
-                                    }
-                                    form.inline method="post" action={ (base) "/" (w.id) "/delete" } {
-                                        input type="hidden" name="csrf" value=(user.csrf);
-                                        button.danger type="submit" { "Delete" span.visually-hidden { " " (w.url) } }
+                                    div.row-actions {
+                                        (row_action(&format!("{base}/{}", w.id), Icon::List, "Deliveries", &format!("to {}", w.url), false))
+                                        (row_action(&format!("{base}/{}/rotate-secret", w.id), Icon::Rotate, "Rotate signing secret", &format!("of {}", w.url), false))
+                                        form.inline method="post" action={ (base) "/" (w.id) "/delete" } {
+                                            input type="hidden" name="csrf" value=(user.csrf);
+                                            button.icon-button.danger type="submit" title="Delete" {
+                                                (icon(Icon::Trash)) span.action-label { "Delete" } span.visually-hidden { " " (w.url) }
+                                            }
+                                        }
                                     }
                                 }
                             }
@@ -728,16 +797,20 @@ pub async fn webhooks(
         h2 { "Add an endpoint" }
         form.stack method="post" action=(base) {
             input type="hidden" name="csrf" value=(user.csrf);
-            label for="hook-url" { "Endpoint URL" }
-            input #hook-url name="url" type="url" required placeholder="https://example.com/keysmith-events";
-            fieldset {
+            div.field {
+                label for="hook-url" { "Endpoint URL" }
+                input #hook-url name="url" type="url" required placeholder="https://example.com/keysmith-events";
+            }
+            fieldset.choices {
                 legend { "Events" }
                 @for event in crate::webhooks::EVENTS {
                     label { input type="checkbox" name="events" value=(event) checked; " " code { (event) } }
                 }
             }
-            label for="hook-description" { "Description (optional)" }
-            input #hook-description name="description" maxlength="256";
+            div.field {
+                label for="hook-description" { "Description (optional)" }
+                input #hook-description name="description" maxlength="256";
+            }
             div.buttons { button type="submit" { "Add endpoint" } }
         }
     };
@@ -788,7 +861,7 @@ pub async fn create_webhook(
             code { "v1," } " and the base64 HMAC-SHA256 of " code { "webhook-id.webhook-timestamp.body" }
             ", keyed with the base64-decoded part after " code { "whsec_" } "."
         }
-        p { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
+        div.buttons { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
     };
     org_page(&user, &org_name, "webhooks", "Webhook added", body)
 }
@@ -834,7 +907,7 @@ pub async fn rotate_webhook_secret_form(
     };
     let base = format!("/org/{}/webhooks", q(&org_name));
     let body = html! {
-        p {
+        p.lead {
             "Rotation creates a new signing secret and shows it once. For 24 hours every delivery carries "
             "two signatures, one made with the new secret and one with the current secret, so the receiver "
             "keeps accepting deliveries while you switch it to the new secret; then only the new secret signs."
@@ -845,7 +918,7 @@ pub async fn rotate_webhook_secret_form(
                 "before the current one at once."
             }
         }
-        dl {
+        dl.props.panel {
             dt { "Endpoint" } dd { code { (webhook.url) } }
             @if !webhook.description.is_empty() { dt { "Description" } dd { (webhook.description) } }
             dt { "Secret last rotated" } dd {
@@ -855,8 +928,8 @@ pub async fn rotate_webhook_secret_form(
         form.stack method="post" action={ (base) "/" (webhook.id) "/rotate-secret" } {
             input type="hidden" name="csrf" value=(user.csrf);
             div.buttons {
-                button type="submit" { "Rotate signing secret" }
-                a href=(base) { "Cancel" }
+                button type="submit" { (icon(Icon::Rotate)) "Rotate signing secret" }
+                a.button.secondary href=(base) { "Cancel" }
             }
         }
     };
@@ -903,7 +976,7 @@ pub async fn rotate_webhook_secret(
             @if let Some(until) = until { ", until " (when_rfc(until)) }
             ". Switch the receiver to this secret before then; after that, only this secret signs."
         }
-        p { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
+        div.buttons { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
     };
     org_page(&user, &org_name, "webhooks", "Signing secret rotated", body)
 }
@@ -921,28 +994,28 @@ pub async fn deliveries(
         Err(e) => return failure(Some(&user), e),
     };
     let body = html! {
-        p { a href={ "/org/" (q(&org_name)) "/webhooks" } { "All endpoints" } }
+        p { a.back href={ "/org/" (q(&org_name)) "/webhooks" } { "← All endpoints" } }
         @if log.is_empty() {
             p.empty { "Nothing delivered yet." }
         } @else {
             div.table-wrap {
-                table {
+                table.cards {
                     thead { tr {
                         th scope="col" { "Created" } th scope="col" { "Event" } th scope="col" { "Status" }
-                        th scope="col" { "Attempts" } th scope="col" { "Last answer" } th scope="col" { "Next attempt" }
+                        th.num scope="col" { "Attempts" } th scope="col" { "Last answer" } th scope="col" { "Next attempt" }
                     } }
                     tbody {
                         @for d in &log {
                             tr {
-                                td { (when_rfc(&d.created_at)) }
-                                td { code { (d.event_type) } }
-                                td { span.tag { (d.status) } }
-                                td { (d.attempts) }
-                                td {
+                                td.nowrap data-label="Created" { (when_rfc(&d.created_at)) }
+                                td.nowrap data-label="Event" { code { (d.event_type) } }
+                                td.nowrap data-label="Status" { span.tag.(d.status) { (d.status) } }
+                                td.num data-label="Attempts" { (d.attempts) }
+                                td.details data-label="Last answer" {
                                     @if let Some(status) = d.last_status { "HTTP " (status) " " }
                                     @if let Some(error) = &d.last_error { (error) }
                                 }
-                                td { @match &d.next_attempt_at { Some(t) => (when_rfc(t)), None => "" } }
+                                td.nowrap data-label="Next attempt" { @match &d.next_attempt_at { Some(t) => (when_rfc(t)), None => span.muted { "None" } } }
                             }
                         }
                     }

@@ -2,7 +2,7 @@
 //! team's admins and the organization's admins.
 
 use super::keys::{key_table, list};
-use super::{WebPath, WebUser, failure, notice, page, q, respond, see_other, with_notice};
+use super::{Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, see_other, with_notice};
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -101,7 +101,7 @@ pub async fn service_accounts_page(
         p.crumb { "Organization " strong { (org.name) } " · team " strong { (team.name) } }
         h1 { "Service accounts" }
         (notice(params.done.as_deref()))
-        p {
+        p.lead {
             "Service accounts run automation (CI jobs, training pipelines) without a person's key. "
             "Their keys belong to the team, not to whoever created them."
         }
@@ -110,11 +110,13 @@ pub async fn service_accounts_page(
         }
         @for (account, keys) in &sections {
             section.account aria-labelledby={ "sa-" (account.name) } {
-                h2 id={ "sa-" (account.name) } { (account.name) }
-                @if !account.description.is_empty() { p { (account.description) } }
-                p {
-                    a.button href={ "/keys/new?owner=" (q(&account.name)) "&back=" (q(&here)) } {
-                        "Create API key" span.visually-hidden { " for " (account.name) }
+                div.section-head {
+                    div {
+                        h2 id={ "sa-" (account.name) } { (account.name) }
+                        @if !account.description.is_empty() { p.hint { (account.description) } }
+                    }
+                    a.button.secondary href={ "/keys/new?owner=" (q(&account.name)) "&back=" (q(&here)) } {
+                        (icon(Icon::Plus)) "Create API key" span.visually-hidden { " for " (account.name) }
                     }
                 }
                 (key_table(&user, keys, &here, false, html! { "No API keys yet." }))
@@ -123,11 +125,15 @@ pub async fn service_accounts_page(
         h2 { "Create a service account" }
         form.stack method="post" action=(here) {
             input type="hidden" name="csrf" value=(user.csrf);
-            label for="sa-name" { "Name" }
-            input #sa-name name="name" required maxlength="64" aria-describedby="sa-hint";
-            p.hint #sa-hint { "Letters, digits, dots, dashes and underscores, such as “ci-bot”." }
-            label for="sa-description" { "Description (optional)" }
-            input #sa-description name="description" maxlength="1024";
+            div.field {
+                label for="sa-name" { "Name" }
+                input #sa-name name="name" required maxlength="64" aria-describedby="sa-hint";
+                p.hint #sa-hint { "Letters, digits, dots, dashes and underscores, such as “ci-bot”." }
+            }
+            div.field {
+                label for="sa-description" { "Description (optional)" }
+                input #sa-description name="description" maxlength="1024";
+            }
             div.buttons { button type="submit" { "Create service account" } }
         }
     };
