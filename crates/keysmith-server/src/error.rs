@@ -29,7 +29,7 @@ pub enum ApiError {
         "missing or wrong X-CSRF-Token header; send the csrf_token from sign-in with every change made with a session cookie"
     )]
     CsrfTokenInvalid,
-    #[error("too many failed attempts; retry after {retry_after_secs} seconds")]
+    #[error("too many failed attempts; retry after {}", seconds(*retry_after_secs))]
     RateLimited { retry_after_secs: u64 },
     #[error("no API key with this ID")]
     ApiKeyNotFound,
@@ -109,6 +109,15 @@ pub struct ErrorDetail {
     pub code: &'static str,
     /// For people; may change between versions.
     pub message: String,
+}
+
+/// `n` seconds, in words: "1 second", "30 seconds".
+fn seconds(n: u64) -> String {
+    if n == 1 {
+        "1 second".into()
+    } else {
+        format!("{n} seconds")
+    }
 }
 
 /// `text` as a sentence: capitalized, with its full stop. Messages are built from
@@ -270,6 +279,14 @@ mod tests {
         );
         assert_eq!(sentence("Done."), "Done.");
         assert_eq!(sentence(""), "");
+        assert_eq!(
+            ApiError::RateLimited { retry_after_secs: 1 }.message(),
+            "Too many failed attempts; retry after 1 second."
+        );
+        assert_eq!(
+            ApiError::RateLimited { retry_after_secs: 30 }.message(),
+            "Too many failed attempts; retry after 30 seconds."
+        );
         assert_eq!(ApiError::InvalidApiKey.message(), "The API key is not valid.");
         assert_eq!(
             ApiError::InvalidValue("name must not be empty".into()).message(),
