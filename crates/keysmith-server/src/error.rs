@@ -220,6 +220,37 @@ impl ApiError {
     }
 }
 
+/// The application's errors on the REST wire: one mapping, for every handler.
+impl From<keysmith_app::AppError> for ApiError {
+    fn from(err: keysmith_app::AppError) -> Self {
+        use keysmith_app::{AppError as E, Missing as M};
+        match err {
+            E::NotFound(M::ApiKey) => Self::ApiKeyNotFound,
+            E::NotFound(M::Org) => Self::OrgNotFound,
+            E::NotFound(M::Team) => Self::TeamNotFound,
+            E::NotFound(M::User) => Self::UserNotFound,
+            E::NotFound(M::ServiceAccount) => Self::ServiceAccountNotFound,
+            E::NotFound(M::Owner) => Self::OwnerNotFound,
+            E::NotFound(M::Webhook) => Self::WebhookNotFound,
+            E::Forbidden(why) => Self::Forbidden(why),
+            E::InvalidName { message, .. } => Self::InvalidName(message),
+            E::Invalid { message, .. } => Self::InvalidValue(message),
+            E::InvalidQuery(message) => Self::InvalidQuery(message),
+            E::InvalidCursor => Self::InvalidCursor,
+            E::AlreadyExists(what) => Self::AlreadyExists(what),
+            E::KeyCreationDisabled => Self::KeyCreationDisabled,
+            E::LegacyKeysNotAllowed => Self::LegacyKeysNotAllowed,
+            E::ExpiryExceedsPolicy(message) => Self::ExpiryExceedsPolicy(message),
+            E::RotationInProgress => Self::RotationInProgress,
+            E::ApiKeyExpired => Self::ApiKeyExpired,
+            E::LastAdmin => Self::LastAdmin,
+            E::InvitationInvalid => Self::InvitationInvalid,
+            E::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
+            E::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 impl From<keysmith_store::StoreError> for ApiError {
     fn from(err: keysmith_store::StoreError) -> Self {
         match err {

@@ -9,10 +9,8 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 pub mod access;
-mod audit;
 pub mod auth;
 pub mod cache;
-pub mod clock;
 pub mod config;
 pub mod connection;
 mod data_dir;
@@ -21,7 +19,6 @@ mod graphql;
 mod handoff;
 mod json;
 pub mod leak;
-mod lifecycle;
 pub mod metrics;
 mod openapi;
 pub mod operator;
@@ -33,14 +30,13 @@ pub mod sign_in_throttle;
 mod state;
 mod timestamp;
 pub mod tls;
-pub mod usage;
 mod web;
 pub mod webhooks;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Config, ConfigError, ConfigOverrides};
 pub use connection::Connections;
 pub use error::ApiError;
+pub use keysmith_app::{Clock, ManualClock, SystemClock, clock, usage};
 pub use openapi::openapi_document;
 pub use routes::router;
 pub use server::{RunError, bootstrap, run};

@@ -29,7 +29,9 @@ pub struct Inner {
     pub secure_cookies: bool,
     /// HTTPS is served directly: every answer carries Strict-Transport-Security.
     pub hsts: bool,
-    pub usage: UsageRecorder,
+    pub usage: Arc<UsageRecorder>,
+    /// The application layer: every action, for every door.
+    pub app: keysmith_app::App,
     /// Service account keys for the wandb SDK, by (caller, service account).
     pub handoff: KeyHandoff<(UserId, UserId)>,
     /// Keys created in the web interface, by (caller, key ID), for the page that shows
@@ -136,14 +138,17 @@ impl AppState {
         ));
         let hook = cache.clone();
         store.on_invalidation(Box::new(move |invalidation| hook.apply(invalidation)));
+        let usage = Arc::new(UsageRecorder::default());
+        let app = keysmith_app::App::new(store.clone(), clock.clone(), settings.key_prefix.clone(), usage.clone());
         Self(Arc::new(Inner {
             store,
             clock,
+            app,
             key_prefix: settings.key_prefix,
             session_ttl_ms: settings.session_ttl_ms,
             secure_cookies: settings.secure_cookies,
             hsts: settings.hsts,
-            usage: UsageRecorder::default(),
+            usage,
             handoff: KeyHandoff::default(),
             reveal: KeyHandoff::default(),
             sign_in_throttle: SignInThrottle::default(),

@@ -8,61 +8,10 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use common::{ADMIN_PASSWORD, Auth, Reply, Session, TestApp, USER_PASSWORD};
+use common::{
+    ADMIN_PASSWORD, Auth, Reply, Session, TestApp, USER_PASSWORD, create_in_browser, form_body, get, location, post,
+};
 use serde_json::json;
-
-fn form_body(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields.iter().copied())
-        .finish()
-}
-
-async fn get(app: &TestApp, session: Option<&Session>, path: &str) -> Reply {
-    let mut r = Request::builder().method(Method::GET).uri(path);
-    if let Some(s) = session {
-        r = r.header(header::COOKIE, &s.cookie);
-    }
-    app.send(r.body(Body::empty()).unwrap()).await
-}
-
-/// A form POST as a browser sends it: the cookie, never the CSRF header.
-async fn post(app: &TestApp, session: Option<&Session>, path: &str, fields: &[(&str, &str)]) -> Reply {
-    let mut r = Request::builder()
-        .method(Method::POST)
-        .uri(path)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-    if let Some(s) = session {
-        r = r.header(header::COOKIE, &s.cookie);
-    }
-    app.send(r.body(Body::from(form_body(fields))).unwrap()).await
-}
-
-fn location(r: &Reply) -> &str {
-    r.headers
-        .get(header::LOCATION)
-        .unwrap_or_else(|| panic!("no redirect: {} {}", r.status, r.text))
-        .to_str()
-        .unwrap()
-}
-
-/// Creates a key through the web form and returns (the page's key, key ID, the page).
-async fn create_in_browser(app: &TestApp, s: &Session, name: &str, owner: Option<&str>) -> (String, String, Reply) {
-    let mut fields = vec![("csrf", s.csrf.as_str()), ("name", name), ("back", "/settings")];
-    if let Some(owner) = owner {
-        fields.push(("owner", owner));
-    }
-    let r = post(app, Some(s), "/keys/new", &fields).await;
-    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
-    let to = location(&r).to_owned();
-    assert!(to.starts_with("/keys/") && to.contains("/created"), "{to}");
-    let key_id = to.trim_start_matches("/keys/").split('/').next().unwrap().to_owned();
-    let page = get(app, Some(s), &to).await;
-    assert_eq!(page.status, StatusCode::OK);
-    let start = page.text.find("value=\"wandb_v1_").expect("the key is on the page") + 7;
-    let key = page.text[start..start + 86].to_owned();
-    assert!(!to.contains(&key), "the key never travels in a URL");
-    (key, key_id, page)
-}
 
 #[tokio::test]
 async fn pages_need_a_session_and_send_the_browser_to_sign_in() {

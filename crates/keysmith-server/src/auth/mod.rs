@@ -1,7 +1,7 @@
 //! Who is calling: an API key (as the wandb SDK sends it, or Bearer, or `X-API-Key`)
 //! or a session cookie from sign-in.
 //!
-//! [`Principal`] is the extractor every authenticated handler takes. A request that
+//! [`Authenticated`] is the extractor every authenticated handler takes. A request that
 //! presents a key is judged by the key alone: a bad key is refused even when a valid
 //! session cookie rides along, so a client never silently acts as someone else.
 //! Requests authenticated by cookie that change state must carry the CSRF token.
@@ -17,23 +17,14 @@ use crate::state::AppState;
 use axum::extract::FromRequestParts;
 use axum::http::Method;
 use axum::http::request::Parts;
-use keysmith_core::KeyId;
-use keysmith_store::UserRef;
 
-/// The authenticated caller.
+pub use keysmith_app::{AuthMethod, Principal};
+
+/// The extractor of an authenticated request: its [`Principal`].
 #[derive(Debug, Clone)]
-pub struct Principal {
-    pub user: UserRef,
-    pub via: AuthMethod,
-}
+pub struct Authenticated(pub Principal);
 
-#[derive(Debug, Clone)]
-pub enum AuthMethod {
-    ApiKey { key_id: KeyId },
-    Session,
-}
-
-impl FromRequestParts<AppState> for Principal {
+impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -44,12 +35,12 @@ impl FromRequestParts<AppState> for Principal {
                 user_agent: source::user_agent(&parts.headers),
             };
             let verified = verify::verify_key(state, key.expose(), client).await?;
-            return Ok(Principal {
+            return Ok(Authenticated(Principal {
                 user: verified.owner.user(),
                 via: AuthMethod::ApiKey {
                     key_id: verified.key_id,
                 },
-            });
+            }));
         }
         let Some(token) = session::token_from_cookies(&parts.headers) else {
             return Err(ApiError::Unauthenticated);
@@ -60,10 +51,10 @@ impl FromRequestParts<AppState> for Principal {
         if changes_state(&parts.method) && !session::csrf_matches(&token, &parts.headers) {
             return Err(ApiError::CsrfTokenInvalid);
         }
-        Ok(Principal {
+        Ok(Authenticated(Principal {
             user,
             via: AuthMethod::Session,
-        })
+        }))
     }
 }
 

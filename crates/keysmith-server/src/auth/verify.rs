@@ -22,11 +22,7 @@ pub struct Verified {
 }
 
 /// Where a request came from, for a key's recent sources.
-#[derive(Debug, Clone, Copy)]
-pub struct Client<'a> {
-    pub address: &'a str,
-    pub user_agent: &'a str,
-}
+pub use keysmith_app::usage::Client;
 
 /// Why a key was refused. The client sees `invalid_api_key`, or `api_key_expired` for
 /// a genuine key past its expiry (only its holder can present it, so telling them

@@ -58,6 +58,12 @@ impl<T> GqlResultExt<T> for Result<T, ApiError> {
     }
 }
 
+impl<T> GqlResultExt<T> for Result<T, keysmith_app::AppError> {
+    fn gql(self) -> async_graphql::Result<T> {
+        self.map_err(|e| gql_error(ApiError::from(e)))
+    }
+}
+
 impl<T> GqlResultExt<T> for Result<T, keysmith_store::StoreError> {
     fn gql(self) -> async_graphql::Result<T> {
         self.map_err(|e| gql_error(ApiError::from(e)))

@@ -95,9 +95,9 @@ pub async fn graphql(
                         key_id: verified.key_id,
                     },
                 };
-                match Caller::with_roles(&state, principal).await {
+                match Caller::load(&state.app, principal).await {
                     Ok(caller) => Some(caller),
-                    Err(e) => return e.into_response(),
+                    Err(e) => return ApiError::from(e).into_response(),
                 }
             }
             // The database failed: not the client's fault, and not a 401.

@@ -2,12 +2,11 @@
 
 use super::context::{GqlResultExt, caller, gql_error};
 use super::objects::{GqlApiKey, GqlEntity, GqlInvite, GqlUser, caller_team, from_global_id, global_id};
-use crate::access;
-use crate::audit::AuditContext;
 use crate::error::ApiError;
-use crate::lifecycle::{MintRequest, Minted, delete_key, mint_key};
 use async_graphql::{Context, InputObject, Object, SimpleObject};
-use keysmith_core::policy::{self, KeyAction};
+use keysmith_app::keys::{self, NewKeyRequest};
+use keysmith_app::{Acting, Action, AppError, AuditContext};
+use keysmith_core::policy;
 use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
 use keysmith_core::{EntityName, KeyName, SecretString};
 use keysmith_store::{KeyFormat, NewServiceAccount, NewUser, Org};
@@ -89,7 +88,7 @@ pub struct DeleteInviteInput {
 }
 
 /// The first organization the caller administers, for mutations that name none.
-async fn admin_org(c: &super::GqlContext, caller: &access::Caller) -> async_graphql::Result<Org> {
+async fn admin_org(c: &super::GqlContext, caller: &keysmith_app::Caller) -> async_graphql::Result<Org> {
     for org in &caller.roles.admin_of_orgs {
         if let Some(org) = c.state.store.get_org(*org).await.gql()? {
             return Ok(org);
@@ -151,14 +150,14 @@ impl Mutation {
                 format = KeyFormat::Legacy;
             }
         }
-        let request = MintRequest {
+        let request = NewKeyRequest {
             name,
             owner: None,
             format,
-            source: c.source.clone(),
             expires_at: None,
         };
-        let Minted { key, generated } = mint_key(&c.state, caller, request).await.gql()?;
+        let acting = Acting::new(caller, &c.source, c.state.now());
+        let keys::Minted { key, generated, .. } = keys::mint(&c.state.app, &acting, request).await.gql()?;
         Ok(Some(GenerateApiKeyPayload {
             api_key: Some(GqlApiKey {
                 id: global_id("ApiKey", &key.key_id),
@@ -178,11 +177,8 @@ impl Mutation {
         let key_id = from_global_id("ApiKey", &input.id)
             .ok_or(ApiError::ApiKeyNotFound)
             .gql()?;
-        let key = access::authorized_key(&c.state, caller, &key_id, KeyAction::Delete)
-            .await
-            .gql()?;
-        let audit = AuditContext::new(caller, c.source.clone(), c.state.now());
-        delete_key(&c.state, caller, &audit, &key).await.gql()?;
+        let acting = Acting::new(caller, &c.source, c.state.now());
+        keys::delete(&c.state.app, &acting, &key_id).await.gql()?;
         Ok(Some(SuccessPayload { success: Some(true) }))
     }
 
@@ -207,8 +203,7 @@ impl Mutation {
         let now = c.state.now();
         let audit = AuditContext::new(caller, c.source.clone(), now).entry(
             team.org,
-            "service_account.created",
-            "service_account",
+            Action::ServiceAccountCreated,
             &username,
             Some(serde_json::json!({ "team": team.name })),
         );
@@ -220,24 +215,24 @@ impl Mutation {
             created_by: Some(caller.id()),
         };
         let account = c.state.store.create_service_account(account, now, &audit).await.gql()?;
-        let first_key = MintRequest {
+        let first_key = NewKeyRequest {
             name: KeyName::parse("created with the service account")
                 .map_err(|e| ApiError::InvalidName(e.to_string()))
                 .gql()?,
-            owner: Some(&username),
+            owner: Some(username.clone()),
             format: KeyFormat::V1,
-            source: c.source.clone(),
             expires_at: None,
         };
-        match mint_key(&c.state, caller, first_key).await {
+        let acting = Acting::new(caller, &c.source, now);
+        match keys::mint(&c.state.app, &acting, first_key).await {
             Ok(minted) => c.state.handoff.put(
                 (caller.id(), account.user.id),
                 SecretString::new(minted.generated.plaintext.expose().to_owned()),
                 now,
             ),
             // The account exists either way; with creation disabled it has no key yet.
-            Err(ApiError::KeyCreationDisabled) => {}
-            Err(other) => return Err(gql_error(other)),
+            Err(AppError::KeyCreationDisabled) => {}
+            Err(other) => return Err(gql_error(other.into())),
         }
         Ok(Some(UserPayload {
             user: Some(GqlUser(account.user)),
@@ -284,14 +279,13 @@ impl Mutation {
                 org.id,
                 name.as_str(),
                 now,
-                &audit.entry(org.id, "team.created", "team", name.as_str(), None),
+                &audit.entry(org.id, Action::TeamCreated, name.as_str(), None),
             )
             .await
             .gql()?;
         let entries = audit.entry(
             org.id,
-            "team.member_set",
-            "team",
+            Action::TeamMemberSet,
             &team.name,
             Some(serde_json::json!({ "user": admin.username, "role": "admin" })),
         );
@@ -329,8 +323,7 @@ impl Mutation {
         let now = c.state.now();
         let audit = AuditContext::new(caller, c.source.clone(), now).entry(
             org.id,
-            "user.invited",
-            "user",
+            Action::UserInvited,
             &username,
             Some(serde_json::json!({ "role": role.as_str() })),
         );
@@ -401,7 +394,7 @@ impl Mutation {
                     )));
                 }
                 let username = unique_name(c, email.split('@').next().unwrap_or("user"), "user").await?;
-                let entries = audit.entry(team.org, "user.invited", "user", &username, None);
+                let entries = audit.entry(team.org, Action::UserInvited, &username, None);
                 let new = NewUser {
                     kind: PrincipalKind::User,
                     username,
@@ -421,8 +414,7 @@ impl Mutation {
         };
         let entries = audit.entry(
             team.org,
-            "team.member_set",
-            "team",
+            Action::TeamMemberSet,
             &team.name,
             Some(serde_json::json!({ "user": user.username, "role": role.as_str() })),
         );
@@ -479,8 +471,7 @@ impl Mutation {
             .gql()?;
         let entries = AuditContext::new(caller, c.source.clone(), c.state.now()).entry(
             team.org,
-            "team.member_removed",
-            "team",
+            Action::TeamMemberRemoved,
             &team.name,
             Some(serde_json::json!({ "user": user.username })),
         );

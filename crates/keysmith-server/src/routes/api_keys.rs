@@ -5,12 +5,10 @@
 //! key the caller may not see answers 404, exactly like a key that does not exist, so
 //! key IDs cannot be probed (docs/DESIGN.md §3).
 
-use crate::access::{self, Caller};
-use crate::audit::AuditContext;
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
-use crate::lifecycle::{Grace, MintRequest, Minted, delete_key, mint_key, rotate_key};
 use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
@@ -18,22 +16,15 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use keysmith_core::policy::KeyAction;
+use keysmith_app::Acting;
+use keysmith_app::keys::{self, Grace, Minted, NewKeyRequest};
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyId, KeyName, SecretString};
-use keysmith_store::{KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, StoredKey, Visibility};
+use keysmith_core::{KeyName, SecretString};
+use keysmith_store::{KeyFormat, KeySort, StoredKey};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
-
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 200;
-const MAX_BULK: usize = 100;
-const DAY_MS: i64 = 24 * 3600 * 1000;
-/// The most days `expires_in_days` and `expiring_within_days` take: a hundred years.
-const MAX_DAYS: u32 = 36_500;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -228,10 +219,7 @@ pub struct ListParams {
 
 impl ApiKeyView {
     pub(crate) fn new(key: StoredKey, state: &AppState) -> Self {
-        let last_used = match (key.last_used_at, state.usage.pending(&key.key_id)) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        let last_used = keys::last_used(&state.app, &key);
         Self {
             key_id: key.key_id.to_string(),
             display: key.display,
@@ -254,29 +242,7 @@ impl ApiKeyView {
     }
 
     /// With the key's recent sources.
-    pub(crate) async fn with_sources(mut self, state: &AppState) -> Result<Self, ApiError> {
-        let key_id = KeyId::parse(&self.key_id).map_err(|_| ApiError::ApiKeyNotFound)?;
-        let mut sources = state.store.key_sources(&key_id).await?;
-        // Uses not yet written count too, so a rotation's old key shows its last use now.
-        for (address, user_agent, first, last) in state.usage.pending_sources(&key_id) {
-            match sources
-                .iter_mut()
-                .find(|s| s.address == address && s.user_agent == user_agent)
-            {
-                Some(s) => {
-                    s.first_seen = s.first_seen.min(first);
-                    s.last_seen = s.last_seen.max(last);
-                }
-                None => sources.push(keysmith_store::KeySource {
-                    address,
-                    user_agent,
-                    first_seen: first,
-                    last_seen: last,
-                }),
-            }
-        }
-        sources.sort_by(|a, b| (b.last_seen, &a.address, &a.user_agent).cmp(&(a.last_seen, &b.address, &b.user_agent)));
-        sources.truncate(usize::try_from(keysmith_store::MAX_SOURCES_PER_KEY).unwrap_or(10));
+    pub(crate) fn with_sources(mut self, sources: Vec<keysmith_store::KeySource>) -> Self {
         self.sources = Some(
             sources
                 .into_iter()
@@ -288,7 +254,7 @@ impl ApiKeyView {
                 })
                 .collect(),
         );
-        Ok(self)
+        self
     }
 }
 
@@ -305,46 +271,6 @@ fn parse_name(raw: &str) -> Result<KeyName, ApiError> {
     KeyName::parse(raw).map_err(|e| ApiError::InvalidName(e.to_string()))
 }
 
-fn sort_tag(sort: KeySort) -> char {
-    match sort {
-        KeySort::Created => 'c',
-        KeySort::LastUsed => 'u',
-    }
-}
-
-fn sort_value(key: &StoredKey, sort: KeySort) -> i64 {
-    match sort {
-        KeySort::Created => key.created_at,
-        KeySort::LastUsed => key.last_used_at.unwrap_or(-1),
-    }
-}
-
-/// An opaque position: the sort, the last row's sort value and key ID.
-fn encode_cursor(key: &StoredKey, sort: KeySort) -> String {
-    let text = format!("{}.{}.{}", sort_tag(sort), sort_value(key, sort), key.key_id);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
-}
-
-fn decode_cursor(cursor: &str, sort: KeySort) -> Result<KeyCursor, ApiError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(cursor)
-        .map_err(|_| ApiError::InvalidCursor)?;
-    let text = String::from_utf8(bytes).map_err(|_| ApiError::InvalidCursor)?;
-    let mut parts = text.splitn(3, '.');
-    let (Some(tag), Some(value), Some(key_id)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(ApiError::InvalidCursor);
-    };
-    if tag.len() != 1 || !tag.starts_with(sort_tag(sort)) {
-        return Err(ApiError::InvalidCursor);
-    }
-    let value = value.parse().map_err(|_| ApiError::InvalidCursor)?;
-    let key_id = KeyId::parse(key_id).map_err(|_| ApiError::InvalidCursor)?;
-    Ok(KeyCursor {
-        value,
-        key_id: key_id.to_string(),
-    })
-}
-
 fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
     let t = OffsetDateTime::parse(value, &Rfc3339)
         .map_err(|_| ApiError::InvalidQuery(format!("{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")))?;
@@ -352,64 +278,36 @@ fn parse_time(name: &str, value: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::InvalidQuery(format!("{name} is out of range")))
 }
 
-/// Turns query parameters into the store's filter, resolving names within the
-/// organizations the caller belongs to.
-async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> Result<Option<KeyFilter>, ApiError> {
-    if params.expiring_within_days.is_some_and(|d| d > MAX_DAYS) {
-        return Err(ApiError::InvalidQuery(format!(
-            "expiring_within_days must be at most {MAX_DAYS}"
-        )));
-    }
-    let mut filter = KeyFilter {
-        name_contains: params.name_contains.clone().filter(|s| !s.is_empty()),
-        last_used_before: params
-            .last_used_before
-            .as_deref()
-            .map(|v| parse_time("last_used_before", v))
-            .transpose()?,
-        last_used_after: params
-            .last_used_after
-            .as_deref()
-            .map(|v| parse_time("last_used_after", v))
-            .transpose()?,
-        expires_after: params.expiring_within_days.map(|_| state.now()),
-        expires_before: params.expiring_within_days.map(|d| state.now() + i64::from(d) * DAY_MS),
-        ..KeyFilter::default()
+/// Turns query parameters into the application's list request.
+fn list_request(params: ListParams) -> Result<keys::ListRequest, ApiError> {
+    let sort = match params.sort.as_deref() {
+        None | Some("created") => KeySort::Created,
+        Some("last_used") => KeySort::LastUsed,
+        Some(_) => return Err(ApiError::InvalidQuery("sort must be `created` or `last_used`".into())),
     };
-    if let Some(kind) = &params.owner_kind {
-        filter.owner_kind = Some(
+    let owner_kind = match &params.owner_kind {
+        None => None,
+        Some(kind) => Some(
             PrincipalKind::parse(kind)
                 .ok_or_else(|| ApiError::InvalidQuery("owner_kind must be `user` or `service_account`".into()))?,
-        );
-    }
-    if let Some(owner) = &params.owner {
-        // An unknown name lists nothing, like a name whose keys the caller may not see.
-        match state.store.find_user_by_username(owner).await? {
-            Some(user) => filter.owner = Some(user.id),
-            None => return Ok(None),
-        }
-    }
-    let org = match &params.org {
-        Some(name) => Some(access::member_org(state, caller, name).await?),
-        None => None,
+        ),
     };
-    filter.org = org.as_ref().map(|o| o.id);
-    if let Some(team) = &params.team {
-        let org = match org {
-            Some(org) => org,
-            None => {
-                let mut orgs = state.store.memberships(caller.id()).await?;
-                if orgs.len() != 1 {
-                    return Err(ApiError::InvalidQuery(
-                        "give `org` with `team`: you belong to several organizations".into(),
-                    ));
-                }
-                orgs.remove(0).org
-            }
-        };
-        filter.team = Some(access::org_team(state, &org, team).await?.id);
-    }
-    Ok(Some(filter))
+    let time = |name: &str, value: &Option<String>| value.as_deref().map(|v| parse_time(name, v)).transpose();
+    Ok(keys::ListRequest {
+        filter: keys::ListFilter {
+            owner: params.owner,
+            owner_kind,
+            org: params.org,
+            team: params.team,
+            name_contains: params.name_contains,
+            last_used_before: time("last_used_before", &params.last_used_before)?,
+            last_used_after: time("last_used_after", &params.last_used_after)?,
+            expiring_within_days: params.expiring_within_days,
+        },
+        sort,
+        cursor: params.cursor,
+        limit: params.limit,
+    })
 }
 
 /// Create a key for yourself, or for a service account you administer. The response
@@ -424,7 +322,7 @@ async fn filter_from(state: &AppState, caller: &Caller, params: &ListParams) -> 
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiJson(request): ApiJson<CreateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
@@ -437,6 +335,7 @@ pub async fn create_api_key(
             )));
         }
     };
+    let now = state.now();
     let expires_at = match (&request.expires_at, request.expires_in_days) {
         (Some(_), Some(_)) => {
             return Err(ApiError::InvalidValue(
@@ -444,28 +343,27 @@ pub async fn create_api_key(
             ));
         }
         (Some(at), None) => Some(parse_time("expires_at", at).map_err(|e| ApiError::InvalidValue(e.to_string()))?),
-        (None, Some(0)) => return Err(ApiError::InvalidValue("expires_in_days must be at least 1".into())),
-        (None, Some(days)) if days > MAX_DAYS => {
-            return Err(ApiError::InvalidValue(format!(
-                "expires_in_days must be at most {MAX_DAYS}"
-            )));
-        }
-        (None, Some(days)) => Some(state.now() + i64::from(days) * DAY_MS),
+        (None, Some(days)) => Some(keys::expiry_in_days(now, days)?),
         (None, None) => None,
     };
-    let mint = MintRequest {
+    let request = NewKeyRequest {
         name: parse_name(&request.name)?,
-        owner: request.owner.as_deref(),
+        owner: request.owner,
         format,
-        source,
         expires_at,
     };
-    let minted = mint_key(&state, &caller, mint).await?;
-    Ok(created(minted, None))
+    let minted = keys::mint(&state.app, &Acting::new(&caller, &source, now), request).await?;
+    Ok(created(minted))
 }
 
 /// The answer that shows a new key, once.
-fn created(Minted { key, generated }: Minted, previous_expires_at: Option<i64>) -> Response {
+fn created(
+    Minted {
+        key,
+        generated,
+        previous_expires_at,
+    }: Minted,
+) -> Response {
     let body = CreatedApiKey {
         key: generated.plaintext.expose().to_owned(),
         key_id: key.key_id.to_string(),
@@ -498,21 +396,17 @@ fn created(Minted { key, generated }: Minted, previous_expires_at: Option<i64>) 
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn rotate_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(key_id): ApiPath<String>,
     ApiJson(request): ApiJson<RotateApiKeyRequest>,
 ) -> Result<Response, ApiError> {
     let grace = match request.grace.as_deref() {
-        None => Grace::Hours(24),
-        Some(raw) => Grace::parse(raw).ok_or_else(|| {
-            ApiError::InvalidValue("grace must be `now`, `1h`, `24h`, `7d` or `until_deleted`".into())
-        })?,
+        None => Grace::default(),
+        Some(raw) => Grace::parse(raw)?,
     };
-    let old = access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await?;
-    let minted = rotate_key(&state, &caller, &old, grace, source).await?;
-    let previous = state.store.get_key(&old.key_id).await?.and_then(|k| k.expires_at);
-    Ok(created(minted, previous))
+    let acting = Acting::new(&caller, &source, state.now());
+    Ok(created(keys::rotate(&state.app, &acting, &key_id, grace).await?))
 }
 
 /// Revoke a key that was exposed: whoever holds a key may revoke it, without signing
@@ -549,59 +443,17 @@ pub async fn revoke_exposed(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_api_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ApiKeyList>, ApiError> {
     let params: ListParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::InvalidQuery(format!("bad query parameters: {e}")))?;
-    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::InvalidQuery(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
-    }
-    let sort = match params.sort.as_deref() {
-        None | Some("created") => KeySort::Created,
-        Some("last_used") => KeySort::LastUsed,
-        Some(_) => return Err(ApiError::InvalidQuery("sort must be `created` or `last_used`".into())),
-    };
-    let after = params.cursor.as_deref().map(|c| decode_cursor(c, sort)).transpose()?;
-    let Some(filter) = filter_from(&state, &caller, &params).await? else {
-        return Ok(Json(ApiKeyList {
-            items: Vec::new(),
-            next_cursor: None,
-        }));
-    };
-    if sort == KeySort::LastUsed || filter.last_used_before.is_some() || filter.last_used_after.is_some() {
-        // Sorting and filtering by last use happen in the database: write the times
-        // still held in memory first, so the order matches what the rows show.
-        state.usage.flush(state.store.as_ref()).await?;
-    }
-    let visibility = Visibility {
-        caller: Some(caller.id()),
-        admin_orgs: caller.roles.admin_of_orgs.iter().copied().collect(),
-        admin_teams: caller.roles.admin_of_teams.iter().copied().collect(),
-    };
-    // One extra row tells whether another page follows.
-    let mut keys = state
-        .store
-        .list_keys(&KeyListQuery {
-            visibility,
-            filter,
-            sort,
-            after,
-            limit: limit + 1,
-        })
-        .await?;
-    let more = keys.len() > limit as usize;
-    keys.truncate(limit as usize);
-    let next_cursor = if more {
-        keys.last().map(|k| encode_cursor(k, sort))
-    } else {
-        None
-    };
-    let items = keys.into_iter().map(|k| ApiKeyView::new(k, &state)).collect();
-    Ok(Json(ApiKeyList { items, next_cursor }))
+    let page = keys::list(&state.app, &caller, &list_request(params)?, state.now()).await?;
+    let items = page.items.into_iter().map(|k| ApiKeyView::new(k, &state)).collect();
+    Ok(Json(ApiKeyList {
+        items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// One key you may see.
@@ -611,11 +463,11 @@ pub async fn list_api_keys(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn get_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Read).await?;
-    Ok(Json(ApiKeyView::new(key, &state).with_sources(&state).await?))
+    let (key, sources) = keys::get(&state.app, &caller, &key_id).await?;
+    Ok(Json(ApiKeyView::new(key, &state).with_sources(sources)))
 }
 
 /// Rename a key: your own, or one of a service account you administer.
@@ -628,26 +480,14 @@ pub async fn get_api_key(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(key_id): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateApiKeyRequest>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Rename).await?;
     let name = parse_name(&request.name)?;
-    let audit = AuditContext::new(&caller, source, state.now()).entries(
-        &access::audit_orgs(&state, key.owner.id).await?,
-        "api_key.renamed",
-        "api_key",
-        key.key_id.as_str(),
-        Some(serde_json::json!({ "from": key.name, "to": name.as_str() })),
-    );
-    let renamed = state
-        .store
-        .rename_key(&key.key_id, name.as_str(), &audit)
-        .await?
-        .ok_or(ApiError::ApiKeyNotFound)?;
-    tracing::info!(key.id = %renamed.key_id, user.id = caller.id().0, "API key renamed");
+    let acting = Acting::new(&caller, &source, state.now());
+    let renamed = keys::rename(&state.app, &acting, &key_id, name).await?;
     Ok(Json(ApiKeyView::new(renamed, &state)))
 }
 
@@ -661,12 +501,11 @@ pub async fn update_api_key(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn delete_api_key(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(key_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let key = access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await?;
-    delete_key(&state, &caller, &AuditContext::new(&caller, source, state.now()), &key).await?;
+    keys::delete(&state.app, &Acting::new(&caller, &source, state.now()), &key_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -680,29 +519,20 @@ pub async fn delete_api_key(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn bulk_delete_api_keys(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiJson(request): ApiJson<BulkDeleteRequest>,
 ) -> Result<Json<BulkDeleteResponse>, ApiError> {
-    if request.key_ids.is_empty() || request.key_ids.len() > MAX_BULK {
-        return Err(ApiError::InvalidValue(format!(
-            "key_ids must hold 1 to {MAX_BULK} key IDs"
-        )));
-    }
-    let audit = AuditContext::new(&caller, source, state.now());
-    let mut results = Vec::with_capacity(request.key_ids.len());
-    for key_id in request.key_ids {
-        let status = match access::authorized_key(&state, &caller, &key_id, KeyAction::Delete).await {
-            Ok(key) => match delete_key(&state, &caller, &audit, &key).await {
-                Ok(()) => "deleted",
-                Err(ApiError::ApiKeyNotFound) => "not_found",
-                Err(other) => return Err(other),
-            },
-            Err(ApiError::ApiKeyNotFound) => "not_found",
-            Err(ApiError::Forbidden(_)) => "forbidden",
-            Err(other) => return Err(other),
-        };
-        results.push(BulkDeleteResult { key_id, status });
-    }
+    let acting = Acting::new(&caller, &source, state.now());
+    let outcomes = keys::delete_many(&state.app, &acting, &request.key_ids).await?;
+    let results = request
+        .key_ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(key_id, outcome)| BulkDeleteResult {
+            key_id,
+            status: outcome.as_str(),
+        })
+        .collect();
     Ok(Json(BulkDeleteResponse { results }))
 }

@@ -1,6 +1,6 @@
 //! Reading the audit log (org admins).
 
-use crate::access::{self, Caller};
+use crate::access::{self, Authorized};
 use crate::error::{ApiError, ErrorBody};
 use crate::path::ApiPath;
 use crate::state::AppState;
@@ -66,7 +66,7 @@ fn time_param(name: &str, value: &str) -> Result<i64, ApiError> {
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_audit(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<AuditPage>, ApiError> {

@@ -1,7 +1,6 @@
 //! Organizations and their settings.
 
-use crate::access::{self, Caller};
-use crate::audit::AuditContext;
+use crate::access::{self, Authorized};
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
@@ -10,6 +9,7 @@ use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::State;
+use keysmith_app::{Action, AuditContext};
 use keysmith_store::{Org, OrgSettings};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -73,7 +73,10 @@ fn view(org: Org, role: &'static str) -> OrgView {
 #[utoipa::path(get, path = "/api/v1/orgs", tag = "orgs",
     responses((status = 200, body = OrgList), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
-pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> Result<Json<OrgList>, ApiError> {
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+) -> Result<Json<OrgList>, ApiError> {
     let items = state
         .store
         .memberships(caller.id())
@@ -91,7 +94,7 @@ pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> Result<
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn get_org(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<OrgView>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -113,7 +116,7 @@ pub async fn get_org(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_org(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateOrgRequest>,
@@ -144,8 +147,7 @@ pub async fn update_org(
     }
     let audit = AuditContext::new(&caller, source, state.now()).entry(
         org.id,
-        "org.settings_changed",
-        "org",
+        Action::OrgSettingsChanged,
         &org.name,
         Some(serde_json::json!({
             "key_creation_disabled": settings.key_creation_disabled,

@@ -3,8 +3,7 @@
 //! organization-scoped ones by org admins only. Their keys are managed through
 //! `/api/v1/api-keys` with `owner`.
 
-use crate::access::{self, Caller};
-use crate::audit::AuditContext;
+use crate::access::{self, Authorized};
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
@@ -16,6 +15,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keysmith_app::{Action, AuditContext};
 use keysmith_core::policy::{self, Roles};
 use keysmith_store::{NewServiceAccount, ServiceAccount};
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ fn may_manage(roles: &Roles, account: &ServiceAccount) -> bool {
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_service_accounts(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<ServiceAccountList>, ApiError> {
@@ -124,7 +124,7 @@ pub async fn list_service_accounts(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_service_account(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateServiceAccountRequest>,
@@ -156,8 +156,7 @@ pub async fn create_service_account(
     let now = state.now();
     let audit = AuditContext::new(&caller, source, now).entry(
         org.id,
-        "service_account.created",
-        "service_account",
+        Action::ServiceAccountCreated,
         name.as_str(),
         Some(serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) })),
     );
@@ -190,7 +189,7 @@ pub async fn create_service_account(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn delete_service_account(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, name)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -208,13 +207,8 @@ pub async fn delete_service_account(
     if account.org != org.id || !may_manage(&caller.roles, &account) {
         return Err(ApiError::ServiceAccountNotFound);
     }
-    let audit = AuditContext::new(&caller, source, state.now()).entry(
-        org.id,
-        "service_account.deleted",
-        "service_account",
-        &name,
-        None,
-    );
+    let audit =
+        AuditContext::new(&caller, source, state.now()).entry(org.id, Action::ServiceAccountDeleted, &name, None);
     state.store.delete_user(account.user.id, &audit).await??;
     tracing::info!(user.id = account.user.id.0, "service account deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -1,8 +1,7 @@
 //! Teams of an organization and their members. Org admins create teams and set
 //! members; team admins and org admins see a team's members and service accounts.
 
-use crate::access::{self, Caller};
-use crate::audit::AuditContext;
+use crate::access::{self, Authorized};
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
@@ -14,6 +13,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keysmith_app::{Action, AuditContext};
 use keysmith_core::policy;
 use keysmith_core::role::{PrincipalKind, TeamRole};
 use keysmith_store::Team;
@@ -83,7 +83,7 @@ fn view(team: Team) -> TeamView {
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_teams(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<TeamList>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -101,7 +101,7 @@ pub async fn list_teams(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_team(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateTeamRequest>,
@@ -110,7 +110,7 @@ pub async fn create_team(
     caller.require_org_admin(&org)?;
     let name = parse_entity("team name", &request.name)?;
     let now = state.now();
-    let audit = AuditContext::new(&caller, source, now).entry(org.id, "team.created", "team", name.as_str(), None);
+    let audit = AuditContext::new(&caller, source, now).entry(org.id, Action::TeamCreated, name.as_str(), None);
     let team = state.store.create_team(org.id, name.as_str(), now, &audit).await?;
     Ok((StatusCode::CREATED, Json(view(team))).into_response())
 }
@@ -122,7 +122,7 @@ pub async fn create_team(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn get_team(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath((org, team)): ApiPath<(String, String)>,
 ) -> Result<Json<TeamDetail>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -168,7 +168,7 @@ pub async fn get_team(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn set_team_member(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, team, username)): ApiPath<(String, String, String)>,
     ApiJson(request): ApiJson<SetTeamMemberRequest>,
@@ -195,8 +195,7 @@ pub async fn set_team_member(
     let now = state.now();
     let audit = AuditContext::new(&caller, source, now).entry(
         org.id,
-        "team.member_set",
-        "team",
+        Action::TeamMemberSet,
         &team.name,
         Some(serde_json::json!({ "user": user.username, "role": role.as_str() })),
     );
@@ -212,7 +211,7 @@ pub async fn set_team_member(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn remove_team_member(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, team, username)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -226,8 +225,7 @@ pub async fn remove_team_member(
         .ok_or(ApiError::UserNotFound)?;
     let audit = AuditContext::new(&caller, source, state.now()).entry(
         org.id,
-        "team.member_removed",
-        "team",
+        Action::TeamMemberRemoved,
         &team.name,
         Some(serde_json::json!({ "user": user.username })),
     );

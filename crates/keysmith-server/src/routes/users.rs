@@ -1,8 +1,7 @@
 //! The users of an organization, managed by its admins: create or invite, change
 //! roles, deactivate and reactivate, delete. Invitations are accepted without signing in.
 
-use crate::access::{self, Caller};
-use crate::audit::AuditContext;
+use crate::access::{self, Authorized, Caller};
 use crate::auth::password::hash_password;
 use crate::auth::session;
 use crate::auth::source::SourceAddr;
@@ -15,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keysmith_app::{Action, AuditContext};
 use keysmith_core::role::{OrgRole, PrincipalKind};
 use keysmith_core::{EntityName, SecretString, check_password};
 use keysmith_store::{NewUser, Org, OrgMember, User};
@@ -164,7 +164,7 @@ async fn require_admin_of_all_orgs(state: &AppState, caller: &Caller, user: &Use
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_users(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<UserList>, ApiError> {
     let org = access::member_org(&state, &caller, &org).await?;
@@ -190,7 +190,7 @@ pub async fn list_users(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_user(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateUserRequest>,
@@ -222,8 +222,11 @@ pub async fn create_user(
     let now = state.now();
     let audit = AuditContext::new(&caller, source, now).entry(
         org.id,
-        if invited { "user.invited" } else { "user.created" },
-        "user",
+        if invited {
+            Action::UserInvited
+        } else {
+            Action::UserCreated
+        },
         username.as_str(),
         Some(serde_json::json!({ "role": role.as_str() })),
     );
@@ -264,7 +267,7 @@ pub async fn create_user(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, username)): ApiPath<(String, String)>,
     ApiJson(request): ApiJson<UpdateUserRequest>,
@@ -275,8 +278,7 @@ pub async fn update_user(
     if let Some(role) = role.filter(|r| *r != member.role) {
         let entries = audit.entry(
             org.id,
-            "user.role_changed",
-            "user",
+            Action::UserRoleChanged,
             &member.user.username,
             Some(serde_json::json!({ "from": member.role.as_str(), "to": role.as_str() })),
         );
@@ -287,9 +289,13 @@ pub async fn update_user(
     }
     if let Some(active) = request.active.filter(|a| *a != member.user.active) {
         require_admin_of_all_orgs(&state, &caller, &member.user).await?;
-        let action = if active { "user.reactivated" } else { "user.deactivated" };
+        let action = if active {
+            Action::UserReactivated
+        } else {
+            Action::UserDeactivated
+        };
         let orgs = access::audit_orgs(&state, member.user.id).await?;
-        let entries = audit.entries(&orgs, action, "user", &member.user.username, None);
+        let entries = audit.entries(&orgs, action, &member.user.username, None);
         state.store.set_user_active(member.user.id, active, &entries).await??;
         tracing::info!(user.id = member.user.id.0, active, "user activation changed");
     }
@@ -307,7 +313,7 @@ pub async fn update_user(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, username)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
@@ -316,8 +322,7 @@ pub async fn delete_user(
     let orgs = access::audit_orgs(&state, member.user.id).await?;
     let entries = AuditContext::new(&caller, source, state.now()).entries(
         &orgs,
-        "user.deleted",
-        "user",
+        Action::UserDeleted,
         &member.user.username,
         None,
     );
@@ -347,7 +352,7 @@ pub struct InviteToken {
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn invite_user(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, username)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {

@@ -1,6 +1,6 @@
 //! Who am I: the caller's identity, organizations and how they authenticated.
 
-use crate::auth::{AuthMethod, Principal};
+use crate::auth::{AuthMethod, Authenticated};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use axum::Json;
@@ -48,7 +48,10 @@ pub struct ViewerAuth {
 #[utoipa::path(get, path = "/api/v1/viewer", tag = "viewer",
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
-pub async fn get_viewer(State(state): State<AppState>, principal: Principal) -> Result<Json<Viewer>, ApiError> {
+pub async fn get_viewer(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Viewer>, ApiError> {
     let email = state.store.get_user(principal.user.id).await?.and_then(|u| u.email);
     let memberships = state.store.memberships(principal.user.id).await?;
     let teams = state

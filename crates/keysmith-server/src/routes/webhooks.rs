@@ -2,8 +2,7 @@
 //! the signing secret, and read the delivery log. A signing secret is shown once: when
 //! the endpoint is created, and when its secret is rotated.
 
-use crate::access::{self, Caller};
-use crate::audit::AuditContext;
+use crate::access::{self, Authorized, Caller};
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
@@ -15,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keysmith_app::{Action, AuditContext};
 use keysmith_store::{Delivery, NewWebhook, Org, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -158,7 +158,7 @@ fn parse_url(raw: &str) -> Result<String, ApiError> {
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_webhooks(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<WebhookList>, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
@@ -181,7 +181,7 @@ pub async fn list_webhooks(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn create_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateWebhookRequest>,
@@ -213,8 +213,7 @@ pub async fn create_webhook(
     let now = state.now();
     let audit = AuditContext::new(&caller, source, now).entry(
         org.id,
-        "webhook.created",
-        "webhook",
+        Action::WebhookCreated,
         &url,
         Some(serde_json::json!({ "events": events })),
     );
@@ -259,7 +258,7 @@ pub async fn create_webhook(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn rotate_webhook_secret(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<Response, ApiError> {
@@ -270,8 +269,7 @@ pub async fn rotate_webhook_secret(
     // never a secret.
     let audit = AuditContext::new(&caller, source, now).entry(
         org.id,
-        "webhook.secret_rotated",
-        "webhook",
+        Action::WebhookSecretRotated,
         &webhook.url,
         Some(serde_json::json!({ "previous_secret_until": rfc3339(now.saturating_add(SECRET_GRACE_MS)) })),
     );
@@ -300,14 +298,14 @@ pub async fn rotate_webhook_secret(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn delete_webhook(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     SourceAddr(source): SourceAddr,
     ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;
     let webhook = org_webhook(&state, &org, id).await?;
     let audit =
-        AuditContext::new(&caller, source, state.now()).entry(org.id, "webhook.deleted", "webhook", &webhook.url, None);
+        AuditContext::new(&caller, source, state.now()).entry(org.id, Action::WebhookDeleted, &webhook.url, None);
     if !state.store.delete_webhook(webhook.id, &audit).await? {
         return Err(ApiError::WebhookNotFound);
     }
@@ -322,7 +320,7 @@ pub async fn delete_webhook(
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    caller: Caller,
+    Authorized(caller): Authorized,
     ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let org = admin_org(&state, &caller, &org).await?;

@@ -11,15 +11,14 @@ use super::{
 use crate::access;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
-use crate::json::ApiJson;
-use crate::lifecycle::{Grace, MintRequest, mint_key, rotate_key};
-use crate::path::ApiPath;
-use crate::routes::api_keys::{self, ApiKeyList, ApiKeyView, BulkDeleteRequest, UpdateApiKeyRequest};
+use crate::routes::api_keys::{ApiKeyList, ApiKeyView};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use keysmith_app::Acting;
+use keysmith_app::keys::{self, Grace, NewKeyRequest};
 use keysmith_core::policy::KeyAction;
 use keysmith_core::{KeyName, SecretString};
 use keysmith_store::KeyFormat;
@@ -37,11 +36,26 @@ pub struct PageParams {
     owner: Option<String>,
 }
 
-/// A page of keys through the REST handler, with the caller's visibility.
-pub async fn list(state: &AppState, user: &WebUser, query: String) -> Result<ApiKeyList, ApiError> {
-    api_keys::list_api_keys(State(state.clone()), user.caller.clone(), RawQuery(Some(query)))
-        .await
-        .map(|json| json.0)
+/// A page of the keys the caller may see, as the API shows them.
+pub async fn list(state: &AppState, user: &WebUser, request: keys::ListRequest) -> Result<ApiKeyList, ApiError> {
+    let page = keys::list(&state.app, &user.caller, &request, state.now()).await?;
+    Ok(ApiKeyList {
+        items: page.items.into_iter().map(|k| ApiKeyView::new(k, state)).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+/// The first page of `owner`'s keys (at most 100), from `cursor` on.
+pub fn owned_by(owner: &str, cursor: Option<String>) -> keys::ListRequest {
+    keys::ListRequest {
+        filter: keys::ListFilter {
+            owner: Some(owner.to_owned()),
+            ..Default::default()
+        },
+        cursor,
+        limit: Some(100),
+        ..Default::default()
+    }
 }
 
 /// A row action: an icon button with a tooltip, named for screen readers with the
@@ -153,11 +167,7 @@ pub fn role_name(role: &str) -> String {
 
 /// User Settings: who you are, and your API keys.
 pub async fn settings(State(state): State<AppState>, user: WebUser, Query(params): Query<PageParams>) -> Response {
-    let mut query = format!("owner={}&limit=100", q(user.name()));
-    if let Some(cursor) = &params.cursor {
-        query.push_str(&format!("&cursor={}", q(cursor)));
-    }
-    let keys = match list(&state, &user, query).await {
+    let keys = match list(&state, &user, owned_by(user.name(), params.cursor.clone())).await {
         Ok(keys) => keys,
         Err(e) => return failure(Some(&user), e),
     };
@@ -332,7 +342,7 @@ pub async fn create(
     let expires_at = match fields.get("expires_in_days").filter(|d| !d.is_empty()) {
         None => None,
         Some(days) => match days.parse::<u16>() {
-            Ok(days) if days > 0 => Some(state.now() + i64::from(days) * 24 * 3600 * 1000),
+            Ok(days) if days > 0 => Some(state.now() + i64::from(days) * keysmith_app::time::DAY_MS),
             _ => return again(StatusCode::BAD_REQUEST, "Choose an expiration from the list.".into()),
         },
     };
@@ -340,14 +350,14 @@ pub async fn create(
         Some("legacy") => KeyFormat::Legacy,
         _ => KeyFormat::V1,
     };
-    let request = MintRequest {
+    let request = NewKeyRequest {
         name,
-        owner,
+        owner: owner.map(str::to_owned),
         format,
-        source,
         expires_at,
     };
-    match mint_key(&state, &user.caller, request).await {
+    let acting = Acting::new(&user.caller, &source, state.now());
+    match keys::mint(&state.app, &acting, request).await.map_err(ApiError::from) {
         Ok(minted) => {
             let key_id = minted.key.key_id.to_string();
             let plaintext = SecretString::new(minted.generated.plaintext.expose().to_owned());
@@ -462,15 +472,15 @@ pub async fn rename(
     };
     let back = fields.back("/settings");
     let name = fields.get("name").unwrap_or("").to_owned();
-    let request = UpdateApiKeyRequest { name: name.clone() };
-    let result = api_keys::update_api_key(
-        State(state),
-        user.caller.clone(),
-        SourceAddr(source),
-        ApiPath(key_id.clone()),
-        ApiJson(request),
-    )
-    .await;
+    let result = match KeyName::parse(&name) {
+        Ok(parsed) => {
+            let acting = Acting::new(&user.caller, &source, state.now());
+            keys::rename(&state.app, &acting, &key_id, parsed)
+                .await
+                .map_err(ApiError::from)
+        }
+        Err(e) => Err(ApiError::InvalidName(e.to_string())),
+    };
     match result {
         Ok(_) => see_other(&with_notice(&back, "renamed")),
         Err(e @ ApiError::InvalidName(_)) => respond(
@@ -544,24 +554,25 @@ pub async fn rotate(
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
-    let Some(grace) = fields.get("grace").and_then(Grace::parse) else {
+    let Some(grace) = fields.get("grace").and_then(|g| Grace::parse(g).ok()) else {
         return failure(
             Some(&user),
             ApiError::InvalidValue("choose how long the old key keeps working".into()),
         );
     };
-    let old = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Delete).await {
-        Ok(key) => key,
-        Err(e) => return failure(Some(&user), e),
-    };
-    match rotate_key(&state, &user.caller, &old, grace, source).await {
+    let acting = Acting::new(&user.caller, &source, state.now());
+    match keys::rotate(&state.app, &acting, &key_id, grace)
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(minted) => {
+            let old_id = minted.key.rotated_from.clone().unwrap_or_default();
             let new_id = minted.key.key_id.to_string();
             let plaintext = SecretString::new(minted.generated.plaintext.expose().to_owned());
             state
                 .reveal
                 .put((user.caller.id(), new_id.clone()), plaintext, state.now());
-            let status = format!("/keys/{}/rotation", old.key_id);
+            let status = format!("/keys/{old_id}/rotation");
             see_other(&format!("/keys/{new_id}/created?back={}", q(&status)))
         }
         Err(e) => failure(Some(&user), e),
@@ -612,9 +623,9 @@ fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
 /// A rotation in progress: both keys, when and from where each was last used, and
 /// the button that finishes it.
 pub async fn rotation(State(state): State<AppState>, user: WebUser, WebPath(key_id): WebPath<String>) -> Response {
-    let old = match access::authorized_key(&state, &user.caller, &key_id, KeyAction::Read).await {
-        Ok(key) => key,
-        Err(e) => return failure(Some(&user), e),
+    let (old, old_sources) = match keys::get(&state.app, &user.caller, &key_id).await {
+        Ok(found) => found,
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let Some(new_id) = old.rotated_to.clone() else {
         let body = html! {
@@ -624,23 +635,14 @@ pub async fn rotation(State(state): State<AppState>, user: WebUser, WebPath(key_
         };
         return respond(StatusCode::OK, page(Some(&user), "Rotation", body));
     };
-    let new = match access::authorized_key(&state, &user.caller, &new_id, KeyAction::Read).await {
-        Ok(key) => key,
-        Err(e) => return failure(Some(&user), e),
+    let (new, new_sources) = match keys::get(&state.app, &user.caller, &new_id).await {
+        Ok(found) => found,
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let started = new.created_at;
-    let old_view = match ApiKeyView::new(old.clone(), &state).with_sources(&state).await {
-        Ok(v) => v,
-        Err(e) => return failure(Some(&user), e),
-    };
-    let new_view = match ApiKeyView::new(new, &state).with_sources(&state).await {
-        Ok(v) => v,
-        Err(e) => return failure(Some(&user), e),
-    };
-    let old_last = match (old.last_used_at, state.usage.pending(&old.key_id)) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
-    };
+    let old_last = keys::last_used(&state.app, &old);
+    let old_view = ApiKeyView::new(old.clone(), &state).with_sources(old_sources);
+    let new_view = ApiKeyView::new(new, &state).with_sources(new_sources);
     let quiet = old_last.is_none_or(|t| t < started);
     let body = html! {
         h1 { "Rotating “" (old.name) "”" }
@@ -718,7 +720,8 @@ pub async fn delete(
         Err(refused) => return refused,
     };
     let back = fields.back("/settings");
-    match api_keys::delete_api_key(State(state), user.caller.clone(), SourceAddr(source), ApiPath(key_id)).await {
+    let acting = Acting::new(&user.caller, &source, state.now());
+    match keys::delete(&state.app, &acting, &key_id).await.map_err(ApiError::from) {
         Ok(_) => see_other(&with_notice(&back, "deleted")),
         Err(e) => failure(Some(&user), e),
     }
@@ -748,14 +751,10 @@ pub async fn delete_selected(
         );
     }
     if fields.get("confirm") == Some("yes") {
-        let request = BulkDeleteRequest { key_ids: ids };
-        return match api_keys::bulk_delete_api_keys(
-            State(state),
-            user.caller.clone(),
-            SourceAddr(source),
-            ApiJson(request),
-        )
-        .await
+        let acting = Acting::new(&user.caller, &source, state.now());
+        return match keys::delete_many(&state.app, &acting, &ids)
+            .await
+            .map_err(ApiError::from)
         {
             Ok(_) => see_other(&with_notice(&back, "deleted-selected")),
             Err(e) => failure(Some(&user), e),

@@ -140,9 +140,9 @@ impl FromRequestParts<AppState> for WebUser {
             user,
             via: AuthMethod::Session,
         };
-        let caller = Caller::with_roles(state, principal)
+        let caller = Caller::load(&state.app, principal)
             .await
-            .map_err(|e| failure(None, e))?;
+            .map_err(|e| failure(None, e.into()))?;
         let orgs = state
             .store
             .memberships(caller.id())

@@ -6,13 +6,13 @@ use super::{
     Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, reveal, see_other, when_rfc, with_notice,
 };
 use crate::access;
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::path::ApiPath;
 use crate::routes::{self, audit_log, orgs, teams, users};
 use crate::state::AppState;
-use crate::timestamp::rfc3339;
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{Query, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
@@ -21,7 +21,10 @@ use keysmith_store::Org;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
+use keysmith_app::keys;
+use keysmith_app::time::DAY_MS;
+use keysmith_core::role::PrincipalKind;
+use keysmith_store::KeySort;
 
 /// Query parameters as a query string.
 fn encode(pairs: &[(&str, String)]) -> String {
@@ -107,6 +110,45 @@ fn nonempty(v: &Option<String>) -> Option<&str> {
 }
 
 /// Every key of the organization, filtered by owner, team, kind and last use.
+/// The organization's key list as the filter bar asks for it (50 a page).
+fn key_list_request(org: &str, f: &KeyFilters, now: i64) -> Result<keys::ListRequest, ApiError> {
+    let owner_kind = match nonempty(&f.kind) {
+        None => None,
+        Some(kind) => Some(
+            PrincipalKind::parse(kind)
+                .ok_or_else(|| ApiError::InvalidQuery("owner_kind must be `user` or `service_account`".into()))?,
+        ),
+    };
+    let sort = match nonempty(&f.sort) {
+        None | Some("created") => KeySort::Created,
+        Some("last_used") => KeySort::LastUsed,
+        Some(_) => return Err(ApiError::InvalidQuery("sort must be `created` or `last_used`".into())),
+    };
+    let (mut after, mut before) = (None, None);
+    match nonempty(&f.last_used) {
+        Some("7d") => after = Some(now - 7 * DAY_MS),
+        Some("30d") => after = Some(now - 30 * DAY_MS),
+        Some("stale30") => before = Some(now - 30 * DAY_MS),
+        Some("stale90") => before = Some(now - 90 * DAY_MS),
+        _ => {}
+    }
+    Ok(keys::ListRequest {
+        filter: keys::ListFilter {
+            owner: nonempty(&f.owner).map(str::to_owned),
+            owner_kind,
+            org: Some(org.to_owned()),
+            team: nonempty(&f.team).map(str::to_owned),
+            name_contains: nonempty(&f.name).map(str::to_owned),
+            last_used_before: before,
+            last_used_after: after,
+            expiring_within_days: None,
+        },
+        sort,
+        cursor: nonempty(&f.cursor).map(str::to_owned),
+        limit: Some(50),
+    })
+}
+
 pub async fn keys(
     State(state): State<AppState>,
     user: WebUser,
@@ -117,41 +159,36 @@ pub async fn keys(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let teams = match teams::list_teams(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone())).await {
+    let teams = match teams::list_teams(
+        State(state.clone()),
+        Authorized(user.caller.clone()),
+        ApiPath(org.name.clone()),
+    )
+    .await
+    {
         Ok(t) => t.0.items,
         Err(e) => return failure(Some(&user), e),
     };
-    // The filters as the page's own query (for links) and as the REST query.
+    // The filters as the page's own query (for links) and as the application's list.
     let mut shown: Vec<(&str, String)> = Vec::new();
-    let mut rest = vec![("org", org.name.clone()), ("limit", "50".to_owned())];
-    for (name, value, rest_name) in [
-        ("owner", &f.owner, "owner"),
-        ("team", &f.team, "team"),
-        ("kind", &f.kind, "owner_kind"),
-        ("name", &f.name, "name_contains"),
-        ("sort", &f.sort, "sort"),
+    for (name, value) in [
+        ("owner", &f.owner),
+        ("team", &f.team),
+        ("kind", &f.kind),
+        ("name", &f.name),
+        ("sort", &f.sort),
+        ("last_used", &f.last_used),
     ] {
         if let Some(v) = nonempty(value) {
             shown.push((name, v.to_owned()));
-            rest.push((rest_name, v.to_owned()));
         }
     }
-    let now = state.now();
-    match nonempty(&f.last_used) {
-        Some("7d") => rest.push(("last_used_after", rfc3339(now - 7 * DAY_MS))),
-        Some("30d") => rest.push(("last_used_after", rfc3339(now - 30 * DAY_MS))),
-        Some("stale30") => rest.push(("last_used_before", rfc3339(now - 30 * DAY_MS))),
-        Some("stale90") => rest.push(("last_used_before", rfc3339(now - 90 * DAY_MS))),
-        _ => {}
-    }
-    if let Some(v) = nonempty(&f.last_used) {
-        shown.push(("last_used", v.to_owned()));
-    }
-    if let Some(c) = nonempty(&f.cursor) {
-        rest.push(("cursor", c.to_owned()));
-    }
+    let request = match key_list_request(&org.name, &f, state.now()) {
+        Ok(request) => request,
+        Err(e) => return failure(Some(&user), e),
+    };
     let here = format!("/org/{}/keys?{}", q(&org.name), encode(&shown));
-    let keys = match list(&state, &user, encode(&rest)).await {
+    let keys = match list(&state, &user, request).await {
         Ok(keys) => keys,
         Err(e) => return failure(Some(&user), e),
     };
@@ -241,7 +278,7 @@ pub async fn audit_log(
     }
     let result = audit_log::list_audit(
         State(state.clone()),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         ApiPath(org.name.clone()),
         RawQuery(Some(encode(&rest))),
     )
@@ -416,7 +453,7 @@ pub async fn save_settings(
     };
     let result = orgs::update_org(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath(org_name.clone()),
         ApiJson(request),
@@ -429,7 +466,12 @@ pub async fn save_settings(
 }
 
 async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&str>) -> Result<Markup, ApiError> {
-    let list = users::list_users(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone())).await?;
+    let list = users::list_users(
+        State(state.clone()),
+        Authorized(user.caller.clone()),
+        ApiPath(org.name.clone()),
+    )
+    .await?;
     let base = format!("/org/{}/users", q(&org.name));
     Ok(html! {
         (notice(done))
@@ -573,7 +615,7 @@ pub async fn create_user(
     let invite_url = origin(&state, &uri, &headers).map_or_else(|| "/invite".to_owned(), |o| format!("{o}/invite"));
     let result = users::create_user(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath(org_name.clone()),
         ApiJson(request),
@@ -638,7 +680,7 @@ pub async fn update_user(
     };
     let result = users::update_user(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath((org_name.clone(), username)),
         ApiJson(request),
@@ -660,7 +702,13 @@ pub async fn teams(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let list = match teams::list_teams(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone())).await {
+    let list = match teams::list_teams(
+        State(state.clone()),
+        Authorized(user.caller.clone()),
+        ApiPath(org.name.clone()),
+    )
+    .await
+    {
         Ok(list) => list.0.items,
         Err(e) => return failure(Some(&user), e),
     };
@@ -719,7 +767,7 @@ pub async fn create_team(
     };
     let result = teams::create_team(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath(org_name.clone()),
         ApiJson(request),
@@ -741,13 +789,16 @@ pub async fn webhooks(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let list =
-        match routes::webhooks::list_webhooks(State(state.clone()), user.caller.clone(), ApiPath(org.name.clone()))
-            .await
-        {
-            Ok(list) => list.0.items,
-            Err(e) => return failure(Some(&user), e),
-        };
+    let list = match routes::webhooks::list_webhooks(
+        State(state.clone()),
+        Authorized(user.caller.clone()),
+        ApiPath(org.name.clone()),
+    )
+    .await
+    {
+        Ok(list) => list.0.items,
+        Err(e) => return failure(Some(&user), e),
+    };
     let base = format!("/org/{}/webhooks", q(&org.name));
     let body = html! {
         (notice(done.done.as_deref()))
@@ -836,7 +887,7 @@ pub async fn create_webhook(
     };
     let result = routes::webhooks::create_webhook(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath(org_name.clone()),
         ApiJson(request),
@@ -879,7 +930,7 @@ pub async fn delete_webhook(
     }
     let result = routes::webhooks::delete_webhook(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath((org_name.clone(), id)),
     )
@@ -899,7 +950,8 @@ pub async fn rotate_webhook_secret_form(
     user: WebUser,
     WebPath((org_name, id)): WebPath<(String, i64)>,
 ) -> Response {
-    let result = routes::webhooks::list_webhooks(State(state), user.caller.clone(), ApiPath(org_name.clone())).await;
+    let result =
+        routes::webhooks::list_webhooks(State(state), Authorized(user.caller.clone()), ApiPath(org_name.clone())).await;
     let webhook = match result.map(|list| list.0.items.into_iter().find(|w| w.id == id)) {
         Ok(Some(webhook)) => webhook,
         Ok(None) => return failure(Some(&user), ApiError::WebhookNotFound),
@@ -950,7 +1002,7 @@ pub async fn rotate_webhook_secret(
     }
     let result = routes::webhooks::rotate_webhook_secret(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath((org_name.clone(), id)),
     )
@@ -987,8 +1039,12 @@ pub async fn deliveries(
     user: WebUser,
     WebPath((org_name, id)): WebPath<(String, i64)>,
 ) -> Response {
-    let result =
-        routes::webhooks::list_deliveries(State(state), user.caller.clone(), ApiPath((org_name.clone(), id))).await;
+    let result = routes::webhooks::list_deliveries(
+        State(state),
+        Authorized(user.caller.clone()),
+        ApiPath((org_name.clone(), id)),
+    )
+    .await;
     let log = match result {
         Ok(log) => log.0.items,
         Err(e) => return failure(Some(&user), e),

@@ -3,6 +3,7 @@
 
 use super::keys::{key_table, list};
 use super::{Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, see_other, with_notice};
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -81,7 +82,7 @@ pub async fn service_accounts_page(
     let here = team_path(&team, &user);
     let accounts = service_accounts::list_service_accounts(
         State(state.clone()),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         ApiPath(org.name.clone()),
         RawQuery(Some(format!("team={}", q(&team.name)))),
     )
@@ -92,7 +93,7 @@ pub async fn service_accounts_page(
     };
     let mut sections = Vec::new();
     for account in &accounts {
-        match list(&state, &user, format!("owner={}&limit=100", q(&account.name))).await {
+        match list(&state, &user, super::keys::owned_by(&account.name, None)).await {
             Ok(keys) => sections.push((account, keys.items)),
             Err(e) => return failure(Some(&user), e),
         }
@@ -167,7 +168,7 @@ pub async fn create_account(
     };
     let result = service_accounts::create_service_account(
         State(state),
-        user.caller.clone(),
+        Authorized(user.caller.clone()),
         SourceAddr(source),
         ApiPath(org.name.clone()),
         ApiJson(request),

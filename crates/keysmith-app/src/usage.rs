@@ -8,11 +8,18 @@
 //! not recorded (the last-used time still is). The store keeps the most recent
 //! sources of each key (`keysmith_store::MAX_SOURCES_PER_KEY`).
 
-use crate::auth::verify::Client;
 use keysmith_core::KeyId;
 use keysmith_store::{KeySourceUse, Store};
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+/// Where a verification came from: the client's address (behind trusted proxies, the
+/// real client's) and its user agent.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    pub address: &'a str,
+    pub user_agent: &'a str,
+}
 
 /// Distinct sources held in memory between two flushes, at most.
 pub const MAX_PENDING_SOURCES: usize = 100_000;
