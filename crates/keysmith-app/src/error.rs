@@ -58,6 +58,9 @@ pub enum AppError {
     LastAdmin,
     #[error("the invitation is unknown, used or expired; ask an admin for a new one")]
     InvitationInvalid,
+    /// A sign-in that failed, for whatever reason: one answer for all.
+    #[error("wrong username or password")]
+    InvalidCredentials,
     #[error("too many failed attempts; retry after {}", seconds(*retry_after_secs))]
     RateLimited { retry_after_secs: u64 },
     /// Anything the caller cannot fix. The detail is logged once, by the door that

@@ -18,6 +18,9 @@ pub mod caller;
 pub mod clock;
 pub mod error;
 pub mod keys;
+pub mod operator;
+pub mod password;
+pub mod sign_in_throttle;
 pub mod time;
 pub mod usage;
 
@@ -42,6 +45,8 @@ pub struct Inner {
     pub key_prefix: KeyPrefix,
     /// Last use and sources of keys, held in memory and written in batches.
     pub usage: Arc<UsageRecorder>,
+    /// Failed sign-ins, per account and address, per address and per account.
+    pub sign_in_throttle: sign_in_throttle::SignInThrottle,
 }
 
 impl std::ops::Deref for App {
@@ -58,6 +63,7 @@ impl App {
             clock,
             key_prefix,
             usage,
+            sign_in_throttle: sign_in_throttle::SignInThrottle::default(),
         }))
     }
 

@@ -245,6 +245,7 @@ impl From<keysmith_app::AppError> for ApiError {
             E::ApiKeyExpired => Self::ApiKeyExpired,
             E::LastAdmin => Self::LastAdmin,
             E::InvitationInvalid => Self::InvitationInvalid,
+            E::InvalidCredentials => Self::InvalidCredentials,
             E::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
             E::Internal(detail) => Self::Internal(detail),
         }

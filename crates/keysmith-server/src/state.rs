@@ -7,7 +7,6 @@ use crate::handoff::KeyHandoff;
 use crate::leak::github::GitHubKeys;
 use crate::metrics::Metrics;
 use crate::rate_limit::FailureLimiter;
-use crate::sign_in_throttle::SignInThrottle;
 use crate::usage::UsageRecorder;
 use keysmith_core::{KeyPrefix, UserId};
 use keysmith_store::Store;
@@ -37,8 +36,6 @@ pub struct Inner {
     /// Keys created in the web interface, by (caller, key ID), for the page that shows
     /// them once.
     pub reveal: KeyHandoff<(UserId, String)>,
-    /// Failed sign-ins, per account and address, per address and per account.
-    pub sign_in_throttle: SignInThrottle,
     /// Failed key verifications per source address (an IPv6 /64 counts as one).
     pub key_failures_by_address: FailureLimiter,
     /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
@@ -151,7 +148,6 @@ impl AppState {
             usage,
             handoff: KeyHandoff::default(),
             reveal: KeyHandoff::default(),
-            sign_in_throttle: SignInThrottle::default(),
             key_failures_by_address: FailureLimiter::new(settings.key_failures_per_minute, KEY_FAILURE_WINDOW_MS),
             exposure_reports_by_address: FailureLimiter::new(
                 settings.exposure_reports_per_minute,

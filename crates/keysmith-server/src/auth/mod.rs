@@ -7,7 +7,7 @@
 //! Requests authenticated by cookie that change state must carry the CSRF token.
 
 pub mod credentials;
-pub mod password;
+pub use keysmith_app::password;
 pub mod session;
 pub mod source;
 pub mod verify;

@@ -46,7 +46,7 @@ pub async fn create_session(
     ApiJson(request): ApiJson<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let password = SecretString::new(request.password);
-    let user = check_password(&state, &request.username, password, &source).await?;
+    let user = check_password(&state.app, &request.username, password, &source, state.now()).await?;
     let started = session::start(&state, user.id, state.secure_cookies).await?;
     tracing::info!(user.id = user.id.0, source.address = %source, "signed in");
     let (token, cookie, expires_at) = (started.token, started.cookie, started.expires_at);

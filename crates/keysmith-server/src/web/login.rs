@@ -71,7 +71,10 @@ pub async fn submit(
         return failure(None, ApiError::CsrfTokenInvalid);
     }
     let password = SecretString::new(fields.get("password").unwrap_or("").to_owned());
-    let user = match check_password(&state, username, password, &source).await {
+    let user = match check_password(&state.app, username, password, &source, state.now())
+        .await
+        .map_err(ApiError::from)
+    {
         Ok(user) => user,
         Err(ApiError::InvalidCredentials) => {
             let page = login_page(&next, username, Some("Wrong username or password."), None);

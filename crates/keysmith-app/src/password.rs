@@ -1,7 +1,7 @@
-//! Passwords: argon2id with the crate's defaults (OWASP's recommended parameters),
+//! Passwords and signing in with one: argon2id with the crate's defaults (OWASP's recommended parameters),
 //! hashed and verified on the blocking pool so a sign-in never stalls the runtime.
 
-use crate::error::ApiError;
+use crate::error::AppError as ApiError;
 use crate::sign_in_throttle::Account;
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -58,14 +58,15 @@ const MAX_PASSWORD_CHARS: usize = 1024;
 /// ([`crate::sign_in_throttle`]) and returns the user. Every failure looks the same to
 /// the client: unknown user, wrong password, deactivated user, service account.
 pub async fn check_password(
-    state: &crate::state::AppState,
+    app: &crate::App,
     login: &str,
     password: SecretString,
     source: &str,
+    now: i64,
 ) -> Result<keysmith_store::User, ApiError> {
     let login = login.trim().to_lowercase();
-    let now = state.now();
-    let throttle = &state.sign_in_throttle;
+    let state = app;
+    let throttle = &app.sign_in_throttle;
     let refused = |retry_after_secs: u64| {
         tracing::warn!(source.address = %source, "sign-in refused: too many failures");
         ApiError::RateLimited { retry_after_secs }

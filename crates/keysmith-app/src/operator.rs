@@ -5,7 +5,8 @@
 //! server, since they change only the database, and they are audited in every
 //! organization the user belongs to, with no actor (an operator, not a user).
 
-use crate::auth::password::hash_password;
+use crate::audit::{Action, AuditContext};
+use crate::password::hash_password;
 use keysmith_core::SecretString;
 use keysmith_store::{NewAuditEntry, Store, StoreError, User};
 
@@ -43,25 +44,22 @@ async fn find_person(store: &dyn Store, username: &str) -> Result<User, Operator
 async fn audit(
     store: &dyn Store,
     user: &User,
-    action: &str,
+    action: Action,
     command: &str,
     now: i64,
 ) -> Result<Vec<NewAuditEntry>, OperatorError> {
-    Ok(store
+    let orgs: Vec<_> = store
         .memberships(user.id)
         .await?
         .into_iter()
-        .map(|m| NewAuditEntry {
-            org: m.org.id,
-            at: now,
-            actor: None,
-            action: action.to_owned(),
-            target_kind: "user".to_owned(),
-            target: user.username.clone(),
-            source_address: None,
-            detail: Some(serde_json::json!({ "via": command }).to_string()),
-        })
-        .collect())
+        .map(|m| m.org.id)
+        .collect();
+    Ok(AuditContext::operator(now).entries(
+        &orgs,
+        action,
+        &user.username,
+        Some(serde_json::json!({ "via": command })),
+    ))
 }
 
 /// Sets `username`'s password, ends their sessions and clears their sign-in throttle.
@@ -77,7 +75,7 @@ pub async fn reset_password(
     let entries = audit(
         store,
         &user,
-        "user.password_reset",
+        Action::UserPasswordReset,
         "keysmith admin reset-password",
         now,
     )
@@ -91,7 +89,7 @@ pub async fn reset_password(
 /// Clears `username`'s sign-in throttle on every server.
 pub async fn unlock(store: &dyn Store, username: &str, now: i64) -> Result<Done, OperatorError> {
     let user = find_person(store, username).await?;
-    let entries = audit(store, &user, "user.sign_in_unlocked", "keysmith admin unlock", now).await?;
+    let entries = audit(store, &user, Action::UserSignInUnlocked, "keysmith admin unlock", now).await?;
     if !store.unlock_sign_in(user.id, now, &entries).await? {
         return Err(OperatorError::NoSuchUser(username.to_owned()));
     }
