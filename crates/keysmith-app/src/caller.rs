@@ -2,10 +2,12 @@
 //! they proved it) with the administrative roles the permission table asks about.
 
 use crate::App;
+use crate::callers::Profile;
 use crate::error::{AppError, Result};
 use keysmith_core::KeyId;
 use keysmith_core::policy::{self, Roles};
 use keysmith_store::{Org, UserRef};
+use std::sync::Arc;
 
 /// An authenticated principal.
 #[derive(Debug, Clone)]
@@ -25,14 +27,24 @@ pub enum AuthMethod {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
-    pub roles: Roles,
+    pub roles: Arc<Roles>,
+    /// Their organizations, teams and email, as the viewer shows them.
+    pub profile: Arc<Profile>,
 }
 
 impl Caller {
-    /// The caller, with their roles read from the store.
+    /// The caller, with their roles: from the caller cache when warm, else read from
+    /// the store (and cached).
     pub async fn load(app: &App, principal: Principal) -> Result<Self> {
-        let roles = app.store.roles(principal.user.id).await?;
-        Ok(Self { principal, roles })
+        let seat = app
+            .callers
+            .seat(app.store.as_ref(), principal.user.id, app.now())
+            .await?;
+        Ok(Self {
+            principal,
+            roles: seat.roles,
+            profile: seat.profile,
+        })
     }
 
     pub fn id(&self) -> keysmith_core::UserId {

@@ -15,6 +15,7 @@
 pub mod access;
 pub mod audit;
 pub mod caller;
+pub mod callers;
 pub mod clock;
 pub mod error;
 pub mod keys;
@@ -47,6 +48,9 @@ pub struct Inner {
     pub usage: Arc<UsageRecorder>,
     /// Failed sign-ins, per account and address, per address and per account.
     pub sign_in_throttle: sign_in_throttle::SignInThrottle,
+    /// Who each recent caller is (roles, organizations, teams), kept in step with the
+    /// store by its invalidations.
+    pub callers: Arc<callers::CallerCache>,
 }
 
 impl std::ops::Deref for App {
@@ -56,14 +60,50 @@ impl std::ops::Deref for App {
     }
 }
 
+/// How the application is set up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub key_prefix: KeyPrefix,
+    /// Principals the caller cache holds at most; 0 turns it off.
+    pub max_callers: usize,
+    /// How long a cached caller is trusted without reading it again.
+    pub caller_max_age_ms: i64,
+    /// Where the caller cache counts its hits and misses.
+    pub caller_counters: callers::CacheCounters,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            key_prefix: KeyPrefix::default(),
+            max_callers: 100_000,
+            caller_max_age_ms: 60_000,
+            caller_counters: callers::CacheCounters::default(),
+        }
+    }
+}
+
 impl App {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, key_prefix: KeyPrefix, usage: Arc<UsageRecorder>) -> Self {
+    /// The application on `store`. Its caches follow the store's own invalidations at
+    /// once; on PostgreSQL they serve only once the server's fan-out listens for other
+    /// replicas' changes (`callers.set_live(true)`).
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings, usage: Arc<UsageRecorder>) -> Self {
+        let alone = store.backend() == keysmith_store::Backend::Sqlite;
+        let callers = Arc::new(callers::CallerCache::new(
+            settings.max_callers,
+            settings.caller_max_age_ms,
+            alone,
+            settings.caller_counters,
+        ));
+        let hook = callers.clone();
+        store.on_invalidation(Box::new(move |invalidation| hook.apply(invalidation)));
         Self(Arc::new(Inner {
             store,
             clock,
-            key_prefix,
+            key_prefix: settings.key_prefix,
             usage,
             sign_in_throttle: sign_in_throttle::SignInThrottle::default(),
+            callers,
         }))
     }
 

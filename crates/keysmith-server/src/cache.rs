@@ -374,12 +374,19 @@ impl VerifyCache {
 /// notice; when the connection drops, stops serving from the cache and clears it,
 /// reconnects after `retry`, and clears it again before serving from it. Returns at
 /// once for a store without other replicas.
-pub async fn run_fanout(store: Arc<dyn Store>, cache: Arc<VerifyCache>, metrics: Arc<Metrics>, retry: Duration) {
+pub async fn run_fanout(
+    store: Arc<dyn Store>,
+    cache: Arc<VerifyCache>,
+    callers: Arc<keysmith_app::callers::CallerCache>,
+    metrics: Arc<Metrics>,
+    retry: Duration,
+) {
     loop {
         match store.subscribe_invalidations().await {
             Ok(None) => return,
             Ok(Some(mut feed)) => {
                 cache.set_live(true);
+                callers.set_live(true);
                 metrics.fanout_connected.set(1);
                 tracing::info!("listening for other replicas' revocations");
                 loop {
@@ -389,11 +396,13 @@ pub async fn run_fanout(store: Arc<dyn Store>, cache: Arc<VerifyCache>, metrics:
                             sent_at_ms,
                         }) => {
                             cache.apply(&invalidation);
+                            callers.apply(&invalidation);
                             let lag_ms = crate::clock::wall_ms() - sent_at_ms;
                             metrics.observe_fanout_lag(lag_ms);
                         }
                         Err(e) => {
                             cache.set_live(false);
+                            callers.set_live(false);
                             metrics.fanout_connected.set(0);
                             metrics.fanout_reconnects.inc();
                             tracing::warn!(error.detail = %e, "revocation notices lost: the cache is off until reconnected");
@@ -404,6 +413,7 @@ pub async fn run_fanout(store: Arc<dyn Store>, cache: Arc<VerifyCache>, metrics:
             }
             Err(e) => {
                 cache.set_live(false);
+                callers.set_live(false);
                 metrics.fanout_connected.set(0);
                 tracing::warn!(error.detail = %e, "cannot listen for revocations; retrying");
             }

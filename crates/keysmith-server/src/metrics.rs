@@ -103,6 +103,9 @@ pub struct Metrics {
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub cache_entries: Gauge,
+    /// The caller cache's hits and misses (a miss reads the caller's roles,
+    /// organizations and teams).
+    pub callers: keysmith_app::callers::CacheCounters,
     pub fanout_connected: Gauge,
     pub fanout_reconnects: Counter,
     pub fanout_lag: Histogram,
@@ -129,6 +132,17 @@ impl Default for Metrics {
             "cache_misses",
             "Verifications that read the database",
             cache_misses.clone(),
+        );
+        let callers = keysmith_app::callers::CacheCounters::default();
+        registry.register(
+            "caller_cache_hits",
+            "Authenticated requests whose caller (roles, organizations, teams) came from the cache",
+            callers.hits.clone(),
+        );
+        registry.register(
+            "caller_cache_misses",
+            "Authenticated requests whose caller was read from the database",
+            callers.misses.clone(),
         );
         let cache_entries = Gauge::default();
         registry.register("cache_entries", "Keys in the verification cache", cache_entries.clone());
@@ -176,6 +190,7 @@ impl Default for Metrics {
             cache_hits,
             cache_misses,
             cache_entries,
+            callers,
             fanout_connected,
             fanout_reconnects,
             fanout_lag,

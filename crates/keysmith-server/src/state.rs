@@ -136,7 +136,17 @@ impl AppState {
         let hook = cache.clone();
         store.on_invalidation(Box::new(move |invalidation| hook.apply(invalidation)));
         let usage = Arc::new(UsageRecorder::default());
-        let app = keysmith_app::App::new(store.clone(), clock.clone(), settings.key_prefix.clone(), usage.clone());
+        let app = keysmith_app::App::new(
+            store.clone(),
+            clock.clone(),
+            keysmith_app::Settings {
+                key_prefix: settings.key_prefix.clone(),
+                max_callers: settings.cache_max_keys,
+                caller_max_age_ms: settings.cache_max_age_ms,
+                caller_counters: metrics.callers.clone(),
+            },
+            usage.clone(),
+        );
         Self(Arc::new(Inner {
             store,
             clock,
@@ -171,6 +181,7 @@ impl AppState {
         tokio::spawn(crate::cache::run_fanout(
             self.store.clone(),
             self.cache.clone(),
+            self.app.callers.clone(),
             self.metrics.clone(),
             std::time::Duration::from_secs(1),
         ))

@@ -273,3 +273,92 @@ async fn a_postgres_replica_does_not_trust_its_cache_before_it_listens() {
     );
     assert!(a.state.cache.is_empty(), "not cached while not listening");
 }
+
+/// A role change on one replica reaches the other's caller cache like a revocation:
+/// an org admin demoted on A is refused the admin's pages on B, and a team admin
+/// removed from the team on A no longer sees the team's service-account keys on B.
+#[tokio::test]
+async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, b) = two_replicas(&url).await;
+    let admin_a = a.admin().await;
+    a.add_user("ada").await;
+    let r = a
+        .request(Method::PATCH, "/api/v1/orgs/default/users/ada", &admin_a, Some(json!({"role": "admin"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let ada = Auth::Session(a.sign_in("ada", common::USER_PASSWORD).await);
+    let (ada_key, _) = a.create_key(&ada, "ada's").await;
+    let users = async |app: &TestApp| {
+        app.request(Method::GET, "/api/v1/orgs/default/users", &Auth::Bearer(ada_key.clone()), None)
+            .await
+            .status
+    };
+    eventually("b serving ada as an admin from its caller cache", async || {
+        users(&b).await == StatusCode::OK && !b.state.app.callers.is_empty()
+    })
+    .await;
+    let hits = b.state.app.callers.hits.get();
+    assert_eq!(users(&b).await, StatusCode::OK);
+    assert!(b.state.app.callers.hits.get() > hits, "warm: the caller came from the cache");
+
+    let r = a
+        .request(Method::PATCH, "/api/v1/orgs/default/users/ada", &admin_a, Some(json!({"role": "member"})))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(users(&a).await, StatusCode::FORBIDDEN, "at once on the replica that demoted her");
+    eventually("b refusing the demoted admin", async || users(&b).await == StatusCode::FORBIDDEN).await;
+
+    // A team role, too.
+    let r = a
+        .request(Method::POST, "/api/v1/orgs/default/teams", &admin_a, Some(json!({"name": "vision"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = a
+        .request(
+            Method::PUT,
+            "/api/v1/orgs/default/teams/vision/members/ada",
+            &admin_a,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let r = a
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &admin_a,
+            Some(json!({"name": "vision-ci", "team": "vision"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = a
+        .request(Method::POST, "/api/v1/api-keys", &admin_a, Some(json!({"name": "ci", "owner": "vision-ci"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let sa_keys = async |app: &TestApp| {
+        app.request(
+            Method::GET,
+            "/api/v1/api-keys?owner=vision-ci",
+            &Auth::Bearer(ada_key.clone()),
+            None,
+        )
+        .await
+        .body["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+    eventually("b showing the team admin the team's service-account key", async || {
+        sa_keys(&b).await == 1
+    })
+    .await;
+    let r = a
+        .request(Method::DELETE, "/api/v1/orgs/default/teams/vision/members/ada", &admin_a, None)
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    eventually("b hiding the team's keys from the removed team admin", async || {
+        sa_keys(&b).await == 0
+    })
+    .await;
+}

@@ -432,7 +432,8 @@ pub struct AttemptResult {
 pub enum Invalidation {
     /// One key: deleted, or its expiry changed.
     Key(String),
-    /// Every key of a principal: deactivated, deleted, or its organizations changed.
+    /// A principal: deactivated, deleted, or its organizations, teams or roles
+    /// changed. Every cached key of theirs and their cached roles are stale.
     Owner(UserId),
 }
 

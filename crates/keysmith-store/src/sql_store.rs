@@ -768,7 +768,12 @@ macro_rules! sql_store {
                 .await
                 .map_err(backend_err)?;
                 append_audit(&mut tx, audit).await?;
-                tx.commit().await.map_err(backend_err)
+                // A team role is part of who the user is to every cache of callers.
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
+                tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
+                Ok(())
             }
 
             async fn remove_team_member(&self, team: TeamId, user: UserId, audit: &[NewAuditEntry]) -> Result<bool> {
@@ -783,7 +788,10 @@ macro_rules! sql_store {
                     return Ok(false);
                 }
                 append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(true)
             }
 

@@ -1,10 +1,9 @@
 //! Who am I: the caller's identity, organizations and how they authenticated.
 
-use crate::auth::{AuthMethod, Authenticated};
+use crate::access::Authorized;
+use crate::auth::AuthMethod;
 use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
 use axum::Json;
-use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -48,35 +47,28 @@ pub struct ViewerAuth {
 #[utoipa::path(get, path = "/api/v1/viewer", tag = "viewer",
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
-pub async fn get_viewer(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-) -> Result<Json<Viewer>, ApiError> {
-    let email = state.store.get_user(principal.user.id).await?.and_then(|u| u.email);
-    let memberships = state.store.memberships(principal.user.id).await?;
-    let teams = state
-        .store
-        .user_teams(principal.user.id)
-        .await?
-        .into_iter()
-        .map(|(team, role)| ViewerTeam {
-            org: memberships
-                .iter()
-                .find(|m| m.org.id == team.org)
-                .map(|m| m.org.name.clone())
-                .unwrap_or_default(),
-            name: team.name,
-            role: role.as_str(),
+pub async fn get_viewer(Authorized(caller): Authorized) -> Result<Json<Viewer>, ApiError> {
+    // All from the caller cache when warm: no database read.
+    let profile = &caller.profile;
+    let teams = profile
+        .teams
+        .iter()
+        .map(|team| ViewerTeam {
+            org: profile.org_name(team.org).unwrap_or_default().to_owned(),
+            name: team.name.clone(),
+            role: team.role.as_str(),
         })
         .collect();
-    let orgs = memberships
-        .into_iter()
-        .map(|m| ViewerOrg {
-            name: m.org.name,
-            role: m.role.as_str(),
+    let orgs = profile
+        .orgs
+        .iter()
+        .map(|org| ViewerOrg {
+            name: org.name.clone(),
+            role: org.role.as_str(),
         })
         .collect();
-    let auth = match principal.via {
+    let principal = &caller.principal;
+    let auth = match &principal.via {
         AuthMethod::ApiKey { key_id } => ViewerAuth {
             method: "api_key",
             key_id: Some(key_id.to_string()),
@@ -88,8 +80,8 @@ pub async fn get_viewer(
     };
     Ok(Json(Viewer {
         kind: principal.user.kind.as_str(),
-        username: principal.user.username,
-        email,
+        username: principal.user.username.clone(),
+        email: profile.email.clone(),
         orgs,
         teams,
         auth,
