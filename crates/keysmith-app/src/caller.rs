@@ -47,6 +47,18 @@ impl Caller {
         })
     }
 
+    /// The caller as a user record, from what is cached: no database read.
+    pub fn user(&self) -> keysmith_store::User {
+        keysmith_store::User {
+            id: self.principal.user.id,
+            kind: self.principal.user.kind,
+            username: self.principal.user.username.clone(),
+            email: self.profile.email.clone(),
+            active: true,
+            created_at: self.profile.created_at,
+        }
+    }
+
     pub fn id(&self) -> keysmith_core::UserId {
         self.principal.user.id
     }

@@ -15,8 +15,8 @@
 
 use keysmith_core::policy::Roles;
 use keysmith_core::role::{OrgRole, TeamRole};
-use keysmith_core::{OrgId, TeamId, UserId};
-use keysmith_store::{Invalidation, Store};
+use keysmith_core::{OrgId, UserId};
+use keysmith_store::{Invalidation, Store, Team};
 use prometheus_client::metrics::counter::Counter;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,6 +26,7 @@ use std::sync::{Arc, RwLock};
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Profile {
     pub email: Option<String>,
+    pub created_at: i64,
     pub orgs: Vec<OrgSeat>,
     pub teams: Vec<TeamSeat>,
 }
@@ -39,9 +40,7 @@ pub struct OrgSeat {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamSeat {
-    pub id: TeamId,
-    pub org: OrgId,
-    pub name: String,
+    pub team: Team,
     pub role: TeamRole,
 }
 
@@ -59,7 +58,7 @@ impl Profile {
                 .teams
                 .iter()
                 .filter(|t| t.role == TeamRole::Admin)
-                .map(|t| t.id)
+                .map(|t| t.team.id)
                 .collect(),
         }
     }
@@ -71,7 +70,10 @@ impl Profile {
 
     /// Reads a principal's profile: three queries, on a miss only.
     pub async fn load(store: &dyn Store, user: UserId) -> keysmith_store::Result<Self> {
-        let email = store.get_user(user).await?.and_then(|u| u.email);
+        let (email, created_at) = store
+            .get_user(user)
+            .await?
+            .map_or((None, 0), |u| (u.email, u.created_at));
         let orgs = store
             .memberships(user)
             .await?
@@ -86,14 +88,14 @@ impl Profile {
             .user_teams(user)
             .await?
             .into_iter()
-            .map(|(team, role)| TeamSeat {
-                id: team.id,
-                org: team.org,
-                name: team.name,
-                role,
-            })
+            .map(|(team, role)| TeamSeat { team, role })
             .collect();
-        Ok(Self { email, orgs, teams })
+        Ok(Self {
+            email,
+            created_at,
+            orgs,
+            teams,
+        })
     }
 }
 

@@ -285,15 +285,25 @@ async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
     let admin_a = a.admin().await;
     a.add_user("ada").await;
     let r = a
-        .request(Method::PATCH, "/api/v1/orgs/default/users/ada", &admin_a, Some(json!({"role": "admin"})))
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/ada",
+            &admin_a,
+            Some(json!({"role": "admin"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let ada = Auth::Session(a.sign_in("ada", common::USER_PASSWORD).await);
     let (ada_key, _) = a.create_key(&ada, "ada's").await;
     let users = async |app: &TestApp| {
-        app.request(Method::GET, "/api/v1/orgs/default/users", &Auth::Bearer(ada_key.clone()), None)
-            .await
-            .status
+        app.request(
+            Method::GET,
+            "/api/v1/orgs/default/users",
+            &Auth::Bearer(ada_key.clone()),
+            None,
+        )
+        .await
+        .status
     };
     eventually("b serving ada as an admin from its caller cache", async || {
         users(&b).await == StatusCode::OK && !b.state.app.callers.is_empty()
@@ -301,18 +311,38 @@ async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
     .await;
     let hits = b.state.app.callers.hits.get();
     assert_eq!(users(&b).await, StatusCode::OK);
-    assert!(b.state.app.callers.hits.get() > hits, "warm: the caller came from the cache");
+    assert!(
+        b.state.app.callers.hits.get() > hits,
+        "warm: the caller came from the cache"
+    );
 
     let r = a
-        .request(Method::PATCH, "/api/v1/orgs/default/users/ada", &admin_a, Some(json!({"role": "member"})))
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/ada",
+            &admin_a,
+            Some(json!({"role": "member"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-    assert_eq!(users(&a).await, StatusCode::FORBIDDEN, "at once on the replica that demoted her");
-    eventually("b refusing the demoted admin", async || users(&b).await == StatusCode::FORBIDDEN).await;
+    assert_eq!(
+        users(&a).await,
+        StatusCode::FORBIDDEN,
+        "at once on the replica that demoted her"
+    );
+    eventually("b refusing the demoted admin", async || {
+        users(&b).await == StatusCode::FORBIDDEN
+    })
+    .await;
 
     // A team role, too.
     let r = a
-        .request(Method::POST, "/api/v1/orgs/default/teams", &admin_a, Some(json!({"name": "vision"})))
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/teams",
+            &admin_a,
+            Some(json!({"name": "vision"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = a
@@ -334,7 +364,12 @@ async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let r = a
-        .request(Method::POST, "/api/v1/api-keys", &admin_a, Some(json!({"name": "ci", "owner": "vision-ci"})))
+        .request(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin_a,
+            Some(json!({"name": "ci", "owner": "vision-ci"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let sa_keys = async |app: &TestApp| {
@@ -354,7 +389,12 @@ async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
     })
     .await;
     let r = a
-        .request(Method::DELETE, "/api/v1/orgs/default/teams/vision/members/ada", &admin_a, None)
+        .request(
+            Method::DELETE,
+            "/api/v1/orgs/default/teams/vision/members/ada",
+            &admin_a,
+            None,
+        )
         .await;
     assert!(r.status.is_success(), "{}", r.text);
     eventually("b hiding the team's keys from the removed team admin", async || {

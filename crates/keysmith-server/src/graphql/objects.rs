@@ -52,6 +52,9 @@ impl GqlUser {
     /// Whether the user administers an organization.
     async fn admin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
         let c = super::context::ctx(ctx)?;
+        if let Some(caller) = c.caller.as_ref().filter(|caller| caller.id() == self.0.id) {
+            return Ok(Some(!caller.roles.admin_of_orgs.is_empty()));
+        }
         let roles = c.state.store.roles(self.0.id).await.gql()?;
         Ok(Some(!roles.admin_of_orgs.is_empty()))
     }
@@ -111,10 +114,22 @@ impl GqlUser {
     /// The teams the user belongs to.
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<EntityConnection>> {
         let c = super::context::ctx(ctx)?;
-        let teams = c.state.store.user_teams(self.0.id).await.gql()?;
+        let teams = match c.caller.as_ref().filter(|caller| caller.id() == self.0.id) {
+            // The caller's own teams come from the caller cache.
+            Some(caller) => caller.profile.teams.iter().map(|seat| seat.team.clone()).collect(),
+            None => c
+                .state
+                .store
+                .user_teams(self.0.id)
+                .await
+                .gql()?
+                .into_iter()
+                .map(|(team, _)| team)
+                .collect::<Vec<_>>(),
+        };
         let edges = teams
             .into_iter()
-            .map(|(team, _)| EntityEdge {
+            .map(|team| EntityEdge {
                 node: Some(GqlEntity::Team(team)),
             })
             .collect();

@@ -53,10 +53,10 @@ pub async fn get_viewer(Authorized(caller): Authorized) -> Result<Json<Viewer>, 
     let teams = profile
         .teams
         .iter()
-        .map(|team| ViewerTeam {
-            org: profile.org_name(team.org).unwrap_or_default().to_owned(),
-            name: team.name.clone(),
-            role: team.role.as_str(),
+        .map(|seat| ViewerTeam {
+            org: profile.org_name(seat.team.org).unwrap_or_default().to_owned(),
+            name: seat.team.name.clone(),
+            role: seat.role.as_str(),
         })
         .collect();
     let orgs = profile
