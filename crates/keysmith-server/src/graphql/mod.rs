@@ -20,6 +20,7 @@ use crate::auth::verify;
 use crate::auth::{AuthMethod, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
+use async_graphql::parser::types::ExecutableDocument;
 use async_graphql::{EmptySubscription, Schema};
 use axum::Json;
 use axum::body::Bytes;
@@ -28,6 +29,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 pub use context::GqlContext;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock, RwLock};
 
 pub type WandbSchema = Schema<query::Query, mutation::Mutation, EmptySubscription>;
 
@@ -124,7 +127,15 @@ pub async fn graphql(
         request.operation_name = None;
     }
     let authenticated = caller.is_some();
-    let root_fields = root_fields(&request);
+    // The SDKs send a handful of fixed documents: each is parsed once, then reused.
+    let document = parsed(&request.query);
+    let root_fields = document
+        .as_deref()
+        .map(|d| root_fields(d, &request))
+        .unwrap_or_default();
+    if let Some(document) = document {
+        request.set_parsed_query(ExecutableDocument::clone(&document));
+    }
     let context = GqlContext {
         state,
         caller,
@@ -159,13 +170,32 @@ pub async fn graphql(
     out
 }
 
+/// Documents parsed before, by their text. The wandb SDKs send the same few documents
+/// on every call, and parsing is most of the work of a small query; a bounded map, so
+/// that a client sending endless distinct documents only costs parsing.
+const MAX_PARSED: usize = 256;
+const MAX_PARSED_LEN: usize = 16 * 1024;
+
+fn parsed(query: &str) -> Option<Arc<ExecutableDocument>> {
+    static PARSED: OnceLock<RwLock<HashMap<String, Arc<ExecutableDocument>>>> = OnceLock::new();
+    let cache = PARSED.get_or_init(Default::default);
+    if let Some(document) = cache.read().unwrap_or_else(|p| p.into_inner()).get(query) {
+        return Some(document.clone());
+    }
+    let document = Arc::new(async_graphql::parser::parse_query(query).ok()?);
+    if query.len() <= MAX_PARSED_LEN {
+        let mut cache = cache.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() < MAX_PARSED {
+            cache.insert(query.to_owned(), document.clone());
+        }
+    }
+    Some(document)
+}
+
 /// The response keys (aliases or names) of the root fields of the operation a request
-/// runs; empty if the query does not parse (it then fails with its own error).
-fn root_fields(request: &async_graphql::Request) -> Vec<String> {
+/// runs.
+fn root_fields(document: &ExecutableDocument, request: &async_graphql::Request) -> Vec<String> {
     use async_graphql::parser::types::{DocumentOperations, Selection};
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
-        return Vec::new();
-    };
     let operation = match (&document.operations, request.operation_name.as_deref()) {
         (DocumentOperations::Single(op), _) => Some(op),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name),
