@@ -13,7 +13,7 @@ use crate::time::DAY_MS;
 use crate::{Acting, App};
 use keysmith_core::role::{OrgRole, PrincipalKind};
 use keysmith_core::{EntityName, KeyDigest, SecretString, UserId, check_password};
-use keysmith_store::{NewUser, Org, OrgMember, User};
+use keysmith_store::{NewUser, Org, OrgMember, Team, User};
 
 /// How long an invitation can be accepted.
 pub const INVITE_TTL_MS: i64 = 7 * DAY_MS;
@@ -54,6 +54,29 @@ pub async fn search(app: &App, caller: &Caller, query: &str) -> Result<Vec<User>
         }
     }
     Ok(found)
+}
+
+/// The teams of `user` that the caller may see: all of their own; of someone else,
+/// those in organizations the caller administers (nothing of another organization,
+/// docs/DESIGN.md §3).
+pub async fn teams_of(app: &App, caller: &Caller, user: UserId) -> Result<Vec<Team>> {
+    let teams = app.store.user_teams(user).await?.into_iter().map(|(team, _)| team);
+    Ok(if user == caller.id() {
+        teams.collect()
+    } else {
+        teams.filter(|t| caller.roles.is_org_admin(t.org)).collect()
+    })
+}
+
+/// Whether `user` administers an organization, as the caller may know it: any, for
+/// themselves; one the caller administers too, for someone else.
+pub async fn is_org_admin(app: &App, caller: &Caller, user: UserId) -> Result<bool> {
+    let roles = app.store.roles(user).await?;
+    Ok(if user == caller.id() {
+        !roles.admin_of_orgs.is_empty()
+    } else {
+        roles.admin_of_orgs.iter().any(|o| caller.roles.is_org_admin(*o))
+    })
 }
 
 /// A user to create in an organization.

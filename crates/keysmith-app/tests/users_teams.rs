@@ -218,3 +218,44 @@ async fn names_made_from_free_text_are_plain_and_unused() {
     .await;
     assert_eq!(outside.unwrap_err(), AppError::NotFound(Missing::User));
 }
+
+#[tokio::test]
+async fn another_organizations_teams_and_roles_stay_out_of_sight() {
+    let w = world().await;
+    w.add("jo").await;
+    teams::create(&w.app, &w.acting(&w.admin), "default", name("ml"), None)
+        .await
+        .unwrap();
+    teams::set_member(&w.app, &w.acting(&w.admin), "default", "ml", "jo", TeamRole::Member)
+        .await
+        .unwrap();
+    let jo = w.app.store.find_user_by_username("jo").await.unwrap().unwrap();
+    let other = w.app.store.create_org("other", NOW).await.unwrap();
+    w.app
+        .store
+        .add_org_member(other.id, jo.id, OrgRole::Admin, NOW, &[])
+        .await
+        .unwrap();
+    let secret = w.app.store.create_team(other.id, "secret", NOW, &[]).await.unwrap();
+    w.app
+        .store
+        .set_team_member(secret.id, jo.id, TeamRole::Member, NOW, &[])
+        .await
+        .unwrap();
+    let names = |teams: Vec<keysmith_store::Team>| {
+        let mut n: Vec<String> = teams.into_iter().map(|t| t.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(users::teams_of(&w.app, &w.admin, jo.id).await.unwrap()), ["ml"]);
+    assert!(
+        !users::is_org_admin(&w.app, &w.admin, jo.id).await.unwrap(),
+        "jo administers only an organization the admin does not"
+    );
+    let jo_seat = caller(&w.app, "jo").await;
+    assert_eq!(
+        names(users::teams_of(&w.app, &jo_seat, jo.id).await.unwrap()),
+        ["ml", "secret"]
+    );
+    assert!(users::is_org_admin(&w.app, &jo_seat, jo.id).await.unwrap());
+}

@@ -213,7 +213,7 @@ impl Mutation {
     }
 
     /// An invited user of the caller's organization (org admins). The user gets a
-    /// password through an invitation from the REST API.
+    /// password through a new invitation from the REST API or the CLI.
     async fn create_user(
         &self,
         ctx: &Context<'_>,
@@ -243,8 +243,9 @@ impl Mutation {
         }))
     }
 
-    /// Adds a user of the organization to the team `entityName` (its admins or org
-    /// admins); an unknown email becomes an invited user of the organization (org admins).
+    /// Adds a user of the organization to the team `entityName`, or changes their team
+    /// role; an unknown email becomes an invited user of the organization. Org admins
+    /// only, as through REST (docs/DESIGN.md §10).
     async fn create_invite(
         &self,
         ctx: &Context<'_>,
@@ -273,7 +274,7 @@ impl Mutation {
         }))
     }
 
-    /// Withdraws an invitation: removes the invited user from the team.
+    /// Withdraws an invitation: removes the invited user from the team (org admins).
     async fn delete_invite(
         &self,
         ctx: &Context<'_>,

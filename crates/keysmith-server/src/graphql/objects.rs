@@ -7,7 +7,7 @@ use super::scalars::{DateTime, JsonString};
 use crate::timestamp::rfc3339;
 use async_graphql::{Context, ID, Object, SimpleObject};
 use base64::Engine;
-use keysmith_app::{AppError, teams};
+use keysmith_app::{AppError, teams, users};
 use keysmith_core::role::{PrincipalKind, TeamRole};
 use keysmith_store::{KeyFilter, KeyListQuery, KeySort, Team, User, Visibility};
 
@@ -49,11 +49,11 @@ impl GqlUser {
         self.0.email.as_deref()
     }
 
-    /// Whether the user administers an organization.
+    /// Whether the user administers an organization (one the caller administers too,
+    /// for someone else).
     async fn admin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
-        let c = super::context::ctx(ctx)?;
-        let roles = c.state.store.roles(self.0.id).await.gql()?;
-        Ok(Some(!roles.admin_of_orgs.is_empty()))
+        let (c, caller) = caller(ctx)?;
+        Ok(Some(users::is_org_admin(&c.state.app, caller, self.0.id).await.gql()?))
     }
 
     async fn flags(&self) -> Option<JsonString> {
@@ -108,13 +108,14 @@ impl GqlUser {
         Ok(Some(ApiKeyConnection { edges }))
     }
 
-    /// The teams the user belongs to.
+    /// The teams the user belongs to (in organizations the caller administers, for
+    /// someone else).
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<EntityConnection>> {
-        let c = super::context::ctx(ctx)?;
-        let teams = c.state.store.user_teams(self.0.id).await.gql()?;
+        let (c, caller) = caller(ctx)?;
+        let teams = users::teams_of(&c.state.app, caller, self.0.id).await.gql()?;
         let edges = teams
             .into_iter()
-            .map(|(team, _)| EntityEdge {
+            .map(|team| EntityEdge {
                 node: Some(GqlEntity::Team(team)),
             })
             .collect();
