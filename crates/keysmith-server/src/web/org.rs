@@ -639,7 +639,10 @@ pub async fn create_user(
             li { "Send them this link: " a.invite-link href="/invite" { (invite_url) } }
             li { "They open the link, paste the token, choose a password, and then sign in with their username and that password." }
         }
-        p.hint { "The invitation works once, within 7 days. If it expires, add the user again for a new token." }
+        p.hint {
+            "The invitation works once, within 7 days. If it expires, an admin issues a new token with "
+            code { "keysmith users reinvite" } "."
+        }
         div.buttons { a.button href={ "/org/" (q(&org_name)) "/users" } { "Done" } }
     };
     org_page(&user, &org_name, "users", "User invited", body)
