@@ -30,12 +30,49 @@ pub async fn member_org(app: &App, caller: &Caller, name: &str) -> Result<Org> {
     }
 }
 
+/// An organization the caller administers: a member who does not is refused; anyone
+/// else is told it does not exist.
+pub async fn admin_org(app: &App, caller: &Caller, name: &str) -> Result<Org> {
+    let org = member_org(app, caller, name).await?;
+    caller.require_org_admin(&org)?;
+    Ok(org)
+}
+
+/// The first organization the caller administers, for W&B's mutations that name none
+/// (`createUser`, `createTeam`).
+pub async fn first_admin_org(app: &App, caller: &Caller) -> Result<Org> {
+    for org in &caller.roles.admin_of_orgs {
+        if let Some(org) = app.store.get_org(*org).await? {
+            return Ok(org);
+        }
+    }
+    Err(AppError::Forbidden("only organization admins may do this"))
+}
+
 /// A team of `org`.
 pub async fn org_team(app: &App, org: &Org, name: &str) -> Result<Team> {
     app.store
         .find_team(org.id, name)
         .await?
         .ok_or(AppError::NotFound(Missing::Team))
+}
+
+/// The team named `name` in the caller's organizations (only in the one named `org`,
+/// when given), for doors that address a team by its name alone (W&B's entities, the
+/// web's `/<team>/service-accounts`). With the same name in several organizations, a
+/// team the caller administers (as its admin or an org admin) comes first.
+pub async fn caller_team(app: &App, caller: &Caller, name: &str, org: Option<&str>) -> Result<(Org, Team)> {
+    let mut found = Vec::new();
+    for m in app.store.memberships(caller.id()).await? {
+        if org.is_some_and(|o| o != m.org.name) {
+            continue;
+        }
+        if let Some(team) = app.store.find_team(m.org.id, name).await? {
+            found.push((m.org, team));
+        }
+    }
+    found.sort_by_key(|(o, t)| !policy::may_view_team(&caller.roles, o.id, t.id));
+    found.into_iter().next().ok_or(AppError::NotFound(Missing::Team))
 }
 
 /// How the rules see the owner of a principal's keys, from the caller's seat.

@@ -18,12 +18,16 @@ pub mod caller;
 pub mod callers;
 pub mod clock;
 pub mod error;
+pub mod input;
 pub mod keys;
 pub mod operator;
 pub mod password;
+pub mod service_accounts;
 pub mod sign_in_throttle;
+pub mod teams;
 pub mod time;
 pub mod usage;
+pub mod users;
 
 pub use audit::{Action, AuditContext};
 pub use caller::{AuthMethod, Caller, Principal};

@@ -9,7 +9,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use keysmith_core::policy::KeyAction;
 use keysmith_core::{OrgId, UserId};
-use keysmith_store::{Org, StoredKey, Team};
+use keysmith_store::{Org, StoredKey};
 
 pub use keysmith_app::Caller;
 
@@ -30,11 +30,6 @@ impl FromRequestParts<AppState> for Authorized {
 /// exists.
 pub async fn member_org(state: &AppState, caller: &Caller, name: &str) -> Result<Org, ApiError> {
     Ok(keysmith_app::access::member_org(&state.app, caller, name).await?)
-}
-
-/// A team of `org`.
-pub async fn org_team(state: &AppState, org: &Org, name: &str) -> Result<Team, ApiError> {
-    Ok(keysmith_app::access::org_team(&state.app, org, name).await?)
 }
 
 /// How the rules see the owner of a principal's keys, from the caller's seat.

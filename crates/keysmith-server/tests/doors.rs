@@ -10,12 +10,20 @@ mod common;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use base64::Engine;
-use common::{Auth, TestApp, create_in_browser, post};
+use common::{Auth, Session, TestApp, create_in_browser, get, post};
 use keysmith_store::{AuditEntry, AuditQuery};
 use serde_json::{Value, json};
 
 const GENERATE: &str = "mutation GenerateApiKey($description: String) {\n  result: generateApiKey(input: {description: $description}) { apiKey { id name description } }\n}";
 const DELETE: &str = "mutation DeleteApiKey($id: String!) {\n  result: deleteApiKey(input: {id: $id}) { success }\n}";
+const CREATE_USER: &str = "mutation CreateUserFromAdmin($email: String!, $admin: Boolean) {\n  result: createUser(input: {email: $email, admin: $admin}) { user { id name username email admin } }\n}";
+const SEARCH_USERS: &str =
+    "query SearchUsers($query: String) { users(query: $query) { edges { node { id name username email admin } } } }";
+const CREATE_TEAM: &str = "mutation CreateTeam($teamName: String!, $teamAdminUserName: String) {\n  result: createTeam(input: {teamName: $teamName, teamAdminUserName: $teamAdminUserName}) {\n    entity { id name available photoUrl limits } }\n}";
+const CREATE_INVITE: &str = "mutation CreateInvite($entity: String!, $email: String, $username: String, $admin: Boolean) {\n  result: createInvite(input: {entityName: $entity, email: $email, username: $username, admin: $admin}) {\n    invite { id name email createdAt toUser { name } } }\n}";
+const DELETE_INVITE: &str = "mutation DeleteInvite($id: String, $entity: String) { result: deleteInvite(input: {id: $id, entityName: $entity}) { success } }";
+const CREATE_SA: &str = "mutation CreateServiceAccount($entity: String!, $description: String!) {\n  result: createServiceAccount(input: {description: $description, entityName: $entity}) { user { id } }\n}";
+const GET_TEAM: &str = "query GetTeamEntity($name: String!) {\n  entity(name: $name) { id name available photoUrl readOnly readOnlyAdmin isTeam entityType privateOnly\n    storageBytes codeSavingEnabled defaultAccess isPaid\n    members { id admin pending email username name photoUrl accountType apiKey } }\n}";
 
 async fn gql(app: &TestApp, key: &str, query: &str, variables: Value) -> common::Reply {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
@@ -191,4 +199,877 @@ async fn another_users_key_is_not_found_through_every_door() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.text.contains("api_key_not_found"), "{}", r.text);
     assert!(audit(&app, "api_key.deleted").await.is_empty(), "nothing was deleted");
+}
+
+// ------------------------------------------------ users, teams and service accounts
+
+/// The default org's admin at every door: a session (REST and the web) and a key (the
+/// SDK's GraphQL), with a webhook endpoint that takes every event.
+struct Doors {
+    app: TestApp,
+    session: Session,
+    rest: Auth,
+    key: String,
+}
+
+async fn doors() -> Doors {
+    let app = TestApp::sqlite().await;
+    let session = app.sign_in("admin", common::ADMIN_PASSWORD).await;
+    let rest = Auth::Session(session.clone());
+    let hook = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/webhooks",
+            &rest,
+            Some(json!({"url": "http://127.0.0.1:9/hook"})),
+        )
+        .await;
+    assert_eq!(hook.status, StatusCode::CREATED, "{}", hook.text);
+    let (key, _) = app.create_key(&rest, "sdk").await;
+    Doors {
+        app,
+        session,
+        rest,
+        key,
+    }
+}
+
+impl Doors {
+    async fn rest(&self, method: Method, path: &str, body: Option<Value>) -> common::Reply {
+        self.app.request(method, path, &self.rest, body).await
+    }
+
+    /// A form of the web interface, posted by the admin's browser.
+    async fn form(&self, path: &str, fields: &[(&str, &str)]) -> common::Reply {
+        let mut all = vec![("csrf", self.session.csrf.as_str())];
+        all.extend_from_slice(fields);
+        post(&self.app, Some(&self.session), path, &all).await
+    }
+
+    async fn gql(&self, query: &str, variables: Value) -> common::Reply {
+        gql(&self.app, &self.key, query, variables).await
+    }
+
+    /// Every webhook event queued so far, by type.
+    async fn events(&self) -> Vec<String> {
+        keysmith_server::webhooks::pump(&self.app.state).await.unwrap();
+        let hook = self.app.store.list_webhooks(self.app.org.id).await.unwrap()[0].id;
+        let mut types: Vec<String> = self
+            .app
+            .store
+            .list_deliveries(hook, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.event_type)
+            .collect();
+        types.sort();
+        types
+    }
+}
+
+/// A person of the default org with a signed-in session and a key.
+async fn person(app: &TestApp, username: &str) -> (Session, String) {
+    app.add_user(username).await;
+    let session = app.sign_in(username, common::USER_PASSWORD).await;
+    let (key, _) = app.create_key(&Auth::Session(session.clone()), username).await;
+    (session, key)
+}
+
+fn targets(entries: &[AuditEntry]) -> Vec<String> {
+    let mut t: Vec<String> = entries.iter().map(|e| e.target.clone()).collect();
+    t.sort();
+    t
+}
+
+fn detail(entry: &AuditEntry) -> Value {
+    serde_json::from_str(entry.detail.as_deref().unwrap_or("null")).unwrap()
+}
+
+/// All of `entries` have the first one's shape, which is `expected`.
+fn same_shape(entries: &[AuditEntry], expected: (&str, &str, &[&str])) {
+    let (actor, kind, fields) = expected;
+    let want = (
+        actor.to_owned(),
+        kind.to_owned(),
+        Some("127.0.0.1".to_owned()),
+        fields.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>(),
+    );
+    for entry in entries {
+        assert_eq!(shape(entry), want, "the same audit entry from every door: {entry:?}");
+    }
+}
+
+/// W&B's refusal of a GraphQL field, with Keysmith's stable code.
+fn refused(r: &common::Reply, wandb: &str, keysmith: &str) {
+    assert_eq!(r.body["errors"][0]["extensions"]["code"], wandb, "{}", r.text);
+    assert_eq!(
+        r.body["errors"][0]["extensions"]["keysmith_code"], keysmith,
+        "{}",
+        r.text
+    );
+    assert_eq!(r.body["data"]["result"], Value::Null, "{}", r.text);
+}
+
+/// The web's error page with this status and stable code.
+fn error_page(r: &common::Reply, status: StatusCode, code: &str) {
+    assert_eq!(r.status, status, "{}", r.text);
+    assert!(r.text.contains(&format!("<code>{code}</code>")), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_user_invited_through_rest_the_web_and_graphql_is_the_same_change() {
+    let d = doors().await;
+    let r = d
+        .rest(Method::POST, "/api/v1/orgs/default/teams", Some(json!({"name": "ml"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let quiet = d.events().await;
+
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/users",
+            Some(json!({"username": "via-rest", "email": "rest@example.com"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.body["invite_token"].is_string());
+    let r = d
+        .form(
+            "/org/default/users",
+            &[
+                ("username", "via-web"),
+                ("email", "web@example.com"),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.text.contains("invite-token"));
+    let r = d
+        .gql(CREATE_USER, json!({"email": "via-graphql@example.com", "admin": false}))
+        .await;
+    assert_eq!(
+        r.body["data"]["result"]["user"]["username"], "via-graphql",
+        "{}",
+        r.text
+    );
+    let r = d
+        .gql(
+            CREATE_INVITE,
+            json!({"entity": "ml", "email": "via-invite@example.com"}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["result"]["invite"]["name"], "via-invite", "{}", r.text);
+
+    let invited = audit(&d.app, "user.invited").await;
+    assert_eq!(
+        targets(&invited),
+        ["via-graphql", "via-invite", "via-rest", "via-web"],
+        "one per door"
+    );
+    same_shape(&invited, ("admin", "user", &["role"]));
+    assert!(invited.iter().all(|e| detail(e)["role"] == "member"), "{invited:?}");
+    // Every invited user holds an invitation, to be replaced by a new one for those
+    // whose door could not show the token.
+    for name in ["via-graphql", "via-invite"] {
+        let r = d
+            .rest(Method::POST, &format!("/api/v1/orgs/default/users/{name}/invite"), None)
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    }
+    assert_eq!(d.events().await, quiet, "no webhook event for users");
+
+    // An address that is too long is refused by every door, and nobody is invited.
+    let long = format!("{}@example.com", "a".repeat(243));
+    assert_eq!(long.len(), 255);
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/users",
+            Some(json!({"username": "too-long", "email": long})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_value"));
+    let r = d
+        .form("/org/default/users", &[("username", "too-long"), ("email", &long)])
+        .await;
+    error_page(&r, StatusCode::BAD_REQUEST, "invalid_value");
+    let r = d.gql(CREATE_USER, json!({"email": long})).await;
+    refused(&r, "BAD_USER_INPUT", "invalid_value");
+    let r = d.gql(CREATE_INVITE, json!({"entity": "ml", "email": long})).await;
+    refused(&r, "BAD_USER_INPUT", "invalid_value");
+    assert_eq!(audit(&d.app, "user.invited").await.len(), 4, "nobody more");
+}
+
+#[tokio::test]
+async fn users_are_listed_alike_through_rest_the_web_and_graphql_for_admins_only() {
+    let d = doors().await;
+    person(&d.app, "bob").await;
+    let r = d.rest(Method::GET, "/api/v1/orgs/default/users", None).await;
+    let listed: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["admin", "bob"]);
+    let page = get(&d.app, Some(&d.session), "/org/default/users").await;
+    assert!(page.text.contains("bob@example.com") && page.text.contains("admin@example.com"));
+    let r = d.gql(SEARCH_USERS, json!({"query": ""})).await;
+    let found: Vec<&str> = r.body["data"]["users"]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(found, listed);
+
+    let (bob, bob_key) = person(&d.app, "carol").await;
+    let r = d
+        .app
+        .request(
+            Method::GET,
+            "/api/v1/orgs/default/users",
+            &Auth::Session(bob.clone()),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = get(&d.app, Some(&bob), "/org/default/users").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = gql(&d.app, &bob_key, SEARCH_USERS, json!({"query": ""})).await;
+    assert_eq!(r.body["data"]["users"]["edges"], json!([]), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_user_created_with_a_password_through_rest_or_the_web_is_the_same_change() {
+    let d = doors().await;
+    let quiet = d.events().await;
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/users",
+            Some(json!({"username": "via-rest", "password": common::USER_PASSWORD})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert!(r.body.get("invite_token").is_none());
+    let r = d
+        .form(
+            "/org/default/users",
+            &[
+                ("username", "via-web"),
+                ("password", common::USER_PASSWORD),
+                ("role", "member"),
+            ],
+        )
+        .await;
+    assert_eq!(common::location(&r), "/org/default/users?done=user-created");
+    for name in ["via-rest", "via-web"] {
+        d.app.sign_in(name, common::USER_PASSWORD).await;
+    }
+    let created = audit(&d.app, "user.created").await;
+    assert_eq!(targets(&created), ["via-rest", "via-web"]);
+    same_shape(&created, ("admin", "user", &["role"]));
+
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/users",
+            Some(json!({"username": "weak", "password": "short"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_value"));
+    let r = d
+        .form("/org/default/users", &[("username", "weak"), ("password", "short")])
+        .await;
+    error_page(&r, StatusCode::BAD_REQUEST, "invalid_value");
+    assert_eq!(audit(&d.app, "user.created").await.len(), 2);
+    assert_eq!(d.events().await, quiet);
+}
+
+#[tokio::test]
+async fn a_role_change_and_deactivation_through_rest_or_the_web_are_the_same_change() {
+    let d = doors().await;
+    let (_, bob_key) = person(&d.app, "bob").await;
+    let (_, carol_key) = person(&d.app, "carol").await;
+    let quiet = d.events().await;
+
+    // The last admin stays, whichever door asks.
+    let r = d
+        .rest(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/admin",
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::CONFLICT, "last_admin"));
+    let r = d
+        .form("/org/default/users/admin", &[("action", "role"), ("role", "member")])
+        .await;
+    error_page(&r, StatusCode::CONFLICT, "last_admin");
+    let r = d
+        .form("/org/default/users/bob", &[("action", "role"), ("role", "owner")])
+        .await;
+    error_page(&r, StatusCode::BAD_REQUEST, "invalid_value");
+    assert!(audit(&d.app, "user.role_changed").await.is_empty());
+
+    let r = d
+        .rest(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/bob",
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!(r.body["role"], "admin", "{}", r.text);
+    let r = d
+        .form("/org/default/users/carol", &[("action", "role"), ("role", "admin")])
+        .await;
+    assert_eq!(common::location(&r), "/org/default/users?done=user-updated");
+    let changed = audit(&d.app, "user.role_changed").await;
+    assert_eq!(targets(&changed), ["bob", "carol"]);
+    same_shape(&changed, ("admin", "user", &["from", "to"]));
+
+    let r = d
+        .rest(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/bob",
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.body["active"], false, "{}", r.text);
+    let r = d.form("/org/default/users/carol", &[("action", "deactivate")]).await;
+    assert_eq!(common::location(&r), "/org/default/users?done=user-updated");
+    for key in [&bob_key, &carol_key] {
+        let r = d
+            .app
+            .request(Method::GET, "/api/v1/viewer", &Auth::Bearer(key.clone()), None)
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "deactivated from any door");
+    }
+    let deactivated = audit(&d.app, "user.deactivated").await;
+    assert_eq!(targets(&deactivated), ["bob", "carol"]);
+    same_shape(&deactivated, ("admin", "user", &[]));
+
+    let r = d
+        .rest(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/bob",
+            Some(json!({"active": true})),
+        )
+        .await;
+    assert_eq!(r.body["active"], true, "{}", r.text);
+    let r = d.form("/org/default/users/carol", &[("action", "reactivate")]).await;
+    assert_eq!(common::location(&r), "/org/default/users?done=user-updated");
+    let reactivated = audit(&d.app, "user.reactivated").await;
+    assert_eq!(targets(&reactivated), ["bob", "carol"]);
+    same_shape(&reactivated, ("admin", "user", &[]));
+    assert_eq!(d.events().await, quiet);
+}
+
+#[tokio::test]
+async fn an_invitation_accepted_through_rest_or_the_web_is_the_same_change() {
+    let d = doors().await;
+    let mut tokens = Vec::new();
+    for name in ["via-rest", "via-web"] {
+        let r = d
+            .rest(
+                Method::POST,
+                "/api/v1/orgs/default/users",
+                Some(json!({"username": name})),
+            )
+            .await;
+        tokens.push(r.body["invite_token"].as_str().unwrap().to_owned());
+    }
+    let password = "a-password-they-chose";
+    // A pasted token keeps its surrounding white space at either door.
+    let r = d
+        .app
+        .request(
+            Method::POST,
+            "/api/v1/invites/accept",
+            &Auth::None,
+            Some(json!({"token": format!(" {} ", tokens[0]), "password": password})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let pasted = format!("\t{}\n", tokens[1]);
+    let r = post(
+        &d.app,
+        None,
+        "/invite",
+        &[("token", &pasted), ("password", password), ("confirm", password)],
+    )
+    .await;
+    assert_eq!(common::location(&r), "/login?done=password-set", "{}", r.text);
+    for name in ["via-rest", "via-web"] {
+        d.app.sign_in(name, password).await;
+    }
+    let accepted = audit(&d.app, "user.invitation_accepted").await;
+    assert_eq!(targets(&accepted), ["via-rest", "via-web"]);
+    let without_actor = |e: &AuditEntry| {
+        let (_, kind, source, fields) = shape(e);
+        (kind, source, fields)
+    };
+    for entry in &accepted {
+        assert_eq!(entry.actor_name, entry.target, "the invited user acts");
+        assert_eq!(without_actor(entry), without_actor(&accepted[0]));
+    }
+    assert_eq!(
+        (
+            without_actor(&accepted[0]).0.as_str(),
+            without_actor(&accepted[0]).1.as_deref()
+        ),
+        ("user", Some("127.0.0.1"))
+    );
+    // Used up, at either door.
+    let r = d
+        .app
+        .request(
+            Method::POST,
+            "/api/v1/invites/accept",
+            &Auth::None,
+            Some(json!({"token": tokens[1], "password": password})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invitation_invalid"));
+    let r = post(
+        &d.app,
+        None,
+        "/invite",
+        &[("token", &tokens[0]), ("password", password), ("confirm", password)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("invitation_invalid"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn a_team_created_through_rest_the_web_and_graphql_is_the_same_change() {
+    let d = doors().await;
+    let (dev, dev_key) = person(&d.app, "dev").await;
+    let quiet = d.events().await;
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/teams",
+            Some(json!({"name": "via-rest"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = d.form("/org/default/teams", &[("name", "via-web")]).await;
+    assert_eq!(common::location(&r), "/org/default/teams?done=team-created");
+    let r = d
+        .gql(
+            CREATE_TEAM,
+            json!({"teamName": "via-graphql", "teamAdminUserName": null}),
+        )
+        .await;
+    assert_eq!(r.body["data"]["result"]["entity"]["name"], "via-graphql", "{}", r.text);
+
+    let created = audit(&d.app, "team.created").await;
+    assert_eq!(targets(&created), ["via-graphql", "via-rest", "via-web"]);
+    same_shape(&created, ("admin", "team", &[]));
+    // W&B's createTeam also names the team's first admin: the caller, by default.
+    let set = audit(&d.app, "team.member_set").await;
+    assert_eq!(targets(&set), ["via-graphql"]);
+    assert_eq!(detail(&set[0]), json!({"user": "admin", "role": "admin"}));
+    let r = d.rest(Method::GET, "/api/v1/orgs/default/teams", None).await;
+    let page = get(&d.app, Some(&d.session), "/org/default/teams").await;
+    for name in ["via-rest", "via-web", "via-graphql"] {
+        assert!(r.text.contains(name) && page.text.contains(name), "{name}");
+    }
+
+    // Refused alike: a bad name, and a member who is not an org admin.
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/teams",
+            Some(json!({"name": "bad name"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_value"));
+    let r = d.form("/org/default/teams", &[("name", "bad name")]).await;
+    error_page(&r, StatusCode::BAD_REQUEST, "invalid_value");
+    let r = d.gql(CREATE_TEAM, json!({"teamName": "bad name"})).await;
+    refused(&r, "BAD_USER_INPUT", "invalid_value");
+    let r = d
+        .app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/teams",
+            &Auth::Session(dev.clone()),
+            Some(json!({"name": "mine"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = post(
+        &d.app,
+        Some(&dev),
+        "/org/default/teams",
+        &[("csrf", &dev.csrf), ("name", "mine")],
+    )
+    .await;
+    error_page(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = gql(&d.app, &dev_key, CREATE_TEAM, json!({"teamName": "mine"})).await;
+    refused(&r, "PERMISSION_ERROR", "forbidden");
+    assert_eq!(audit(&d.app, "team.created").await.len(), 3, "no team more");
+    assert_eq!(d.events().await, quiet, "no webhook event for teams");
+}
+
+/// The team `vision` with `lead` as its admin and `dev` as a member (set by the org
+/// admin), and `ada` in the org but not in the team. Returns lead's and dev's
+/// (session, key).
+async fn vision(d: &Doors) -> ((Session, String), (Session, String)) {
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/teams",
+            Some(json!({"name": "vision"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let lead = person(&d.app, "lead").await;
+    let dev = person(&d.app, "dev").await;
+    person(&d.app, "ada").await;
+    for (name, role) in [("lead", "admin"), ("dev", "member")] {
+        let r = d
+            .rest(
+                Method::PUT,
+                &format!("/api/v1/orgs/default/teams/vision/members/{name}"),
+                Some(json!({"role": role})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    }
+    (lead, dev)
+}
+
+/// `vision`'s members as REST shows them to the org admin.
+async fn vision_members(d: &Doors) -> Value {
+    d.rest(Method::GET, "/api/v1/orgs/default/teams/vision", None)
+        .await
+        .body["members"]
+        .clone()
+}
+
+#[tokio::test]
+async fn only_org_admins_change_team_membership_through_rest_and_graphql() {
+    let d = doors().await;
+    let ((lead, lead_key), _) = vision(&d).await;
+    let lead_rest = Auth::Session(lead.clone());
+    let quiet = d.events().await;
+    let before = vision_members(&d).await;
+    let set_before = audit(&d.app, "team.member_set").await.len();
+
+    // A team admin may not, through any door: neither promote a member, nor add one,
+    // nor invite someone new, nor remove one.
+    let r = d
+        .app
+        .request(
+            Method::PUT,
+            "/api/v1/orgs/default/teams/vision/members/dev",
+            &lead_rest,
+            Some(json!({"role": "admin"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    assert_eq!(r.body["error"]["message"], "Only organization admins may do this.");
+    for variables in [
+        json!({"entity": "vision", "username": "dev", "admin": true}),
+        json!({"entity": "vision", "username": "ada"}),
+        json!({"entity": "vision", "email": "newcomer@example.com"}),
+    ] {
+        let r = gql(&d.app, &lead_key, CREATE_INVITE, variables.clone()).await;
+        refused(&r, "PERMISSION_ERROR", "forbidden");
+    }
+    let r = d
+        .app
+        .request(
+            Method::DELETE,
+            "/api/v1/orgs/default/teams/vision/members/dev",
+            &lead_rest,
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let invite = base64::engine::general_purpose::STANDARD.encode("Invite:vision:dev");
+    let r = gql(
+        &d.app,
+        &lead_key,
+        DELETE_INVITE,
+        json!({"id": invite, "entity": "vision"}),
+    )
+    .await;
+    refused(&r, "PERMISSION_ERROR", "forbidden");
+    assert_eq!(vision_members(&d).await, before, "nothing changed");
+    assert_eq!(audit(&d.app, "team.member_set").await.len(), set_before);
+    assert!(audit(&d.app, "team.member_removed").await.is_empty());
+    assert!(audit(&d.app, "user.invited").await.is_empty(), "nobody was invited");
+
+    // The org admin may, through either door, with the same audit entry.
+    let r = d
+        .rest(
+            Method::PUT,
+            "/api/v1/orgs/default/teams/vision/members/ada",
+            Some(json!({"role": "member"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = d
+        .gql(
+            CREATE_INVITE,
+            json!({"entity": "vision", "username": "dev", "admin": true}),
+        )
+        .await;
+    assert_eq!(
+        r.body["data"]["result"]["invite"]["toUser"]["name"], "dev",
+        "{}",
+        r.text
+    );
+    let set = audit(&d.app, "team.member_set").await;
+    let newest = &set[..2];
+    same_shape(newest, ("admin", "team", &["role", "user"]));
+    assert_eq!(
+        newest.iter().map(detail).collect::<Vec<_>>(),
+        [
+            json!({"user": "dev", "role": "admin"}),
+            json!({"user": "ada", "role": "member"})
+        ]
+    );
+    assert_eq!(
+        vision_members(&d).await,
+        json!([
+            {"username": "ada", "role": "member"},
+            {"username": "dev", "role": "admin"},
+            {"username": "lead", "role": "admin"}
+        ])
+    );
+
+    let r = d
+        .rest(Method::DELETE, "/api/v1/orgs/default/teams/vision/members/ada", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = d.gql(DELETE_INVITE, json!({"id": invite, "entity": "vision"})).await;
+    assert_eq!(r.body["data"]["result"]["success"], true, "{}", r.text);
+    let removed = audit(&d.app, "team.member_removed").await;
+    assert_eq!(targets(&removed), ["vision", "vision"]);
+    same_shape(&removed, ("admin", "team", &["user"]));
+    assert_eq!(
+        removed.iter().map(detail).collect::<Vec<_>>(),
+        [json!({"user": "dev"}), json!({"user": "ada"})]
+    );
+
+    // Someone not in the team: "not found", and nothing recorded, at either door.
+    let r = d
+        .rest(Method::DELETE, "/api/v1/orgs/default/teams/vision/members/ada", None)
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "user_not_found"));
+    let r = d.gql(DELETE_INVITE, json!({"id": invite, "entity": "vision"})).await;
+    assert_eq!(r.body["data"]["result"]["success"], false, "{}", r.text);
+    let nobody = base64::engine::general_purpose::STANDARD.encode("Invite:vision:nobody");
+    let r = d.gql(DELETE_INVITE, json!({"id": nobody})).await;
+    assert_eq!(r.body["data"]["result"]["success"], false, "{}", r.text);
+    assert_eq!(audit(&d.app, "team.member_removed").await.len(), 2);
+    assert_eq!(d.events().await, quiet, "no webhook event for membership");
+}
+
+#[tokio::test]
+async fn a_teams_members_are_shown_to_its_admins_and_org_admins_through_rest_and_graphql() {
+    let d = doors().await;
+    let ((lead, lead_key), (dev, dev_key)) = vision(&d).await;
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            Some(json!({"name": "vision-bot", "team": "vision"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let names = |r: &common::Reply| -> Vec<String> {
+        let mut n: Vec<String> = r.body["data"]["entity"]["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    for (session, key) in [(&d.session, &d.key), (&lead, &lead_key)] {
+        let r = d
+            .app
+            .request(
+                Method::GET,
+                "/api/v1/orgs/default/teams/vision",
+                &Auth::Session(session.clone()),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["service_accounts"], json!(["vision-bot"]));
+        let r = gql(&d.app, key, GET_TEAM, json!({"name": "vision"})).await;
+        assert_eq!(names(&r), ["dev", "lead", "vision-bot"], "{}", r.text);
+    }
+    let ada = d.app.sign_in("ada", common::USER_PASSWORD).await;
+    let (ada_key, _) = d.app.create_key(&Auth::Session(ada.clone()), "ada again").await;
+    for (session, key) in [(&dev, &dev_key), (&ada, &ada_key)] {
+        let r = d
+            .app
+            .request(
+                Method::GET,
+                "/api/v1/orgs/default/teams/vision",
+                &Auth::Session(session.clone()),
+                None,
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+        let r = gql(&d.app, key, GET_TEAM, json!({"name": "vision"})).await;
+        assert_eq!(r.body["data"]["entity"]["name"], "vision", "{}", r.text);
+        assert_eq!(r.body["data"]["entity"]["members"], json!([]), "{}", r.text);
+    }
+}
+
+#[tokio::test]
+async fn a_service_account_created_through_rest_the_web_and_graphql_is_the_same_change() {
+    let d = doors().await;
+    let (_, (dev, dev_key)) = vision(&d).await;
+    let quiet = d.events().await;
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            Some(json!({"name": "via-rest", "description": "CI", "team": "vision"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = d
+        .form(
+            "/vision/service-accounts?org=default",
+            &[("name", "via-web"), ("description", "CI")],
+        )
+        .await;
+    assert_eq!(
+        common::location(&r),
+        "/vision/service-accounts?org=default&done=service-account-created"
+    );
+    let r = d
+        .gql(CREATE_SA, json!({"entity": "vision", "description": "Via GraphQL"}))
+        .await;
+    assert!(r.body["data"]["result"]["user"]["id"].is_string(), "{}", r.text);
+
+    let created = audit(&d.app, "service_account.created").await;
+    assert_eq!(targets(&created), ["via-graphql", "via-rest", "via-web"]);
+    same_shape(&created, ("admin", "service_account", &["team"]));
+    assert!(created.iter().all(|e| detail(e) == json!({"team": "vision"})));
+    let r = d
+        .rest(Method::GET, "/api/v1/orgs/default/service-accounts?team=vision", None)
+        .await;
+    let page = get(&d.app, Some(&d.session), "/vision/service-accounts?org=default").await;
+    for name in ["via-rest", "via-web", "via-graphql"] {
+        assert!(r.text.contains(name) && page.text.contains(name), "{name}");
+    }
+    // No event for the account itself; W&B's createServiceAccount also mints its first
+    // key, which is that key's event.
+    let mut expected = quiet.clone();
+    expected.push("api_key.created".into());
+    expected.sort();
+    assert_eq!(d.events().await, expected);
+
+    // A member of the team may not create one, whichever the door.
+    let r = d
+        .app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &Auth::Session(dev.clone()),
+            Some(json!({"name": "sneaky", "team": "vision"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = post(
+        &d.app,
+        Some(&dev),
+        "/vision/service-accounts?org=default",
+        &[("csrf", &dev.csrf), ("name", "sneaky")],
+    )
+    .await;
+    error_page(&r, StatusCode::FORBIDDEN, "forbidden");
+    let r = gql(
+        &d.app,
+        &dev_key,
+        CREATE_SA,
+        json!({"entity": "vision", "description": "sneaky"}),
+    )
+    .await;
+    refused(&r, "PERMISSION_ERROR", "forbidden");
+    assert_eq!(audit(&d.app, "service_account.created").await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_description_over_1024_characters_is_refused_by_every_door_never_cut_short() {
+    let d = doors().await;
+    vision(&d).await;
+    let too_long = "d".repeat(1025);
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            Some(json!({"name": "rest-bot", "description": too_long, "team": "vision"})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_value"));
+    assert!(r.text.contains("Description: at most 1024 characters"), "{}", r.text);
+    let r = d
+        .form(
+            "/vision/service-accounts?org=default",
+            &[("name", "web-bot"), ("description", &too_long)],
+        )
+        .await;
+    error_page(&r, StatusCode::BAD_REQUEST, "invalid_value");
+    let r = d
+        .gql(CREATE_SA, json!({"entity": "vision", "description": "g".repeat(1025)}))
+        .await;
+    refused(&r, "BAD_USER_INPUT", "invalid_value");
+    assert!(
+        r.body["errors"][0]["message"].as_str().unwrap().contains("description"),
+        "{}",
+        r.text
+    );
+    assert!(audit(&d.app, "service_account.created").await.is_empty());
+
+    // 1024 characters, once the white space around them is dropped, are kept whole.
+    let fits = format!("  {}  ", "d".repeat(1024));
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            Some(json!({"name": "rest-bot", "description": fits, "team": "vision"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = d
+        .form(
+            "/vision/service-accounts?org=default",
+            &[("name", "web-bot"), ("description", &fits)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let r = d
+        .gql(
+            CREATE_SA,
+            json!({"entity": "vision", "description": format!(" {} ", "g".repeat(1024))}),
+        )
+        .await;
+    assert!(r.body["data"]["result"]["user"]["id"].is_string(), "{}", r.text);
+    let r = d.rest(Method::GET, "/api/v1/orgs/default/service-accounts", None).await;
+    let kept: Vec<usize> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["description"].as_str().unwrap().chars().count())
+        .collect();
+    assert_eq!(kept, [1024, 1024, 1024], "{}", r.text);
 }

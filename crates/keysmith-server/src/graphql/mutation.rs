@@ -1,15 +1,18 @@
 //! Root mutations the SDKs send, under the same permission rules as the REST API.
 
 use super::context::{GqlResultExt, caller, gql_error};
-use super::objects::{GqlApiKey, GqlEntity, GqlInvite, GqlUser, caller_team, from_global_id, global_id};
+use super::objects::{GqlApiKey, GqlEntity, GqlInvite, GqlUser, from_global_id, global_id};
 use crate::error::ApiError;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
+use keysmith_app::input::{self, Email};
 use keysmith_app::keys::{self, NewKeyRequest};
-use keysmith_app::{Acting, Action, AppError, AuditContext};
-use keysmith_core::policy;
-use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
-use keysmith_core::{EntityName, KeyName, SecretString};
-use keysmith_store::{KeyFormat, NewServiceAccount, NewUser, Org};
+use keysmith_app::service_accounts::{self, NewServiceAccountRequest};
+use keysmith_app::teams::{self, Invitee};
+use keysmith_app::users::{self, NewUserRequest};
+use keysmith_app::{Acting, AppError, Missing, access};
+use keysmith_core::role::{OrgRole, TeamRole};
+use keysmith_core::{KeyName, SecretString};
+use keysmith_store::KeyFormat;
 
 pub struct Mutation;
 
@@ -87,47 +90,6 @@ pub struct DeleteInviteInput {
     client_mutation_id: Option<String>,
 }
 
-/// The first organization the caller administers, for mutations that name none.
-async fn admin_org(c: &super::GqlContext, caller: &keysmith_app::Caller) -> async_graphql::Result<Org> {
-    for org in &caller.roles.admin_of_orgs {
-        if let Some(org) = c.state.store.get_org(*org).await.gql()? {
-            return Ok(org);
-        }
-    }
-    Err(gql_error(ApiError::Forbidden("only organization admins may do this")))
-}
-
-/// A name for a principal made from free text (an email's local part, a description),
-/// unique among users and service accounts.
-async fn unique_name(c: &super::GqlContext, base: &str, fallback: &str) -> async_graphql::Result<String> {
-    let slug: String = base
-        .chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || matches!(ch, '.' | '_' | '-') {
-                ch.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect::<String>()
-        .trim_matches(|ch: char| !ch.is_ascii_alphanumeric())
-        .chars()
-        .take(40)
-        .collect();
-    let slug = if EntityName::parse(&slug).is_ok() {
-        slug
-    } else {
-        fallback.to_owned()
-    };
-    for n in 0..100u32 {
-        let candidate = if n == 0 { slug.clone() } else { format!("{slug}-{n}") };
-        if c.state.store.find_user_by_username(&candidate).await.gql()?.is_none() {
-            return Ok(candidate);
-        }
-    }
-    Err(gql_error(ApiError::AlreadyExists("a principal with this name")))
-}
-
 #[Object]
 impl Mutation {
     /// A new key for the caller. The answer's `apiKey.name` is the full key, shown once.
@@ -190,40 +152,29 @@ impl Mutation {
         input: CreateServiceAccountInput,
     ) -> async_graphql::Result<Option<UserPayload>> {
         let (c, caller) = caller(ctx)?;
-        let team = caller_team(c, caller, &input.entity_name)
-            .await?
-            .ok_or(ApiError::TeamNotFound)
+        let (org, team) = access::caller_team(&c.state.app, caller, &input.entity_name, None)
+            .await
             .gql()?;
-        if !policy::may_create_team_service_account(&caller.roles, team.org, team.id) {
-            return Err(gql_error(ApiError::Forbidden(
-                "only the team's admins and organization admins may create its service accounts",
-            )));
-        }
-        let username = unique_name(c, &input.description, "service-account").await?;
         let now = c.state.now();
-        let audit = AuditContext::new(caller, c.source.clone(), now).entry(
-            team.org,
-            Action::ServiceAccountCreated,
-            &username,
-            Some(serde_json::json!({ "team": team.name })),
-        );
-        let account = NewServiceAccount {
-            org: team.org,
-            team: Some(team.id),
-            username: username.clone(),
-            description: input.description.trim().chars().take(1024).collect(),
-            created_by: Some(caller.id()),
+        let acting = Acting::new(caller, &c.source, now);
+        let request = NewServiceAccountRequest {
+            name: users::unused_name(&c.state.app, &input.description, "service-account")
+                .await
+                .gql()?,
+            description: input.description,
+            team: Some(team.name),
         };
-        let account = c.state.store.create_service_account(account, now, &audit).await.gql()?;
+        let account = service_accounts::create(&c.state.app, &acting, &org.name, request)
+            .await
+            .gql()?;
         let first_key = NewKeyRequest {
             name: KeyName::parse("created with the service account")
                 .map_err(|e| ApiError::InvalidName(e.to_string()))
                 .gql()?,
-            owner: Some(username.clone()),
+            owner: Some(account.user.username.clone()),
             format: KeyFormat::V1,
             expires_at: None,
         };
-        let acting = Acting::new(caller, &c.source, now);
         match keys::mint(&c.state.app, &acting, first_key).await {
             Ok(minted) => c.state.handoff.put(
                 (caller.id(), account.user.id),
@@ -247,51 +198,13 @@ impl Mutation {
         input: CreateTeamInput,
     ) -> async_graphql::Result<Option<EntityPayload>> {
         let (c, caller) = caller(ctx)?;
-        let org = admin_org(c, caller).await?;
-        let name = EntityName::parse(&input.team_name)
-            .map_err(|e| ApiError::InvalidValue(format!("team name: {e}")))
-            .gql()?;
-        let admin_name = input
+        let org = access::first_admin_org(&c.state.app, caller).await.gql()?;
+        let name = input::entity_name("teamName", "team name", &input.team_name).gql()?;
+        let admin = input
             .team_admin_user_name
             .unwrap_or_else(|| caller.principal.user.username.clone());
-        let admin = c.state.store.find_user_by_username(&admin_name).await.gql()?;
-        let admin = match admin {
-            Some(u) if u.kind == PrincipalKind::User => u,
-            _ => return Err(gql_error(ApiError::UserNotFound)),
-        };
-        let in_org = c
-            .state
-            .store
-            .memberships(admin.id)
-            .await
-            .gql()?
-            .iter()
-            .any(|m| m.org.id == org.id);
-        if !in_org {
-            return Err(gql_error(ApiError::UserNotFound));
-        }
-        let now = c.state.now();
-        let audit = AuditContext::new(caller, c.source.clone(), now);
-        let team = c
-            .state
-            .store
-            .create_team(
-                org.id,
-                name.as_str(),
-                now,
-                &audit.entry(org.id, Action::TeamCreated, name.as_str(), None),
-            )
-            .await
-            .gql()?;
-        let entries = audit.entry(
-            org.id,
-            Action::TeamMemberSet,
-            &team.name,
-            Some(serde_json::json!({ "user": admin.username, "role": "admin" })),
-        );
-        c.state
-            .store
-            .set_team_member(team.id, admin.id, TeamRole::Admin, now, &entries)
+        let acting = Acting::new(caller, &c.source, c.state.now());
+        let team = teams::create(&c.state.app, &acting, &org.name, name, Some(&admin))
             .await
             .gql()?;
         Ok(Some(EntityPayload {
@@ -300,126 +213,60 @@ impl Mutation {
     }
 
     /// An invited user of the caller's organization (org admins). The user gets a
-    /// password through an invitation from the REST API.
+    /// password through a new invitation from the REST API or the CLI.
     async fn create_user(
         &self,
         ctx: &Context<'_>,
         input: CreateUserInput,
     ) -> async_graphql::Result<Option<UserPayload>> {
         let (c, caller) = caller(ctx)?;
-        let org = admin_org(c, caller).await?;
-        let email = input.email.trim().to_owned();
-        let Some((local, _)) = email.split_once('@') else {
-            return Err(gql_error(ApiError::InvalidValue(
-                "email must be an address such as ada@example.com".into(),
-            )));
-        };
-        let username = unique_name(c, local, "user").await?;
-        let role = if input.admin.unwrap_or(false) {
-            OrgRole::Admin
-        } else {
-            OrgRole::Member
-        };
-        let now = c.state.now();
-        let audit = AuditContext::new(caller, c.source.clone(), now).entry(
-            org.id,
-            Action::UserInvited,
-            &username,
-            Some(serde_json::json!({ "role": role.as_str() })),
-        );
-        let user = NewUser {
-            kind: PrincipalKind::User,
-            username,
+        let org = access::first_admin_org(&c.state.app, caller).await.gql()?;
+        let email = Email::parse(&input.email).gql()?;
+        let request = NewUserRequest {
+            username: users::unused_name(&c.state.app, email.local_part(), "user")
+                .await
+                .gql()?,
             email: Some(email),
-            password_hash: None,
+            role: if input.admin.unwrap_or(false) {
+                OrgRole::Admin
+            } else {
+                OrgRole::Member
+            },
+            password: None,
         };
-        let user = c
-            .state
-            .store
-            .create_member(user, org.id, role, now, &audit)
-            .await
-            .gql()?;
+        let acting = Acting::new(caller, &c.source, c.state.now());
+        // W&B mails the invitation; Keysmith sends no mail and W&B's answer has no place
+        // for the token, so an admin hands out a new one (`POST …/users/{name}/invite`).
+        let created = users::create(&c.state.app, &acting, &org.name, request).await.gql()?;
         Ok(Some(UserPayload {
-            user: Some(GqlUser(user)),
+            user: Some(GqlUser(created.member.user)),
         }))
     }
 
-    /// Adds a user of the organization to the team `entityName` (its admins or org
-    /// admins); an unknown email becomes an invited user of the organization (org admins).
+    /// Adds a user of the organization to the team `entityName`, or changes their team
+    /// role; an unknown email becomes an invited user of the organization. Org admins
+    /// only, as through REST (docs/DESIGN.md §10).
     async fn create_invite(
         &self,
         ctx: &Context<'_>,
         input: CreateInviteInput,
     ) -> async_graphql::Result<Option<InvitePayload>> {
         let (c, caller) = caller(ctx)?;
-        let team = caller_team(c, caller, &input.entity_name)
-            .await?
-            .ok_or(ApiError::TeamNotFound)
+        let (org, team) = access::caller_team(&c.state.app, caller, &input.entity_name, None)
+            .await
             .gql()?;
-        if !policy::may_view_team(&caller.roles, team.org, team.id) {
-            return Err(gql_error(ApiError::Forbidden(
-                "only the team's admins and organization admins may invite to it",
-            )));
-        }
-        let store = &c.state.store;
-        let login = input
-            .username
-            .as_deref()
-            .or(input.email.as_deref())
-            .ok_or_else(|| ApiError::InvalidValue("give the username or email of the person to invite".into()))
-            .gql()?;
-        let now = c.state.now();
-        let audit = AuditContext::new(caller, c.source.clone(), now);
-        let existing = store.find_user_for_sign_in(login).await.gql()?.map(|(u, _)| u);
-        let user = match existing {
-            Some(user) => {
-                let in_org = store
-                    .memberships(user.id)
-                    .await
-                    .gql()?
-                    .iter()
-                    .any(|m| m.org.id == team.org);
-                if !in_org || user.kind != PrincipalKind::User {
-                    return Err(gql_error(ApiError::UserNotFound));
-                }
-                user
-            }
-            None => {
-                let Some(email) = input.email.as_deref().filter(|e| e.contains('@')) else {
-                    return Err(gql_error(ApiError::UserNotFound));
-                };
-                if !policy::may_administer_org(&caller.roles, team.org) {
-                    return Err(gql_error(ApiError::Forbidden(
-                        "only organization admins may invite new people",
-                    )));
-                }
-                let username = unique_name(c, email.split('@').next().unwrap_or("user"), "user").await?;
-                let entries = audit.entry(team.org, Action::UserInvited, &username, None);
-                let new = NewUser {
-                    kind: PrincipalKind::User,
-                    username,
-                    email: Some(email.to_owned()),
-                    password_hash: None,
-                };
-                store
-                    .create_member(new, team.org, OrgRole::Member, now, &entries)
-                    .await
-                    .gql()?
-            }
-        };
         let role = if input.admin.unwrap_or(false) {
             TeamRole::Admin
         } else {
             TeamRole::Member
         };
-        let entries = audit.entry(
-            team.org,
-            Action::TeamMemberSet,
-            &team.name,
-            Some(serde_json::json!({ "user": user.username, "role": role.as_str() })),
-        );
-        store
-            .set_team_member(team.id, user.id, role, now, &entries)
+        let invitee = Invitee {
+            username: input.username,
+            email: input.email,
+        };
+        let now = c.state.now();
+        let acting = Acting::new(caller, &c.source, now);
+        let user = teams::invite(&c.state.app, &acting, &org.name, &team.name, invitee, role)
             .await
             .gql()?;
         Ok(Some(InvitePayload {
@@ -427,7 +274,7 @@ impl Mutation {
         }))
     }
 
-    /// Withdraws an invitation: removes the invited user from the team.
+    /// Withdraws an invitation: removes the invited user from the team (org admins).
     async fn delete_invite(
         &self,
         ctx: &Context<'_>,
@@ -452,35 +299,14 @@ impl Mutation {
                 "the invitation is for another team".into(),
             )));
         }
-        let team = caller_team(c, caller, team_name)
-            .await?
-            .ok_or(ApiError::TeamNotFound)
-            .gql()?;
-        if !policy::may_view_team(&caller.roles, team.org, team.id) {
-            return Err(gql_error(ApiError::Forbidden(
-                "only the team's admins and organization admins may withdraw invitations",
-            )));
-        }
-        let user = c
-            .state
-            .store
-            .find_user_by_username(username)
-            .await
-            .gql()?
-            .ok_or(ApiError::UserNotFound)
-            .gql()?;
-        let entries = AuditContext::new(caller, c.source.clone(), c.state.now()).entry(
-            team.org,
-            Action::TeamMemberRemoved,
-            &team.name,
-            Some(serde_json::json!({ "user": user.username })),
-        );
-        let removed = c
-            .state
-            .store
-            .remove_team_member(team.id, user.id, &entries)
-            .await
-            .gql()?;
+        let (org, team) = access::caller_team(&c.state.app, caller, team_name, None).await.gql()?;
+        let acting = Acting::new(caller, &c.source, c.state.now());
+        // W&B's SDK reads `success` (false: nobody was removed) rather than an error.
+        let removed = match teams::remove_member(&c.state.app, &acting, &org.name, &team.name, username).await {
+            Ok(_) => true,
+            Err(AppError::NotFound(Missing::User)) => false,
+            Err(other) => return Err(gql_error(other.into())),
+        };
         Ok(Some(SuccessPayload { success: Some(removed) }))
     }
 }

@@ -2,12 +2,12 @@
 //! a W&B "entity" is a team (or a user's own namespace), an API key's `name` is its key
 //! ID (the secret appears in `generateApiKey`'s answer only).
 
-use super::context::{GqlContext, GqlResultExt, caller};
+use super::context::{GqlResultExt, caller};
 use super::scalars::{DateTime, JsonString};
 use crate::timestamp::rfc3339;
 use async_graphql::{Context, ID, Object, SimpleObject};
 use base64::Engine;
-use keysmith_core::policy;
+use keysmith_app::{AppError, teams, users};
 use keysmith_core::role::{PrincipalKind, TeamRole};
 use keysmith_store::{KeyFilter, KeyListQuery, KeySort, Team, User, Visibility};
 
@@ -49,14 +49,11 @@ impl GqlUser {
         self.0.email.as_deref()
     }
 
-    /// Whether the user administers an organization.
+    /// Whether the user administers an organization (one the caller administers too,
+    /// for someone else).
     async fn admin(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
-        let c = super::context::ctx(ctx)?;
-        if let Some(caller) = c.caller.as_ref().filter(|caller| caller.id() == self.0.id) {
-            return Ok(Some(!caller.roles.admin_of_orgs.is_empty()));
-        }
-        let roles = c.state.store.roles(self.0.id).await.gql()?;
-        Ok(Some(!roles.admin_of_orgs.is_empty()))
+        let (c, caller) = caller(ctx)?;
+        Ok(Some(users::is_org_admin(&c.state.app, caller, self.0.id).await.gql()?))
     }
 
     async fn flags(&self) -> Option<JsonString> {
@@ -111,22 +108,11 @@ impl GqlUser {
         Ok(Some(ApiKeyConnection { edges }))
     }
 
-    /// The teams the user belongs to.
+    /// The teams the user belongs to (in organizations the caller administers, for
+    /// someone else).
     async fn teams(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<EntityConnection>> {
-        let c = super::context::ctx(ctx)?;
-        let teams = match c.caller.as_ref().filter(|caller| caller.id() == self.0.id) {
-            // The caller's own teams come from the caller cache.
-            Some(caller) => caller.profile.teams.iter().map(|seat| seat.team.clone()).collect(),
-            None => c
-                .state
-                .store
-                .user_teams(self.0.id)
-                .await
-                .gql()?
-                .into_iter()
-                .map(|(team, _)| team)
-                .collect::<Vec<_>>(),
-        };
+        let (c, caller) = caller(ctx)?;
+        let teams = users::teams_of(&c.state.app, caller, self.0.id).await.gql()?;
         let edges = teams
             .into_iter()
             .map(|team| EntityEdge {
@@ -273,18 +259,19 @@ impl GqlEntity {
     }
 
     /// A team's members, then its service accounts (newest last: the SDK takes the last
-    /// entry as the account it just created). Visible to the team's members and admins
-    /// and to org admins.
+    /// entry as the account it just created). Visible to the team's admins and to org
+    /// admins, as through every door (`keysmith_app::teams::detail`); empty for others.
     async fn members(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Member>> {
         let Self::Team(team) = self else { return Ok(Vec::new()) };
         let (c, caller) = caller(ctx)?;
-        let store = &c.state.store;
-        let members = store.team_members(team.id).await.gql()?;
-        let in_team = members.iter().any(|m| m.user.id == caller.id());
-        if !in_team && !policy::may_view_team(&caller.roles, team.org, team.id) {
-            return Ok(Vec::new());
-        }
-        let mut out: Vec<Member> = members
+        // Those who may not see the members see none, as before the entity has any.
+        let detail = match teams::detail(&c.state.app, caller, team.clone()).await {
+            Ok(detail) => detail,
+            Err(AppError::Forbidden(_)) => return Ok(Vec::new()),
+            Err(other) => return Err(other).gql(),
+        };
+        let mut out: Vec<Member> = detail
+            .members
             .into_iter()
             .map(|m| Member {
                 id: Some(global_id("User", m.user.id.0).0),
@@ -298,10 +285,8 @@ impl GqlEntity {
                 api_key: None,
             })
             .collect();
-        let mut accounts = store.list_service_accounts(team.org, Some(team.id)).await.gql()?;
-        accounts.sort_by_key(|a| (a.user.created_at, a.user.id));
         let now = c.state.now();
-        for account in accounts {
+        for account in detail.service_accounts {
             let api_key = c
                 .state
                 .handoff
@@ -370,19 +355,4 @@ impl GqlInvite {
             }),
         }
     }
-}
-
-/// The team named `name` in one of the caller's organizations.
-pub async fn caller_team(
-    c: &GqlContext,
-    caller: &crate::access::Caller,
-    name: &str,
-) -> async_graphql::Result<Option<Team>> {
-    let memberships = c.state.store.memberships(caller.id()).await.gql()?;
-    for m in memberships {
-        if let Some(team) = c.state.store.find_team(m.org.id, name).await.gql()? {
-            return Ok(Some(team));
-        }
-    }
-    Ok(None)
 }

@@ -2,9 +2,9 @@
 //! entities (teams).
 
 use super::context::{GqlResultExt, caller};
-use super::objects::{GqlEntity, GqlUser, LocalVersionInfo, ServerInfo, UserConnection, UserEdge, caller_team};
+use super::objects::{GqlEntity, GqlUser, LocalVersionInfo, ServerInfo, UserConnection, UserEdge};
 use async_graphql::{Context, Object};
-use keysmith_core::role::PrincipalKind;
+use keysmith_app::{AppError, access, users};
 
 pub struct Query;
 
@@ -35,32 +35,25 @@ impl Query {
     /// `query` (all of them without one). Empty for non-admins.
     async fn users(&self, ctx: &Context<'_>, query: Option<String>) -> async_graphql::Result<Option<UserConnection>> {
         let (c, caller) = caller(ctx)?;
-        let needle = query.unwrap_or_default().to_lowercase();
-        let mut seen = std::collections::BTreeSet::new();
-        let mut edges = Vec::new();
-        for org in &caller.roles.admin_of_orgs {
-            for member in c.state.store.org_members(*org).await.gql()? {
-                let user = member.user;
-                let matches = user.username.to_lowercase().contains(&needle)
-                    || user
-                        .email
-                        .as_deref()
-                        .is_some_and(|e| e.to_lowercase().contains(&needle));
-                if user.kind == PrincipalKind::User && matches && seen.insert(user.id) {
-                    edges.push(UserEdge {
-                        node: Some(GqlUser(user)),
-                    });
-                }
-            }
-        }
+        let found = users::search(&c.state.app, caller, query.as_deref().unwrap_or_default())
+            .await
+            .gql()?;
+        let edges = found
+            .into_iter()
+            .map(|user| UserEdge {
+                node: Some(GqlUser(user)),
+            })
+            .collect();
         Ok(Some(UserConnection { edges }))
     }
 
     /// A team of one of the caller's organizations, or the caller's own entity.
     async fn entity(&self, ctx: &Context<'_>, name: String) -> async_graphql::Result<Option<GqlEntity>> {
         let (c, caller) = caller(ctx)?;
-        if let Some(team) = caller_team(c, caller, &name).await? {
-            return Ok(Some(GqlEntity::Team(team)));
+        match access::caller_team(&c.state.app, caller, &name, None).await {
+            Ok((_, team)) => return Ok(Some(GqlEntity::Team(team))),
+            Err(AppError::NotFound(_)) => {}
+            Err(other) => return Err(other).gql(),
         }
         if name.eq_ignore_ascii_case(&caller.principal.user.username) {
             let user = c.state.store.get_user(caller.id()).await.gql()?;

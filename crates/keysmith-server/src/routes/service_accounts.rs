@@ -3,21 +3,20 @@
 //! organization-scoped ones by org admins only. Their keys are managed through
 //! `/api/v1/api-keys` with `owner`.
 
-use crate::access::{self, Authorized};
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
 use crate::path::ApiPath;
-use crate::routes::users::parse_entity;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keysmith_app::{Action, AuditContext};
-use keysmith_core::policy::{self, Roles};
-use keysmith_store::{NewServiceAccount, ServiceAccount};
+use keysmith_app::service_accounts::{self, NewServiceAccountRequest};
+use keysmith_app::{Acting, input};
+use keysmith_store::ServiceAccount;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -64,7 +63,7 @@ pub struct ListServiceAccountsParams {
     pub(crate) team: Option<String>,
 }
 
-fn view(account: ServiceAccount) -> ServiceAccountView {
+pub(crate) fn view(account: ServiceAccount) -> ServiceAccountView {
     ServiceAccountView {
         name: account.user.username,
         description: account.description,
@@ -72,14 +71,6 @@ fn view(account: ServiceAccount) -> ServiceAccountView {
         team: account.team.map(|t| t.name),
         active: account.user.active,
         created_at: rfc3339(account.user.created_at),
-    }
-}
-
-/// Whether `roles` may manage (see, create keys for, delete) this service account.
-fn may_manage(roles: &Roles, account: &ServiceAccount) -> bool {
-    match &account.team {
-        Some(team) => policy::may_create_team_service_account(roles, account.org, team.id),
-        None => policy::may_create_org_service_account(roles, account.org),
     }
 }
 
@@ -97,17 +88,9 @@ pub async fn list_service_accounts(
 ) -> Result<Json<ServiceAccountList>, ApiError> {
     let params: ListServiceAccountsParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::InvalidQuery(format!("bad query parameters: {e}")))?;
-    let org = access::member_org(&state, &caller, &org).await?;
-    let team = match &params.team {
-        Some(name) => Some(access::org_team(&state, &org, name).await?.id),
-        None => None,
-    };
-    let items = state
-        .store
-        .list_service_accounts(org.id, team)
+    let items = service_accounts::list(&state.app, &caller, &org, params.team.as_deref())
         .await?
         .into_iter()
-        .filter(|a| may_manage(&caller.roles, a))
         .map(view)
         .collect();
     Ok(Json(ServiceAccountList { items }))
@@ -129,56 +112,13 @@ pub async fn create_service_account(
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateServiceAccountRequest>,
 ) -> Result<Response, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    let name = parse_entity("service account name", &request.name)?;
-    if request.description.chars().count() > 1024 {
-        return Err(ApiError::InvalidValue("description: at most 1024 characters".into()));
-    }
-    let team = match &request.team {
-        Some(team) => {
-            let team = access::org_team(&state, &org, team).await?;
-            if !policy::may_create_team_service_account(&caller.roles, org.id, team.id) {
-                return Err(ApiError::Forbidden(
-                    "only the team's admins and organization admins may create its service accounts",
-                ));
-            }
-            Some(team)
-        }
-        None => {
-            if !policy::may_create_org_service_account(&caller.roles, org.id) {
-                return Err(ApiError::Forbidden(
-                    "only organization admins may create organization service accounts",
-                ));
-            }
-            None
-        }
+    let request = NewServiceAccountRequest {
+        name: input::entity_name("name", "service account name", &request.name)?,
+        description: request.description,
+        team: request.team,
     };
-    let now = state.now();
-    let audit = AuditContext::new(&caller, source, now).entry(
-        org.id,
-        Action::ServiceAccountCreated,
-        name.as_str(),
-        Some(serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) })),
-    );
-    let account = state
-        .store
-        .create_service_account(
-            NewServiceAccount {
-                org: org.id,
-                team: team.map(|t| t.id),
-                username: name.to_string(),
-                description: request.description.trim().to_owned(),
-                created_by: Some(caller.id()),
-            },
-            now,
-            &audit,
-        )
-        .await?;
-    tracing::info!(
-        user.id = account.user.id.0,
-        org.id = org.id.0,
-        "service account created"
-    );
+    let acting = Acting::new(&caller, &source, state.now());
+    let account = service_accounts::create(&state.app, &acting, &org, request).await?;
     Ok((StatusCode::CREATED, Json(view(account))).into_response())
 }
 
@@ -193,23 +133,7 @@ pub async fn delete_service_account(
     SourceAddr(source): SourceAddr,
     ApiPath((org, name)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    let user = state
-        .store
-        .find_user_by_username(&name)
-        .await?
-        .ok_or(ApiError::ServiceAccountNotFound)?;
-    let account = state
-        .store
-        .get_service_account(user.id)
-        .await?
-        .ok_or(ApiError::ServiceAccountNotFound)?;
-    if account.org != org.id || !may_manage(&caller.roles, &account) {
-        return Err(ApiError::ServiceAccountNotFound);
-    }
-    let audit =
-        AuditContext::new(&caller, source, state.now()).entry(org.id, Action::ServiceAccountDeleted, &name, None);
-    state.store.delete_user(account.user.id, &audit).await??;
-    tracing::info!(user.id = account.user.id.0, "service account deleted");
+    let acting = Acting::new(&caller, &source, state.now());
+    service_accounts::delete(&state.app, &acting, &org, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,21 +1,18 @@
 //! Teams of an organization and their members. Org admins create teams and set
 //! members; team admins and org admins see a team's members and service accounts.
 
-use crate::access::{self, Authorized};
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
 use crate::path::ApiPath;
-use crate::routes::users::parse_entity;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keysmith_app::{Action, AuditContext};
-use keysmith_core::policy;
-use keysmith_core::role::{PrincipalKind, TeamRole};
+use keysmith_app::{Acting, input, teams};
 use keysmith_store::Team;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -69,7 +66,7 @@ pub struct SetTeamMemberRequest {
     pub(crate) role: String,
 }
 
-fn view(team: Team) -> TeamView {
+pub(crate) fn view(team: Team) -> TeamView {
     TeamView {
         name: team.name,
         created_at: rfc3339(team.created_at),
@@ -86,8 +83,11 @@ pub async fn list_teams(
     Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<TeamList>, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    let items = state.store.list_teams(org.id).await?.into_iter().map(view).collect();
+    let items = teams::list(&state.app, &caller, &org)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect();
     Ok(Json(TeamList { items }))
 }
 
@@ -106,12 +106,9 @@ pub async fn create_team(
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateTeamRequest>,
 ) -> Result<Response, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let name = parse_entity("team name", &request.name)?;
-    let now = state.now();
-    let audit = AuditContext::new(&caller, source, now).entry(org.id, Action::TeamCreated, name.as_str(), None);
-    let team = state.store.create_team(org.id, name.as_str(), now, &audit).await?;
+    let name = input::entity_name("name", "team name", &request.name)?;
+    let acting = Acting::new(&caller, &source, state.now());
+    let team = teams::create(&state.app, &acting, &org, name, None).await?;
     Ok((StatusCode::CREATED, Json(view(team))).into_response())
 }
 
@@ -125,35 +122,19 @@ pub async fn get_team(
     Authorized(caller): Authorized,
     ApiPath((org, team)): ApiPath<(String, String)>,
 ) -> Result<Json<TeamDetail>, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    let team = access::org_team(&state, &org, &team).await?;
-    if !policy::may_view_team(&caller.roles, org.id, team.id) {
-        return Err(ApiError::Forbidden(
-            "only the team's admins and organization admins may see its members",
-        ));
-    }
-    let members = state
-        .store
-        .team_members(team.id)
-        .await?
-        .into_iter()
-        .map(|m| TeamMemberView {
-            username: m.user.username,
-            role: m.role.as_str(),
-        })
-        .collect();
-    let service_accounts = state
-        .store
-        .list_service_accounts(org.id, Some(team.id))
-        .await?
-        .into_iter()
-        .map(|a| a.user.username)
-        .collect();
+    let detail = teams::show(&state.app, &caller, &org, &team).await?;
     Ok(Json(TeamDetail {
-        name: team.name,
-        created_at: rfc3339(team.created_at),
-        members,
-        service_accounts,
+        name: detail.team.name,
+        created_at: rfc3339(detail.team.created_at),
+        members: detail
+            .members
+            .into_iter()
+            .map(|m| TeamMemberView {
+                username: m.user.username,
+                role: m.role.as_str(),
+            })
+            .collect(),
+        service_accounts: detail.service_accounts.into_iter().map(|a| a.user.username).collect(),
     }))
 }
 
@@ -173,33 +154,9 @@ pub async fn set_team_member(
     ApiPath((org, team, username)): ApiPath<(String, String, String)>,
     ApiJson(request): ApiJson<SetTeamMemberRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let team = access::org_team(&state, &org, &team).await?;
-    let role = TeamRole::parse(&request.role)
-        .ok_or_else(|| ApiError::InvalidValue(format!("role must be `admin` or `member`, not `{}`", request.role)))?;
-    let user = state
-        .store
-        .find_user_by_username(&username)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
-    let in_org = state
-        .store
-        .memberships(user.id)
-        .await?
-        .iter()
-        .any(|m| m.org.id == org.id);
-    if !in_org || user.kind != PrincipalKind::User {
-        return Err(ApiError::UserNotFound);
-    }
-    let now = state.now();
-    let audit = AuditContext::new(&caller, source, now).entry(
-        org.id,
-        Action::TeamMemberSet,
-        &team.name,
-        Some(serde_json::json!({ "user": user.username, "role": role.as_str() })),
-    );
-    state.store.set_team_member(team.id, user.id, role, now, &audit).await?;
+    let role = input::team_role(&request.role)?;
+    let acting = Acting::new(&caller, &source, state.now());
+    teams::set_member(&state.app, &acting, &org, &team, &username, role).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -215,23 +172,7 @@ pub async fn remove_team_member(
     SourceAddr(source): SourceAddr,
     ApiPath((org, team, username)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let team = access::org_team(&state, &org, &team).await?;
-    let user = state
-        .store
-        .find_user_by_username(&username)
-        .await?
-        .ok_or(ApiError::UserNotFound)?;
-    let audit = AuditContext::new(&caller, source, state.now()).entry(
-        org.id,
-        Action::TeamMemberRemoved,
-        &team.name,
-        Some(serde_json::json!({ "user": user.username })),
-    );
-    if state.store.remove_team_member(team.id, user.id, &audit).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(ApiError::UserNotFound)
-    }
+    let acting = Acting::new(&caller, &source, state.now());
+    teams::remove_member(&state.app, &acting, &org, &team, &username).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

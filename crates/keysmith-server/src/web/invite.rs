@@ -1,19 +1,19 @@
 //! `/invite`: someone an admin invited sets their password with the invitation token,
-//! without signing in. The form goes through the API's own handler
-//! (`POST /api/v1/invites/accept`), so the token and password rules, the answers and
-//! the log lines are the API's. The token and the password travel only in the POST
-//! body: never in a URL, and never back into a page.
+//! without signing in. The form calls the same action as `POST /api/v1/invites/accept`
+//! (`keysmith_app::users::accept_invitation`), so the token and password rules, the
+//! answers, the audit entry and the log lines are the API's. The token and the password
+//! travel only in the POST body: never in a URL, and never back into a page.
 
 use super::{Fields, cross_site, failure, page, respond, see_other};
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
-use crate::json::ApiJson;
-use crate::routes::users::{self, AcceptInviteRequest};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use keysmith_app::users;
+use keysmith_core::SecretString;
 use maud::{Markup, html};
 
 /// Where the browser goes once the password is set: the sign-in page, with a notice.
@@ -69,7 +69,12 @@ fn refuse(status: StatusCode, message: &str, code: &str) -> Response {
     respond(status, form_page(Some((message, code))))
 }
 
-pub async fn submit(State(state): State<AppState>, source: SourceAddr, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn submit(
+    State(state): State<AppState>,
+    SourceAddr(source): SourceAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if cross_site(&headers) {
         return failure(None, ApiError::CsrfTokenInvalid);
     }
@@ -84,13 +89,11 @@ pub async fn submit(State(state): State<AppState>, source: SourceAddr, headers: 
         let message = "The two passwords differ. Type the same new password in both fields.";
         return refuse(StatusCode::BAD_REQUEST, message, "invalid_value");
     }
-    let request = AcceptInviteRequest {
-        token: token.to_owned(),
-        password: password.to_owned(),
-    };
-    let err = match users::accept_invite(State(state), source, ApiJson(request)).await {
+    let token = SecretString::new(token.to_owned());
+    let password = SecretString::new(password.to_owned());
+    let err = match users::accept_invitation(&state.app, &source, state.now(), &token, &password).await {
         Ok(_) => return see_other(ACCEPTED),
-        Err(err) => err,
+        Err(err) => ApiError::from(err),
     };
     let status = err.status();
     if !status.is_client_error() {

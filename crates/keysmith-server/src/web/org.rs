@@ -3,7 +3,7 @@
 
 use super::keys::{key_table, list, next_page, row_action};
 use super::{
-    Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, reveal, see_other, when_rfc, with_notice,
+    Fields, Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, reveal, see_other, when_rfc, with_notice,
 };
 use crate::access;
 use crate::access::Authorized;
@@ -11,7 +11,9 @@ use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::path::ApiPath;
-use crate::routes::{self, audit_log, orgs, teams, users};
+use crate::routes::teams::TeamView;
+use crate::routes::users::UserView;
+use crate::routes::{self, audit_log, orgs};
 use crate::state::AppState;
 use axum::body::{Bytes, to_bytes};
 use axum::extract::{Query, RawQuery, State};
@@ -21,9 +23,13 @@ use keysmith_store::Org;
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use keysmith_app::input::{self, Email};
 use keysmith_app::keys;
 use keysmith_app::time::DAY_MS;
-use keysmith_core::role::PrincipalKind;
+use keysmith_app::users::{self, NewUserRequest, UserChange};
+use keysmith_app::{Acting, AppError, teams};
+use keysmith_core::SecretString;
+use keysmith_core::role::{OrgRole, PrincipalKind};
 use keysmith_store::KeySort;
 
 /// Query parameters as a query string.
@@ -159,15 +165,9 @@ pub async fn keys(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let teams = match teams::list_teams(
-        State(state.clone()),
-        Authorized(user.caller.clone()),
-        ApiPath(org.name.clone()),
-    )
-    .await
-    {
-        Ok(t) => t.0.items,
-        Err(e) => return failure(Some(&user), e),
+    let teams = match teams::list(&state.app, &user.caller, &org.name).await {
+        Ok(t) => t,
+        Err(e) => return failure(Some(&user), e.into()),
     };
     // The filters as the page's own query (for links) and as the application's list.
     let mut shown: Vec<(&str, String)> = Vec::new();
@@ -466,12 +466,11 @@ pub async fn save_settings(
 }
 
 async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&str>) -> Result<Markup, ApiError> {
-    let list = users::list_users(
-        State(state.clone()),
-        Authorized(user.caller.clone()),
-        ApiPath(org.name.clone()),
-    )
-    .await?;
+    let list: Vec<UserView> = users::list(&state.app, &user.caller, &org.name)
+        .await?
+        .into_iter()
+        .map(routes::users::view)
+        .collect();
     let base = format!("/org/{}/users", q(&org.name));
     Ok(html! {
         (notice(done))
@@ -482,7 +481,7 @@ async fn users_body(state: &AppState, user: &WebUser, org: &Org, done: Option<&s
                     th scope="col" { "Status" } th.actions scope="col" { span.visually-hidden { "Actions" } }
                 } }
                 tbody {
-                    @for u in &list.0.items {
+                    @for u in &list {
                         tr {
                             td.primary.fill data-label="Username" { span.truncate title=(u.username) { (u.username) } }
                             td.fill data-label="Email" {
@@ -586,6 +585,23 @@ fn origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
+/// The Users page's "Add a user" form as the application's request.
+fn user_request(fields: &Fields) -> Result<NewUserRequest, AppError> {
+    let text = |name| fields.get(name).map(str::trim).filter(|s| !s.is_empty());
+    Ok(NewUserRequest {
+        username: input::entity_name("username", "username", text("username").unwrap_or_default())?,
+        email: Email::parse_optional(text("email"))?,
+        role: text("role")
+            .map(input::org_role)
+            .transpose()?
+            .unwrap_or(OrgRole::Member),
+        password: fields
+            .get("password")
+            .filter(|p| !p.is_empty())
+            .map(|p| SecretString::new(p.to_owned())),
+    })
+}
+
 pub async fn create_user(
     State(state): State<AppState>,
     user: WebUser,
@@ -599,48 +615,34 @@ pub async fn create_user(
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
-    let text = |name| {
-        fields
-            .get(name)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let request = users::CreateUserRequest {
-        username: text("username").unwrap_or_default(),
-        email: text("email"),
-        password: fields.get("password").filter(|p| !p.is_empty()).map(str::to_owned),
-        role: text("role"),
+    let request = match user_request(&fields) {
+        Ok(request) => request,
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let invite_url = origin(&state, &uri, &headers).map_or_else(|| "/invite".to_owned(), |o| format!("{o}/invite"));
-    let result = users::create_user(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath(org_name.clone()),
-        ApiJson(request),
-    )
-    .await;
-    let response = match result {
-        Ok(response) => response,
-        Err(e) => return failure(Some(&user), e),
+    let acting = Acting::new(&user.caller, &source, state.now());
+    let created = match users::create(&state.app, &acting, &org_name, request).await {
+        Ok(created) => created,
+        Err(e) => return failure(Some(&user), e.into()),
     };
-    // An invitation's token is in the API's answer; show it once, here.
-    let answer = json_answer(response).await;
-    let invite = answer.get("invite_token").and_then(|t| t.as_str()).map(str::to_owned);
-    let Some(token) = invite else {
+    // An invitation's token is shown once, here.
+    let Some(token) = created.invite_token else {
         return see_other(&with_notice(&format!("/org/{}/users", q(&org_name)), "user-created"));
     };
+    let token = token.expose();
     let body = html! {
         p.warning role="alert" { strong { "Copy this invitation token now. It will not be shown again." } }
-        (reveal("invite-token", html! { "Invitation token" }, &token))
+        (reveal("invite-token", html! { "Invitation token" }, token))
         h2 { "What to send the new user" }
         ol.steps {
             li { "Give them the invitation token above, in a private message." }
             li { "Send them this link: " a.invite-link href="/invite" { (invite_url) } }
             li { "They open the link, paste the token, choose a password, and then sign in with their username and that password." }
         }
-        p.hint { "The invitation works once, within 7 days. If it expires, add the user again for a new token." }
+        p.hint {
+            "The invitation works once, within 7 days. If it expires, an admin issues a new token with "
+            code { "keysmith users reinvite" } "."
+        }
         div.buttons { a.button href={ "/org/" (q(&org_name)) "/users" } { "Done" } }
     };
     org_page(&user, &org_name, "users", "User invited", body)
@@ -658,16 +660,19 @@ pub async fn update_user(
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
-    let request = match fields.get("action") {
-        Some("role") => users::UpdateUserRequest {
-            role: fields.get("role").map(str::to_owned),
-            active: None,
+    let change = match fields.get("action") {
+        Some("role") => match input::org_role(fields.get("role").unwrap_or("")) {
+            Ok(role) => UserChange {
+                role: Some(role),
+                active: None,
+            },
+            Err(e) => return failure(Some(&user), e.into()),
         },
-        Some("deactivate") => users::UpdateUserRequest {
+        Some("deactivate") => UserChange {
             role: None,
             active: Some(false),
         },
-        Some("reactivate") => users::UpdateUserRequest {
+        Some("reactivate") => UserChange {
             role: None,
             active: Some(true),
         },
@@ -678,17 +683,10 @@ pub async fn update_user(
             );
         }
     };
-    let result = users::update_user(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath((org_name.clone(), username)),
-        ApiJson(request),
-    )
-    .await;
-    match result {
+    let acting = Acting::new(&user.caller, &source, state.now());
+    match users::update(&state.app, &acting, &org_name, &username, change).await {
         Ok(_) => see_other(&with_notice(&format!("/org/{}/users", q(&org_name)), "user-updated")),
-        Err(e) => failure(Some(&user), e),
+        Err(e) => failure(Some(&user), e.into()),
     }
 }
 
@@ -702,15 +700,9 @@ pub async fn teams(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let list = match teams::list_teams(
-        State(state.clone()),
-        Authorized(user.caller.clone()),
-        ApiPath(org.name.clone()),
-    )
-    .await
-    {
-        Ok(list) => list.0.items,
-        Err(e) => return failure(Some(&user), e),
+    let list: Vec<TeamView> = match teams::list(&state.app, &user.caller, &org.name).await {
+        Ok(list) => list.into_iter().map(routes::teams::view).collect(),
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let body = html! {
         (notice(done.done.as_deref()))
@@ -762,20 +754,14 @@ pub async fn create_team(
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
-    let request = teams::CreateTeamRequest {
-        name: fields.get("name").unwrap_or("").trim().to_owned(),
+    let acting = Acting::new(&user.caller, &source, state.now());
+    let result = match input::entity_name("name", "team name", fields.get("name").unwrap_or("")) {
+        Ok(name) => teams::create(&state.app, &acting, &org_name, name, None).await,
+        Err(e) => Err(e),
     };
-    let result = teams::create_team(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath(org_name.clone()),
-        ApiJson(request),
-    )
-    .await;
     match result {
         Ok(_) => see_other(&with_notice(&format!("/org/{}/teams", q(&org_name)), "team-created")),
-        Err(e) => failure(Some(&user), e),
+        Err(e) => failure(Some(&user), e.into()),
     }
 }
 

@@ -3,18 +3,15 @@
 
 use super::keys::{key_table, list};
 use super::{Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, see_other, with_notice};
-use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
-use crate::error::ApiError;
-use crate::json::ApiJson;
-use crate::path::ApiPath;
-use crate::routes::service_accounts::{self, CreateServiceAccountRequest};
+use crate::routes::service_accounts::view;
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{Query, RawQuery, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use keysmith_core::policy;
+use keysmith_app::service_accounts::{self, NewServiceAccountRequest};
+use keysmith_app::{Acting, input};
 use keysmith_store::{Org, Team};
 use maud::html;
 use serde::Deserialize;
@@ -35,38 +32,17 @@ pub struct TeamParams {
     done: Option<String>,
 }
 
-/// The team with this name in the user's organizations (in `org` when given), if the
-/// user may manage its service accounts. Members of the organization are told they
-/// are not allowed; anyone else that there is no such team.
+/// The team with this name (in `org` when given) whose service accounts the user
+/// manages, or the page that says why not.
 async fn managed_team(
     state: &AppState,
     user: &WebUser,
     name: &str,
     org: Option<&str>,
 ) -> Result<(Org, Team), Response> {
-    let mut found = Vec::new();
-    for m in user.orgs.iter().filter(|m| org.is_none_or(|o| o == m.org.name)) {
-        let team = state
-            .store
-            .find_team(m.org.id, name)
-            .await
-            .map_err(|e| failure(Some(user), e.into()))?;
-        if let Some(team) = team {
-            found.push((m.org.clone(), team));
-        }
-    }
-    // With the same team name in several organizations, prefer the one the user manages.
-    found.sort_by_key(|(o, t)| !policy::may_create_team_service_account(&user.caller.roles, o.id, t.id));
-    let Some((org, team)) = found.into_iter().next() else {
-        return Err(failure(Some(user), ApiError::TeamNotFound));
-    };
-    if !policy::may_create_team_service_account(&user.caller.roles, org.id, team.id) {
-        return Err(failure(
-            Some(user),
-            ApiError::Forbidden("only the team's admins and organization admins can manage its service accounts"),
-        ));
-    }
-    Ok((org, team))
+    service_accounts::managed_team(&state.app, &user.caller, name, org)
+        .await
+        .map_err(|e| failure(Some(user), e.into()))
 }
 
 pub async fn service_accounts_page(
@@ -80,16 +56,9 @@ pub async fn service_accounts_page(
         Err(page) => return page,
     };
     let here = team_path(&team, &user);
-    let accounts = service_accounts::list_service_accounts(
-        State(state.clone()),
-        Authorized(user.caller.clone()),
-        ApiPath(org.name.clone()),
-        RawQuery(Some(format!("team={}", q(&team.name)))),
-    )
-    .await;
-    let accounts = match accounts {
-        Ok(list) => list.0.items,
-        Err(e) => return failure(Some(&user), e),
+    let accounts = match service_accounts::list(&state.app, &user.caller, &org.name, Some(&team.name)).await {
+        Ok(list) => list.into_iter().map(view).collect::<Vec<_>>(),
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let mut sections = Vec::new();
     for account in &accounts {
@@ -161,21 +130,20 @@ pub async fn create_account(
         Ok(found) => found,
         Err(page) => return page,
     };
-    let request = CreateServiceAccountRequest {
-        name: fields.get("name").unwrap_or("").trim().to_owned(),
-        description: fields.get("description").unwrap_or("").trim().to_owned(),
-        team: Some(team.name.clone()),
+    let acting = Acting::new(&user.caller, &source, state.now());
+    let result = match input::entity_name("name", "service account name", fields.get("name").unwrap_or("")) {
+        Ok(name) => {
+            let request = NewServiceAccountRequest {
+                name,
+                description: fields.get("description").unwrap_or("").to_owned(),
+                team: Some(team.name.clone()),
+            };
+            service_accounts::create(&state.app, &acting, &org.name, request).await
+        }
+        Err(e) => Err(e),
     };
-    let result = service_accounts::create_service_account(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath(org.name.clone()),
-        ApiJson(request),
-    )
-    .await;
     match result {
         Ok(_) => see_other(&with_notice(&team_path(&team, &user), "service-account-created")),
-        Err(e) => failure(Some(&user), e),
+        Err(e) => failure(Some(&user), e.into()),
     }
 }

@@ -1,0 +1,149 @@
+//! Service accounts: principals without a password that authenticate only with their
+//! keys. Team-scoped ones are managed by the team's admins and org admins;
+//! organization-scoped ones by org admins only (docs/DESIGN.md §3). Their keys are
+//! minted and deleted with [`crate::keys`], naming the account as the owner.
+
+use crate::access::{caller_team, member_org, org_team};
+use crate::audit::{Action, AuditContext};
+use crate::caller::Caller;
+use crate::error::{AppError, Missing, Result};
+use crate::{Acting, App};
+use keysmith_core::EntityName;
+use keysmith_core::policy::{self, Roles};
+use keysmith_store::{NewServiceAccount, Org, ServiceAccount, Team};
+
+/// The longest description, in characters, once trimmed.
+pub const MAX_DESCRIPTION_CHARS: usize = 1024;
+
+/// Whether `roles` may manage (see, create keys for, delete) this service account.
+fn may_manage(roles: &Roles, account: &ServiceAccount) -> bool {
+    match &account.team {
+        Some(team) => policy::may_create_team_service_account(roles, account.org, team.id),
+        None => policy::may_create_org_service_account(roles, account.org),
+    }
+}
+
+/// The service accounts the caller manages: all of the organization's for org admins,
+/// their teams' for team admins, none for other members; with `team`, only that
+/// team's.
+pub async fn list(app: &App, caller: &Caller, org: &str, team: Option<&str>) -> Result<Vec<ServiceAccount>> {
+    let org = member_org(app, caller, org).await?;
+    let team = match team {
+        Some(name) => Some(org_team(app, &org, name).await?.id),
+        None => None,
+    };
+    Ok(app
+        .store
+        .list_service_accounts(org.id, team)
+        .await?
+        .into_iter()
+        .filter(|a| may_manage(&caller.roles, a))
+        .collect())
+}
+
+/// The team named `name` (in `org`, when given) whose service accounts the caller
+/// manages: for pages that address a team by name. A member of the organization who
+/// does not manage it is refused; anyone else is told there is no such team.
+pub async fn managed_team(app: &App, caller: &Caller, name: &str, org: Option<&str>) -> Result<(Org, Team)> {
+    let (org, team) = caller_team(app, caller, name, org).await?;
+    if !policy::may_create_team_service_account(&caller.roles, org.id, team.id) {
+        return Err(AppError::Forbidden(
+            "only the team's admins and organization admins can manage its service accounts",
+        ));
+    }
+    Ok((org, team))
+}
+
+/// A service account to create.
+#[derive(Debug, Clone)]
+pub struct NewServiceAccountRequest {
+    pub name: EntityName,
+    /// Free text; surrounding white space is dropped, and at most
+    /// [`MAX_DESCRIPTION_CHARS`] characters remain, or the account is refused (never
+    /// cut short).
+    pub description: String,
+    /// The team to scope it to; `None` for an organization service account.
+    pub team: Option<String>,
+}
+
+/// Creates a service account: scoped to a team (its team admins or org admins) or to
+/// the whole organization (org admins).
+pub async fn create(
+    app: &App,
+    acting: &Acting<'_>,
+    org: &str,
+    request: NewServiceAccountRequest,
+) -> Result<ServiceAccount> {
+    let caller = acting.caller;
+    let org = member_org(app, caller, org).await?;
+    let description = request.description.trim();
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(AppError::invalid(
+            "description",
+            format!("description: at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    let team = match &request.team {
+        Some(team) => {
+            let team = org_team(app, &org, team).await?;
+            if !policy::may_create_team_service_account(&caller.roles, org.id, team.id) {
+                return Err(AppError::Forbidden(
+                    "only the team's admins and organization admins may create its service accounts",
+                ));
+            }
+            Some(team)
+        }
+        None => {
+            if !policy::may_create_org_service_account(&caller.roles, org.id) {
+                return Err(AppError::Forbidden(
+                    "only organization admins may create organization service accounts",
+                ));
+            }
+            None
+        }
+    };
+    let audit = AuditContext::of(acting).entry(
+        org.id,
+        Action::ServiceAccountCreated,
+        request.name.as_str(),
+        Some(serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) })),
+    );
+    let account = app
+        .store
+        .create_service_account(
+            NewServiceAccount {
+                org: org.id,
+                team: team.map(|t| t.id),
+                username: request.name.to_string(),
+                description: description.to_owned(),
+                created_by: Some(caller.id()),
+            },
+            acting.now,
+            &audit,
+        )
+        .await?;
+    tracing::info!(
+        user.id = account.user.id.0,
+        org.id = org.id.0,
+        "service account created"
+    );
+    Ok(account)
+}
+
+/// Deletes a service account the caller manages, and all its keys. One they may not
+/// manage is "not found".
+pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Result<ServiceAccount> {
+    let not_found = AppError::NotFound(Missing::ServiceAccount);
+    let org = member_org(app, acting.caller, org).await?;
+    let user = app.store.find_user_by_username(name).await?.ok_or(not_found.clone())?;
+    let account = app.store.get_service_account(user.id).await?.ok_or(not_found.clone())?;
+    if account.org != org.id || !may_manage(&acting.caller.roles, &account) {
+        return Err(not_found);
+    }
+    let audit = AuditContext::of(acting).entry(org.id, Action::ServiceAccountDeleted, &account.user.username, None);
+    if !app.store.delete_user(account.user.id, &audit).await?? {
+        return Err(not_found);
+    }
+    tracing::info!(user.id = account.user.id.0, "service account deleted");
+    Ok(account)
+}
