@@ -252,20 +252,16 @@ impl From<keysmith_app::AppError> for ApiError {
     }
 }
 
+/// The store's errors mean what the application says they mean.
 impl From<keysmith_store::StoreError> for ApiError {
     fn from(err: keysmith_store::StoreError) -> Self {
-        match err {
-            keysmith_store::StoreError::Conflict(what) => Self::AlreadyExists(what),
-            other => Self::Internal(other.to_string()),
-        }
+        keysmith_app::AppError::from(err).into()
     }
 }
 
 impl From<keysmith_store::Refused> for ApiError {
     fn from(refused: keysmith_store::Refused) -> Self {
-        match refused {
-            keysmith_store::Refused::LastAdmin => Self::LastAdmin,
-        }
+        keysmith_app::AppError::from(refused).into()
     }
 }
 
