@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_log;
 pub mod caller;
 pub mod callers;
 pub mod clock;
@@ -21,6 +22,7 @@ pub mod error;
 pub mod input;
 pub mod keys;
 pub mod operator;
+pub mod orgs;
 pub mod password;
 pub mod service_accounts;
 pub mod sign_in_throttle;
@@ -28,6 +30,7 @@ pub mod teams;
 pub mod time;
 pub mod usage;
 pub mod users;
+pub mod webhooks;
 
 pub use audit::{Action, AuditContext};
 pub use caller::{AuthMethod, Caller, Principal};
@@ -55,6 +58,8 @@ pub struct Inner {
     /// Who each recent caller is (roles, organizations, teams), kept in step with the
     /// store by its invalidations.
     pub callers: Arc<callers::CallerCache>,
+    /// The secret webhook signing secrets are derived from.
+    pub server_secret: webhooks::ServerSecret,
 }
 
 impl std::ops::Deref for App {
@@ -74,6 +79,8 @@ pub struct Settings {
     pub caller_max_age_ms: i64,
     /// Where the caller cache counts its hits and misses.
     pub caller_counters: callers::CacheCounters,
+    /// The secret webhook signing secrets are derived from (random if not given).
+    pub server_secret: webhooks::ServerSecret,
 }
 
 impl Default for Settings {
@@ -83,6 +90,7 @@ impl Default for Settings {
             max_callers: 100_000,
             caller_max_age_ms: 60_000,
             caller_counters: callers::CacheCounters::default(),
+            server_secret: webhooks::ServerSecret::random(),
         }
     }
 }
@@ -108,6 +116,7 @@ impl App {
             usage,
             sign_in_throttle: sign_in_throttle::SignInThrottle::default(),
             callers,
+            server_secret: settings.server_secret,
         }))
     }
 

@@ -44,35 +44,11 @@ pub struct Inner {
     pub trusted_proxies: TrustedProxies,
     /// GitHub's secret scanning keys; empty when not configured.
     pub github_keys: GitHubKeys,
-    /// The server's secret, from which webhook signing secrets are derived.
-    pub server_secret: ServerSecret,
     pub cache: Arc<VerifyCache>,
     pub metrics: Arc<Metrics>,
 }
 
-/// 32 random bytes that never leave the process: webhook signing secrets are derived
-/// from it, so the database holds none. Its `Debug` shows nothing.
-#[derive(Clone)]
-pub struct ServerSecret(pub [u8; 32]);
-
-impl std::fmt::Debug for ServerSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ServerSecret(<redacted>)")
-    }
-}
-
-impl ServerSecret {
-    /// A fresh random secret.
-    pub fn random() -> Self {
-        let mut bytes = [0u8; 32];
-        // getrandom fails only without an OS random source; all zeros would still
-        // derive working (if guessable) secrets, and the server logs the failure.
-        if let Err(e) = getrandom::fill(&mut bytes) {
-            tracing::error!(error.detail = %e, "no random source for the server secret");
-        }
-        Self(bytes)
-    }
-}
+pub use keysmith_app::webhooks::ServerSecret;
 
 impl std::ops::Deref for AppState {
     type Target = Inner;
@@ -144,6 +120,7 @@ impl AppState {
                 max_callers: settings.cache_max_keys,
                 caller_max_age_ms: settings.cache_max_age_ms,
                 caller_counters: metrics.callers.clone(),
+                server_secret: settings.server_secret,
             },
             usage.clone(),
         );
@@ -165,7 +142,6 @@ impl AppState {
             ),
             trusted_proxies: settings.trusted_proxies,
             github_keys: settings.github_keys,
-            server_secret: settings.server_secret,
             cache,
             metrics,
         }))

@@ -1,16 +1,15 @@
 //! Reading the audit log (org admins).
 
-use crate::access::{self, Authorized};
+use crate::access::Authorized;
 use crate::error::{ApiError, ErrorBody};
 use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use keysmith_store::AuditQuery;
+use keysmith_app::audit_log::{self, Filter};
+use keysmith_store::AuditEntry;
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -52,9 +51,7 @@ pub struct AuditParams {
 }
 
 fn time_param(name: &str, value: &str) -> Result<i64, ApiError> {
-    OffsetDateTime::parse(value, &Rfc3339)
-        .ok()
-        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+    keysmith_app::time::parse_rfc3339(value)
         .ok_or_else(|| ApiError::InvalidQuery(format!("{name} must be an RFC 3339 time such as 2026-01-31T12:00:00Z")))
 }
 
@@ -72,50 +69,30 @@ pub async fn list_audit(
 ) -> Result<Json<AuditPage>, ApiError> {
     let params: AuditParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::InvalidQuery(format!("bad query parameters: {e}")))?;
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::InvalidQuery("limit must be between 1 and 200".into()));
-    }
-    let before_id = match &params.cursor {
-        Some(c) => Some(
-            c.parse::<i64>()
-                .ok()
-                .filter(|id| *id > 0)
-                .ok_or(ApiError::InvalidCursor)?,
-        ),
-        None => None,
-    };
-    let query = AuditQuery {
-        org: Some(org.id),
+    let filter = Filter {
+        since: params.since.as_deref().map(|v| time_param("since", v)).transpose()?,
+        until: params.until.as_deref().map(|v| time_param("until", v)).transpose()?,
         action: params.action,
         actor: params.actor,
         target: params.target,
-        since: params.since.as_deref().map(|v| time_param("since", v)).transpose()?,
-        until: params.until.as_deref().map(|v| time_param("until", v)).transpose()?,
-        before_id,
-        limit: limit + 1,
+        limit: params.limit,
+        cursor: params.cursor,
     };
-    let mut entries = state.store.list_audit(&query).await?;
-    let more = entries.len() > limit as usize;
-    entries.truncate(limit as usize);
-    let next_cursor = if more {
-        entries.last().map(|e| e.id.to_string())
-    } else {
-        None
-    };
-    let items = entries
-        .into_iter()
-        .map(|e| AuditEntryView {
-            at: rfc3339(e.at),
-            actor: e.actor_name,
-            action: e.action,
-            target_kind: e.target_kind,
-            target: e.target,
-            source_address: e.source_address,
-            detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
-        })
-        .collect();
-    Ok(Json(AuditPage { items, next_cursor }))
+    let page = audit_log::list(&state.app, &caller, &org, filter).await?;
+    Ok(Json(AuditPage {
+        items: page.entries.into_iter().map(view).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+pub(crate) fn view(e: AuditEntry) -> AuditEntryView {
+    AuditEntryView {
+        at: rfc3339(e.at),
+        actor: e.actor_name,
+        action: e.action,
+        target_kind: e.target_kind,
+        target: e.target,
+        source_address: e.source_address,
+        detail: e.detail.and_then(|d| serde_json::from_str(&d).ok()),
+    }
 }

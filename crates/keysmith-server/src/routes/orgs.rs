@@ -1,6 +1,6 @@
 //! Organizations and their settings.
 
-use crate::access::{self, Authorized};
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
@@ -9,7 +9,8 @@ use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::State;
-use keysmith_app::{Action, AuditContext};
+use keysmith_app::{Acting, orgs};
+use keysmith_core::role::OrgRole;
 use keysmith_store::{Org, OrgSettings};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -54,13 +55,10 @@ pub struct UpdateOrgRequest {
     pub(crate) max_service_account_key_lifetime_days: Option<u32>,
 }
 
-/// The longest key lifetime a policy may set: ten years.
-const MAX_LIFETIME_DAYS: u32 = 3650;
-
-fn view(org: Org, role: &'static str) -> OrgView {
+fn view(org: Org, role: OrgRole) -> OrgView {
     OrgView {
         name: org.name,
-        role,
+        role: role.as_str(),
         key_creation_disabled: org.key_creation_disabled,
         legacy_keys_allowed: org.legacy_keys_allowed,
         max_user_key_lifetime_days: org.max_user_key_lifetime_days,
@@ -77,12 +75,10 @@ pub async fn list_orgs(
     State(state): State<AppState>,
     Authorized(caller): Authorized,
 ) -> Result<Json<OrgList>, ApiError> {
-    let items = state
-        .store
-        .memberships(caller.id())
+    let items = orgs::list(&state.app, &caller)
         .await?
         .into_iter()
-        .map(|m| view(m.org, m.role.as_str()))
+        .map(|(org, role)| view(org, role))
         .collect();
     Ok(Json(OrgList { items }))
 }
@@ -97,12 +93,7 @@ pub async fn get_org(
     Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<OrgView>, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    let role = if caller.roles.is_org_admin(org.id) {
-        "admin"
-    } else {
-        "member"
-    };
+    let (org, role) = orgs::get(&state.app, &caller, &org).await?;
     Ok(Json(view(org, role)))
 }
 
@@ -121,42 +112,13 @@ pub async fn update_org(
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<UpdateOrgRequest>,
 ) -> Result<Json<OrgView>, ApiError> {
-    let org = access::member_org(&state, &caller, &org).await?;
-    caller.require_org_admin(&org)?;
-    for days in [
-        request.max_user_key_lifetime_days,
-        request.max_service_account_key_lifetime_days,
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if days > MAX_LIFETIME_DAYS {
-            return Err(ApiError::InvalidValue(format!(
-                "a key lifetime is at most {MAX_LIFETIME_DAYS} days (0 for no limit)"
-            )));
-        }
-    }
     let settings = OrgSettings {
         key_creation_disabled: request.key_creation_disabled,
         legacy_keys_allowed: request.legacy_keys_allowed,
         max_user_key_lifetime_days: request.max_user_key_lifetime_days,
         max_service_account_key_lifetime_days: request.max_service_account_key_lifetime_days,
     };
-    if settings == OrgSettings::default() {
-        return Ok(Json(view(org, "admin")));
-    }
-    let audit = AuditContext::new(&caller, source, state.now()).entry(
-        org.id,
-        Action::OrgSettingsChanged,
-        &org.name,
-        Some(serde_json::json!({
-            "key_creation_disabled": settings.key_creation_disabled,
-            "legacy_keys_allowed": settings.legacy_keys_allowed,
-            "max_user_key_lifetime_days": settings.max_user_key_lifetime_days,
-            "max_service_account_key_lifetime_days": settings.max_service_account_key_lifetime_days,
-        })),
-    );
-    let org = state.store.update_org_settings(org.id, settings, &audit).await?;
-    tracing::info!(org.id = org.id.0, "organization settings changed");
-    Ok(Json(view(org, "admin")))
+    let acting = Acting::new(&caller, &source, state.now());
+    let org = orgs::update_settings(&state.app, &acting, &org, settings).await?;
+    Ok(Json(view(org, OrgRole::Admin)))
 }

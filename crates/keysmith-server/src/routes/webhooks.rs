@@ -2,20 +2,20 @@
 //! the signing secret, and read the delivery log. A signing secret is shown once: when
 //! the endpoint is created, and when its secret is rotated.
 
-use crate::access::{self, Authorized, Caller};
+use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, JsonBodyRejections};
 use crate::path::ApiPath;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
-use crate::webhooks::{EVENTS, SECRET_GRACE_MS, previous_secret_until, signing_secret};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keysmith_app::{Action, AuditContext};
-use keysmith_store::{Delivery, NewWebhook, Org, Webhook};
+use keysmith_app::Acting;
+use keysmith_app::webhooks::{self, NewEndpoint, WithSecret, previous_secret_until};
+use keysmith_store::{Delivery, Webhook};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,7 +82,7 @@ pub struct DeliveryList {
     pub(crate) items: Vec<DeliveryView>,
 }
 
-fn view(w: Webhook, now: i64) -> WebhookView {
+pub(crate) fn view(w: Webhook, now: i64) -> WebhookView {
     let previous_secret_until = previous_secret_until(&w, now).map(rfc3339);
     WebhookView {
         id: w.id,
@@ -96,7 +96,11 @@ fn view(w: Webhook, now: i64) -> WebhookView {
 }
 
 /// An answer that holds a signing secret: never cached.
-fn with_secret(status: StatusCode, body: CreatedWebhook) -> Response {
+fn with_secret(status: StatusCode, created: WithSecret, now: i64) -> Response {
+    let body = CreatedWebhook {
+        webhook: view(created.webhook, now),
+        secret: created.secret.expose().to_owned(),
+    };
     let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()
@@ -104,7 +108,7 @@ fn with_secret(status: StatusCode, body: CreatedWebhook) -> Response {
     response
 }
 
-fn delivery_view(d: Delivery) -> DeliveryView {
+pub(crate) fn delivery_view(d: Delivery) -> DeliveryView {
     DeliveryView {
         id: d.id,
         message_id: d.message_id,
@@ -120,36 +124,6 @@ fn delivery_view(d: Delivery) -> DeliveryView {
     }
 }
 
-async fn admin_org(state: &AppState, caller: &Caller, org: &str) -> Result<Org, ApiError> {
-    let org = access::member_org(state, caller, org).await?;
-    caller.require_org_admin(&org)?;
-    Ok(org)
-}
-
-async fn org_webhook(state: &AppState, org: &Org, id: i64) -> Result<Webhook, ApiError> {
-    match state.store.get_webhook(id).await? {
-        Some(w) if w.org == org.id => Ok(w),
-        _ => Err(ApiError::WebhookNotFound),
-    }
-}
-
-fn parse_url(raw: &str) -> Result<String, ApiError> {
-    let url = reqwest::Url::parse(raw.trim())
-        .map_err(|_| ApiError::InvalidValue("url must be an absolute http(s) URL".into()))?;
-    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none() {
-        return Err(ApiError::InvalidValue("url must be an absolute http(s) URL".into()));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ApiError::InvalidValue(
-            "url must not carry credentials; verify deliveries by their signature".into(),
-        ));
-    }
-    if url.as_str().len() > 2048 {
-        return Err(ApiError::InvalidValue("url: at most 2048 characters".into()));
-    }
-    Ok(url.to_string())
-}
-
 /// The organization's webhook endpoints.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/webhooks", tag = "webhooks",
     params(("org" = String, Path, description = "Organization name")),
@@ -161,11 +135,8 @@ pub async fn list_webhooks(
     Authorized(caller): Authorized,
     ApiPath(org): ApiPath<String>,
 ) -> Result<Json<WebhookList>, ApiError> {
-    let org = admin_org(&state, &caller, &org).await?;
     let now = state.now();
-    let items = state
-        .store
-        .list_webhooks(org.id)
+    let items = webhooks::list(&state.app, &caller, &org)
         .await?
         .into_iter()
         .map(|w| view(w, now))
@@ -186,63 +157,14 @@ pub async fn create_webhook(
     ApiPath(org): ApiPath<String>,
     ApiJson(request): ApiJson<CreateWebhookRequest>,
 ) -> Result<Response, ApiError> {
-    let org = admin_org(&state, &caller, &org).await?;
-    let url = parse_url(&request.url)?;
-    let events = match request.events {
-        None => EVENTS.iter().map(|e| (*e).to_owned()).collect(),
-        Some(events) if events.is_empty() => {
-            return Err(ApiError::InvalidValue("events: name at least one event".into()));
-        }
-        Some(mut events) => {
-            if let Some(bad) = events.iter().find(|e| !EVENTS.contains(&e.as_str())) {
-                return Err(ApiError::InvalidValue(format!(
-                    "unknown event `{bad}`; the events are {}",
-                    EVENTS.join(", ")
-                )));
-            }
-            events.sort();
-            events.dedup();
-            events
-        }
+    let endpoint = NewEndpoint {
+        url: request.url,
+        events: request.events,
+        description: request.description,
     };
-    let description = request.description.unwrap_or_default();
-    if description.chars().count() > 256 {
-        return Err(ApiError::InvalidValue("description: at most 256 characters".into()));
-    }
-    let uid = keysmith_core::base62::random_string(22).map_err(|e| ApiError::Internal(e.to_string()))?;
-    let now = state.now();
-    let audit = AuditContext::new(&caller, source, now).entry(
-        org.id,
-        Action::WebhookCreated,
-        &url,
-        Some(serde_json::json!({ "events": events })),
-    );
-    let webhook = state
-        .store
-        .create_webhook(
-            NewWebhook {
-                org: org.id,
-                uid,
-                url,
-                events,
-                description,
-                created_at: now,
-                created_by: Some(caller.id()),
-            },
-            &audit,
-        )
-        .await?;
-    let secret = signing_secret(&state, &webhook)?;
-    tracing::info!(
-        webhook.id = webhook.id,
-        org.id = org.id.0,
-        "webhook endpoint registered"
-    );
-    let body = CreatedWebhook {
-        webhook: view(webhook, now),
-        secret,
-    };
-    Ok(with_secret(StatusCode::CREATED, body))
+    let acting = Acting::new(&caller, &source, state.now());
+    let created = webhooks::create(&state.app, &acting, &org, endpoint).await?;
+    Ok(with_secret(StatusCode::CREATED, created, acting.now))
 }
 
 /// Rotate an endpoint's signing secret; the answer holds the new secret, once.
@@ -262,33 +184,9 @@ pub async fn rotate_webhook_secret(
     SourceAddr(source): SourceAddr,
     ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<Response, ApiError> {
-    let org = admin_org(&state, &caller, &org).await?;
-    let webhook = org_webhook(&state, &org, id).await?;
-    let now = state.now();
-    // The entry names the endpoint and the time the previous secret stops signing;
-    // never a secret.
-    let audit = AuditContext::new(&caller, source, now).entry(
-        org.id,
-        Action::WebhookSecretRotated,
-        &webhook.url,
-        Some(serde_json::json!({ "previous_secret_until": rfc3339(now.saturating_add(SECRET_GRACE_MS)) })),
-    );
-    let webhook = state
-        .store
-        .rotate_webhook_secret(webhook.id, now, &audit)
-        .await?
-        .ok_or(ApiError::WebhookNotFound)?;
-    let secret = signing_secret(&state, &webhook)?;
-    tracing::info!(
-        webhook.id = webhook.id,
-        org.id = org.id.0,
-        "webhook signing secret rotated"
-    );
-    let body = CreatedWebhook {
-        webhook: view(webhook, now),
-        secret,
-    };
-    Ok(with_secret(StatusCode::OK, body))
+    let acting = Acting::new(&caller, &source, state.now());
+    let rotated = webhooks::rotate_secret(&state.app, &acting, &org, id).await?;
+    Ok(with_secret(StatusCode::OK, rotated, acting.now))
 }
 
 /// Remove an endpoint; its pending deliveries are dropped.
@@ -302,13 +200,8 @@ pub async fn delete_webhook(
     SourceAddr(source): SourceAddr,
     ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
-    let org = admin_org(&state, &caller, &org).await?;
-    let webhook = org_webhook(&state, &org, id).await?;
-    let audit =
-        AuditContext::new(&caller, source, state.now()).entry(org.id, Action::WebhookDeleted, &webhook.url, None);
-    if !state.store.delete_webhook(webhook.id, &audit).await? {
-        return Err(ApiError::WebhookNotFound);
-    }
+    let acting = Acting::new(&caller, &source, state.now());
+    webhooks::delete(&state.app, &acting, &org, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -323,11 +216,7 @@ pub async fn list_deliveries(
     Authorized(caller): Authorized,
     ApiPath((org, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let org = admin_org(&state, &caller, &org).await?;
-    let webhook = org_webhook(&state, &org, id).await?;
-    let items = state
-        .store
-        .list_deliveries(webhook.id, 100)
+    let items = webhooks::deliveries(&state.app, &caller, &org, id)
         .await?
         .into_iter()
         .map(delivery_view)

@@ -6,28 +6,27 @@ use super::{
     Fields, Icon, WebPath, WebUser, failure, icon, notice, page, q, respond, reveal, see_other, when_rfc, with_notice,
 };
 use crate::access;
-use crate::access::Authorized;
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
-use crate::json::ApiJson;
-use crate::path::ApiPath;
 use crate::routes::teams::TeamView;
 use crate::routes::users::UserView;
-use crate::routes::{self, audit_log, orgs};
+use crate::routes::{self, audit_log::view as audit_view, webhooks::WebhookView};
 use crate::state::AppState;
-use axum::body::{Bytes, to_bytes};
-use axum::extract::{Query, RawQuery, State};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
-use keysmith_store::Org;
+use keysmith_store::{Org, OrgSettings};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use keysmith_app::audit_log::{self, Filter};
 use keysmith_app::input::{self, Email};
 use keysmith_app::keys;
 use keysmith_app::time::DAY_MS;
 use keysmith_app::users::{self, NewUserRequest, UserChange};
-use keysmith_app::{Acting, AppError, teams};
+use keysmith_app::webhooks::{self, NewEndpoint, WithSecret};
+use keysmith_app::{Acting, AppError, orgs, teams};
 use keysmith_core::SecretString;
 use keysmith_core::role::{OrgRole, PrincipalKind};
 use keysmith_store::KeySort;
@@ -37,12 +36,6 @@ fn encode(pairs: &[(&str, String)]) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         .finish()
-}
-
-/// The JSON a REST handler answered with (an empty value if it was not JSON).
-async fn json_answer(response: Response) -> serde_json::Value {
-    let bytes = to_bytes(response.into_body(), 64 * 1024).await.unwrap_or_default();
-    serde_json::from_slice(&bytes).unwrap_or_default()
 }
 
 /// The organization, if the signed-in user administers it: a member who does not
@@ -272,20 +265,15 @@ pub async fn audit_log(
             shown.push((name, v.to_owned()));
         }
     }
-    let mut rest = shown.clone();
-    if let Some(c) = nonempty(&f.cursor) {
-        rest.push(("cursor", c.to_owned()));
-    }
-    let result = audit_log::list_audit(
-        State(state.clone()),
-        Authorized(user.caller.clone()),
-        ApiPath(org.name.clone()),
-        RawQuery(Some(encode(&rest))),
-    )
-    .await;
-    let entries = match result {
-        Ok(page) => page.0,
-        Err(e) => return failure(Some(&user), e),
+    let filter = Filter {
+        action: nonempty(&f.action).map(str::to_owned),
+        actor: nonempty(&f.actor).map(str::to_owned),
+        cursor: nonempty(&f.cursor).map(str::to_owned),
+        ..Filter::default()
+    };
+    let (items, next_cursor): (Vec<_>, _) = match audit_log::list(&state.app, &user.caller, &org.name, filter).await {
+        Ok(page) => (page.entries.into_iter().map(audit_view).collect(), page.next_cursor),
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let here = format!("/org/{}/audit-log?{}", q(&org.name), encode(&shown));
     let body = html! {
@@ -303,7 +291,7 @@ pub async fn audit_log(
                 a.button.secondary href={ "/org/" (q(&org.name)) "/audit-log" } { "Clear" }
             }
         }
-        @if entries.items.is_empty() {
+        @if items.is_empty() {
             p.empty { "No audit entries match." }
         } @else {
             div.table-wrap {
@@ -314,7 +302,7 @@ pub async fn audit_log(
                         th.col-source scope="col" { "Source" } th scope="col" { "Details" }
                     } }
                     tbody {
-                        @for e in &entries.items {
+                        @for e in &items {
                             tr {
                                 td.nowrap.primary data-label="Time" { (when_rfc(&e.at)) }
                                 td data-label="Actor" { span.truncate.short title=(e.actor) { (e.actor) } }
@@ -336,7 +324,7 @@ pub async fn audit_log(
                 }
             }
         }
-        (next_page(&here, entries.next_cursor.as_deref()))
+        (next_page(&here, next_cursor.as_deref()))
     };
     org_page(&user, &org.name, "audit-log", "Audit log", body)
 }
@@ -445,23 +433,16 @@ pub async fn save_settings(
         (Ok(u), Ok(s)) => (u, s),
         (Err(e), _) | (_, Err(e)) => return failure(Some(&user), e),
     };
-    let request = orgs::UpdateOrgRequest {
+    let settings = OrgSettings {
         key_creation_disabled: Some(fields.checked("key_creation_disabled")),
         legacy_keys_allowed: Some(fields.checked("legacy_keys_allowed")),
         max_user_key_lifetime_days: user_days,
         max_service_account_key_lifetime_days: sa_days,
     };
-    let result = orgs::update_org(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath(org_name.clone()),
-        ApiJson(request),
-    )
-    .await;
-    match result {
-        Ok(org) => see_other(&with_notice(&format!("/org/{}/settings", q(&org.0.name)), "saved")),
-        Err(e) => failure(Some(&user), e),
+    let acting = Acting::new(&user.caller, &source, state.now());
+    match orgs::update_settings(&state.app, &acting, &org_name, settings).await {
+        Ok(org) => see_other(&with_notice(&format!("/org/{}/settings", q(&org.name)), "saved")),
+        Err(e) => failure(Some(&user), e.into()),
     }
 }
 
@@ -775,15 +756,10 @@ pub async fn webhooks(
         Ok(org) => org,
         Err(page) => return page,
     };
-    let list = match routes::webhooks::list_webhooks(
-        State(state.clone()),
-        Authorized(user.caller.clone()),
-        ApiPath(org.name.clone()),
-    )
-    .await
-    {
-        Ok(list) => list.0.items,
-        Err(e) => return failure(Some(&user), e),
+    let now = state.now();
+    let list: Vec<WebhookView> = match webhooks::list(&state.app, &user.caller, &org.name).await {
+        Ok(list) => list.into_iter().map(|w| routes::webhooks::view(w, now)).collect(),
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let base = format!("/org/{}/webhooks", q(&org.name));
     let body = html! {
@@ -840,7 +816,7 @@ pub async fn webhooks(
             }
             fieldset.choices {
                 legend { "Events" }
-                @for event in crate::webhooks::EVENTS {
+                @for event in keysmith_app::Action::EVENTS.map(keysmith_app::Action::as_str) {
                     label { input type="checkbox" name="events" value=(event) checked; " " code { (event) } }
                 }
             }
@@ -866,32 +842,23 @@ pub async fn create_webhook(
         Ok(fields) => fields,
         Err(refused) => return refused,
     };
-    let request = routes::webhooks::CreateWebhookRequest {
+    let endpoint = NewEndpoint {
         url: fields.get("url").unwrap_or("").to_owned(),
         events: Some(fields.all("events").into_iter().map(str::to_owned).collect()),
         description: fields.get("description").map(str::to_owned),
     };
-    let result = routes::webhooks::create_webhook(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath(org_name.clone()),
-        ApiJson(request),
-    )
-    .await;
-    let response = match result {
-        Ok(response) => response,
-        Err(e) => return failure(Some(&user), e),
+    let acting = Acting::new(&user.caller, &source, state.now());
+    let WithSecret { webhook, secret } = match webhooks::create(&state.app, &acting, &org_name, endpoint).await {
+        Ok(created) => created,
+        Err(e) => return failure(Some(&user), e.into()),
     };
-    // The signing secret is in the API's answer; show it once, here.
-    let created = json_answer(response).await;
-    let secret = created.get("secret").and_then(|s| s.as_str()).unwrap_or_default();
+    // The signing secret is shown once, here.
     let body = html! {
         p.warning role="alert" { strong { "Copy this signing secret now. It will not be shown again." } }
         (reveal(
             "webhook-secret",
-            html! { "Signing secret of " (created.get("url").and_then(|u| u.as_str()).unwrap_or("")) },
-            secret,
+            html! { "Signing secret of " (webhook.url) },
+            secret.expose(),
         ))
         p {
             "Verify every delivery with it: the " code { "webhook-signature" } " header is "
@@ -914,19 +881,13 @@ pub async fn delete_webhook(
     if let Err(refused) = user.form(&headers, &body) {
         return refused;
     }
-    let result = routes::webhooks::delete_webhook(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath((org_name.clone(), id)),
-    )
-    .await;
-    match result {
-        Ok(_) => see_other(&with_notice(
+    let acting = Acting::new(&user.caller, &source, state.now());
+    match webhooks::delete(&state.app, &acting, &org_name, id).await {
+        Ok(()) => see_other(&with_notice(
             &format!("/org/{}/webhooks", q(&org_name)),
             "webhook-deleted",
         )),
-        Err(e) => failure(Some(&user), e),
+        Err(e) => failure(Some(&user), e.into()),
     }
 }
 
@@ -936,12 +897,9 @@ pub async fn rotate_webhook_secret_form(
     user: WebUser,
     WebPath((org_name, id)): WebPath<(String, i64)>,
 ) -> Response {
-    let result =
-        routes::webhooks::list_webhooks(State(state), Authorized(user.caller.clone()), ApiPath(org_name.clone())).await;
-    let webhook = match result.map(|list| list.0.items.into_iter().find(|w| w.id == id)) {
-        Ok(Some(webhook)) => webhook,
-        Ok(None) => return failure(Some(&user), ApiError::WebhookNotFound),
-        Err(e) => return failure(Some(&user), e),
+    let webhook = match webhooks::get(&state.app, &user.caller, &org_name, id).await {
+        Ok(webhook) => routes::webhooks::view(webhook, state.now()),
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let base = format!("/org/{}/webhooks", q(&org_name));
     let body = html! {
@@ -986,32 +944,24 @@ pub async fn rotate_webhook_secret(
     if let Err(refused) = user.form(&headers, &body) {
         return refused;
     }
-    let result = routes::webhooks::rotate_webhook_secret(
-        State(state),
-        Authorized(user.caller.clone()),
-        SourceAddr(source),
-        ApiPath((org_name.clone(), id)),
-    )
-    .await;
-    let response = match result {
-        Ok(response) => response,
-        Err(e) => return failure(Some(&user), e),
+    let acting = Acting::new(&user.caller, &source, state.now());
+    let WithSecret { webhook, secret } = match webhooks::rotate_secret(&state.app, &acting, &org_name, id).await {
+        Ok(rotated) => rotated,
+        Err(e) => return failure(Some(&user), e.into()),
     };
-    // The new signing secret is in the API's answer; show it once, here.
-    let rotated = json_answer(response).await;
-    let secret = rotated.get("secret").and_then(|s| s.as_str()).unwrap_or_default();
-    let until = rotated.get("previous_secret_until").and_then(|u| u.as_str());
+    // The new signing secret is shown once, here.
+    let until = webhooks::previous_secret_until(&webhook, acting.now).map(keysmith_app::time::rfc3339);
     let body = html! {
         p.warning role="alert" { strong { "Copy this signing secret now. It will not be shown again." } }
         (reveal(
             "webhook-secret",
-            html! { "New signing secret of " (rotated.get("url").and_then(|u| u.as_str()).unwrap_or("")) },
-            secret,
+            html! { "New signing secret of " (webhook.url) },
+            secret.expose(),
         ))
         p {
             "Deliveries now carry two signatures in " code { "webhook-signature" } ", separated by a space: "
             "one made with this secret and one with the previous secret"
-            @if let Some(until) = until { ", until " (when_rfc(until)) }
+            @if let Some(until) = &until { ", until " (when_rfc(until)) }
             ". Switch the receiver to this secret before then; after that, only this secret signs."
         }
         div.buttons { a.button href={ "/org/" (q(&org_name)) "/webhooks" } { "Done" } }
@@ -1025,15 +975,9 @@ pub async fn deliveries(
     user: WebUser,
     WebPath((org_name, id)): WebPath<(String, i64)>,
 ) -> Response {
-    let result = routes::webhooks::list_deliveries(
-        State(state),
-        Authorized(user.caller.clone()),
-        ApiPath((org_name.clone(), id)),
-    )
-    .await;
-    let log = match result {
-        Ok(log) => log.0.items,
-        Err(e) => return failure(Some(&user), e),
+    let log: Vec<_> = match webhooks::deliveries(&state.app, &user.caller, &org_name, id).await {
+        Ok(log) => log.into_iter().map(routes::webhooks::delivery_view).collect(),
+        Err(e) => return failure(Some(&user), e.into()),
     };
     let body = html! {
         p { a.back href={ "/org/" (q(&org_name)) "/webhooks" } { "← All endpoints" } }

@@ -1,0 +1,74 @@
+//! Reading an organization's audit log (org admins), newest first, a page at a time.
+
+use crate::App;
+use crate::access::admin_org;
+use crate::caller::Caller;
+use crate::error::{AppError, Result};
+use keysmith_store::{AuditEntry, AuditQuery};
+
+/// Entries a page holds when the caller names no limit.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// The most entries a page holds.
+pub const MAX_LIMIT: u32 = 200;
+
+/// Which entries to read. Times are Unix milliseconds; the cursor is the
+/// `next_cursor` of the page before.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub action: Option<String>,
+    /// A username.
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    /// Entries at or after.
+    pub since: Option<i64>,
+    /// Entries before.
+    pub until: Option<i64>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub entries: Vec<AuditEntry>,
+    /// Where the next page starts; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// One page of the organization's audit log.
+pub async fn list(app: &App, caller: &Caller, org: &str, filter: Filter) -> Result<Page> {
+    let org = admin_org(app, caller, org).await?;
+    let limit = filter.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(AppError::InvalidQuery(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let before_id = match &filter.cursor {
+        Some(c) => Some(
+            c.parse::<i64>()
+                .ok()
+                .filter(|id| *id > 0)
+                .ok_or(AppError::InvalidCursor)?,
+        ),
+        None => None,
+    };
+    let query = AuditQuery {
+        org: Some(org.id),
+        action: filter.action,
+        actor: filter.actor,
+        target: filter.target,
+        since: filter.since,
+        until: filter.until,
+        before_id,
+        limit: limit + 1,
+    };
+    let mut entries = app.store.list_audit(&query).await?;
+    let more = entries.len() > limit as usize;
+    entries.truncate(limit as usize);
+    let next_cursor = if more {
+        entries.last().map(|e| e.id.to_string())
+    } else {
+        None
+    };
+    Ok(Page { entries, next_cursor })
+}
