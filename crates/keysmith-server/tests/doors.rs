@@ -1073,3 +1073,165 @@ async fn a_description_over_1024_characters_is_refused_by_every_door_never_cut_s
         .collect();
     assert_eq!(kept, [1024, 1024, 1024], "{}", r.text);
 }
+
+#[tokio::test]
+async fn org_settings_changed_through_rest_or_the_web_are_the_same_change() {
+    let d = doors().await;
+    let (member, key) = person(&d.app, "dev").await;
+    let r = d
+        .rest(
+            Method::PATCH,
+            "/api/v1/orgs/default",
+            Some(json!({"legacy_keys_allowed": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["legacy_keys_allowed"], true);
+    let r = d
+        .form(
+            "/org/default/settings",
+            &[
+                ("key_creation_disabled", "on"),
+                ("max_user_key_lifetime_days", "30"),
+                ("max_service_account_key_lifetime_days", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(common::location(&r), "/org/default/settings?done=saved");
+    let org = d.app.store.find_org("default").await.unwrap().unwrap();
+    assert!(
+        org.key_creation_disabled && !org.legacy_keys_allowed,
+        "the form sends every box"
+    );
+    assert_eq!(org.max_user_key_lifetime_days, 30);
+    let changed = audit(&d.app, "org.settings_changed").await;
+    assert_eq!(targets(&changed), ["default", "default"]);
+    same_shape(
+        &changed,
+        (
+            "admin",
+            "org",
+            &[
+                "key_creation_disabled",
+                "legacy_keys_allowed",
+                "max_service_account_key_lifetime_days",
+                "max_user_key_lifetime_days",
+            ],
+        ),
+    );
+    // A lifetime over ten years is refused by both, with the same code, and changes
+    // nothing.
+    let r = d
+        .rest(
+            Method::PATCH,
+            "/api/v1/orgs/default",
+            Some(json!({"max_user_key_lifetime_days": 3651})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_value"));
+    let r = d
+        .form("/org/default/settings", &[("max_user_key_lifetime_days", "3651")])
+        .await;
+    error_page(&r, StatusCode::BAD_REQUEST, "invalid_value");
+    // A member is refused by both.
+    let r = d
+        .app
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default",
+            &Auth::XApiKey(key),
+            Some(json!({"legacy_keys_allowed": true})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    let fields = [("csrf", member.csrf.as_str()), ("legacy_keys_allowed", "on")];
+    let r = post(&d.app, Some(&member), "/org/default/settings", &fields).await;
+    error_page(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(audit(&d.app, "org.settings_changed").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_webhook_added_rotated_and_deleted_through_rest_or_the_web_is_the_same_change() {
+    let d = doors().await;
+    let server_secret = &d.app.state.app.server_secret;
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/orgs/default/webhooks",
+            Some(json!({"url": "https://rest.example.com/hook", "events": ["api_key.deleted"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let rest_id = r.body["id"].as_i64().unwrap();
+    let rest_secret = r.body["secret"].as_str().unwrap().to_owned();
+    let r = d
+        .form(
+            "/org/default/webhooks",
+            &[("url", "https://web.example.com/hook"), ("events", "api_key.deleted")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let hooks = d.app.store.list_webhooks(d.app.org.id).await.unwrap();
+    let web = hooks.iter().find(|h| h.url == "https://web.example.com/hook").unwrap();
+    let rest = hooks.iter().find(|h| h.id == rest_id).unwrap();
+    assert_eq!(web.events, rest.events);
+    // Each door shows the secret the deliveries are signed with, once.
+    let web_secret = keysmith_app::webhooks::signing_secret(server_secret, web).unwrap();
+    assert!(
+        r.text.contains(web_secret.expose()),
+        "the page shows the signing secret"
+    );
+    let rest_derived = keysmith_app::webhooks::signing_secret(server_secret, rest).unwrap();
+    assert_eq!(rest_derived.expose(), rest_secret);
+    let created = audit(&d.app, "webhook.created").await;
+    same_shape(&created, ("admin", "webhook", &["events"]));
+
+    let r = d
+        .rest(
+            Method::POST,
+            &format!("/api/v1/orgs/default/webhooks/{rest_id}/rotate-secret"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_ne!(r.body["secret"], rest_secret.as_str());
+    let r = d
+        .form(&format!("/org/default/webhooks/{}/rotate-secret", web.id), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let web = d.app.store.get_webhook(web.id).await.unwrap().unwrap();
+    let rotated = keysmith_app::webhooks::signing_secret(server_secret, &web).unwrap();
+    assert!(r.text.contains(rotated.expose()), "the page shows the new secret");
+    assert!(!r.text.contains(web_secret.expose()), "and not the old one");
+    let entries = audit(&d.app, "webhook.secret_rotated").await;
+    assert_eq!(entries.len(), 2);
+    same_shape(&entries, ("admin", "webhook", &["previous_secret_until"]));
+
+    let r = d
+        .rest(
+            Method::DELETE,
+            &format!("/api/v1/orgs/default/webhooks/{rest_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    let r = d.form(&format!("/org/default/webhooks/{}/delete", web.id), &[]).await;
+    assert_eq!(common::location(&r), "/org/default/webhooks?done=webhook-deleted");
+    let deleted = audit(&d.app, "webhook.deleted").await;
+    assert_eq!(
+        targets(&deleted),
+        ["https://rest.example.com/hook", "https://web.example.com/hook"]
+    );
+    same_shape(&deleted, ("admin", "webhook", &[]));
+    // Gone is gone, through both.
+    let r = d
+        .rest(
+            Method::DELETE,
+            &format!("/api/v1/orgs/default/webhooks/{rest_id}"),
+            None,
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::NOT_FOUND, "webhook_not_found"));
+    let r = d.form(&format!("/org/default/webhooks/{}/delete", web.id), &[]).await;
+    error_page(&r, StatusCode::NOT_FOUND, "webhook_not_found");
+}
