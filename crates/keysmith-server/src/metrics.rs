@@ -110,6 +110,8 @@ pub struct Metrics {
     pub fanout_reconnects: Counter,
     pub fanout_lag: Histogram,
     pub requests: Family<RequestLabels, Histogram>,
+    /// GraphQL viewer queries answered by the fast lane (`graphql::fast`).
+    pub graphql_fast_viewer: Counter,
 }
 
 impl Default for Metrics {
@@ -172,6 +174,12 @@ impl Default for Metrics {
             "HTTP request latency by method, route template and status class",
             requests.clone(),
         );
+        let graphql_fast_viewer = Counter::default();
+        registry.register(
+            "graphql_fast_viewer_answers",
+            "GraphQL viewer queries (the wandb SDK's login check) answered without the GraphQL executor",
+            graphql_fast_viewer.clone(),
+        );
         let by_outcome = OUTCOMES.map(|outcome| verifications.get_or_create(&OutcomeLabels { outcome }).clone());
         let forward_auth = ["2xx", "4xx", "5xx"].map(|status| {
             requests
@@ -195,6 +203,7 @@ impl Default for Metrics {
             fanout_reconnects,
             fanout_lag,
             requests,
+            graphql_fast_viewer,
         }
     }
 }

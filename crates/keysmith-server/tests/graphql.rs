@@ -438,3 +438,84 @@ async fn hostile_input_gets_graphql_errors_never_a_5xx() {
     let r = gql_raw(&app, Some(&key), "x", big).await;
     assert!(r.status.is_client_error(), "{}", r.status);
 }
+
+/// The viewer queries the SDKs send are answered without the executor (the fast lane
+/// of `graphql::fast`): the answer must be byte for byte what the executor gives. The
+/// same document with `@include(if: true)` on `viewer` means the same but is not
+/// recognized, so the executor answers it; both are compared for a user with an email
+/// and teams, an admin without either, and a team service account.
+#[tokio::test]
+async fn the_viewer_fast_lane_answers_exactly_what_the_executor_answers() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let admin_key = admin_key(&app).await;
+    app.add_user("dev").await;
+    for (method, path, body) in [
+        (Method::POST, "/api/v1/orgs/default/teams", json!({"name": "vision"})),
+        (Method::POST, "/api/v1/orgs/default/teams", json!({"name": "audio"})),
+        (
+            Method::PUT,
+            "/api/v1/orgs/default/teams/vision/members/dev",
+            json!({"role": "member"}),
+        ),
+        (
+            Method::PUT,
+            "/api/v1/orgs/default/teams/audio/members/dev",
+            json!({"role": "admin"}),
+        ),
+        (
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            json!({"name": "vision-bot", "team": "vision"}),
+        ),
+    ] {
+        let r = app.request(method, path, &admin, Some(body)).await;
+        assert!(r.status.is_success(), "{path}: {}", r.text);
+    }
+    let dev = app.sign_in("dev", common::USER_PASSWORD).await;
+    let (dev_key, _) = app.create_key(&Auth::Session(dev), "dev").await;
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({"name": "bot", "owner": "vision-bot"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let bot_key = r.body["key"].as_str().unwrap().to_owned();
+    let queries = [
+        "query Viewer { viewer { id entity username flags teams { edges { node { name } } } } }",
+        VIEWER_CORE,
+        VERIFY_021,
+        "{ viewer { accountType email name teams { edges { node { name } } } username id } }",
+    ];
+    let fast = || app.state.metrics.graphql_fast_viewer.get();
+    for key in [&admin_key, &dev_key, &bot_key] {
+        for query in queries {
+            let before = fast();
+            let answered = gql(&app, key, query, json!({})).await;
+            assert_eq!(fast(), before + 1, "the fast lane answered {query}");
+            let slow = query.replacen("viewer {", "viewer @include(if: true) {", 1);
+            let executed = gql(&app, key, &slow, json!({})).await;
+            assert_eq!(fast(), before + 1, "the executor answered {slow}");
+            assert_eq!((answered.status, executed.status), (StatusCode::OK, StatusCode::OK));
+            assert_eq!(answered.text, executed.text, "{query}");
+            for header in [header::CONTENT_TYPE, header::CACHE_CONTROL] {
+                assert_eq!(answered.headers.get(&header), executed.headers.get(&header), "{header}");
+            }
+        }
+    }
+    // It is the caller's own answer: teams and kind as the executor sees them.
+    let r = gql(&app, &dev_key, queries[3], json!({})).await;
+    let viewer = &r.body["data"]["viewer"];
+    assert_eq!(viewer["email"], "dev@example.com");
+    assert_eq!(viewer["teams"]["edges"].as_array().unwrap().len(), 2, "{}", r.text);
+    let r = gql(&app, &bot_key, queries[3], json!({})).await;
+    assert_eq!(r.body["data"]["viewer"]["accountType"], "SERVICE", "{}", r.text);
+    // No key: the executor's refusal, never the fast lane.
+    let before = fast();
+    let r = gql_raw(&app, None, "W&B Public Client 0.31.0", json!({"query": queries[0]})).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fast(), before);
+}
