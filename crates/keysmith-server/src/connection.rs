@@ -2,13 +2,17 @@
 //! request, and forward auth, the hot path of a proxy in front of every request, is
 //! answered here, before the application's router, its request extensions and its
 //! middleware. A warm forward-auth request is answered without a future to allocate
-//! and without a request extension to insert.
+//! and without a request extension to insert. `GET /api/v1/viewer` is answered here
+//! as well, by its own handler, with the headers and metric the router would add.
 
+use crate::access::Authorized;
 use crate::error::ApiError;
-use crate::routes::forward_auth;
+use crate::routes::{forward_auth, viewer};
 use crate::state::AppState;
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::extract::{ConnectInfo, Request};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use axum::serve::{IncomingStream, Listener};
@@ -25,12 +29,20 @@ use tower::Service;
 pub struct Connections {
     state: AppState,
     app: Router,
+    direct_viewer: bool,
 }
 
 impl Connections {
     pub fn new(state: AppState) -> Self {
-        let app = crate::routes::router(state.clone());
-        Self { state, app }
+        let app = crate::routes::application(state.clone());
+        // While request lines are logged (level info), the viewer goes through the
+        // router and its logging layer like every other request.
+        let direct_viewer = !tracing::enabled!(tracing::Level::INFO);
+        Self {
+            state,
+            app,
+            direct_viewer,
+        }
     }
 
     /// The service for one connection from `peer`.
@@ -39,6 +51,7 @@ impl Connections {
             state: self.state.clone(),
             app: self.app.clone(),
             peer,
+            direct_viewer: self.direct_viewer,
         }
     }
 }
@@ -67,6 +80,7 @@ pub struct Connection {
     state: AppState,
     app: Router,
     peer: SocketAddr,
+    direct_viewer: bool,
 }
 
 impl Service<Request> for Connection {
@@ -88,6 +102,28 @@ impl Service<Request> for Connection {
             let state = self.state.clone();
             return Answer::Later(Box::pin(async move {
                 forward_auth::answer_stored(&state, request.headers(), peer, started).await
+            }));
+        }
+        // `GET /api/v1/viewer`, the "who am I" of scripts and health checks, is answered
+        // here too: the same extractor and handler as the router's route, with the same
+        // headers and metric, without the router's per-request work.
+        if self.direct_viewer && request.method() == Method::GET && request.uri().path() == viewer::PATH {
+            let state = self.state.clone();
+            let peer = self.peer;
+            return Answer::Later(Box::pin(async move {
+                let started = Instant::now();
+                let (mut parts, _) = request.into_parts();
+                parts.extensions.insert(ConnectInfo(peer));
+                let response = match Authorized::from_request_parts(&mut parts, &state).await {
+                    Ok(caller) => viewer::get_viewer(caller).await.into_response(),
+                    Err(e) => e.into_response(),
+                };
+                let response = crate::routes::common_headers(state.hsts, response);
+                let status = response.status().as_u16();
+                state
+                    .metrics
+                    .direct_request("GET", viewer::PATH, status, started.elapsed());
+                response
             }));
         }
         request.extensions_mut().insert(ConnectInfo(self.peer));

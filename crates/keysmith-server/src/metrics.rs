@@ -3,9 +3,9 @@
 //! latency by route. Labels are bounded sets (outcomes, route templates, status
 //! classes), never a key, a key ID or a user.
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, State};
+use axum::http::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,7 +13,10 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -223,6 +226,16 @@ impl Metrics {
         self.forward_auth[i].observe(elapsed.as_secs_f64());
     }
 
+    /// Times a request answered on the connection, outside the router's middleware.
+    pub fn direct_request(&self, method: &'static str, route: &'static str, status: u16, elapsed: std::time::Duration) {
+        let labels = RequestLabels {
+            method,
+            route,
+            status: status_class(status),
+        };
+        self.requests.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    }
+
     pub fn observe_fanout_lag(&self, lag_ms: i64) {
         self.fanout_lag.observe(lag_ms.max(0) as f64 / 1000.0);
     }
@@ -327,21 +340,89 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
 }
 
 /// Times every request, labelled by its route template (`/api/v1/api-keys/{key_id}`),
-/// never by its concrete path.
-pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(request.method());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| intern(p.as_str()));
-    let response = next.run(request).await;
-    let status = status_class(response.status().as_u16());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels { method, route, status })
-        .observe(started.elapsed().as_secs_f64());
-    response
+/// never by its concrete path. A route layer (it runs after routing, where the template
+/// is known) with a plain future: nothing is boxed per request.
+#[derive(Clone)]
+pub struct TrackLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> tower::Service<Request<B>> for Track<S>
+where
+    S: tower::Service<Request<B>, Response = Response>,
+    S::Future: Unpin,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Tracked<S::Future> {
+        let started = Instant::now();
+        let method = method_label(request.method());
+        let route = request
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("unmatched", |p| intern(p.as_str()));
+        Tracked {
+            inner: self.inner.call(request),
+            metrics: self.metrics.clone(),
+            started,
+            method,
+            route,
+        }
+    }
+}
+
+/// A request being answered, timed when its response is ready.
+pub struct Tracked<F> {
+    inner: F,
+    metrics: Arc<Metrics>,
+    started: Instant,
+    method: &'static str,
+    route: &'static str,
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = &mut *self;
+        let result = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
+        if let Ok(response) = &result {
+            let labels = RequestLabels {
+                method: this.method,
+                route: this.route,
+                status: status_class(response.status().as_u16()),
+            };
+            this.metrics
+                .requests
+                .get_or_create(&labels)
+                .observe(this.started.elapsed().as_secs_f64());
+        }
+        Poll::Ready(result)
+    }
 }
 
 fn status_class(status: u16) -> &'static str {

@@ -911,3 +911,55 @@ async fn every_response_carries_security_headers() {
     assert_eq!(r.headers.get(header::X_CONTENT_TYPE_OPTIONS).unwrap(), "nosniff");
     assert_eq!(r.headers.get(header::CACHE_CONTROL).unwrap(), "no-store");
 }
+
+/// `GET /api/v1/viewer` is answered on the connection, outside the router: the answer
+/// must be the router's, header for header, for every kind of caller and refusal.
+#[tokio::test]
+async fn the_viewer_is_answered_alike_on_the_connection_and_by_the_router() {
+    use tower::ServiceExt;
+    // No request lines are logged here, so the connection answers the viewer itself.
+    assert!(!tracing::enabled!(tracing::Level::INFO));
+    let app = TestApp::sqlite().await;
+    let session = app.sign_in("admin", ADMIN_PASSWORD).await;
+    let (key, _) = app.create_key(&Auth::Session(session.clone()), "k").await;
+    let cases: Vec<(&str, Vec<(header::HeaderName, String)>)> = vec![
+        ("key", vec![(header::AUTHORIZATION, format!("Bearer {key}"))]),
+        ("session", vec![(header::COOKIE, session.cookie.clone())]),
+        ("nothing", vec![]),
+        (
+            "unknown key",
+            vec![(header::AUTHORIZATION, "Bearer wandb_v1_nope".into())],
+        ),
+        ("not a key", vec![(header::AUTHORIZATION, "Basic !!!".into())]),
+    ];
+    let peer: SocketAddr = "192.0.2.9:4000".parse().unwrap();
+    for (case, headers) in cases {
+        let request = || {
+            let mut r = Request::builder().method(Method::GET).uri("/api/v1/viewer");
+            for (name, value) in &headers {
+                r = r.header(name, value);
+            }
+            let mut r = r.body(Body::empty()).unwrap();
+            r.extensions_mut().insert(ConnectInfo(peer));
+            r
+        };
+        let direct = app.send(request()).await;
+        let mut routed = app.router.clone().oneshot(request()).await.unwrap();
+        // The router states the length the body already knows; hyper writes it on the
+        // wire for both from the body's size.
+        routed.headers_mut().remove(header::CONTENT_LENGTH);
+        assert_eq!(direct.status, routed.status(), "{case}");
+        assert_eq!(&direct.headers, routed.headers(), "{case}");
+        let body = axum::body::to_bytes(routed.into_body(), 1 << 20).await.unwrap();
+        assert_eq!(direct.text.as_bytes(), &body[..], "{case}");
+    }
+    // Timed under its route like any other request.
+    let r = app.request(Method::GET, "/metrics", &Auth::None, None).await;
+    assert!(
+        r.text.contains(
+            r#"keysmith_http_request_duration_seconds_count{method="GET",route="/api/v1/viewer",status="2xx"}"#
+        ),
+        "{}",
+        r.text
+    );
+}

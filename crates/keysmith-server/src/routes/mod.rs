@@ -10,7 +10,7 @@ pub(crate) mod service_accounts;
 pub(crate) mod session;
 pub(crate) mod teams;
 pub(crate) mod users;
-mod viewer;
+pub(crate) mod viewer;
 pub(crate) mod webhooks;
 
 use crate::error::ApiError;
@@ -85,7 +85,9 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Everything but the forward-auth fast lane, with the layers every response shares.
-fn application(state: AppState) -> Router {
+/// The server's connections (`crate::connection`) answer forward auth themselves and
+/// hand everything else straight to this router.
+pub(crate) fn application(state: AppState) -> Router {
     let hsts = state.hsts;
     let (routes, mut document) = api_routes().split_for_parts();
     crate::openapi::complete(&mut document);
@@ -102,17 +104,17 @@ fn application(state: AppState) -> Router {
         )
         .merge(crate::web::routes())
         .route("/metrics", get(crate::metrics::serve))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.metrics.clone(),
-            crate::metrics::track,
-        ))
+        .route_layer(crate::metrics::TrackLayer(state.metrics.clone()))
         // A browser opening a page that does not exist gets the web's HTML page; the
         // API's paths and other clients get the JSON `route_not_found`.
         .fallback(crate::web::not_found)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::map_response_with_state(hsts, common_headers));
+        // A plain function on the response: no future to box per request.
+        .layer(tower::util::MapResponseLayer::new(move |response| {
+            common_headers(hsts, response)
+        }));
     // Request lines are logged at `info`; below that the layer would only cost time.
     if !tracing::enabled!(Level::INFO) {
         return app;
@@ -133,10 +135,7 @@ fn application(state: AppState) -> Router {
 /// Pages set their own Content-Security-Policy; everything else (JSON, text) loads
 /// nothing and may be framed by no one. With HTTPS served directly, browsers are told
 /// to use nothing else for a year.
-async fn common_headers(
-    axum::extract::State(hsts): axum::extract::State<bool>,
-    mut response: axum::response::Response,
-) -> axum::response::Response {
+pub(crate) fn common_headers(hsts: bool, mut response: axum::response::Response) -> axum::response::Response {
     let h = response.headers_mut();
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -43,6 +43,8 @@ pub struct ViewerAuth {
     key_id: Option<String>,
 }
 
+pub const PATH: &str = "/api/v1/viewer";
+
 /// The caller: who the key or session belongs to.
 #[utoipa::path(get, path = "/api/v1/viewer", tag = "viewer",
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
