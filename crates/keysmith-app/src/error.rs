@@ -104,15 +104,8 @@ impl From<keysmith_store::StoreError> for AppError {
     fn from(err: keysmith_store::StoreError) -> Self {
         match err {
             keysmith_store::StoreError::Conflict(what) => Self::AlreadyExists(what),
+            keysmith_store::StoreError::Refused(keysmith_store::Refused::LastAdmin) => Self::LastAdmin,
             other => Self::Internal(other.to_string()),
-        }
-    }
-}
-
-impl From<keysmith_store::Refused> for AppError {
-    fn from(refused: keysmith_store::Refused) -> Self {
-        match refused {
-            keysmith_store::Refused::LastAdmin => Self::LastAdmin,
         }
     }
 }

@@ -141,7 +141,7 @@ pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Re
         return Err(not_found);
     }
     let audit = AuditContext::of(acting).entry(org.id, Action::ServiceAccountDeleted, &account.user.username, None);
-    if !app.store.delete_user(account.user.id, &audit).await?? {
+    if !app.store.delete_user(account.user.id, &audit).await? {
         return Err(not_found);
     }
     tracing::info!(user.id = account.user.id.0, "service account deleted");

@@ -203,7 +203,7 @@ pub async fn update(
             &member.user.username,
             Some(serde_json::json!({ "from": member.role.as_str(), "to": role.as_str() })),
         );
-        app.store.set_org_role(org.id, member.user.id, role, &entries).await??;
+        app.store.set_org_role(org.id, member.user.id, role, &entries).await?;
     }
     if let Some(active) = change.active.filter(|a| *a != member.user.active) {
         require_admin_of_all_orgs(app, acting.caller, &member.user).await?;
@@ -214,7 +214,7 @@ pub async fn update(
         };
         let orgs = access::audit_orgs(app, member.user.id).await?;
         let entries = audit.entries(&orgs, action, &member.user.username, None);
-        app.store.set_user_active(member.user.id, active, &entries).await??;
+        app.store.set_user_active(member.user.id, active, &entries).await?;
         tracing::info!(user.id = member.user.id.0, active, "user activation changed");
     }
     org_person(app, &org, username).await
@@ -227,7 +227,7 @@ pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, username: &str) -
     require_admin_of_all_orgs(app, acting.caller, &member.user).await?;
     let orgs = access::audit_orgs(app, member.user.id).await?;
     let entries = AuditContext::of(acting).entries(&orgs, Action::UserDeleted, &member.user.username, None);
-    if !app.store.delete_user(member.user.id, &entries).await?? {
+    if !app.store.delete_user(member.user.id, &entries).await? {
         return Err(AppError::NotFound(Missing::User));
     }
     tracing::info!(user.id = member.user.id.0, "user deleted");

@@ -259,12 +259,6 @@ impl From<keysmith_store::StoreError> for ApiError {
     }
 }
 
-impl From<keysmith_store::Refused> for ApiError {
-    fn from(refused: keysmith_store::Refused) -> Self {
-        keysmith_app::AppError::from(refused).into()
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();

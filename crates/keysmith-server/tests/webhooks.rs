@@ -508,11 +508,7 @@ async fn only_an_admin_of_the_endpoints_organization_rotates_its_secret() {
     // Someone outside the organization: it does not exist for them.
     let outsider_id = app.add_user("outsider").await;
     let outsider = Auth::Session(app.sign_in("outsider", common::USER_PASSWORD).await);
-    app.store
-        .remove_org_member(app.org.id, outsider_id, &[])
-        .await
-        .unwrap()
-        .unwrap();
+    app.store.remove_org_member(app.org.id, outsider_id, &[]).await.unwrap();
     let r = rotate(&app, &outsider, "default", hook_id).await;
     assert_eq!(
         (r.status, r.code()),

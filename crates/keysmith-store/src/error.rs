@@ -1,3 +1,4 @@
+use crate::model::Refused;
 use thiserror::Error;
 
 /// What can go wrong in the store, without the database driver's types.
@@ -12,6 +13,10 @@ pub enum StoreError {
     /// A row did not hold what the schema promises (a corrupted or foreign database).
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
+    /// A rule of the data refused the change (it would leave an organization without
+    /// an active admin); nothing was written.
+    #[error("{0}")]
+    Refused(Refused),
     /// Any other database failure: connection lost, disk full, timeout.
     #[error("database error: {0}")]
     Backend(String),

@@ -66,21 +66,10 @@ pub trait Store: Send + Sync + 'static {
         audit: &[NewAuditEntry],
     ) -> Result<()>;
     /// Changes a member's role; refuses to demote the org's last active admin.
-    async fn set_org_role(
-        &self,
-        org: OrgId,
-        user: UserId,
-        role: OrgRole,
-        audit: &[NewAuditEntry],
-    ) -> Result<std::result::Result<bool, Refused>>;
+    async fn set_org_role(&self, org: OrgId, user: UserId, role: OrgRole, audit: &[NewAuditEntry]) -> Result<bool>;
     /// Removes a member (and their team memberships in the org); refuses to remove the
-    /// last active admin. `Ok(Ok(false))` if not a member.
-    async fn remove_org_member(
-        &self,
-        org: OrgId,
-        user: UserId,
-        audit: &[NewAuditEntry],
-    ) -> Result<std::result::Result<bool, Refused>>;
+    /// last active admin (`StoreError::Refused`). `Ok(false)` if not a member.
+    async fn remove_org_member(&self, org: OrgId, user: UserId, audit: &[NewAuditEntry]) -> Result<bool>;
     /// The organizations a user belongs to, with the user's role in each, oldest first.
     async fn memberships(&self, user: UserId) -> Result<Vec<Membership>>;
 
@@ -118,15 +107,10 @@ pub trait Store: Send + Sync + 'static {
     /// When an operator last cleared the user's sign-in throttle, if ever.
     async fn sign_in_unlocked_at(&self, user: UserId) -> Result<Option<i64>>;
     /// Deactivates or reactivates; refuses to deactivate an org's last active admin.
-    async fn set_user_active(
-        &self,
-        user: UserId,
-        active: bool,
-        audit: &[NewAuditEntry],
-    ) -> Result<std::result::Result<bool, Refused>>;
+    async fn set_user_active(&self, user: UserId, active: bool, audit: &[NewAuditEntry]) -> Result<bool>;
     /// Deletes a user or service account with its keys, sessions and memberships;
     /// refuses to delete an org's last active admin.
-    async fn delete_user(&self, user: UserId, audit: &[NewAuditEntry]) -> Result<std::result::Result<bool, Refused>>;
+    async fn delete_user(&self, user: UserId, audit: &[NewAuditEntry]) -> Result<bool>;
     /// The caller's administrative roles (ignores nothing: the caller checks `active`).
     async fn roles(&self, user: UserId) -> Result<keysmith_core::policy::Roles>;
     /// Where a principal belongs: a user's orgs, or a service account's scope.

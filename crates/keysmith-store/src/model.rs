@@ -76,6 +76,14 @@ pub enum Refused {
     LastAdmin,
 }
 
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::LastAdmin => f.write_str("this would leave an organization without an active admin"),
+        }
+    }
+}
+
 /// An audit entry to append, in the same transaction as the change it records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAuditEntry {

@@ -444,10 +444,10 @@ macro_rules! sql_store {
             }
 
             async fn set_org_role(&self, org: OrgId, user: UserId, role: OrgRole, audit: &[NewAuditEntry])
-            -> Result<std::result::Result<bool, Refused>> {
+            -> Result<bool> {
                 let mut tx = self.begin().await?;
                 if role != OrgRole::Admin && orphaned_orgs(&mut tx, user, Some(org)).await? > 0 {
-                    return Ok(Err(Refused::LastAdmin));
+                    return Err(StoreError::Refused(Refused::LastAdmin));
                 }
                 let done = sqlx::query("UPDATE org_members SET role = $1 WHERE org_id = $2 AND user_id = $3")
                     .bind(role.as_str())
@@ -457,21 +457,21 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend_err)?;
                 if done.rows_affected() == 0 {
-                    return Ok(Ok(false));
+                    return Ok(false);
                 }
                 append_audit(&mut tx, audit).await?;
                 let inv = Invalidation::Owner(user);
                 invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
                 self.hooks.fire(&inv);
-                Ok(Ok(true))
+                Ok(true)
             }
 
             async fn remove_org_member(&self, org: OrgId, user: UserId, audit: &[NewAuditEntry])
-            -> Result<std::result::Result<bool, Refused>> {
+            -> Result<bool> {
                 let mut tx = self.begin().await?;
                 if orphaned_orgs(&mut tx, user, Some(org)).await? > 0 {
-                    return Ok(Err(Refused::LastAdmin));
+                    return Err(StoreError::Refused(Refused::LastAdmin));
                 }
                 sqlx::query("DELETE FROM team_members WHERE user_id = $1 AND team_id IN (SELECT id FROM teams WHERE org_id = $2)")
                     .bind(user.0)
@@ -486,14 +486,14 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend_err)?;
                 if done.rows_affected() == 0 {
-                    return Ok(Ok(false));
+                    return Ok(false);
                 }
                 append_audit(&mut tx, audit).await?;
                 let inv = Invalidation::Owner(user);
                 invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
                 self.hooks.fire(&inv);
-                Ok(Ok(true))
+                Ok(true)
             }
 
             async fn memberships(&self, user: UserId) -> Result<Vec<Membership>> {
@@ -622,10 +622,10 @@ macro_rules! sql_store {
             }
 
             async fn set_user_active(&self, user: UserId, active: bool, audit: &[NewAuditEntry])
-            -> Result<std::result::Result<bool, Refused>> {
+            -> Result<bool> {
                 let mut tx = self.begin().await?;
                 if !active && orphaned_orgs(&mut tx, user, None).await? > 0 {
-                    return Ok(Err(Refused::LastAdmin));
+                    return Err(StoreError::Refused(Refused::LastAdmin));
                 }
                 let done = sqlx::query("UPDATE users SET active = $1 WHERE id = $2")
                     .bind(active)
@@ -634,7 +634,7 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend_err)?;
                 if done.rows_affected() == 0 {
-                    return Ok(Ok(false));
+                    return Ok(false);
                 }
                 if !active {
                     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
@@ -648,13 +648,13 @@ macro_rules! sql_store {
                 invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
                 self.hooks.fire(&inv);
-                Ok(Ok(true))
+                Ok(true)
             }
 
-            async fn delete_user(&self, user: UserId, audit: &[NewAuditEntry]) -> Result<std::result::Result<bool, Refused>> {
+            async fn delete_user(&self, user: UserId, audit: &[NewAuditEntry]) -> Result<bool> {
                 let mut tx = self.begin().await?;
                 if orphaned_orgs(&mut tx, user, None).await? > 0 {
-                    return Ok(Err(Refused::LastAdmin));
+                    return Err(StoreError::Refused(Refused::LastAdmin));
                 }
                 // Keys, sessions, memberships and the service-account scope go with the
                 // row (ON DELETE CASCADE); keys it created for others keep a NULL creator.
@@ -664,14 +664,14 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend_err)?;
                 if done.rows_affected() == 0 {
-                    return Ok(Ok(false));
+                    return Ok(false);
                 }
                 append_audit(&mut tx, audit).await?;
                 let inv = Invalidation::Owner(user);
                 invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
                 self.hooks.fire(&inv);
-                Ok(Ok(true))
+                Ok(true)
             }
 
             async fn roles(&self, user: UserId) -> Result<Roles> {

@@ -696,45 +696,67 @@ async fn teams_have_unique_names_and_members_with_roles(store: Arc<dyn Store>) {
     assert_eq!(s.user_teams(w.red_admin).await.unwrap()[0].1, TeamRole::Admin);
 }
 
+/// What a change of roles or users came to: done (`true`: something changed) or
+/// refused by a rule; any other failure fails the test.
+fn refused(err: StoreError) -> Refused {
+    match err {
+        StoreError::Refused(refused) => refused,
+        other => panic!("the store failed: {other}"),
+    }
+}
+
 async fn the_last_active_admin_cannot_be_demoted_removed_deactivated_or_deleted(store: Arc<dyn Store>) {
     let w = world(store.as_ref()).await;
     let s = store.as_ref();
     assert_eq!(
-        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[]).await.unwrap(),
+        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[])
+            .await
+            .map_err(refused),
         Err(Refused::LastAdmin)
     );
     assert_eq!(
-        s.remove_org_member(w.org.id, w.admin, &[]).await.unwrap(),
+        s.remove_org_member(w.org.id, w.admin, &[]).await.map_err(refused),
         Err(Refused::LastAdmin)
     );
     assert_eq!(
-        s.set_user_active(w.admin, false, &[]).await.unwrap(),
+        s.set_user_active(w.admin, false, &[]).await.map_err(refused),
         Err(Refused::LastAdmin)
     );
-    assert_eq!(s.delete_user(w.admin, &[]).await.unwrap(), Err(Refused::LastAdmin));
+    assert_eq!(
+        s.delete_user(w.admin, &[]).await.map_err(refused),
+        Err(Refused::LastAdmin)
+    );
     // A second admin who is deactivated does not count.
     assert_eq!(
-        s.set_org_role(w.org.id, w.loner, OrgRole::Admin, &[]).await.unwrap(),
+        s.set_org_role(w.org.id, w.loner, OrgRole::Admin, &[])
+            .await
+            .map_err(refused),
         Ok(true)
     );
-    assert_eq!(s.set_user_active(w.loner, false, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.set_user_active(w.loner, false, &[]).await.map_err(refused), Ok(true));
     assert_eq!(
-        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[]).await.unwrap(),
+        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[])
+            .await
+            .map_err(refused),
         Err(Refused::LastAdmin)
     );
-    assert_eq!(s.set_user_active(w.loner, true, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.set_user_active(w.loner, true, &[]).await.map_err(refused), Ok(true));
     assert_eq!(
-        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[]).await.unwrap(),
+        s.set_org_role(w.org.id, w.admin, OrgRole::Member, &[])
+            .await
+            .map_err(refused),
         Ok(true)
     );
     assert_eq!(
-        s.set_org_role(w.org.id, w.loner, OrgRole::Member, &[]).await.unwrap(),
+        s.set_org_role(w.org.id, w.loner, OrgRole::Member, &[])
+            .await
+            .map_err(refused),
         Err(Refused::LastAdmin)
     );
     assert_eq!(
         s.set_org_role(w.org.id, UserId(9999), OrgRole::Member, &[])
             .await
-            .unwrap(),
+            .map_err(refused),
         Ok(false)
     );
 }
@@ -763,13 +785,19 @@ async fn concurrent_read_then_write_transactions_wait_their_turn(store: Arc<dyn 
             tokio::spawn(async move {
                 for _ in 0..3 {
                     assert_eq!(
-                        store.set_org_role(org, user, OrgRole::Member, &[]).await.unwrap(),
+                        store
+                            .set_org_role(org, user, OrgRole::Member, &[])
+                            .await
+                            .map_err(refused),
                         Ok(true)
                     );
-                    assert_eq!(store.set_user_active(user, false, &[]).await.unwrap(), Ok(true));
-                    assert_eq!(store.set_user_active(user, true, &[]).await.unwrap(), Ok(true));
+                    assert_eq!(store.set_user_active(user, false, &[]).await.map_err(refused), Ok(true));
+                    assert_eq!(store.set_user_active(user, true, &[]).await.map_err(refused), Ok(true));
                     assert_eq!(
-                        store.set_org_role(org, user, OrgRole::Admin, &[]).await.unwrap(),
+                        store
+                            .set_org_role(org, user, OrgRole::Admin, &[])
+                            .await
+                            .map_err(refused),
                         Ok(true)
                     );
                 }
@@ -783,7 +811,7 @@ async fn concurrent_read_then_write_transactions_wait_their_turn(store: Arc<dyn 
         store
             .set_org_role(org.id, users[0], OrgRole::Member, &[])
             .await
-            .unwrap(),
+            .map_err(refused),
         Ok(true),
         "the other admins are all admins again"
     );
@@ -802,27 +830,27 @@ async fn deactivation_and_deletion_reach_keys_and_sessions(store: Arc<dyn Store>
     })
     .await
     .unwrap();
-    assert_eq!(s.set_user_active(w.loner, false, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.set_user_active(w.loner, false, &[]).await.map_err(refused), Ok(true));
     assert!(!s.find_key_for_auth(key).await.unwrap().unwrap().owner_active);
     assert!(
         s.find_session(&digest, 2).await.unwrap().is_none(),
         "deactivation ends sessions"
     );
-    assert_eq!(s.set_user_active(w.loner, true, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.set_user_active(w.loner, true, &[]).await.map_err(refused), Ok(true));
     assert!(
         s.find_key_for_auth(key).await.unwrap().unwrap().owner_active,
         "reactivation restores keys"
     );
-    assert_eq!(s.delete_user(w.loner, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.delete_user(w.loner, &[]).await.map_err(refused), Ok(true));
     assert!(
         s.find_key_for_auth(key).await.unwrap().is_none(),
         "deleting a user deletes their keys"
     );
-    assert_eq!(s.delete_user(w.red_sa, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.delete_user(w.red_sa, &[]).await.map_err(refused), Ok(true));
     assert!(s.find_key_for_auth(&w.keys["red-bot"]).await.unwrap().is_none());
     assert!(s.get_service_account(w.red_sa).await.unwrap().is_none());
     assert_eq!(
-        s.remove_org_member(w.org.id, w.red_member, &[]).await.unwrap(),
+        s.remove_org_member(w.org.id, w.red_member, &[]).await.map_err(refused),
         Ok(true)
     );
     assert!(
@@ -996,12 +1024,12 @@ async fn invitations_set_a_password_once_before_they_expire(store: Arc<dyn Store
     // A deactivated user's invitation sets nothing and stays for a reactivation.
     let third = KeyDigest::of(b"third");
     s.create_invite(user.id, &third, 100, 900).await.unwrap();
-    assert_eq!(s.set_user_active(user.id, false, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.set_user_active(user.id, false, &[]).await.map_err(refused), Ok(true));
     assert_eq!(
         s.accept_invite(&third, "$argon2id$late", 150, None).await.unwrap(),
         None
     );
-    assert_eq!(s.set_user_active(user.id, true, &[]).await.unwrap(), Ok(true));
+    assert_eq!(s.set_user_active(user.id, true, &[]).await.map_err(refused), Ok(true));
     assert_eq!(
         s.accept_invite(&third, "$argon2id$late", 150, None).await.unwrap(),
         Some(user.id)
@@ -1384,20 +1412,34 @@ async fn committed_changes_announce_invalidations_and_auth_records_carry_the_org
     store
         .set_org_role(org.id, user.id, OrgRole::Admin, &[])
         .await
-        .unwrap()
+        .map_err(refused)
         .unwrap();
-    store.remove_org_member(other.id, user.id, &[]).await.unwrap().unwrap();
-    store.set_user_active(user.id, false, &[]).await.unwrap().unwrap();
+    store
+        .remove_org_member(other.id, user.id, &[])
+        .await
+        .map_err(refused)
+        .unwrap();
+    store
+        .set_user_active(user.id, false, &[])
+        .await
+        .map_err(refused)
+        .unwrap();
     store.delete_key(&next_id, &[]).await.unwrap();
     assert!(!store.delete_key(&next_id, &[]).await.unwrap());
     // Refused: the last admin cannot be deactivated; nothing is announced.
     store
         .set_org_role(org.id, user.id, OrgRole::Member, &[])
         .await
-        .unwrap()
+        .map_err(refused)
         .unwrap();
-    assert!(store.set_user_active(admin.id, false, &[]).await.unwrap().is_err());
-    store.delete_user(user.id, &[]).await.unwrap().unwrap();
+    assert!(
+        store
+            .set_user_active(admin.id, false, &[])
+            .await
+            .map_err(refused)
+            .is_err()
+    );
+    store.delete_user(user.id, &[]).await.map_err(refused).unwrap();
     let owner = Invalidation::Owner(user.id);
     assert_eq!(
         *seen.lock().unwrap(),
@@ -1576,7 +1618,7 @@ async fn postgres_replicas_hear_each_others_invalidations() {
     assert_eq!(notice.invalidation, Invalidation::Owner(admin.id));
     assert!(notice.sent_at_ms > 1_700_000_000_000, "the database's clock, in ms");
     assert!(
-        a.set_user_active(admin.id, false, &[]).await.unwrap().is_err(),
+        a.set_user_active(admin.id, false, &[]).await.map_err(refused).is_err(),
         "refused"
     );
     let key = a.insert_key(new_key(admin.id, "k", 1), &[]).await.unwrap();
