@@ -36,6 +36,31 @@ pub struct NewKeyRequest {
     pub expires_at: Option<i64>,
 }
 
+/// Whether a key works now, as lists show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    /// Past its expiry, or its rotation's grace period.
+    Expired,
+}
+
+impl KeyStatus {
+    pub fn of(key: &StoredKey, now: i64) -> Self {
+        if key.expires_at.is_some_and(|at| at <= now) {
+            Self::Expired
+        } else {
+            Self::Active
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+        }
+    }
+}
+
 /// A stored key and its plaintext, to be shown once.
 pub struct Minted {
     pub key: StoredKey,

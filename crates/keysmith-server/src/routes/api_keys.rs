@@ -17,7 +17,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keysmith_app::Acting;
-use keysmith_app::keys::{self, Grace, Minted, NewKeyRequest};
+use keysmith_app::keys::{self, Grace, KeyStatus, Minted, NewKeyRequest};
 use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyName, SecretString};
 use keysmith_store::{KeyFormat, KeySort, StoredKey};
@@ -160,7 +160,9 @@ pub struct ApiKeyView {
     /// When the key stops working; null: never.
     pub(crate) expires_at: Option<String>,
     /// `active`, or `expired` (past its expiry or its rotation's grace period).
-    pub(crate) status: &'static str,
+    #[serde(serialize_with = "status_text")]
+    #[schema(value_type = String)]
+    pub(crate) status: KeyStatus,
     /// The key this one replaced in a rotation.
     pub(crate) rotated_from: Option<String>,
     /// The key replacing this one, while a rotation is in progress.
@@ -173,8 +175,18 @@ pub struct ApiKeyView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OwnerView {
     /// `user` or `service_account`.
-    pub(crate) kind: &'static str,
+    #[serde(serialize_with = "kind_text")]
+    #[schema(value_type = String)]
+    pub(crate) kind: PrincipalKind,
     pub(crate) username: String,
+}
+
+fn status_text<S: serde::Serializer>(status: &KeyStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(status.as_str())
+}
+
+fn kind_text<S: serde::Serializer>(kind: &PrincipalKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind.as_str())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -220,6 +232,7 @@ pub struct ListParams {
 impl ApiKeyView {
     pub(crate) fn new(key: StoredKey, state: &AppState) -> Self {
         let last_used = keys::last_used(&state.app, &key);
+        let status = KeyStatus::of(&key, state.now());
         Self {
             key_id: key.key_id.to_string(),
             display: key.display,
@@ -230,11 +243,7 @@ impl ApiKeyView {
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
             expires_at: key.expires_at.map(rfc3339),
-            status: if key.expires_at.is_some_and(|at| at <= state.now()) {
-                "expired"
-            } else {
-                "active"
-            },
+            status,
             rotated_from: key.rotated_from,
             rotated_to: key.rotated_to,
             sources: None,
@@ -261,7 +270,7 @@ impl ApiKeyView {
 impl OwnerView {
     fn of(user: keysmith_store::UserRef) -> Self {
         Self {
-            kind: user.kind.as_str(),
+            kind: user.kind,
             username: user.username,
         }
     }

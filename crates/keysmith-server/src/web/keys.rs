@@ -18,8 +18,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use keysmith_app::Acting;
-use keysmith_app::keys::{self, Grace, NewKeyRequest};
+use keysmith_app::keys::{self, Grace, KeyStatus, NewKeyRequest};
 use keysmith_core::policy::KeyAction;
+use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyName, SecretString};
 use keysmith_store::KeyFormat;
 use maud::{Markup, html};
@@ -109,14 +110,14 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                                     td data-label="Owner" {
                                         span.owner {
                                             span.truncate.short title=(k.owner.username) { (k.owner.username) }
-                                            @if k.owner.kind == "service_account" { span.tag { "service account" } }
+                                            @if k.owner.kind == PrincipalKind::ServiceAccount { span.tag { "service account" } }
                                         }
                                     }
                                 }
                                 td.nowrap data-label="Last used" { @match &k.last_used_at { Some(t) => (when_rfc(t)), None => span.muted { "Never" } } }
                                 td.nowrap data-label="Created on" { (when_rfc(&k.created_at)) }
                                 td.nowrap data-label="Expires" {
-                                    @if k.status == "expired" {
+                                    @if k.status == KeyStatus::Expired {
                                         span.tag.expired { "Expired" }
                                     } @else {
                                         @match &k.expires_at { Some(t) => (when_rfc(t)), None => span.muted { "Never" } }
@@ -128,7 +129,7 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                                 td.actions {
                                     div.row-actions {
                                         (row_action(&format!("/keys/{}/rename?back={}", k.key_id, q(back)), Icon::Pencil, "Rename", &k.name, false))
-                                        @if k.rotated_to.is_none() && k.status != "expired" {
+                                        @if k.rotated_to.is_none() && k.status != KeyStatus::Expired {
                                             (row_action(&format!("/keys/{}/rotate?back={}", k.key_id, q(back)), Icon::Rotate, "Rotate", &k.name, false))
                                         }
                                         (row_action(&format!("/keys/{}/delete?back={}", k.key_id, q(back)), Icon::Trash, "Delete", &k.name, true))
@@ -587,7 +588,7 @@ fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
                 dt { "Key ID" } dd { code { (key.key_id) } }
                 dt { "Last used" } dd { @match &key.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
                 dt { "Expires" } dd {
-                    @if key.status == "expired" { "Expired" }
+                    @if key.status == KeyStatus::Expired { "Expired" }
                     @else { @match &key.expires_at { Some(t) => (when_rfc(t)), None => "Never" } }
                 }
             }
