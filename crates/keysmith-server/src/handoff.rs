@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 
-const TTL_MS: i64 = 5 * 60 * 1000;
+const TTL_MS: i64 = 5 * keysmith_app::time::MINUTE_MS;
 const MAX_WAITING: usize = 10_000;
 
 pub struct KeyHandoff<K> {

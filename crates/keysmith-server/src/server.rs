@@ -157,7 +157,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         clock,
         Settings {
             key_prefix: config.key_prefix(),
-            session_ttl_ms: i64::from(config.session_ttl_hours) * 3600 * 1000,
+            session_ttl_ms: i64::from(config.session_ttl_hours) * keysmith_app::time::HOUR_MS,
             secure_cookies: config.secure_cookies || tls.is_some(),
             hsts: tls.is_some(),
             key_failures_per_minute: config.key_failures_per_minute,

@@ -8,14 +8,15 @@ use crate::leak::github::GitHubKeys;
 use crate::metrics::Metrics;
 use crate::rate_limit::FailureLimiter;
 use crate::usage::UsageRecorder;
+use keysmith_app::time::{HOUR_MS, MINUTE_MS};
 use keysmith_core::{KeyPrefix, UserId};
 use keysmith_store::Store;
 use std::sync::Arc;
 
 /// The window of the failed-verification limit per source address.
-pub const KEY_FAILURE_WINDOW_MS: i64 = 60 * 1000;
+pub const KEY_FAILURE_WINDOW_MS: i64 = MINUTE_MS;
 /// The window of the exposed-key report limit per source address.
-pub const EXPOSURE_REPORT_WINDOW_MS: i64 = 60 * 1000;
+pub const EXPOSURE_REPORT_WINDOW_MS: i64 = MINUTE_MS;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -83,7 +84,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             key_prefix: KeyPrefix::default(),
-            session_ttl_ms: 12 * 3600 * 1000,
+            session_ttl_ms: 12 * HOUR_MS,
             secure_cookies: false,
             hsts: false,
             github_keys: GitHubKeys::default(),
