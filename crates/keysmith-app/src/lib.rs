@@ -21,15 +21,18 @@ pub mod clock;
 pub mod error;
 pub mod input;
 pub mod keys;
+pub mod leaks;
 pub mod operator;
 pub mod orgs;
 pub mod password;
+pub mod rate_limit;
 pub mod service_accounts;
 pub mod sign_in_throttle;
 pub mod teams;
 pub mod time;
 pub mod usage;
 pub mod users;
+pub mod verification;
 pub mod webhooks;
 
 pub use audit::{Action, AuditContext};
@@ -60,6 +63,9 @@ pub struct Inner {
     pub callers: Arc<callers::CallerCache>,
     /// The secret webhook signing secrets are derived from.
     pub server_secret: webhooks::ServerSecret,
+    /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
+    /// counted: counting only unknown keys would tell which keys exist.
+    pub exposure_reports: rate_limit::FailureLimiter,
 }
 
 impl std::ops::Deref for App {
@@ -81,6 +87,8 @@ pub struct Settings {
     pub caller_counters: callers::CacheCounters,
     /// The secret webhook signing secrets are derived from (random if not given).
     pub server_secret: webhooks::ServerSecret,
+    /// Exposed-key reports accepted per source address per minute; 0: no limit.
+    pub exposure_reports_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -91,6 +99,7 @@ impl Default for Settings {
             caller_max_age_ms: 60_000,
             caller_counters: callers::CacheCounters::default(),
             server_secret: webhooks::ServerSecret::random(),
+            exposure_reports_per_minute: 30,
         }
     }
 }
@@ -117,6 +126,7 @@ impl App {
             sign_in_throttle: sign_in_throttle::SignInThrottle::default(),
             callers,
             server_secret: settings.server_secret,
+            exposure_reports: rate_limit::FailureLimiter::new(settings.exposure_reports_per_minute, time::MINUTE_MS),
         }))
     }
 

@@ -1,5 +1,5 @@
-//! Organizations and their settings, the audit log and webhook endpoints, at the
-//! application itself, on SQLite and on PostgreSQL: who may do what (a table of seats
+//! Organizations and their settings, the audit log, webhook endpoints and leak
+//! response, at the application itself, on SQLite and on PostgreSQL: who may do what (a table of seats
 //! × actions, written out from the rule "org admins manage the organization; members
 //! see it; anyone else finds nothing"), and what each action records.
 
@@ -8,7 +8,7 @@
 use keysmith_app::audit_log::{self, Filter};
 use keysmith_app::keys::{self, NewKeyRequest};
 use keysmith_app::webhooks::{self, NewEndpoint};
-use keysmith_app::{Acting, App, AppError, AuthMethod, Caller, ManualClock, Missing, Principal, orgs};
+use keysmith_app::{Acting, App, AppError, AuthMethod, Caller, ManualClock, Missing, Principal, leaks, orgs};
 use keysmith_core::KeyName;
 use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
 use keysmith_store::{AuditEntry, AuditQuery, KeyFormat, NewUser, OrgSettings, SqliteStore, Store, UserRef};
@@ -399,6 +399,77 @@ async fn an_endpoint_gets_its_events_and_its_secret_is_shown_only_in_answers(w: 
     }
 }
 
+/// Leak response: a reported key that is genuine is revoked at once, audited without
+/// an actor and announced to the endpoints that asked for `api_key.exposed`; a second
+/// report of it, a key of another server and a string that is no key say no more
+/// than that.
+async fn an_exposed_key_is_revoked_audited_and_announced(w: World) {
+    let acting = w.acting(&w.admin);
+    let endpoint = NewEndpoint {
+        url: "https://hooks.example.com/exposed".into(),
+        events: Some(vec!["api_key.exposed".into()]),
+        description: None,
+    };
+    let hook = webhooks::create(&w.app, &acting, "default", endpoint).await.unwrap();
+    let request = NewKeyRequest {
+        name: KeyName::parse("pasted in a gist").unwrap(),
+        owner: None,
+        format: KeyFormat::V1,
+        expires_at: None,
+    };
+    let minted = keys::mint(&w.app, &acting, request).await.unwrap();
+    let plaintext = minted.generated.plaintext.expose().to_owned();
+    let report = leaks::Report::GitHub {
+        url: Some("https://gist.github.com/x".into()),
+        source: Some("gist".into()),
+    };
+    // Pasted with its newline.
+    let first = leaks::revoke(&w.app, &format!("{plaintext}\n"), &report, "192.0.2.44").await;
+    assert_eq!(first.unwrap(), leaks::Finding::Revoked);
+    assert!(
+        w.app.store.get_key(&minted.key.key_id).await.unwrap().is_none(),
+        "it no longer works"
+    );
+    let again = leaks::revoke(&w.app, &plaintext, &leaks::Report::Holder, "192.0.2.44").await;
+    assert_eq!(again.unwrap(), leaks::Finding::AlreadyRevoked);
+    // A well-formed key this server never made, and strings that are no key.
+    let other = keysmith_core::generate_v1(&w.app.key_prefix).unwrap();
+    let other = other.plaintext.expose().to_owned();
+    for not_ours in [other.as_str(), "hello", ""] {
+        let found = leaks::revoke(&w.app, not_ours, &leaks::Report::Holder, "192.0.2.44").await;
+        assert_eq!(found.unwrap(), leaks::Finding::NotOurs, "{not_ours}");
+    }
+    let exposed = w.audit("api_key.exposed").await;
+    assert_eq!(exposed.len(), 1);
+    assert_eq!(exposed[0].actor_id, None, "reported, not done by a user");
+    assert_eq!(exposed[0].source_address.as_deref(), Some("192.0.2.44"));
+    let detail: serde_json::Value = serde_json::from_str(exposed[0].detail.as_deref().unwrap()).unwrap();
+    assert_eq!(detail["reporter"], "github");
+    assert_eq!(detail["url"], "https://gist.github.com/x");
+    assert!(!exposed[0].detail.as_deref().unwrap().contains(&plaintext));
+    webhooks::pump(&w.app).await.unwrap();
+    let log = webhooks::deliveries(&w.app, &w.admin, "default", hook.webhook.id)
+        .await
+        .unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].event_type, "api_key.exposed");
+    // Reports from holders are limited per address (30 a minute by default).
+    for _ in 0..30 {
+        leaks::count_report(&w.app, "2001:db8::1").unwrap();
+    }
+    let limited = leaks::count_report(&w.app, "2001:db8::2");
+    assert!(
+        matches!(limited, Err(AppError::RateLimited { .. })),
+        "the same /64: {limited:?}"
+    );
+    leaks::count_report(&w.app, "192.0.2.45").unwrap();
+}
+
+#[tokio::test]
+async fn leaks_on_sqlite() {
+    an_exposed_key_is_revoked_audited_and_announced(sqlite().await).await;
+}
+
 #[tokio::test]
 async fn seats_and_actions_on_sqlite() {
     seats_and_actions(sqlite().await).await;
@@ -431,4 +502,5 @@ async fn everything_on_postgresql() {
     settings_are_checked_whole_and_audited_once(on(&cluster).await).await;
     the_audit_log_pages_through_every_entry_once(on(&cluster).await).await;
     an_endpoint_gets_its_events_and_its_secret_is_shown_only_in_answers(on(&cluster).await).await;
+    an_exposed_key_is_revoked_audited_and_announced(on(&cluster).await).await;
 }

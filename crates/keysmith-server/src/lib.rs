@@ -22,7 +22,6 @@ pub mod leak;
 pub mod metrics;
 mod openapi;
 mod path;
-pub mod rate_limit;
 mod routes;
 mod server;
 mod state;

@@ -211,6 +211,20 @@ impl Default for Metrics {
     }
 }
 
+impl From<keysmith_app::verification::Refusal> for Outcome {
+    fn from(refusal: keysmith_app::verification::Refusal) -> Self {
+        use keysmith_app::verification::Refusal as R;
+        match refusal {
+            R::Malformed => Self::Malformed,
+            R::BadChecksum => Self::BadChecksum,
+            R::Unknown => Self::Unknown,
+            R::WrongSecret => Self::WrongSecret,
+            R::OwnerInactive => Self::OwnerInactive,
+            R::Expired => Self::Expired,
+        }
+    }
+}
+
 impl Metrics {
     pub fn verified(&self, outcome: Outcome) {
         self.by_outcome[outcome as usize].inc();

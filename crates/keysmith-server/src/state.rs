@@ -6,8 +6,8 @@ use crate::clock::Clock;
 use crate::handoff::KeyHandoff;
 use crate::leak::github::GitHubKeys;
 use crate::metrics::Metrics;
-use crate::rate_limit::FailureLimiter;
 use crate::usage::UsageRecorder;
+use keysmith_app::rate_limit::FailureLimiter;
 use keysmith_app::time::{HOUR_MS, MINUTE_MS};
 use keysmith_core::{KeyPrefix, UserId};
 use keysmith_store::Store;
@@ -15,8 +15,6 @@ use std::sync::Arc;
 
 /// The window of the failed-verification limit per source address.
 pub const KEY_FAILURE_WINDOW_MS: i64 = MINUTE_MS;
-/// The window of the exposed-key report limit per source address.
-pub const EXPOSURE_REPORT_WINDOW_MS: i64 = MINUTE_MS;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -39,9 +37,6 @@ pub struct Inner {
     pub reveal: KeyHandoff<(UserId, String)>,
     /// Failed key verifications per source address (an IPv6 /64 counts as one).
     pub key_failures_by_address: FailureLimiter,
-    /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
-    /// counted: counting only unknown keys would tell which keys exist.
-    pub exposure_reports_by_address: FailureLimiter,
     pub trusted_proxies: TrustedProxies,
     /// GitHub's secret scanning keys; empty when not configured.
     pub github_keys: GitHubKeys,
@@ -122,6 +117,7 @@ impl AppState {
                 caller_max_age_ms: settings.cache_max_age_ms,
                 caller_counters: metrics.callers.clone(),
                 server_secret: settings.server_secret,
+                exposure_reports_per_minute: settings.exposure_reports_per_minute,
             },
             usage.clone(),
         );
@@ -137,10 +133,6 @@ impl AppState {
             handoff: KeyHandoff::default(),
             reveal: KeyHandoff::default(),
             key_failures_by_address: FailureLimiter::new(settings.key_failures_per_minute, KEY_FAILURE_WINDOW_MS),
-            exposure_reports_by_address: FailureLimiter::new(
-                settings.exposure_reports_per_minute,
-                EXPOSURE_REPORT_WINDOW_MS,
-            ),
             trusted_proxies: settings.trusted_proxies,
             github_keys: settings.github_keys,
             cache,

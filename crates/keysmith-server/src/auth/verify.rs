@@ -11,7 +11,6 @@ use crate::error::ApiError;
 use crate::metrics::Outcome;
 use crate::state::AppState;
 use keysmith_core::{KeyDigest, KeyId, PresentedKey};
-use keysmith_store::AuthRecord;
 use std::sync::Arc;
 
 /// A key that verified, and what is known about its owner (shared with the cache).
@@ -24,36 +23,9 @@ pub struct Verified {
 /// Where a request came from, for a key's recent sources.
 pub use keysmith_app::usage::Client;
 
-/// Why a key was refused. The client sees `invalid_api_key`, or `api_key_expired` for
-/// a genuine key past its expiry (only its holder can present it, so telling them
-/// reveals nothing); the reason is for logs and metrics, and names no secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    Malformed,
-    BadChecksum,
-    Unknown,
-    WrongSecret,
-    OwnerInactive,
-    Expired,
-}
-
-impl Refusal {
-    /// The name in logs: the refusal's metric label.
-    pub fn as_str(self) -> &'static str {
-        self.outcome().as_str()
-    }
-
-    pub fn outcome(self) -> Outcome {
-        match self {
-            Self::Malformed => Outcome::Malformed,
-            Self::BadChecksum => Outcome::BadChecksum,
-            Self::Unknown => Outcome::Unknown,
-            Self::WrongSecret => Outcome::WrongSecret,
-            Self::OwnerInactive => Outcome::OwnerInactive,
-            Self::Expired => Outcome::Expired,
-        }
-    }
-}
+use keysmith_app::verification::parse;
+/// Why a key was refused (the application's vocabulary).
+pub use keysmith_app::verification::{Refusal, limit_key};
 
 /// Verifies a presented key, from the cache when it can, and notes the use and its
 /// source.
@@ -110,26 +82,6 @@ fn finish_counted(
     finish(state, result, client, now)
 }
 
-/// What the failure limit counts by: the address, or for IPv6 its /64 (one host
-/// commonly holds a whole /64).
-pub(crate) fn limit_key(address: &str) -> String {
-    match address.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
-            let s = v6.segments();
-            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-        }
-        _ => address.to_owned(),
-    }
-}
-
-/// Parses a presented key; a mistyped or random string is refused here.
-fn parse(presented: &str) -> Result<PresentedKey<'_>, Refusal> {
-    PresentedKey::parse(presented).map_err(|e| match e {
-        keysmith_core::KeyFormatError::BadChecksum => Refusal::BadChecksum,
-        _ => Refusal::Malformed,
-    })
-}
-
 /// The part of verification that needs no database: a malformed key, a bad checksum,
 /// or a key in the cache. `None` when the store must be asked.
 fn verify_cached(state: &AppState, presented: &str, now: i64) -> Option<Result<Verified, Refusal>> {
@@ -164,7 +116,7 @@ fn finish(
             Ok(verified)
         }
         Err(refusal) => {
-            state.metrics.verified(refusal.outcome());
+            state.metrics.verified(Outcome::from(refusal));
             tracing::info!(auth.refusal = refusal.as_str(), "API key refused");
             Err(if refusal == Refusal::Expired {
                 ApiError::ApiKeyExpired
@@ -173,27 +125,6 @@ fn finish(
             })
         }
     }
-}
-
-/// The stored record of a genuine key (the right secret for a known key ID, or a
-/// known legacy key), whatever its state; or why the string is not one.
-pub async fn lookup(state: &AppState, presented: &str) -> Result<Result<AuthRecord, Refusal>, ApiError> {
-    let parsed = match parse(presented) {
-        Ok(p) => p,
-        Err(refusal) => return Ok(Err(refusal)),
-    };
-    let digest = parsed.digest();
-    let record = match parsed {
-        PresentedKey::V1(v1) => state.store.find_key_for_auth(&KeyId::from(v1)).await?,
-        PresentedKey::Legacy(_) => state.store.find_legacy_key_for_auth(&digest).await?,
-    };
-    let Some(record) = record else {
-        return Ok(Err(Refusal::Unknown));
-    };
-    if !record.digest.ct_eq(&digest) {
-        return Ok(Err(Refusal::WrongSecret));
-    }
-    Ok(Ok(record))
 }
 
 /// The miss path: read the store, and fill the cache.
@@ -257,7 +188,7 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> Result<V
 
 #[cfg(test)]
 mod tests {
-    use super::{Refusal, limit_key};
+    use super::{Outcome, Refusal};
 
     #[test]
     fn refusals_are_named_by_their_metric_labels() {
@@ -270,18 +201,9 @@ mod tests {
             (Refusal::Expired, "expired"),
         ] {
             assert_eq!(refusal.as_str(), name);
+            assert_eq!(Outcome::from(refusal).as_str(), name);
         }
         assert_eq!(crate::metrics::Outcome::Accepted.as_str(), "accepted");
         assert_eq!(crate::metrics::Outcome::RateLimited.as_str(), "rate_limited");
-    }
-
-    #[test]
-    fn failures_count_per_address_and_per_ipv6_64() {
-        assert_eq!(limit_key("203.0.113.9"), "203.0.113.9");
-        assert_eq!(limit_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
-        assert_eq!(limit_key("2001:db8:1:2:bbbb::7"), "2001:db8:1:2::/64");
-        assert_ne!(limit_key("2001:db8:1:3::1"), limit_key("2001:db8:1:2::1"));
-        assert_eq!(limit_key("::ffff:192.0.2.1"), "::ffff:192.0.2.1");
-        assert_eq!(limit_key("unknown"), "unknown");
     }
 }

@@ -10,7 +10,6 @@
 //! `false_positive`, naming it by the SHA-256 of the token (`token_hash`), so the
 //! answer never repeats a secret.
 
-use super::{Finding, Report, revoke};
 use crate::auth::source::SourceAddr;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
@@ -20,6 +19,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use base64::Engine;
+use keysmith_app::leaks::{Finding, Report, revoke};
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{DerSignature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
@@ -177,7 +177,7 @@ pub async fn report(
             url: m.url.clone(),
             source: m.source.clone(),
         };
-        let finding = revoke(&state, &m.token, &report, &source).await?;
+        let finding = revoke(&state.app, &m.token, &report, &source).await?;
         feedback.push(MatchFeedback {
             token_hash: sha256_hex(&m.token),
             token_type: m.token_type,

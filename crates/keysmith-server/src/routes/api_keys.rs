@@ -436,10 +436,10 @@ pub async fn revoke_exposed(
     request: Result<ApiJson<RevokeExposedRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     // Counted before the body is judged: every request from the address counts.
-    crate::leak::count_report(&state, &source)?;
+    keysmith_app::leaks::count_report(&state.app, &source)?;
     let ApiJson(request) = request?;
     let key = SecretString::new(request.key);
-    crate::leak::revoke(&state, key.expose(), &crate::leak::Report::Holder, &source).await?;
+    keysmith_app::leaks::revoke(&state.app, key.expose(), &keysmith_app::leaks::Report::Holder, &source).await?;
     let body = RevokeExposedResponse { status: "received" };
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

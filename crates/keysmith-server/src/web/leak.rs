@@ -5,12 +5,13 @@
 use super::{cross_site, failure, page, respond};
 use crate::auth::source::SourceAddr;
 use crate::error::ApiError;
-use crate::leak::{Report, revoke};
 use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use keysmith_app::AppError;
+use keysmith_app::leaks::{Report, count_report, revoke};
 use keysmith_core::SecretString;
 use maud::html;
 
@@ -57,9 +58,9 @@ pub async fn submit(
         return failure(None, ApiError::CsrfTokenInvalid);
     }
     // The same count as the API's: one budget per address for both.
-    match crate::leak::count_report(&state, &source) {
+    match count_report(&state.app, &source) {
         Ok(()) => {}
-        Err(ApiError::RateLimited { retry_after_secs }) => {
+        Err(AppError::RateLimited { retry_after_secs }) => {
             let message = format!("Too many reports from your address. Try again in {retry_after_secs} seconds.");
             let mut response = respond(StatusCode::TOO_MANY_REQUESTS, form_page(Some(&message)));
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
@@ -67,15 +68,15 @@ pub async fn submit(
             }
             return response;
         }
-        Err(other) => return failure(None, other),
+        Err(other) => return failure(None, other.into()),
     }
     let fields = super::Fields::parse(&body);
     let key = SecretString::new(fields.get("key").unwrap_or("").trim().to_owned());
     if key.expose().is_empty() {
         return failure(None, ApiError::InvalidValue("paste the key to revoke".into()));
     }
-    if let Err(e) = revoke(&state, key.expose(), &Report::Holder, &source).await {
-        return failure(None, e);
+    if let Err(e) = revoke(&state.app, key.expose(), &Report::Holder, &source).await {
+        return failure(None, e.into());
     }
     let body = html! {
         div.auth-card {
