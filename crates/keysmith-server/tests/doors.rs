@@ -1235,3 +1235,134 @@ async fn a_webhook_added_rotated_and_deleted_through_rest_or_the_web_is_the_same
     let r = d.form(&format!("/org/default/webhooks/{}/delete", web.id), &[]).await;
     error_page(&r, StatusCode::NOT_FOUND, "webhook_not_found");
 }
+
+#[tokio::test]
+async fn keys_renamed_rotated_and_deleted_together_through_rest_or_the_web_are_the_same_change() {
+    let d = doors().await;
+    let mut ids = Vec::new();
+    for name in ["one", "two", "three", "four", "five", "six"] {
+        ids.push(d.app.create_key(&d.rest, name).await.1);
+    }
+    let before = d.events().await;
+    let same = |entries: &[AuditEntry], what: &str| {
+        assert_eq!(entries.len(), 2, "{what}: one per door");
+        assert_eq!(shape(&entries[0]).0, "admin", "{what}");
+        assert_eq!(
+            shape(&entries[0]),
+            shape(&entries[1]),
+            "{what}: the same audit entry from both doors"
+        );
+    };
+
+    // Rename.
+    let r = d
+        .rest(
+            Method::PATCH,
+            &format!("/api/v1/api-keys/{}", ids[0]),
+            Some(json!({"name": "renamed via rest"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = d
+        .form(&format!("/keys/{}/rename", ids[1]), &[("name", "renamed via web")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    for (id, name) in [(&ids[0], "renamed via rest"), (&ids[1], "renamed via web")] {
+        let key = d
+            .app
+            .store
+            .get_key(&keysmith_core::KeyId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(key.name, name);
+    }
+    same(&audit(&d.app, "api_key.renamed").await, "renamed");
+    // A name too long is refused alike.
+    let long = "x".repeat(129);
+    let r = d
+        .rest(
+            Method::PATCH,
+            &format!("/api/v1/api-keys/{}", ids[0]),
+            Some(json!({"name": long})),
+        )
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::BAD_REQUEST, "invalid_name"));
+    let message = r.body["error"]["message"].as_str().unwrap().to_owned();
+    // The web shows the form again, with the same message beside the field.
+    let r = d.form(&format!("/keys/{}/rename", ids[1]), &[("name", &long)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.text
+            .contains(&format!(r#"role="alert" id="name-error">{message}</p>"#)),
+        "{message}: {}",
+        r.text
+    );
+
+    // Rotate, keeping the old key for an hour.
+    let r = d
+        .rest(
+            Method::POST,
+            &format!("/api/v1/api-keys/{}/rotate", ids[2]),
+            Some(json!({"grace": "1h"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = d.form(&format!("/keys/{}/rotate", ids[3]), &[("grace", "1h")]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    for id in [&ids[2], &ids[3]] {
+        let old = d
+            .app
+            .store
+            .get_key(&keysmith_core::KeyId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(old.rotated_to.is_some(), "{id} is being rotated");
+        assert_eq!(
+            old.expires_at,
+            Some(common::START_MS + 3_600_000),
+            "{id} works for an hour more"
+        );
+    }
+    same(&audit(&d.app, "api_key.rotated").await, "rotated");
+
+    // Delete together.
+    let r = d
+        .rest(
+            Method::POST,
+            "/api/v1/api-keys/bulk-delete",
+            Some(json!({"key_ids": [ids[4]]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = d
+        .form("/keys/delete-selected", &[("key_id", &ids[5]), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    for id in [&ids[4], &ids[5]] {
+        let gone = d
+            .app
+            .store
+            .get_key(&keysmith_core::KeyId::parse(id).unwrap())
+            .await
+            .unwrap();
+        assert!(gone.is_none(), "{id} deleted");
+    }
+    same(&audit(&d.app, "api_key.deleted").await, "deleted");
+
+    // The same events: a rotation each (its new key is part of it) and a deletion
+    // each; nothing for the renames.
+    let mut expected = before;
+    expected.extend(
+        [
+            "api_key.rotated",
+            "api_key.rotated",
+            "api_key.deleted",
+            "api_key.deleted",
+        ]
+        .map(String::from),
+    );
+    expected.sort();
+    assert_eq!(d.events().await, expected);
+}
