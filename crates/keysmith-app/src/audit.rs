@@ -151,11 +151,21 @@ impl AuditContext {
         }
     }
 
-    /// An operator on the server's machine (`keysmith admin …`): no actor, no address.
+    /// An operator on the server's machine (`keysmith admin …`), or the server itself
+    /// (expiry announcements): no actor, no address.
     pub fn operator(at: i64) -> Self {
         Self {
             actor: None,
             source: None,
+            at,
+        }
+    }
+
+    /// Something reported from `source` that no user did (an exposed key's report).
+    pub fn reported(at: i64, source: &str) -> Self {
+        Self {
+            actor: None,
+            source: Some(source.to_owned()),
             at,
         }
     }

@@ -7,11 +7,11 @@
 
 use crate::App;
 use crate::access::audit_orgs;
-use crate::audit::Action;
+use crate::audit::{Action, AuditContext};
 use crate::error::{AppError, Result};
 use crate::verification::{self, Lookup, Refusal};
 use keysmith_core::{KeyId, PresentedKey};
-use keysmith_store::{AuditQuery, NewAuditEntry};
+use keysmith_store::AuditQuery;
 
 /// Who reported the exposure, and what they said about it.
 #[derive(Debug, Clone)]
@@ -92,21 +92,12 @@ pub async fn revoke(app: &App, presented: &str, report: &Report, source: &str) -
     let mut detail = report.detail();
     detail["name"] = serde_json::json!(key.name);
     detail["owner"] = serde_json::json!(key.owner.username);
-    let now = app.now();
-    let action = Action::ApiKeyExposed;
-    let entries: Vec<NewAuditEntry> = orgs
-        .iter()
-        .map(|org| NewAuditEntry {
-            org: *org,
-            at: now,
-            actor: None,
-            action: action.as_str().to_owned(),
-            target_kind: action.target_kind().to_owned(),
-            target: key.key_id.to_string(),
-            source_address: Some(source.to_owned()),
-            detail: Some(detail.to_string()),
-        })
-        .collect();
+    let entries = AuditContext::reported(app.now(), source).entries(
+        &orgs,
+        Action::ApiKeyExposed,
+        key.key_id.as_str(),
+        Some(detail),
+    );
     if !app.store.delete_key(&key.key_id, &entries).await? {
         return Ok(Finding::AlreadyRevoked);
     }

@@ -25,7 +25,7 @@ use crate::{Acting, App};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use keysmith_core::{OrgId, SecretString};
-use keysmith_store::{AuditEntry, Delivery, NewAuditEntry, NewDelivery, NewWebhook, Org, Webhook};
+use keysmith_store::{AuditEntry, Delivery, NewDelivery, NewWebhook, Org, Webhook};
 use sha2::Sha256;
 use std::collections::HashMap;
 
@@ -369,28 +369,15 @@ pub async fn pump(app: &App) -> Result<usize> {
 pub async fn announce_expiring(app: &App) -> Result<usize> {
     let now = app.now();
     let mut announced = 0;
-    let action = Action::ApiKeyExpiringSoon;
     for key in app.store.keys_expiring(now, now + EXPIRING_SOON_MS, 200).await? {
         let orgs = audit_orgs(app, key.owner.id).await?;
         let detail = serde_json::json!({
             "name": key.name,
             "owner": key.owner.username,
             "expires_at": key.expires_at.map(rfc3339),
-        })
-        .to_string();
-        let entries: Vec<NewAuditEntry> = orgs
-            .iter()
-            .map(|org| NewAuditEntry {
-                org: *org,
-                at: now,
-                actor: None,
-                action: action.as_str().into(),
-                target_kind: action.target_kind().into(),
-                target: key.key_id.to_string(),
-                source_address: None,
-                detail: Some(detail.clone()),
-            })
-            .collect();
+        });
+        let entries =
+            AuditContext::operator(now).entries(&orgs, Action::ApiKeyExpiringSoon, key.key_id.as_str(), Some(detail));
         if app.store.mark_expiry_warned(&key.key_id, now, &entries).await? {
             announced += 1;
         }

@@ -122,7 +122,7 @@ impl Service<Request> for Connection {
                 let status = response.status().as_u16();
                 state
                     .metrics
-                    .direct_request("GET", viewer::PATH, status, started.elapsed());
+                    .observe_request("GET", viewer::PATH, status, started.elapsed());
                 response
             }));
         }

@@ -240,8 +240,14 @@ impl Metrics {
         self.forward_auth[i].observe(elapsed.as_secs_f64());
     }
 
-    /// Times a request answered on the connection, outside the router's middleware.
-    pub fn direct_request(&self, method: &'static str, route: &'static str, status: u16, elapsed: std::time::Duration) {
+    /// Times a request by its method, route template and status class.
+    pub fn observe_request(
+        &self,
+        method: &'static str,
+        route: &'static str,
+        status: u16,
+        elapsed: std::time::Duration,
+    ) {
         let labels = RequestLabels {
             method,
             route,
@@ -425,15 +431,12 @@ where
         let this = &mut *self;
         let result = std::task::ready!(Pin::new(&mut this.inner).poll(cx));
         if let Ok(response) = &result {
-            let labels = RequestLabels {
-                method: this.method,
-                route: this.route,
-                status: status_class(response.status().as_u16()),
-            };
-            this.metrics
-                .requests
-                .get_or_create(&labels)
-                .observe(this.started.elapsed().as_secs_f64());
+            this.metrics.observe_request(
+                this.method,
+                this.route,
+                response.status().as_u16(),
+                this.started.elapsed(),
+            );
         }
         Poll::Ready(result)
     }
