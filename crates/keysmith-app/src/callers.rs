@@ -13,14 +13,12 @@
 //!   while that connection is down the cache is neither read nor filled, and it is
 //!   cleared when the connection drops and when it is back.
 
+use crate::fanout_map::FanoutMap;
 use keysmith_core::policy::Roles;
 use keysmith_core::role::{OrgRole, TeamRole};
 use keysmith_core::{OrgId, UserId};
 use keysmith_store::{Invalidation, Store, Team};
-use prometheus_client::metrics::counter::Counter;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Who a principal is in the organizations, as the viewer shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,13 +97,7 @@ impl Profile {
     }
 }
 
-/// Hits and misses of a cache, as Prometheus counters shared with the registry that
-/// exposes them.
-#[derive(Debug, Clone, Default)]
-pub struct CacheCounters {
-    pub hits: Counter,
-    pub misses: Counter,
-}
+pub use crate::fanout_map::CacheCounters;
 
 /// A cached principal: their roles and profile, shared with every request that asks.
 #[derive(Debug, Clone)]
@@ -114,29 +106,13 @@ pub struct Seat {
     pub profile: Arc<Profile>,
 }
 
-#[derive(Debug)]
-struct Cached {
-    seat: Seat,
-    loaded_at: i64,
-}
-
-/// foldhash, seeded per process.
-type Hasher = foldhash::fast::RandomState;
-
 pub struct CallerCache {
-    entries: RwLock<HashMap<UserId, Cached, Hasher>>,
-    max_entries: usize,
-    max_age_ms: i64,
-    epoch: AtomicU64,
-    live: AtomicBool,
-    pub hits: Counter,
-    pub misses: Counter,
+    map: FanoutMap<UserId, Seat>,
 }
 
 impl std::fmt::Debug for CallerCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CallerCache")
-            .field("max_entries", &self.max_entries)
             .field("live", &self.is_live())
             .finish_non_exhaustive()
     }
@@ -149,97 +125,55 @@ impl CallerCache {
     /// `counters` count hits and misses (clones of a metrics registry's counters).
     pub fn new(max_entries: usize, max_age_ms: i64, live: bool, counters: CacheCounters) -> Self {
         Self {
-            entries: RwLock::new(HashMap::default()),
-            max_entries,
-            max_age_ms,
-            epoch: AtomicU64::new(0),
-            live: AtomicBool::new(live && max_entries > 0),
-            hits: counters.hits,
-            misses: counters.misses,
+            map: FanoutMap::new(max_entries, max_age_ms, live, counters),
         }
     }
 
     /// The seat of `user`, from the cache or read (and cached) on a miss.
     pub async fn seat(&self, store: &dyn Store, user: UserId, now: i64) -> keysmith_store::Result<Seat> {
-        if self.is_live() {
-            let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(cached) = entries.get(&user).filter(|c| now < c.loaded_at + self.max_age_ms) {
-                self.hits.inc();
-                return Ok(cached.seat.clone());
-            }
+        if let Some(seat) = self.map.get(&user, now, |_| true) {
+            return Ok(seat);
         }
-        self.misses.inc();
-        let ticket = self.epoch.load(Ordering::SeqCst);
+        let ticket = self.map.ticket();
         let profile = Profile::load(store, user).await?;
         let seat = Seat {
             roles: Arc::new(profile.roles()),
             profile: Arc::new(profile),
         };
-        self.insert(user, &seat, ticket, now);
+        self.map.insert(user, seat.clone(), ticket, now);
         Ok(seat)
-    }
-
-    fn insert(&self, user: UserId, seat: &Seat, ticket: u64, now: i64) {
-        if !self.is_live() {
-            return;
-        }
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        // Checked under the lock that `apply` takes too: an invalidation after the
-        // read began means the rows may be stale.
-        if self.epoch.load(Ordering::SeqCst) != ticket {
-            return;
-        }
-        if entries.len() >= self.max_entries && !entries.contains_key(&user) {
-            let max_age_ms = self.max_age_ms;
-            entries.retain(|_, c| now < c.loaded_at + max_age_ms);
-            if entries.len() >= self.max_entries
-                && let Some(evict) = entries.keys().next().copied()
-            {
-                entries.remove(&evict);
-            }
-        }
-        entries.insert(
-            user,
-            Cached {
-                seat: seat.clone(),
-                loaded_at: now,
-            },
-        );
     }
 
     /// Drops what a committed change made stale.
     pub fn apply(&self, invalidation: &Invalidation) {
         if let Invalidation::Owner(user) = invalidation {
-            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-            self.epoch.fetch_add(1, Ordering::SeqCst);
-            entries.remove(user);
+            self.map.remove(user);
         }
     }
 
     pub fn clear(&self) {
-        let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        entries.clear();
+        self.map.clear();
     }
 
     /// Whether the cache may serve; cleared on every change of state.
     pub fn set_live(&self, live: bool) {
-        self.live.store(false, Ordering::Release);
-        self.clear();
-        if live && self.max_entries > 0 {
-            self.live.store(true, Ordering::Release);
-        }
+        self.map.set_live(live);
     }
 
     pub fn is_live(&self) -> bool {
-        self.live.load(Ordering::Acquire)
+        self.map.is_live()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.map.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Hits and misses so far.
+    pub fn counters(&self) -> &CacheCounters {
+        &self.map.counters
     }
 }

@@ -19,6 +19,7 @@ pub mod caller;
 pub mod callers;
 pub mod clock;
 pub mod error;
+mod fanout_map;
 pub mod input;
 pub mod keys;
 pub mod leaks;
@@ -27,6 +28,7 @@ pub mod orgs;
 pub mod password;
 pub mod rate_limit;
 pub mod service_accounts;
+pub mod sessions;
 pub mod sign_in_throttle;
 pub mod teams;
 pub mod time;
@@ -61,6 +63,8 @@ pub struct Inner {
     /// Who each recent caller is (roles, organizations, teams), kept in step with the
     /// store by its invalidations.
     pub callers: Arc<callers::CallerCache>,
+    /// Which user each recent sign-in session belongs to, kept in step the same way.
+    pub sessions: Arc<sessions::SessionCache>,
     /// The secret webhook signing secrets are derived from.
     pub server_secret: webhooks::ServerSecret,
     /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
@@ -85,6 +89,11 @@ pub struct Settings {
     pub caller_max_age_ms: i64,
     /// Where the caller cache counts its hits and misses.
     pub caller_counters: callers::CacheCounters,
+    /// Sign-in sessions the session cache holds at most; 0 turns it off. Entries are
+    /// trusted for `caller_max_age_ms` too.
+    pub max_sessions: usize,
+    /// Where the session cache counts its hits and misses.
+    pub session_counters: callers::CacheCounters,
     /// The secret webhook signing secrets are derived from (random if not given).
     pub server_secret: webhooks::ServerSecret,
     /// Exposed-key reports accepted per source address per minute; 0: no limit.
@@ -98,6 +107,8 @@ impl Default for Settings {
             max_callers: 100_000,
             caller_max_age_ms: 60_000,
             caller_counters: callers::CacheCounters::default(),
+            max_sessions: 100_000,
+            session_counters: callers::CacheCounters::default(),
             server_secret: webhooks::ServerSecret::random(),
             exposure_reports_per_minute: 30,
         }
@@ -107,7 +118,7 @@ impl Default for Settings {
 impl App {
     /// The application on `store`. Its caches follow the store's own invalidations at
     /// once; on PostgreSQL they serve only once the server's fan-out listens for other
-    /// replicas' changes (`callers.set_live(true)`).
+    /// replicas' changes ([`App::set_caches_live`]).
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings, usage: Arc<UsageRecorder>) -> Self {
         let alone = store.backend() == keysmith_store::Backend::Sqlite;
         let callers = Arc::new(callers::CallerCache::new(
@@ -116,8 +127,17 @@ impl App {
             alone,
             settings.caller_counters,
         ));
-        let hook = callers.clone();
-        store.on_invalidation(Box::new(move |invalidation| hook.apply(invalidation)));
+        let sessions = Arc::new(sessions::SessionCache::new(
+            settings.max_sessions,
+            settings.caller_max_age_ms,
+            alone,
+            settings.session_counters,
+        ));
+        let (hook_callers, hook_sessions) = (callers.clone(), sessions.clone());
+        store.on_invalidation(Box::new(move |invalidation| {
+            hook_callers.apply(invalidation);
+            hook_sessions.apply(invalidation);
+        }));
         Self(Arc::new(Inner {
             store,
             clock,
@@ -125,9 +145,23 @@ impl App {
             usage,
             sign_in_throttle: sign_in_throttle::SignInThrottle::default(),
             callers,
+            sessions,
             server_secret: settings.server_secret,
             exposure_reports: rate_limit::FailureLimiter::new(settings.exposure_reports_per_minute, time::MINUTE_MS),
         }))
+    }
+
+    /// Applies another replica's change to the application's caches.
+    pub fn apply_invalidation(&self, invalidation: &keysmith_store::Invalidation) {
+        self.callers.apply(invalidation);
+        self.sessions.apply(invalidation);
+    }
+
+    /// Whether the application's caches may serve: true while the fan-out listens for
+    /// other replicas' changes. Each is cleared on every change of state.
+    pub fn set_caches_live(&self, live: bool) {
+        self.callers.set_live(live);
+        self.sessions.set_live(live);
     }
 
     /// The time now, in Unix milliseconds, by the application's clock.

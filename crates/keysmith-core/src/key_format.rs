@@ -200,6 +200,11 @@ impl KeyDigest {
         &self.0
     }
 
+    /// 64 lowercase hexadecimal characters.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Constant-time equality.
     pub fn ct_eq(&self, other: &KeyDigest) -> bool {
         self.0.ct_eq(&other.0).into()
@@ -555,7 +560,7 @@ mod tests {
     #[test]
     fn hex_digests_parse() {
         let d = KeyDigest::of(b"x");
-        let hex: String = d.as_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let hex = d.to_hex();
         assert_eq!(KeyDigest::from_hex(&hex), Some(d));
         assert_eq!(KeyDigest::from_hex(&hex.to_uppercase()), Some(d));
         assert_eq!(KeyDigest::from_hex(&hex[..63]), None);

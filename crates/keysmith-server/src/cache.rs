@@ -324,6 +324,7 @@ impl VerifyCache {
                         .remove(&slot);
                 }
             }
+            Invalidation::Session(_) => {}
             Invalidation::Owner(owner) => {
                 let removed = self.owners.write().unwrap_or_else(|p| p.into_inner()).remove(owner);
                 if let Some(info) = removed {
@@ -377,7 +378,7 @@ impl VerifyCache {
 pub async fn run_fanout(
     store: Arc<dyn Store>,
     cache: Arc<VerifyCache>,
-    callers: Arc<keysmith_app::callers::CallerCache>,
+    app: keysmith_app::App,
     metrics: Arc<Metrics>,
     retry: Duration,
 ) {
@@ -386,7 +387,7 @@ pub async fn run_fanout(
             Ok(None) => return,
             Ok(Some(mut feed)) => {
                 cache.set_live(true);
-                callers.set_live(true);
+                app.set_caches_live(true);
                 metrics.fanout_connected.set(1);
                 tracing::info!("listening for other replicas' revocations");
                 loop {
@@ -396,13 +397,13 @@ pub async fn run_fanout(
                             sent_at_ms,
                         }) => {
                             cache.apply(&invalidation);
-                            callers.apply(&invalidation);
+                            app.apply_invalidation(&invalidation);
                             let lag_ms = crate::clock::wall_ms() - sent_at_ms;
                             metrics.observe_fanout_lag(lag_ms);
                         }
                         Err(e) => {
                             cache.set_live(false);
-                            callers.set_live(false);
+                            app.set_caches_live(false);
                             metrics.fanout_connected.set(0);
                             metrics.fanout_reconnects.inc();
                             tracing::warn!(error.detail = %e, "revocation notices lost: the cache is off until reconnected");
@@ -413,7 +414,7 @@ pub async fn run_fanout(
             }
             Err(e) => {
                 cache.set_live(false);
-                callers.set_live(false);
+                app.set_caches_live(false);
                 metrics.fanout_connected.set(0);
                 tracing::warn!(error.detail = %e, "cannot listen for revocations; retrying");
             }

@@ -109,6 +109,8 @@ pub struct Metrics {
     /// The caller cache's hits and misses (a miss reads the caller's roles,
     /// organizations and teams).
     pub callers: keysmith_app::callers::CacheCounters,
+    /// The session cache's hits and misses (a miss reads the session and its user).
+    pub sessions: keysmith_app::callers::CacheCounters,
     pub fanout_connected: Gauge,
     pub fanout_reconnects: Counter,
     pub fanout_lag: Histogram,
@@ -148,6 +150,17 @@ impl Default for Metrics {
             "caller_cache_misses",
             "Authenticated requests whose caller was read from the database",
             callers.misses.clone(),
+        );
+        let sessions = keysmith_app::callers::CacheCounters::default();
+        registry.register(
+            "session_cache_hits",
+            "Requests signed in by cookie whose session came from the cache",
+            sessions.hits.clone(),
+        );
+        registry.register(
+            "session_cache_misses",
+            "Requests signed in by cookie whose session was read from the database",
+            sessions.misses.clone(),
         );
         let cache_entries = Gauge::default();
         registry.register("cache_entries", "Keys in the verification cache", cache_entries.clone());
@@ -202,6 +215,7 @@ impl Default for Metrics {
             cache_misses,
             cache_entries,
             callers,
+            sessions,
             fanout_connected,
             fanout_reconnects,
             fanout_lag,

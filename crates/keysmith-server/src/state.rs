@@ -116,6 +116,8 @@ impl AppState {
                 max_callers: settings.cache_max_keys,
                 caller_max_age_ms: settings.cache_max_age_ms,
                 caller_counters: metrics.callers.clone(),
+                max_sessions: settings.cache_max_keys,
+                session_counters: metrics.sessions.clone(),
                 server_secret: settings.server_secret,
                 exposure_reports_per_minute: settings.exposure_reports_per_minute,
             },
@@ -150,7 +152,7 @@ impl AppState {
         tokio::spawn(crate::cache::run_fanout(
             self.store.clone(),
             self.cache.clone(),
-            self.app.callers.clone(),
+            self.app.clone(),
             self.metrics.clone(),
             std::time::Duration::from_secs(1),
         ))

@@ -309,10 +309,10 @@ async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
         users(&b).await == StatusCode::OK && !b.state.app.callers.is_empty()
     })
     .await;
-    let hits = b.state.app.callers.hits.get();
+    let hits = b.state.app.callers.counters().hits.get();
     assert_eq!(users(&b).await, StatusCode::OK);
     assert!(
-        b.state.app.callers.hits.get() > hits,
+        b.state.app.callers.counters().hits.get() > hits,
         "warm: the caller came from the cache"
     );
 
@@ -399,6 +399,68 @@ async fn a_demotion_on_one_replica_takes_effect_on_the_other() {
     assert!(r.status.is_success(), "{}", r.text);
     eventually("b hiding the team's keys from the removed team admin", async || {
         sa_keys(&b).await == 0
+    })
+    .await;
+}
+
+/// Sessions are cached like keys and callers, and end like them on every replica: a
+/// cookie that replica B serves from memory stops working there once the user signs
+/// out on A, and once an admin deactivates the user on A.
+#[tokio::test]
+async fn a_sign_out_or_a_deactivation_on_one_replica_ends_the_session_on_the_other() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, b) = two_replicas(&url).await;
+    let admin_a = a.admin().await;
+    a.add_user("ada").await;
+    let viewer = async |app: &TestApp, session: &common::Session| {
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Session(session.clone()), None)
+            .await
+            .status
+    };
+    let warm_on_b = async |session: &common::Session| {
+        eventually("b serving the session from its cache", async || {
+            viewer(&b, session).await == StatusCode::OK && !b.state.app.sessions.is_empty()
+        })
+        .await;
+        let hits = b.state.app.sessions.counters().hits.get();
+        assert_eq!(viewer(&b, session).await, StatusCode::OK);
+        assert!(
+            b.state.app.sessions.counters().hits.get() > hits,
+            "warm: the session came from the cache"
+        );
+    };
+
+    let first = a.sign_in("ada", common::USER_PASSWORD).await;
+    warm_on_b(&first).await;
+    let r = a
+        .request(Method::DELETE, "/api/v1/session", &Auth::Session(first.clone()), None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(
+        viewer(&a, &first).await,
+        StatusCode::UNAUTHORIZED,
+        "at once on the replica that signed out"
+    );
+    eventually("b refusing the signed-out session", async || {
+        viewer(&b, &first).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    let second = a.sign_in("ada", common::USER_PASSWORD).await;
+    warm_on_b(&second).await;
+    let r = a
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/ada",
+            &admin_a,
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(viewer(&a, &second).await, StatusCode::UNAUTHORIZED);
+    eventually("b refusing the deactivated user's session", async || {
+        viewer(&b, &second).await == StatusCode::UNAUTHORIZED
     })
     .await;
 }

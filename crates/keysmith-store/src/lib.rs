@@ -91,7 +91,7 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>>;
     async fn set_password(&self, user: UserId, password_hash: &str) -> Result<bool>;
     /// An operator's password reset: sets the password, ends every session of the
-    /// user, clears their sign-in throttle (`sign_in_unlocked_at = now`) and appends
+    /// user (announcing `Invalidation::Owner`), clears their sign-in throttle (`sign_in_unlocked_at = now`) and appends
     /// `audit`, in one transaction. `false` when there is no such user (with a
     /// password: service accounts have none).
     async fn reset_password(
@@ -168,6 +168,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_session(&self, session: NewSession) -> Result<()>;
     /// The session with this token digest, if it exists and has not expired at `now`.
     async fn find_session(&self, token_digest: &KeyDigest, now: i64) -> Result<Option<Session>>;
+    /// Ends a session, and announces `Invalidation::Session` so that no replica's
+    /// cache keeps it.
     async fn delete_session(&self, token_digest: &KeyDigest) -> Result<()>;
     /// Removes sessions that expired before `now`; returns how many.
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64>;

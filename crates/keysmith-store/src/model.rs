@@ -443,14 +443,17 @@ pub enum Invalidation {
     /// A principal: deactivated, deleted, or its organizations, teams or roles
     /// changed. Every cached key of theirs and their cached roles are stale.
     Owner(UserId),
+    /// A sign-in session, by its token's digest: signed out.
+    Session(KeyDigest),
 }
 
 impl Invalidation {
-    /// `k:<key id>` or `u:<user id>`.
+    /// `k:<key id>`, `u:<user id>` or `s:<session token digest, hex>`.
     pub fn encode(&self) -> String {
         match self {
             Self::Key(k) => format!("k:{k}"),
             Self::Owner(u) => format!("u:{}", u.0),
+            Self::Session(d) => format!("s:{}", d.to_hex()),
         }
     }
 
@@ -458,6 +461,7 @@ impl Invalidation {
         match s.split_once(':')? {
             ("k", k) if !k.is_empty() => Some(Self::Key(k.to_owned())),
             ("u", u) => u.parse().ok().map(|id| Self::Owner(UserId(id))),
+            ("s", d) => KeyDigest::from_hex(d).map(Self::Session),
             _ => None,
         }
     }

@@ -592,7 +592,11 @@ macro_rules! sql_store {
                     .await
                     .map_err(backend_err)?;
                 append_audit(&mut tx, audit).await?;
+                // Their sessions ended: cached ones go too, on every replica.
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
                 tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(true)
             }
 
@@ -989,11 +993,16 @@ macro_rules! sql_store {
             }
 
             async fn delete_session(&self, token_digest: &KeyDigest) -> Result<()> {
+                let mut tx = self.begin().await?;
                 sqlx::query("DELETE FROM sessions WHERE token_digest = $1")
                     .bind(token_digest.as_bytes().as_slice())
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await
                     .map_err(backend_err)?;
+                let inv = Invalidation::Session(*token_digest);
+                invalidate(&mut tx, &inv).await?;
+                tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
                 Ok(())
             }
 

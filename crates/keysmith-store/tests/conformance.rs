@@ -1475,6 +1475,38 @@ async fn committed_changes_announce_invalidations_and_auth_records_carry_the_org
     );
 }
 
+/// Ending sessions is announced like revoking keys, so that no cache keeps them: a
+/// sign-out by its digest, an operator's password reset by the user.
+async fn ending_sessions_is_announced(store: Arc<dyn Store>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    store.on_invalidation(Box::new(move |i| sink.lock().unwrap().push(i.clone())));
+    let user = store.create_user(person("sam"), 1).await.unwrap();
+    let digest = KeyDigest::of(b"session-token");
+    store
+        .create_session(NewSession {
+            token_digest: digest,
+            user_id: user.id,
+            created_at: 1,
+            expires_at: 1_000,
+        })
+        .await
+        .unwrap();
+    assert!(seen.lock().unwrap().is_empty(), "starting a session changes no cache");
+    store.delete_session(&digest).await.unwrap();
+    let hash = "$argon2id$v=19$m=19456,t=2,p=1$bmV3$bmV3aGFzaA";
+    assert!(store.reset_password(user.id, hash, 5, &[]).await.unwrap());
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![Invalidation::Session(digest), Invalidation::Owner(user.id)]
+    );
+    assert_eq!(
+        Invalidation::decode(&Invalidation::Session(digest).encode()),
+        Some(Invalidation::Session(digest)),
+        "it travels to other replicas intact"
+    );
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         const CASES: &[(&str, Case)] = &[$((stringify!($case), |s| Box::pin($case(s)))),*];
@@ -1497,6 +1529,7 @@ conformance!(
     users_are_found_by_username_or_email_ignoring_case,
     usernames_and_emails_are_unique,
     sessions_are_found_until_they_expire_or_are_deleted,
+    ending_sessions_is_announced,
     keys_are_stored_and_found_for_verification,
     lists_page_newest_first_with_a_stable_cursor,
     keys_are_renamed_and_deleted,
@@ -1628,6 +1661,26 @@ async fn postgres_replicas_hear_each_others_invalidations() {
         notice.invalidation,
         Invalidation::Key(key.key_id.to_string()),
         "the refused change sent nothing before it"
+    );
+    assert_eq!(
+        feed.next().await.unwrap().invalidation,
+        Invalidation::Key(key.key_id.to_string()),
+        "the delete's own"
+    );
+    let digest = KeyDigest::of(b"a session token");
+    a.create_session(NewSession {
+        token_digest: digest,
+        user_id: admin.id,
+        created_at: 1,
+        expires_at: i64::MAX,
+    })
+    .await
+    .unwrap();
+    a.delete_session(&digest).await.unwrap();
+    assert_eq!(
+        feed.next().await.unwrap().invalidation,
+        Invalidation::Session(digest),
+        "a sign-out reaches the other replicas"
     );
     let sqlite_dir = tempfile::tempdir().unwrap();
     let sqlite = keysmith_store::SqliteStore::open(&sqlite_dir.path().join("k.db"))

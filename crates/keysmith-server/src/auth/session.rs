@@ -89,19 +89,9 @@ pub async fn start(state: &AppState, user: UserId, secure: bool) -> Result<Start
 }
 
 /// The active user a session token belongs to, or `None` for a token that is unknown,
-/// expired, signed out, or whose user was deactivated.
+/// expired, signed out, or whose user was deactivated. From the session cache when warm.
 pub async fn session_user(state: &AppState, token: &SecretString) -> Result<Option<UserRef>, ApiError> {
-    let Some(found) = state.store.find_session(&token_digest(token), state.now()).await? else {
-        return Ok(None);
-    };
-    Ok(match state.store.get_user(found.user_id).await? {
-        Some(user) if user.active => Some(UserRef {
-            id: user.id,
-            kind: user.kind,
-            username: user.username,
-        }),
-        _ => None,
-    })
+    Ok(keysmith_app::sessions::user(&state.app, &token_digest(token)).await?)
 }
 
 /// Whether the session cookie must be `Secure`: always when configured, and whenever

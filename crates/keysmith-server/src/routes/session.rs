@@ -72,7 +72,7 @@ pub async fn delete_session(State(state): State<AppState>, headers: HeaderMap) -
         if !session::csrf_matches(&token, &headers) {
             return Err(ApiError::CsrfTokenInvalid);
         }
-        state.store.delete_session(&session::token_digest(&token)).await?;
+        keysmith_app::sessions::end(&state.app, &session::token_digest(&token)).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(state.secure_cookies)) {

@@ -110,7 +110,7 @@ pub async fn logout(State(state): State<AppState>, user: WebUser, headers: Heade
         return refused;
     }
     if let Some(token) = session::token_from_cookies(&headers)
-        && let Err(e) = state.store.delete_session(&session::token_digest(&token)).await
+        && let Err(e) = keysmith_app::sessions::end(&state.app, &session::token_digest(&token)).await
     {
         return failure(Some(&user), e.into());
     }
