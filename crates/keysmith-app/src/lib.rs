@@ -35,6 +35,7 @@ pub mod time;
 pub mod usage;
 pub mod users;
 pub mod verification;
+pub mod verify_cache;
 pub mod webhooks;
 
 pub use audit::{Action, AuditContext};
@@ -65,6 +66,8 @@ pub struct Inner {
     pub callers: Arc<callers::CallerCache>,
     /// Which user each recent sign-in session belongs to, kept in step the same way.
     pub sessions: Arc<sessions::SessionCache>,
+    /// API key verification, with its cache (kept in step the same way).
+    pub verifier: verification::Verifier,
     /// The secret webhook signing secrets are derived from.
     pub server_secret: webhooks::ServerSecret,
     /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
@@ -98,6 +101,8 @@ pub struct Settings {
     pub server_secret: webhooks::ServerSecret,
     /// Exposed-key reports accepted per source address per minute; 0: no limit.
     pub exposure_reports_per_minute: u32,
+    /// The verification cache's size and age bound, the failure limit, the counters.
+    pub verification: verification::VerifierSettings,
 }
 
 impl Default for Settings {
@@ -111,6 +116,7 @@ impl Default for Settings {
             session_counters: callers::CacheCounters::default(),
             server_secret: webhooks::ServerSecret::random(),
             exposure_reports_per_minute: 30,
+            verification: verification::VerifierSettings::default(),
         }
     }
 }
@@ -133,8 +139,10 @@ impl App {
             alone,
             settings.session_counters,
         ));
-        let (hook_callers, hook_sessions) = (callers.clone(), sessions.clone());
+        let verifier = verification::Verifier::new(settings.verification, alone, usage.clone());
+        let (hook_keys, hook_callers, hook_sessions) = (verifier.cache.clone(), callers.clone(), sessions.clone());
         store.on_invalidation(Box::new(move |invalidation| {
+            hook_keys.apply(invalidation);
             hook_callers.apply(invalidation);
             hook_sessions.apply(invalidation);
         }));
@@ -146,6 +154,7 @@ impl App {
             sign_in_throttle: sign_in_throttle::SignInThrottle::default(),
             callers,
             sessions,
+            verifier,
             server_secret: settings.server_secret,
             exposure_reports: rate_limit::FailureLimiter::new(settings.exposure_reports_per_minute, time::MINUTE_MS),
         }))
@@ -153,6 +162,7 @@ impl App {
 
     /// Applies another replica's change to the application's caches.
     pub fn apply_invalidation(&self, invalidation: &keysmith_store::Invalidation) {
+        self.verifier.cache.apply(invalidation);
         self.callers.apply(invalidation);
         self.sessions.apply(invalidation);
     }
@@ -160,8 +170,23 @@ impl App {
     /// Whether the application's caches may serve: true while the fan-out listens for
     /// other replicas' changes. Each is cleared on every change of state.
     pub fn set_caches_live(&self, live: bool) {
+        self.verifier.cache.set_live(live);
         self.callers.set_live(live);
         self.sessions.set_live(live);
+    }
+
+    /// Verifies a presented key, from the cache when it can, and notes the use and its
+    /// source ([`verification::Verifier`]); a store failure is the store's error.
+    pub async fn verify_key(
+        &self,
+        presented: &str,
+        client: usage::Client<'_>,
+    ) -> Result<std::result::Result<verification::Verified, verification::Denied>> {
+        let now = self.now();
+        match self.verifier.verify_now(presented, client, now) {
+            Some(done) => Ok(done),
+            None => Ok(self.verifier.verify_stored(&*self.store, presented, client, now).await?),
+        }
     }
 
     /// The time now, in Unix milliseconds, by the application's clock.

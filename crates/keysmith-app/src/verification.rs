@@ -1,13 +1,27 @@
-//! Verification's first steps, the same for every door and for leak response: parsing
-//! a presented string (no allocation, never panics; a mistyped or random string is
-//! refused here by its checksum, without touching the database), looking up the key
-//! it names, and why a key is refused. The cached hot path that answers requests is
-//! still the server's (`keysmith-server/src/auth/verify.rs`; docs/DESIGN.md §5).
+//! Verification, the hot path every door shares: from a presented string to the key's
+//! owner, or a refusal.
+//!
+//! parse (no allocation, never panics) → checksum (a mistyped or random string is
+//! refused here, without touching the database) → the cache by key ID (v1), else the
+//! store by key ID or (legacy) by digest, filling the cache → constant-time digest
+//! comparison → owner active, key not expired → accept, and note the use and its
+//! source in memory.
+//!
+//! [`Verifier::verify_now`] decides everything that needs no database and allocates
+//! nothing when the key is warm, so a door can answer without a future (forward auth
+//! does, on the connection); [`Verifier::verify_stored`] finishes after a store read.
+//! Leak response uses [`lookup`], which reads the store and never the cache.
 
 use crate::App;
 use crate::error::Result;
-use keysmith_core::{KeyFormatError, KeyId, PresentedKey};
-use keysmith_store::AuthRecord;
+use crate::fanout_map::CacheCounters;
+use crate::rate_limit::FailureLimiter;
+use crate::usage::{Client, UsageRecorder};
+use crate::verify_cache::{Entry, OwnerInfo, VerifyCache};
+use keysmith_core::{KeyDigest, KeyFormatError, KeyId, PresentedKey};
+use keysmith_store::{AuthRecord, Store};
+use prometheus_client::metrics::counter::Counter;
+use std::sync::Arc;
 
 /// Why a key was refused. The client sees `invalid_api_key`, or `api_key_expired` for
 /// a genuine key past its expiry (only its holder can present it, so telling them
@@ -86,9 +100,303 @@ pub fn limit_key(address: &str) -> String {
     }
 }
 
+/// The outcome of a verification, for the metric. Counted by index: every outcome
+/// costs the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    RateLimited,
+    Refused(Refusal),
+}
+
+/// The outcomes' label values, in the order of [`Outcome::index`].
+pub const OUTCOMES: [&str; 8] = [
+    "accepted",
+    "rate_limited",
+    "malformed",
+    "bad_checksum",
+    "unknown",
+    "wrong_secret",
+    "owner_inactive",
+    "expired",
+];
+
+impl Outcome {
+    /// Its position in [`OUTCOMES`].
+    #[inline]
+    pub fn index(self) -> usize {
+        match self {
+            Self::Accepted => 0,
+            Self::RateLimited => 1,
+            Self::Refused(r) => 2 + r as usize,
+        }
+    }
+
+    /// The metric label, also used in logs.
+    pub fn as_str(self) -> &'static str {
+        OUTCOMES[self.index()]
+    }
+}
+
+/// Why a presented key was not accepted: refused, or not even judged because its
+/// source address is over its failure limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    Refused(Refusal),
+    RateLimited { retry_after_secs: u64 },
+}
+
+/// A key that verified, and what is known about its owner (shared with the cache).
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub key_id: KeyId,
+    pub owner: Arc<OwnerInfo>,
+}
+
+/// How verification is set up.
+#[derive(Debug, Clone)]
+pub struct VerifierSettings {
+    /// Keys the cache holds at most; 0 turns it off.
+    pub max_keys: usize,
+    /// How long a cached key is trusted without reading it again.
+    pub max_age_ms: i64,
+    /// Failed verifications per source address per minute before it gets 429.
+    pub failures_per_minute: u32,
+    /// Where the cache counts its hits and misses.
+    pub cache_counters: CacheCounters,
+    /// One counter per [`OUTCOMES`] label, in that order (a metrics family's children).
+    pub outcomes: [Counter; 8],
+}
+
+impl Default for VerifierSettings {
+    fn default() -> Self {
+        Self {
+            max_keys: 100_000,
+            max_age_ms: 60_000,
+            failures_per_minute: 60,
+            cache_counters: CacheCounters::default(),
+            outcomes: Default::default(),
+        }
+    }
+}
+
+/// Verification with its cache, its failure limit per source address, its outcome
+/// counters and the usage it records.
+pub struct Verifier {
+    pub cache: Arc<VerifyCache>,
+    /// Failed verifications per source address (an IPv6 /64 counts as one); also
+    /// counts failed GitHub alert signatures.
+    pub failures: FailureLimiter,
+    outcomes: [Counter; 8],
+    usage: Arc<UsageRecorder>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier").finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// `live` says whether the cache may serve from the start (true where no other
+    /// replica can change keys).
+    pub fn new(settings: VerifierSettings, live: bool, usage: Arc<UsageRecorder>) -> Self {
+        Self {
+            cache: Arc::new(VerifyCache::new(
+                settings.max_keys,
+                settings.max_age_ms,
+                live,
+                settings.cache_counters,
+            )),
+            failures: FailureLimiter::new(settings.failures_per_minute, crate::time::MINUTE_MS),
+            outcomes: settings.outcomes,
+            usage,
+        }
+    }
+
+    #[inline]
+    fn count(&self, outcome: Outcome) {
+        self.outcomes[outcome.index()].inc();
+    }
+
+    /// Everything verification can decide without the database: a key in the cache, a
+    /// malformed key or a bad checksum, an address over its failure limit. `None` when
+    /// the store must be asked; then [`Verifier::verify_stored`] finishes the job.
+    ///
+    /// A key accepted from the cache is never held back. Anything else may be someone
+    /// guessing, so it counts against its source address: over the limit the address
+    /// is refused (`Denied::RateLimited`) until the minute is over, without a database
+    /// read, while the keys it holds that are in the cache (keys in steady use) keep
+    /// working.
+    #[inline]
+    pub fn verify_now(
+        &self,
+        presented: &str,
+        client: Client<'_>,
+        now: i64,
+    ) -> Option<std::result::Result<Verified, Denied>> {
+        let cached = match self.verify_cached(presented, now) {
+            Some(Ok(verified)) => return Some(Ok(self.accept(verified, client, now))),
+            other => other,
+        };
+        if let Err(retry_after_secs) = self.failures.check(&limit_key(client.address), now) {
+            self.count(Outcome::RateLimited);
+            return Some(Err(Denied::RateLimited { retry_after_secs }));
+        }
+        cached.map(|result| self.finish_counted(result, client, now))
+    }
+
+    /// The rest of a verification after [`Verifier::verify_now`] answered `None`:
+    /// the store read, which also fills the cache. A store failure is the store's error.
+    pub async fn verify_stored(
+        &self,
+        store: &dyn Store,
+        presented: &str,
+        client: Client<'_>,
+        now: i64,
+    ) -> std::result::Result<std::result::Result<Verified, Denied>, keysmith_store::StoreError> {
+        let result = self.check(store, presented, now).await?;
+        Ok(self.finish_counted(result, client, now))
+    }
+
+    /// Counts a refusal against the client's address, then finishes.
+    fn finish_counted(
+        &self,
+        result: std::result::Result<Verified, Refusal>,
+        client: Client<'_>,
+        now: i64,
+    ) -> std::result::Result<Verified, Denied> {
+        match result {
+            Ok(verified) => Ok(self.accept(verified, client, now)),
+            Err(refusal) => {
+                if self.failures.record_failure(&limit_key(client.address), now) == self.failures.max_failures() {
+                    tracing::warn!(
+                        source.address = client.address,
+                        "too many failed API key verifications from this address; refusing it for a minute"
+                    );
+                }
+                self.count(Outcome::Refused(refusal));
+                tracing::info!(auth.refusal = refusal.as_str(), "API key refused");
+                Err(Denied::Refused(refusal))
+            }
+        }
+    }
+
+    /// Notes the use and its source, and counts the acceptance.
+    #[inline]
+    fn accept(&self, verified: Verified, client: Client<'_>, now: i64) -> Verified {
+        self.usage.record(&verified.key_id, now, client);
+        self.count(Outcome::Accepted);
+        verified
+    }
+
+    /// The part of verification that needs no database: a malformed key, a bad
+    /// checksum, or a key in the cache. `None` when the store must be asked.
+    #[inline]
+    fn verify_cached(&self, presented: &str, now: i64) -> Option<std::result::Result<Verified, Refusal>> {
+        let parsed = match parse(presented) {
+            Ok(p) => p,
+            Err(refusal) => return Some(Err(refusal)),
+        };
+        match parsed {
+            PresentedKey::V1(v1) => {
+                let entry = self.cache.get(v1.key_id(), now)?;
+                Some(judge(KeyId::from(v1), &entry, &parsed.digest(), now))
+            }
+            PresentedKey::Legacy(legacy) => {
+                let digest = legacy.digest();
+                let (key_id, entry) = self.cache.get_legacy(&digest, now)?;
+                Some(judge(key_id, &entry, &digest, now))
+            }
+        }
+    }
+
+    /// The miss path: read the store, and fill the cache.
+    async fn check(
+        &self,
+        store: &dyn Store,
+        presented: &str,
+        now: i64,
+    ) -> keysmith_store::Result<std::result::Result<Verified, Refusal>> {
+        let parsed = match parse(presented) {
+            Ok(p) => p,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        // One SHA-256: a legacy key is looked up by it, and every key is judged by it.
+        let digest = parsed.digest();
+        let (key_id, entry) = match parsed {
+            PresentedKey::V1(v1) => {
+                let key_id = KeyId::from(v1);
+                // Taken before the read: an invalidation meanwhile voids the fill.
+                let ticket = self.cache.ticket();
+                let entry = match store.find_key_for_auth(&key_id).await? {
+                    Some(record) => Entry::from_record(&record, now),
+                    None => Entry::absent(now),
+                };
+                self.cache.fill(ticket, v1.key_id(), entry.clone());
+                (key_id, entry)
+            }
+            PresentedKey::Legacy(_) => {
+                let ticket = self.cache.ticket();
+                match store.find_legacy_key_for_auth(&digest).await? {
+                    Some(record) => {
+                        let entry = Entry::from_record(&record, now);
+                        self.cache.fill_legacy(ticket, &record.key_id, digest, entry.clone());
+                        (record.key_id, entry)
+                    }
+                    None => return Ok(Err(Refusal::Unknown)),
+                }
+            }
+        };
+        Ok(judge(key_id, &entry, &digest, now))
+    }
+}
+
+/// The checks after the lookup, the same for a cached and a freshly read key.
+/// The digest is compared whatever the entry holds, so that an unknown key, a wrong
+/// secret and a deleted key take the same time.
+#[inline]
+fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> std::result::Result<Verified, Refusal> {
+    let matches = entry.digest.ct_eq(digest);
+    if entry.is_absent() {
+        return Err(Refusal::Unknown);
+    }
+    if !matches {
+        return Err(Refusal::WrongSecret);
+    }
+    if !entry.owner.active {
+        return Err(Refusal::OwnerInactive);
+    }
+    if entry.expires_at.is_some_and(|at| at <= now) {
+        return Err(Refusal::Expired);
+    }
+    Ok(Verified {
+        key_id,
+        owner: entry.owner.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::limit_key;
+    use super::{OUTCOMES, Outcome, Refusal, limit_key};
+
+    #[test]
+    fn outcomes_are_named_by_their_metric_labels() {
+        for (refusal, name) in [
+            (Refusal::Malformed, "malformed"),
+            (Refusal::BadChecksum, "bad_checksum"),
+            (Refusal::Unknown, "unknown"),
+            (Refusal::WrongSecret, "wrong_secret"),
+            (Refusal::OwnerInactive, "owner_inactive"),
+            (Refusal::Expired, "expired"),
+        ] {
+            assert_eq!(refusal.as_str(), name);
+            assert_eq!(Outcome::Refused(refusal).as_str(), name);
+        }
+        assert_eq!(Outcome::Accepted.as_str(), "accepted");
+        assert_eq!(Outcome::RateLimited.as_str(), "rate_limited");
+        assert_eq!(OUTCOMES.len(), 8);
+    }
 
     #[test]
     fn failures_count_per_address_and_per_ipv6_64() {

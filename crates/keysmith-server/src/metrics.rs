@@ -63,37 +63,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// The outcome of a verification. Counted by index: every outcome costs the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Accepted,
-    RateLimited,
-    Malformed,
-    BadChecksum,
-    Unknown,
-    WrongSecret,
-    OwnerInactive,
-    Expired,
-}
-
-impl Outcome {
-    /// The metric label, also used in logs.
-    pub fn as_str(self) -> &'static str {
-        OUTCOMES[self as usize]
-    }
-}
-
-/// The outcomes' label values, in the order of [`Outcome`].
-const OUTCOMES: [&str; 8] = [
-    "accepted",
-    "rate_limited",
-    "malformed",
-    "bad_checksum",
-    "unknown",
-    "wrong_secret",
-    "owner_inactive",
-    "expired",
-];
+pub use keysmith_app::verification::{OUTCOMES, Outcome};
 
 pub struct Metrics {
     registry: Registry,
@@ -225,23 +195,14 @@ impl Default for Metrics {
     }
 }
 
-impl From<keysmith_app::verification::Refusal> for Outcome {
-    fn from(refusal: keysmith_app::verification::Refusal) -> Self {
-        use keysmith_app::verification::Refusal as R;
-        match refusal {
-            R::Malformed => Self::Malformed,
-            R::BadChecksum => Self::BadChecksum,
-            R::Unknown => Self::Unknown,
-            R::WrongSecret => Self::WrongSecret,
-            R::OwnerInactive => Self::OwnerInactive,
-            R::Expired => Self::Expired,
-        }
-    }
-}
-
 impl Metrics {
     pub fn verified(&self, outcome: Outcome) {
-        self.by_outcome[outcome as usize].inc();
+        self.by_outcome[outcome.index()].inc();
+    }
+
+    /// The verification counters by outcome, for the application's verifier.
+    pub fn outcome_counters(&self) -> [Counter; OUTCOMES.len()] {
+        self.by_outcome.clone()
     }
 
     /// Times a forward-auth request, which bypasses the middleware that times the rest.

@@ -7,14 +7,10 @@ use crate::handoff::KeyHandoff;
 use crate::leak::github::GitHubKeys;
 use crate::metrics::Metrics;
 use crate::usage::UsageRecorder;
-use keysmith_app::rate_limit::FailureLimiter;
-use keysmith_app::time::{HOUR_MS, MINUTE_MS};
+use keysmith_app::time::HOUR_MS;
 use keysmith_core::{KeyPrefix, UserId};
 use keysmith_store::Store;
 use std::sync::Arc;
-
-/// The window of the failed-verification limit per source address.
-pub const KEY_FAILURE_WINDOW_MS: i64 = MINUTE_MS;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -35,11 +31,10 @@ pub struct Inner {
     /// Keys created in the web interface, by (caller, key ID), for the page that shows
     /// them once.
     pub reveal: KeyHandoff<(UserId, String)>,
-    /// Failed key verifications per source address (an IPv6 /64 counts as one).
-    pub key_failures_by_address: FailureLimiter,
     pub trusted_proxies: TrustedProxies,
     /// GitHub's secret scanning keys; empty when not configured.
     pub github_keys: GitHubKeys,
+    /// The application's verification cache (`app.verifier.cache`).
     pub cache: Arc<VerifyCache>,
     pub metrics: Arc<Metrics>,
 }
@@ -96,17 +91,6 @@ impl Default for Settings {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::default());
-        // One process owns a SQLite file: its cache may serve at once. With PostgreSQL
-        // it serves only once the revocation fan-out listens (`start_fanout`).
-        let alone = store.backend() == keysmith_store::Backend::Sqlite;
-        let cache = Arc::new(VerifyCache::new(
-            settings.cache_max_keys,
-            settings.cache_max_age_ms,
-            alone,
-            metrics.clone(),
-        ));
-        let hook = cache.clone();
-        store.on_invalidation(Box::new(move |invalidation| hook.apply(invalidation)));
         let usage = Arc::new(UsageRecorder::default());
         let app = keysmith_app::App::new(
             store.clone(),
@@ -120,9 +104,23 @@ impl AppState {
                 session_counters: metrics.sessions.clone(),
                 server_secret: settings.server_secret,
                 exposure_reports_per_minute: settings.exposure_reports_per_minute,
+                // One process owns a SQLite file: the caches may serve at once. With
+                // PostgreSQL they serve only once the revocation fan-out listens
+                // (`start_fanout`).
+                verification: keysmith_app::verification::VerifierSettings {
+                    max_keys: settings.cache_max_keys,
+                    max_age_ms: settings.cache_max_age_ms,
+                    failures_per_minute: settings.key_failures_per_minute,
+                    cache_counters: keysmith_app::callers::CacheCounters {
+                        hits: metrics.cache_hits.clone(),
+                        misses: metrics.cache_misses.clone(),
+                    },
+                    outcomes: metrics.outcome_counters(),
+                },
             },
             usage.clone(),
         );
+        let app_cache = app.verifier.cache.clone();
         Self(Arc::new(Inner {
             store,
             clock,
@@ -134,10 +132,9 @@ impl AppState {
             usage,
             handoff: KeyHandoff::default(),
             reveal: KeyHandoff::default(),
-            key_failures_by_address: FailureLimiter::new(settings.key_failures_per_minute, KEY_FAILURE_WINDOW_MS),
             trusted_proxies: settings.trusted_proxies,
             github_keys: settings.github_keys,
-            cache,
+            cache: app_cache,
             metrics,
         }))
     }
@@ -151,7 +148,6 @@ impl AppState {
     pub fn start_fanout(&self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(crate::cache::run_fanout(
             self.store.clone(),
-            self.cache.clone(),
             self.app.clone(),
             self.metrics.clone(),
             std::time::Duration::from_secs(1),

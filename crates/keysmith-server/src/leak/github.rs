@@ -148,7 +148,7 @@ pub async fn report(
     // against the address like failed key verifications, and past the limit the
     // address is refused before any is checked. GitHub's own reports never fail.
     let limited = crate::auth::verify::limit_key(&source);
-    let limiter = &state.key_failures_by_address;
+    let limiter = &state.app.verifier.failures;
     limiter
         .check(&limited, state.now())
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;

@@ -136,7 +136,10 @@ fn respond(state: &AppState, result: Result<verify::Verified, ApiError>, started
             // The owner's headers, cloned (no header name hashed, no value copied), and
             // this key's ID in the slot kept for it.
             let headers = response.headers_mut();
-            *headers = v.owner.answer_headers(answer_headers).clone();
+            *headers = match v.owner.memo(answer_headers) {
+                Some(built) => built.clone(),
+                None => answer_headers(&v.owner),
+            };
             let slot = headers
                 .iter_mut()
                 .find_map(|(name, value)| (name == KEY_ID).then_some(value));
