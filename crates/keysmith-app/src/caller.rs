@@ -40,11 +40,26 @@ impl Caller {
             .callers
             .seat(app.store.as_ref(), principal.user.id, app.now())
             .await?;
-        Ok(Self {
+        Ok(Self::seated(principal, seat))
+    }
+
+    /// The caller read from the store (and cached), after the cache missed
+    /// ([`crate::callers::CallerCache::cached`]).
+    pub async fn read(app: &App, principal: Principal) -> Result<Self> {
+        let seat = app
+            .callers
+            .read(app.store.as_ref(), principal.user.id, app.now())
+            .await?;
+        Ok(Self::seated(principal, seat))
+    }
+
+    /// The caller in the seat the caller cache holds for them.
+    pub fn seated(principal: Principal, seat: crate::callers::Seat) -> Self {
+        Self {
             principal,
             roles: seat.roles,
             profile: seat.profile,
-        })
+        }
     }
 
     /// The caller as a user record, from what is cached: no database read.

@@ -131,9 +131,21 @@ impl CallerCache {
 
     /// The seat of `user`, from the cache or read (and cached) on a miss.
     pub async fn seat(&self, store: &dyn Store, user: UserId, now: i64) -> keysmith_store::Result<Seat> {
-        if let Some(seat) = self.map.get(&user, now, |_| true) {
-            return Ok(seat);
+        match self.cached(user, now) {
+            Some(seat) => Ok(seat),
+            None => self.read(store, user, now).await,
         }
+    }
+
+    /// The seat of `user` if the cache holds it (a hit), else `None` (a miss, then
+    /// [`CallerCache::read`]): for a door that answers without a future when warm.
+    #[inline]
+    pub fn cached(&self, user: UserId, now: i64) -> Option<Seat> {
+        self.map.get(&user, now, |_| true)
+    }
+
+    /// Reads the seat of `user` from the store, and caches it: after a miss.
+    pub async fn read(&self, store: &dyn Store, user: UserId, now: i64) -> keysmith_store::Result<Seat> {
         let ticket = self.map.ticket();
         let profile = Profile::load(store, user).await?;
         let seat = Seat {

@@ -185,7 +185,10 @@ impl App {
         let now = self.now();
         match self.verifier.verify_now(presented, client, now) {
             Some(done) => Ok(done),
-            None => Ok(self.verifier.verify_stored(&*self.store, presented, client, now).await?),
+            None => Ok(self
+                .verifier
+                .verify_stored(&*self.store, presented, client, now)
+                .await?),
         }
     }
 

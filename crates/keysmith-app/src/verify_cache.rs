@@ -25,11 +25,11 @@
 //!   invalidated and aged like any other. Unknown legacy keys are not cached.
 
 use crate::fanout_map::CacheCounters;
-use std::any::Any;
 use keysmith_core::key_format::LEGACY_HANDLE_PREFIX;
 use keysmith_core::role::PrincipalKind;
 use keysmith_core::{KeyDigest, KeyId, UserId};
 use keysmith_store::{AuthRecord, Invalidation, UserRef};
+use std::any::Any;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

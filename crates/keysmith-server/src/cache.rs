@@ -14,12 +14,7 @@ pub use keysmith_app::verify_cache::{Entry, OwnerInfo, VerifyCache};
 /// notice; when the connection drops, stops serving from the cache and clears it,
 /// reconnects after `retry`, and clears it again before serving from it. Returns at
 /// once for a store without other replicas.
-pub async fn run_fanout(
-    store: Arc<dyn Store>,
-    app: keysmith_app::App,
-    metrics: Arc<Metrics>,
-    retry: Duration,
-) {
+pub async fn run_fanout(store: Arc<dyn Store>, app: keysmith_app::App, metrics: Arc<Metrics>, retry: Duration) {
     loop {
         match store.subscribe_invalidations().await {
             Ok(None) => return,
@@ -56,4 +51,3 @@ pub async fn run_fanout(
         tokio::time::sleep(retry).await;
     }
 }
-

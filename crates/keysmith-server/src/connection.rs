@@ -105,30 +105,55 @@ impl Service<Request> for Connection {
             }));
         }
         // `GET /api/v1/viewer`, the "who am I" of scripts and health checks, is answered
-        // here too: the same extractor and handler as the router's route, with the same
-        // headers and metric, without the router's per-request work.
+        // here too, with the same headers and metric as the router's route: without a
+        // future when the key and the caller are warm, else by the route's own steps.
         if self.direct_viewer && request.method() == Method::GET && request.uri().path() == viewer::PATH {
-            let state = self.state.clone();
+            let started = Instant::now();
             let peer = self.peer;
-            return Answer::Later(Box::pin(async move {
-                let started = Instant::now();
-                let (mut parts, _) = request.into_parts();
-                parts.extensions.insert(ConnectInfo(peer));
-                let response = match Authorized::from_request_parts(&mut parts, &state).await {
-                    Ok(caller) => viewer::get_viewer(caller).await.into_response(),
-                    Err(e) => e.into_response(),
-                };
-                let response = crate::routes::common_headers(state.hsts, response);
-                let status = response.status().as_u16();
-                state
-                    .metrics
-                    .observe_request("GET", viewer::PATH, status, started.elapsed());
-                response
-            }));
+            let state = &self.state;
+            return match viewer::answer_now(state, request.headers(), peer) {
+                viewer::Lane::Done(response) => Answer::Now(Some(viewer_finished(state, response, started))),
+                viewer::Lane::ReadCaller(principal) => {
+                    let state = state.clone();
+                    Answer::Later(Box::pin(async move {
+                        let response = viewer::answer_caller(&state, principal).await;
+                        viewer_finished(&state, response, started)
+                    }))
+                }
+                viewer::Lane::ReadKey => {
+                    let state = state.clone();
+                    Answer::Later(Box::pin(async move {
+                        let response = viewer::answer_stored(&state, request.headers(), peer).await;
+                        viewer_finished(&state, response, started)
+                    }))
+                }
+                viewer::Lane::Extractor => {
+                    let state = state.clone();
+                    Answer::Later(Box::pin(async move {
+                        let (mut parts, _) = request.into_parts();
+                        parts.extensions.insert(ConnectInfo(peer));
+                        let response = match Authorized::from_request_parts(&mut parts, &state).await {
+                            Ok(caller) => viewer::get_viewer(caller).await.into_response(),
+                            Err(e) => e.into_response(),
+                        };
+                        viewer_finished(&state, response, started)
+                    }))
+                }
+            };
         }
         request.extensions_mut().insert(ConnectInfo(self.peer));
         Answer::App(self.app.call(request))
     }
+}
+
+/// The router's headers and metric on a viewer answered on the connection.
+fn viewer_finished(state: &AppState, response: Response, started: Instant) -> Response {
+    let response = crate::routes::common_headers(state.hsts, response);
+    let status = response.status().as_u16();
+    state
+        .metrics
+        .observe_request("GET", viewer::PATH, status, started.elapsed());
+    response
 }
 
 /// The answer to one request: ready at once, after a store read, or the application's.

@@ -922,8 +922,19 @@ async fn the_viewer_is_answered_alike_on_the_connection_and_by_the_router() {
     let app = TestApp::sqlite().await;
     let session = app.sign_in("admin", ADMIN_PASSWORD).await;
     let (key, _) = app.create_key(&Auth::Session(session.clone()), "k").await;
+    let basic = {
+        use base64::Engine;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+        format!("Basic {encoded}")
+    };
     let cases: Vec<(&str, Vec<(header::HeaderName, String)>)> = vec![
+        ("key, cold", vec![(header::AUTHORIZATION, format!("Bearer {key}"))]),
         ("key", vec![(header::AUTHORIZATION, format!("Bearer {key}"))]),
+        (
+            "key, caller cold",
+            vec![(header::AUTHORIZATION, format!("Bearer {key}"))],
+        ),
+        ("key in Basic", vec![(header::AUTHORIZATION, basic)]),
         ("session", vec![(header::COOKIE, session.cookie.clone())]),
         ("nothing", vec![]),
         (
@@ -943,7 +954,27 @@ async fn the_viewer_is_answered_alike_on_the_connection_and_by_the_router() {
             r.extensions_mut().insert(ConnectInfo(peer));
             r
         };
+        // Each of the connection's lanes: warm, a key to read, a caller to read.
+        match case {
+            "key, cold" => app.state.cache.clear(),
+            "key, caller cold" => app.state.app.callers.clear(),
+            _ => {}
+        }
+        let misses = (
+            app.state.metrics.cache_misses.get(),
+            app.state.app.callers.counters().misses.get(),
+        );
         let direct = app.send(request()).await;
+        let read = (
+            app.state.metrics.cache_misses.get() - misses.0,
+            app.state.app.callers.counters().misses.get() - misses.1,
+        );
+        match case {
+            "key" | "key in Basic" => assert_eq!(read, (0, 0), "{case}: warm, nothing read"),
+            "key, cold" => assert_eq!(read, (1, 0), "{case}: the key read once, the caller warm"),
+            "key, caller cold" => assert_eq!(read, (0, 1), "{case}: the caller read once"),
+            _ => {}
+        }
         let mut routed = app.router.clone().oneshot(request()).await.unwrap();
         // The router states the length the body already knows; hyper writes it on the
         // wire for both from the body's size.

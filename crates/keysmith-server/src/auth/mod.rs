@@ -35,12 +35,7 @@ impl FromRequestParts<AppState> for Authenticated {
                 user_agent: source::user_agent(&parts.headers),
             };
             let verified = verify::verify_key(state, key.expose(), client).await?;
-            return Ok(Authenticated(Principal {
-                user: verified.owner.user(),
-                via: AuthMethod::ApiKey {
-                    key_id: verified.key_id,
-                },
-            }));
+            return Ok(Authenticated(key_principal(verified)));
         }
         let Some(token) = session::token_from_cookies(&parts.headers) else {
             return Err(ApiError::Unauthenticated);
@@ -55,6 +50,16 @@ impl FromRequestParts<AppState> for Authenticated {
             user,
             via: AuthMethod::Session,
         }))
+    }
+}
+
+/// The principal a verified key speaks for.
+pub fn key_principal(verified: verify::Verified) -> Principal {
+    Principal {
+        user: verified.owner.user(),
+        via: AuthMethod::ApiKey {
+            key_id: verified.key_id,
+        },
     }
 }
 

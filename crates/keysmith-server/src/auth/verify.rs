@@ -63,7 +63,10 @@ mod tests {
         ] {
             assert!(matches!(denied(Denied::Refused(refusal)), ApiError::InvalidApiKey));
         }
-        assert!(matches!(denied(Denied::Refused(Refusal::Expired)), ApiError::ApiKeyExpired));
+        assert!(matches!(
+            denied(Denied::Refused(Refusal::Expired)),
+            ApiError::ApiKeyExpired
+        ));
         assert!(matches!(
             denied(Denied::RateLimited { retry_after_secs: 7 }),
             ApiError::RateLimited { retry_after_secs: 7 }

@@ -1,10 +1,16 @@
 //! Who am I: the caller's identity, organizations and how they authenticated.
 
 use crate::access::Authorized;
-use crate::auth::AuthMethod;
+use crate::auth::source::{self, AddressText};
+use crate::auth::{AuthMethod, Principal, credentials, key_principal, verify};
 use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use keysmith_app::Caller;
 use serde::Serialize;
+use std::net::SocketAddr;
 use utoipa::ToSchema;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,7 +56,12 @@ pub const PATH: &str = "/api/v1/viewer";
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
 pub async fn get_viewer(Authorized(caller): Authorized) -> Result<Json<Viewer>, ApiError> {
-    // All from the caller cache when warm: no database read.
+    Ok(Json(viewer_of(&caller)))
+}
+
+/// What the viewer shows of a caller: all from the caller cache when warm, no
+/// database read.
+fn viewer_of(caller: &Caller) -> Viewer {
     let profile = &caller.profile;
     let teams = profile
         .teams
@@ -80,12 +91,76 @@ pub async fn get_viewer(Authorized(caller): Authorized) -> Result<Json<Viewer>, 
             key_id: None,
         },
     };
-    Ok(Json(Viewer {
+    Viewer {
         kind: principal.user.kind.as_str(),
         username: principal.user.username.clone(),
         email: profile.email.clone(),
         orgs,
         teams,
         auth,
-    }))
+    }
+}
+
+/// How the connection answers `GET /api/v1/viewer` ([`answer_now`]).
+pub enum Lane {
+    /// Answered without a future: a warm key and a warm caller, or a refusal.
+    Done(Response),
+    /// A key verified from the cache whose caller the cache does not hold.
+    ReadCaller(Principal),
+    /// A key the verification cache does not hold: [`answer_stored`].
+    ReadKey,
+    /// No key (a session cookie, or nothing): the route's own extractor.
+    Extractor,
+}
+
+/// The viewer as far as memory can answer it. The same steps as the route's
+/// extractor and handler: a test holds both answers to each other.
+pub fn answer_now(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Lane {
+    let presented = match credentials::presented_key(headers) {
+        Ok(Some(presented)) => presented,
+        Ok(None) => return Lane::Extractor,
+        Err(e) => return Lane::Done(e.into_response()),
+    };
+    let address = AddressText::of_peer(&state.trusted_proxies, Some(peer), headers);
+    let client = verify::Client {
+        address: address.as_str(),
+        user_agent: source::user_agent(headers),
+    };
+    let principal = match verify::verify_now(state, presented.expose(), client) {
+        Some(Ok(verified)) => key_principal(verified),
+        Some(Err(e)) => return Lane::Done(e.into_response()),
+        None => return Lane::ReadKey,
+    };
+    match state.app.callers.cached(principal.user.id, state.now()) {
+        Some(seat) => Lane::Done(Json(viewer_of(&Caller::seated(principal, seat))).into_response()),
+        None => Lane::ReadCaller(principal),
+    }
+}
+
+/// The viewer of a principal whose caller must be read.
+pub async fn answer_caller(state: &AppState, principal: Principal) -> Response {
+    match Caller::read(&state.app, principal).await {
+        Ok(caller) => Json(viewer_of(&caller)).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// The viewer for a key the verification cache does not hold: the store read.
+pub async fn answer_stored(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> Response {
+    let verified = async {
+        let presented = credentials::presented_key(headers)?.ok_or(ApiError::Unauthenticated)?;
+        let address = AddressText::of_peer(&state.trusted_proxies, Some(peer), headers);
+        let client = verify::Client {
+            address: address.as_str(),
+            user_agent: source::user_agent(headers),
+        };
+        verify::verify_stored(state, presented.expose(), client).await
+    };
+    match verified.await {
+        Ok(verified) => match Caller::load(&state.app, key_principal(verified)).await {
+            Ok(caller) => Json(viewer_of(&caller)).into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
 }
