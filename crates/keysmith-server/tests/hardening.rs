@@ -66,7 +66,9 @@ async fn failed_verifications_are_limited_per_address_without_holding_back_keys_
 
     // Five failures of every kind are answered as usual…
     let garbage = "not-a-key".to_owned();
-    let mistyped = format!("{}x", &in_use[..in_use.len() - 1]);
+    // The last character changed (to `x`, or to `y` where it already was an `x`).
+    let last = if in_use.ends_with('x') { 'y' } else { 'x' };
+    let mistyped = format!("{}{last}", &in_use[..in_use.len() - 1]);
     for key in [
         unknown_key(&app),
         garbage,
