@@ -150,9 +150,7 @@ impl Service<Request> for Connection {
 fn viewer_finished(state: &AppState, response: Response, started: Instant) -> Response {
     let response = crate::routes::common_headers(state.hsts, response);
     let status = response.status().as_u16();
-    state
-        .metrics
-        .observe_request("GET", viewer::PATH, status, started.elapsed());
+    state.metrics.viewer_request(status, started.elapsed());
     response
 }
 

@@ -73,6 +73,8 @@ pub struct Metrics {
     by_outcome: [Counter; OUTCOMES.len()],
     /// Forward auth's latency by status class (2xx, 4xx, 5xx), taken from the family once.
     forward_auth: [Histogram; 3],
+    /// `GET /api/v1/viewer`'s, when the connection answers it (taken once the same way).
+    viewer: [Histogram; 3],
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub cache_entries: Gauge,
@@ -167,20 +169,17 @@ impl Default for Metrics {
             graphql_fast_viewer.clone(),
         );
         let by_outcome = OUTCOMES.map(|outcome| verifications.get_or_create(&OutcomeLabels { outcome }).clone());
-        let forward_auth = ["2xx", "4xx", "5xx"].map(|status| {
-            requests
-                .get_or_create(&RequestLabels {
-                    method: "any",
-                    route: "/api/v1/forward-auth",
-                    status,
-                })
-                .clone()
-        });
+        let route = |method: &'static str, route: &'static str| {
+            ["2xx", "4xx", "5xx"].map(|status| requests.get_or_create(&RequestLabels { method, route, status }).clone())
+        };
+        let forward_auth = route("any", "/api/v1/forward-auth");
+        let viewer = route("GET", "/api/v1/viewer");
         Self {
             registry,
             verifications,
             by_outcome,
             forward_auth,
+            viewer,
             cache_hits,
             cache_misses,
             cache_entries,
@@ -195,6 +194,16 @@ impl Default for Metrics {
     }
 }
 
+/// Observes a latency in the histogram of its status class (2xx, 4xx, 5xx).
+fn observe_by_class(histograms: &[Histogram; 3], status: u16, elapsed: std::time::Duration) {
+    let i = match status {
+        200..=299 => 0,
+        400..=499 => 1,
+        _ => 2,
+    };
+    histograms[i].observe(elapsed.as_secs_f64());
+}
+
 impl Metrics {
     pub fn verified(&self, outcome: Outcome) {
         self.by_outcome[outcome.index()].inc();
@@ -207,12 +216,12 @@ impl Metrics {
 
     /// Times a forward-auth request, which bypasses the middleware that times the rest.
     pub fn forward_auth_request(&self, status: u16, elapsed: std::time::Duration) {
-        let i = match status {
-            200..=299 => 0,
-            400..=499 => 1,
-            _ => 2,
-        };
-        self.forward_auth[i].observe(elapsed.as_secs_f64());
+        observe_by_class(&self.forward_auth, status, elapsed);
+    }
+
+    /// Times a viewer request answered on the connection, outside the middleware.
+    pub fn viewer_request(&self, status: u16, elapsed: std::time::Duration) {
+        observe_by_class(&self.viewer, status, elapsed);
     }
 
     /// Times a request by its method, route template and status class.

@@ -13,40 +13,41 @@ use serde::Serialize;
 use std::net::SocketAddr;
 use utoipa::ToSchema;
 
+// Borrowed from the caller (the cache's entry): rendering copies no string.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Viewer {
+pub struct Viewer<'a> {
     /// `user` or `service_account`.
     kind: &'static str,
-    username: String,
-    email: Option<String>,
+    username: &'a str,
+    email: Option<&'a str>,
     /// The organizations the caller belongs to, with the caller's role in each.
-    orgs: Vec<ViewerOrg>,
+    orgs: Vec<ViewerOrg<'a>>,
     /// The teams the caller belongs to, with the caller's role in each.
-    teams: Vec<ViewerTeam>,
-    auth: ViewerAuth,
+    teams: Vec<ViewerTeam<'a>>,
+    auth: ViewerAuth<'a>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ViewerTeam {
-    org: String,
-    name: String,
+pub struct ViewerTeam<'a> {
+    org: &'a str,
+    name: &'a str,
     /// `admin` or `member`.
     role: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ViewerOrg {
-    name: String,
+pub struct ViewerOrg<'a> {
+    name: &'a str,
     /// `admin` or `member`.
     role: &'static str,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ViewerAuth {
+pub struct ViewerAuth<'a> {
     /// `api_key` or `session`.
     method: &'static str,
     /// The key ID of the key used, when `method` is `api_key`.
-    key_id: Option<String>,
+    key_id: Option<&'a str>,
 }
 
 pub const PATH: &str = "/api/v1/viewer";
@@ -55,20 +56,25 @@ pub const PATH: &str = "/api/v1/viewer";
 #[utoipa::path(get, path = "/api/v1/viewer", tag = "viewer",
     responses((status = 200, body = Viewer), (status = 401, body = ErrorBody)),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
-pub async fn get_viewer(Authorized(caller): Authorized) -> Result<Json<Viewer>, ApiError> {
-    Ok(Json(viewer_of(&caller)))
+pub async fn get_viewer(Authorized(caller): Authorized) -> Response {
+    render(&caller)
+}
+
+/// The viewer's answer for a caller.
+fn render(caller: &Caller) -> Response {
+    Json(viewer_of(caller)).into_response()
 }
 
 /// What the viewer shows of a caller: all from the caller cache when warm, no
 /// database read.
-fn viewer_of(caller: &Caller) -> Viewer {
+fn viewer_of(caller: &Caller) -> Viewer<'_> {
     let profile = &caller.profile;
     let teams = profile
         .teams
         .iter()
         .map(|seat| ViewerTeam {
-            org: profile.org_name(seat.team.org).unwrap_or_default().to_owned(),
-            name: seat.team.name.clone(),
+            org: profile.org_name(seat.team.org).unwrap_or_default(),
+            name: &seat.team.name,
             role: seat.role.as_str(),
         })
         .collect();
@@ -76,7 +82,7 @@ fn viewer_of(caller: &Caller) -> Viewer {
         .orgs
         .iter()
         .map(|org| ViewerOrg {
-            name: org.name.clone(),
+            name: &org.name,
             role: org.role.as_str(),
         })
         .collect();
@@ -84,7 +90,7 @@ fn viewer_of(caller: &Caller) -> Viewer {
     let auth = match &principal.via {
         AuthMethod::ApiKey { key_id } => ViewerAuth {
             method: "api_key",
-            key_id: Some(key_id.to_string()),
+            key_id: Some(key_id.as_str()),
         },
         AuthMethod::Session => ViewerAuth {
             method: "session",
@@ -93,8 +99,8 @@ fn viewer_of(caller: &Caller) -> Viewer {
     };
     Viewer {
         kind: principal.user.kind.as_str(),
-        username: principal.user.username.clone(),
-        email: profile.email.clone(),
+        username: &principal.user.username,
+        email: profile.email.as_deref(),
         orgs,
         teams,
         auth,
@@ -132,7 +138,7 @@ pub fn answer_now(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> La
         None => return Lane::ReadKey,
     };
     match state.app.callers.cached(principal.user.id, state.now()) {
-        Some(seat) => Lane::Done(Json(viewer_of(&Caller::seated(principal, seat))).into_response()),
+        Some(seat) => Lane::Done(render(&Caller::seated(principal, seat))),
         None => Lane::ReadCaller(principal),
     }
 }
@@ -140,7 +146,7 @@ pub fn answer_now(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> La
 /// The viewer of a principal whose caller must be read.
 pub async fn answer_caller(state: &AppState, principal: Principal) -> Response {
     match Caller::read(&state.app, principal).await {
-        Ok(caller) => Json(viewer_of(&caller)).into_response(),
+        Ok(caller) => render(&caller),
         Err(e) => ApiError::from(e).into_response(),
     }
 }
@@ -158,7 +164,7 @@ pub async fn answer_stored(state: &AppState, headers: &HeaderMap, peer: SocketAd
     };
     match verified.await {
         Ok(verified) => match Caller::load(&state.app, key_principal(verified)).await {
-            Ok(caller) => Json(viewer_of(&caller)).into_response(),
+            Ok(caller) => render(&caller),
             Err(e) => ApiError::from(e).into_response(),
         },
         Err(e) => e.into_response(),
