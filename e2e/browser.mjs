@@ -13,6 +13,7 @@
 // scroll sideways, no table header may wrap, and row actions stay on one line.
 
 import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import { chromium } from "playwright-core";
@@ -556,6 +557,31 @@ await step("an endpoint's deliveries and the rotation of its signing secret", ad
   await checkLayout(admin, "webhook-rotate-secret");
 });
 
+// A JWT issuer on this machine, as a CI platform publishes one: its discovery document
+// and key set, which Keysmith reads when the issuer is trusted.
+const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const jwks = { keys: [{ ...publicKey.export({ format: "jwk" }), kid: "browser", alg: "ES256", use: "sig" }] };
+const issuer = createServer((req, res) => {
+  const url = `http://127.0.0.1:${issuer.address().port}`;
+  const body = req.url === "/.well-known/openid-configuration" ? { issuer: url, jwks_uri: `${url}/jwks` } : jwks;
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify(body));
+});
+await new Promise((resolve) => issuer.listen(0, "127.0.0.1", resolve));
+const issuerUrl = `http://127.0.0.1:${issuer.address().port}`;
+
+await step("org admins trust a JWT issuer for identity federation", admin, async () => {
+  await admin.goto(`${base}/org/default/federation`);
+  await admin.getByText("No JWT issuers yet.").waitFor();
+  await admin.getByLabel("Issuer URL").fill(issuerUrl);
+  await admin.getByRole("button", { name: "Trust issuer" }).click();
+  await admin.getByText("The issuer is trusted").waitFor();
+  await admin.getByRole("cell", { name: issuerUrl, exact: true }).waitFor();
+  await assertLabelled(admin);
+  await checkLayout(admin, "federation");
+});
+issuer.close();
+
 // ---------------------------------------------------------------------------------
 // A team admin: /authorize lands on key creation; a service account and its key.
 
@@ -732,7 +758,7 @@ await step("every page was laid out at 1280, 1920 and 390 px", null, async () =>
   const expected = [
     "sign-in-error", "sign-in", "key-new", "key-new-error", "key-created", "user-settings", "rename", "delete-confirmation", "delete-selected",
     "org-keys", "audit-log", "users", "teams", "org-settings", "user-invited", "rotate", "rotation",
-    "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "authorize", "team-service-accounts",
+    "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "federation", "authorize", "team-service-accounts",
     "not-allowed", "revoke-exposed", "not-found", "invite",
   ];
   assert.deepEqual(expected.filter((name) => !laidOut.has(name)), []);

@@ -36,10 +36,13 @@ pub enum Action {
     WebhookCreated,
     WebhookDeleted,
     WebhookSecretRotated,
+    JwtIssuerAdded,
+    JwtIssuerRemoved,
+    FederatedSessionCreated,
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 29] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
@@ -66,6 +69,9 @@ impl Action {
         Self::WebhookCreated,
         Self::WebhookDeleted,
         Self::WebhookSecretRotated,
+        Self::JwtIssuerAdded,
+        Self::JwtIssuerRemoved,
+        Self::FederatedSessionCreated,
     ];
 
     /// The events a webhook endpoint may subscribe to.
@@ -105,6 +111,9 @@ impl Action {
             Self::WebhookCreated => "webhook.created",
             Self::WebhookDeleted => "webhook.deleted",
             Self::WebhookSecretRotated => "webhook.secret_rotated",
+            Self::JwtIssuerAdded => "jwt_issuer.added",
+            Self::JwtIssuerRemoved => "jwt_issuer.removed",
+            Self::FederatedSessionCreated => "federated_session.created",
         }
     }
 
@@ -157,6 +166,16 @@ impl AuditContext {
         Self {
             actor: None,
             source: None,
+            at,
+        }
+    }
+
+    /// An action a principal takes by presenting something other than a key or a
+    /// session (a JWT exchanged for a federated session).
+    pub fn by(actor: UserRef, source: &str, at: i64) -> Self {
+        Self {
+            actor: Some(actor),
+            source: Some(source.to_owned()),
             at,
         }
     }

@@ -19,6 +19,7 @@ pub enum Missing {
     /// caller may not create keys for.
     Owner,
     Webhook,
+    JwtIssuer,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +79,7 @@ fn missing_text(what: Missing) -> &'static str {
         Missing::ServiceAccount => "no service account with this name",
         Missing::Owner => "no user or service account with this name that you may create keys for",
         Missing::Webhook => "no webhook with this ID in the organization",
+        Missing::JwtIssuer => "no JWT issuer with this ID in the organization",
     }
 }
 

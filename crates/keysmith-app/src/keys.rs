@@ -172,6 +172,7 @@ fn new_key(
         created_at: now,
         expires_at: None,
         rotated_from: None,
+        federated_issuer: None,
     }
 }
 
@@ -279,6 +280,7 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     let caller = acting.caller;
     let now = acting.now;
     let old = authorized_key(app, caller, old_key_id, KeyAction::Delete).await?;
+    not_federated(&old)?;
     if old.rotated_to.is_some() {
         return Err(AppError::RotationInProgress);
     }
@@ -363,6 +365,7 @@ pub fn last_used(app: &App, key: &StoredKey) -> Option<i64> {
 /// Renames a key the caller may rename.
 pub async fn rename(app: &App, acting: &Acting<'_>, key_id: &str, name: KeyName) -> Result<StoredKey> {
     let key = authorized_key(app, acting.caller, key_id, KeyAction::Rename).await?;
+    not_federated(&key)?;
     let audit = AuditContext::of(acting).entries(
         &audit_orgs(app, key.owner.id).await?,
         Action::ApiKeyRenamed,
@@ -376,6 +379,18 @@ pub async fn rename(app: &App, acting: &Acting<'_>, key_id: &str, name: KeyName)
         .ok_or(AppError::NotFound(Missing::ApiKey))?;
     tracing::info!(key.id = %renamed.key_id, user.id = acting.caller.id().0, "API key renamed");
     Ok(renamed)
+}
+
+/// A federated session is not a key: it cannot be rotated or renamed, only deleted
+/// (it ends by itself within the hour).
+fn not_federated(key: &StoredKey) -> Result<()> {
+    match key.federated_issuer {
+        Some(_) => Err(AppError::invalid(
+            "key_id",
+            "this is a federated session, not a key: it cannot be rotated or renamed; delete it to end it now",
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Deletes a key the caller may delete; it fails on the very next request.

@@ -20,6 +20,7 @@ pub mod callers;
 pub mod clock;
 pub mod error;
 mod fanout_map;
+pub mod federation;
 pub mod input;
 pub mod keys;
 pub mod leaks;
@@ -73,6 +74,7 @@ pub struct Inner {
     /// Exposed-key reports per source address (an IPv6 /64 counts as one), every one
     /// counted: counting only unknown keys would tell which keys exist.
     pub exposure_reports: rate_limit::FailureLimiter,
+    pub issuer_keys: federation::IssuerKeys,
 }
 
 impl std::ops::Deref for App {
@@ -103,6 +105,8 @@ pub struct Settings {
     pub exposure_reports_per_minute: u32,
     /// The verification cache's size and age bound, the failure limit, the counters.
     pub verification: verification::VerifierSettings,
+    /// How the keys of registered JWT issuers are fetched (identity federation).
+    pub issuer_fetcher: federation::Fetcher,
 }
 
 impl Default for Settings {
@@ -117,6 +121,7 @@ impl Default for Settings {
             server_secret: webhooks::ServerSecret::random(),
             exposure_reports_per_minute: 30,
             verification: verification::VerifierSettings::default(),
+            issuer_fetcher: federation::Fetcher::default(),
         }
     }
 }
@@ -157,6 +162,7 @@ impl App {
             verifier,
             server_secret: settings.server_secret,
             exposure_reports: rate_limit::FailureLimiter::new(settings.exposure_reports_per_minute, time::MINUTE_MS),
+            issuer_keys: federation::IssuerKeys::new(settings.issuer_fetcher),
         }))
     }
 

@@ -64,6 +64,29 @@ pub struct NewServiceAccountRequest {
     pub description: String,
     /// The team to scope it to; `None` for an organization service account.
     pub team: Option<String>,
+    /// For an external service account (identity federation): the JWT `sub` it
+    /// accepts from the organization's issuers. `None`: a built-in one.
+    pub external_subject: Option<String>,
+}
+
+/// The longest external subject, in characters.
+pub const MAX_SUBJECT_CHARS: usize = 255;
+
+fn subject(text: Option<&str>) -> Result<Option<String>> {
+    let Some(text) = text else { return Ok(None) };
+    if text.is_empty()
+        || text.trim() != text
+        || text.chars().count() > MAX_SUBJECT_CHARS
+        || text.chars().any(char::is_control)
+    {
+        return Err(AppError::invalid(
+            "external_subject",
+            format!(
+                "external_subject: 1 to {MAX_SUBJECT_CHARS} characters, no surrounding white space or control characters"
+            ),
+        ));
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// Creates a service account: scoped to a team (its team admins or org admins) or to
@@ -83,6 +106,7 @@ pub async fn create(
             format!("description: at most {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
+    let external_subject = subject(request.external_subject.as_deref())?;
     let team = match &request.team {
         Some(team) => {
             let team = org_team(app, &org, team).await?;
@@ -106,7 +130,13 @@ pub async fn create(
         org.id,
         Action::ServiceAccountCreated,
         request.name.as_str(),
-        Some(serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) })),
+        Some(match &external_subject {
+            None => serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) }),
+            Some(subject) => serde_json::json!({
+                "team": team.as_ref().map(|t| t.name.as_str()),
+                "external_subject": subject,
+            }),
+        }),
     );
     let account = app
         .store
@@ -117,6 +147,7 @@ pub async fn create(
                 username: request.name.to_string(),
                 description: description.to_owned(),
                 created_by: Some(caller.id()),
+                external_subject,
             },
             acting.now,
             &audit,

@@ -61,6 +61,7 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
             created_at: now,
             expires_at: None,
             rotated_from: None,
+            federated_issuer: None,
         };
         let audit: Vec<NewAuditEntry> = orgs
             .iter()

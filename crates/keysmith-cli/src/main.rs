@@ -59,6 +59,10 @@ const COMMAND_GROUPS: [(&str, &[(&str, &str)]); 5] = [
             ("teams", "Teams and their members"),
             ("users", "The organization's users: invite, change role, deactivate"),
             ("service-accounts", "Accounts without a password for CI and automation"),
+            (
+                "jwt-issuers",
+                "JWT issuers trusted for identity federation (WANDB_IDENTITY_TOKEN_FILE)",
+            ),
             ("audit", "The organization's audit log"),
         ],
     ),
@@ -167,6 +171,10 @@ if you choose --store file: ~/.config/keysmith/credentials.json, mode 0600.")]
     /// Service accounts: principals without a password that use only their keys.
     #[command(subcommand, name = "service-accounts")]
     ServiceAccounts(ServiceAccountsCommand),
+    /// JWT issuers the organization trusts: their JWTs are exchanged for access tokens
+    /// (identity federation, docs/FEDERATION.md).
+    #[command(subcommand, name = "jwt-issuers")]
+    JwtIssuers(JwtIssuersCommand),
     /// Teams and their members.
     #[command(subcommand)]
     Teams(TeamsCommand),
@@ -270,6 +278,34 @@ struct OrgArgs {
 }
 
 #[derive(Subcommand)]
+enum JwtIssuersCommand {
+    /// The issuers the organization trusts (org admins).
+    List {
+        #[command(flatten)]
+        org: OrgArgs,
+    },
+    /// Trust an issuer: its discovery document and keys are read at once.
+    #[command(
+        after_help = "Examples:\n  keysmith jwt-issuers add https://token.actions.githubusercontent.com\n  keysmith jwt-issuers add https://oidc.eks.example.com --audience keysmith\n  keysmith service-accounts create ci-train --team vision --external-subject repo:acme/train:ref:refs/heads/main"
+    )]
+    Add {
+        #[command(flatten)]
+        org: OrgArgs,
+        /// The issuer URL, exactly as its JWTs name it in `iss`
+        issuer: String,
+        /// The `aud` its JWTs carry [default: the organization's name]
+        #[arg(long)]
+        audience: Option<String>,
+    },
+    /// Stop trusting an issuer (by the ID `list` shows).
+    Remove {
+        #[command(flatten)]
+        org: OrgArgs,
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum ServiceAccountsCommand {
     /// The service accounts you manage.
     List {
@@ -291,6 +327,10 @@ enum ServiceAccountsCommand {
         team: Option<String>,
         #[arg(long, default_value = "")]
         description: String,
+        /// Make it an external service account: a JWT from one of the organization's
+        /// issuers with this `sub` signs in as it (identity federation)
+        #[arg(long)]
+        external_subject: Option<String>,
     },
     /// Delete a service account and all its keys.
     Delete {
@@ -818,17 +858,34 @@ async fn run(cli: Cli) -> Result<()> {
                     name,
                     team,
                     description,
+                    external_subject,
                 } => (
                     org,
                     A::Create {
                         name,
                         team,
                         description,
+                        external_subject,
                     },
                 ),
                 ServiceAccountsCommand::Delete { org, name } => (org, A::Delete { name }),
             };
             organization::service_accounts(
+                org.remote.host.as_deref(),
+                org.org.as_deref(),
+                action,
+                org.remote.output,
+            )
+            .await?;
+        }
+        Command::JwtIssuers(command) => {
+            use organization::JwtIssuerAction as A;
+            let (org, action) = match command {
+                JwtIssuersCommand::List { org } => (org, A::List),
+                JwtIssuersCommand::Add { org, issuer, audience } => (org, A::Add { issuer, audience }),
+                JwtIssuersCommand::Remove { org, id } => (org, A::Remove { id }),
+            };
+            organization::jwt_issuers(
                 org.remote.host.as_deref(),
                 org.org.as_deref(),
                 action,

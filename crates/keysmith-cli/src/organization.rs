@@ -41,6 +41,7 @@ pub enum ServiceAccountAction {
         name: String,
         team: Option<String>,
         description: String,
+        external_subject: Option<String>,
     },
     Delete {
         name: String,
@@ -80,17 +81,24 @@ pub async fn service_accounts(
             name,
             team,
             description,
+            external_subject,
         } => {
             let account = client
-                .create_service_account(&org, &name, &description, team.as_deref())
+                .create_service_account(&org, &name, &description, team.as_deref(), external_subject.as_deref())
                 .await
                 .map_err(api_error)?;
             match output {
                 Output::Json => print_json(&account)?,
-                Output::Text => eprintln!(
-                    "created service account {} ({}); create its key with `keysmith keys create --name <use> --owner {}`",
-                    account.name, account.scope, account.name
-                ),
+                Output::Text => match &account.external_subject {
+                    Some(subject) => eprintln!(
+                        "created external service account {} ({}); a JWT from one of the organization's issuers with sub {subject:?} signs in as it (`keysmith jwt-issuers list`)",
+                        account.name, account.scope
+                    ),
+                    None => eprintln!(
+                        "created service account {} ({}); create its key with `keysmith keys create --name <use> --owner {}`",
+                        account.name, account.scope, account.name
+                    ),
+                },
             }
         }
         ServiceAccountAction::Delete { name } => {
@@ -99,6 +107,62 @@ pub async fn service_accounts(
                 print_json(&serde_json::json!({ "deleted": name }))?;
             } else {
                 eprintln!("deleted service account {name} and its keys");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub enum JwtIssuerAction {
+    List,
+    Add { issuer: String, audience: Option<String> },
+    Remove { id: i64 },
+}
+
+/// The JWT issuers the organization trusts for identity federation (org admins).
+pub async fn jwt_issuers(
+    host: Option<&str>,
+    org_flag: Option<&str>,
+    action: JwtIssuerAction,
+    output: Output,
+) -> Result<()> {
+    let client = client(host)?;
+    let org = org(&client, org_flag).await?;
+    match action {
+        JwtIssuerAction::List => {
+            let issuers = client.list_jwt_issuers(&org).await.map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&issuers)?,
+                Output::Text if issuers.is_empty() => {
+                    eprintln!("no JWT issuers; add one with `keysmith jwt-issuers add <URL>`")
+                }
+                Output::Text => {
+                    println!("{:<6} {:<24} ISSUER", "ID", "AUDIENCE");
+                    for i in &issuers {
+                        println!("{:<6} {:<24} {}", i.id, i.audience, i.issuer);
+                    }
+                }
+            }
+        }
+        JwtIssuerAction::Add { issuer, audience } => {
+            let added = client
+                .add_jwt_issuer(&org, &issuer, audience.as_deref())
+                .await
+                .map_err(api_error)?;
+            match output {
+                Output::Json => print_json(&added)?,
+                Output::Text => eprintln!(
+                    "trusting {} (ID {}): its JWTs with aud {:?} are exchanged at /oidc/token",
+                    added.issuer, added.id, added.audience
+                ),
+            }
+        }
+        JwtIssuerAction::Remove { id } => {
+            client.remove_jwt_issuer(&org, id).await.map_err(api_error)?;
+            if output == Output::Json {
+                print_json(&serde_json::json!({ "removed": id }))?;
+            } else {
+                eprintln!("removed JWT issuer {id}; its JWTs are refused from now on");
             }
         }
     }

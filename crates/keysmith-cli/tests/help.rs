@@ -23,7 +23,10 @@ fn top_level_help_says_what_keysmith_is_and_groups_every_command() {
         let groups = [
             ("Server", &["serve", "admin"][..]),
             ("Your keys:", &["login", "logout", "status", "whoami", "keys"]),
-            ("Organization:", &["teams", "users", "service-accounts", "audit"]),
+            (
+                "Organization:",
+                &["teams", "users", "service-accounts", "jwt-issuers", "audit"],
+            ),
             ("Safety:", &["scan", "doctor"]),
             ("Shell:", &["completions"]),
         ];

@@ -212,3 +212,55 @@ fn expiring_keys_are_flagged_and_a_leaked_key_is_revoked_from_stdin() {
     let out = a.run(&["keys", "revoke-exposed", &leaked]);
     assert_eq!(out.status.code(), Some(2), "a key as an argument is refused");
 }
+
+#[test]
+fn an_admin_trusts_a_jwt_issuer_and_creates_an_external_service_account() {
+    use keysmith_pgtest::issuer::{LoopbackIssuer, Signer};
+    let a = Admin::start();
+    let signer = Signer::new("k1");
+    let issuer = LoopbackIssuer::start(&[&signer]);
+    let added = a.json(&["jwt-issuers", "add", &issuer.url, "--audience", "keysmith"]);
+    assert_eq!(
+        (&added["issuer"], &added["audience"]),
+        (&json!(issuer.url), &json!("keysmith"))
+    );
+    let listed = a.json(&["jwt-issuers", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+
+    // An issuer that cannot be read is refused with the reason, exit status 1.
+    let down = a.run(&["jwt-issuers", "add", "http://127.0.0.1:9"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("could not connect"),
+        "{down:?}"
+    );
+
+    a.json(&["teams", "create", "vision"]);
+    let account = a.json(&[
+        "service-accounts",
+        "create",
+        "ci-train",
+        "--team",
+        "vision",
+        "--external-subject",
+        "repo:acme/train:ref:refs/heads/main",
+    ]);
+    assert_eq!(account["external_subject"], "repo:acme/train:ref:refs/heads/main");
+    let text = a.run(&[
+        "service-accounts",
+        "create",
+        "ci-eval",
+        "--team",
+        "vision",
+        "--external-subject",
+        "repo:acme/eval",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&text.stderr).contains("created external service account ci-eval"),
+        "{text:?}"
+    );
+
+    let id = added["id"].as_i64().unwrap().to_string();
+    assert_eq!(a.json(&["jwt-issuers", "remove", &id])["removed"], json!(added["id"]));
+    assert_eq!(a.json(&["jwt-issuers", "list"]), json!([]));
+}

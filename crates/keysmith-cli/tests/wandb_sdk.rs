@@ -314,3 +314,112 @@ print("SA_VIEWER", sa.username)
     let listed = f.as_admin("GET", "/api/v1/api-keys?owner=nightly-training", json!({}));
     assert_eq!(listed["items"][0]["created_by"]["username"], "lead");
 }
+
+/// Identity federation as wandb 0.31.0 speaks it (wire contract §8): no key anywhere,
+/// `WANDB_IDENTITY_TOKEN_FILE` names a file holding a JWT, and the SDK exchanges it at
+/// `POST /oidc/token` for an access token it then uses as its credential. The JWT is
+/// signed by a key the test made; its issuer serves the discovery document and JWKS on
+/// loopback, and Keysmith fetches them over HTTP as from a real provider.
+#[test]
+fn sdk_0_31_signs_in_with_a_jwt_and_no_key_through_identity_federation() {
+    use keysmith_pgtest::issuer::{LoopbackIssuer, Signer};
+    let f = Fixture::start();
+    let signer = Signer::new("workload-1");
+    let issuer = LoopbackIssuer::start(&[&signer]);
+    let registered = f.as_admin(
+        "POST",
+        "/api/v1/orgs/default/jwt-issuers",
+        json!({ "issuer": issuer.url }),
+    );
+    assert_eq!(registered["audience"], "default");
+    f.as_admin(
+        "POST",
+        "/api/v1/orgs/default/users",
+        json!({"username": "alice", "email": "alice@example.com", "password": "alice-password-123"}),
+    );
+    f.as_admin("POST", "/api/v1/orgs/default/teams", json!({"name": "vision"}));
+    let bot = f.as_admin(
+        "POST",
+        "/api/v1/orgs/default/service-accounts",
+        json!({"name": "ci-bot", "team": "vision", "external_subject": "repo:acme/train:ref:refs/heads/main"}),
+    );
+    assert_eq!(bot["external_subject"], "repo:acme/train:ref:refs/heads/main");
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let claims =
+        |sub: &str, aud: &str, exp: i64| json!({"iss": issuer.url, "sub": sub, "aud": aud, "iat": now, "exp": exp});
+    // The SDK with nothing but the JWT file: prints whom the server says it is.
+    let viewer = |jwt: &str| {
+        let sdk = Sdk::new(NEW);
+        let file = sdk.home.path().join("identity.jwt");
+        std::fs::write(&file, jwt).unwrap();
+        let out = sdk
+            .command("python")
+            .args(["-c", "import wandb; print('VIEWER', wandb.Api().viewer.username)"])
+            .env("WANDB_BASE_URL", f.url())
+            .env("WANDB_IDENTITY_TOKEN_FILE", &file)
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out))
+    };
+
+    let (ok, t) = viewer(&signer.sign(&claims("alice@example.com", "default", now + 600)));
+    assert!(ok && t.contains("VIEWER alice"), "{t}");
+    let (ok, t) = viewer(&signer.sign(&claims("repo:acme/train:ref:refs/heads/main", "default", now + 600)));
+    assert!(ok && t.contains("VIEWER ci-bot"), "{t}");
+
+    // The access tokens are in their owners' lists as federated sessions, with the
+    // exchange in the audit log (issuer and subject; never the JWT).
+    let listed = f.as_admin("GET", "/api/v1/api-keys?owner=alice", json!({}));
+    let session = &listed["items"][0];
+    assert_eq!(
+        (
+            &session["kind"],
+            &session["federated_issuer"],
+            &session["owner"]["username"]
+        ),
+        (&json!("federated_session"), &json!(issuer.url), &json!("alice"))
+    );
+    let audit = f.as_admin(
+        "GET",
+        "/api/v1/orgs/default/audit?action=federated_session.created",
+        json!({}),
+    );
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
+    assert_eq!(audit["items"][1]["detail"]["subject"], "alice@example.com", "{audit}");
+
+    // What the SDK reports of Keysmith's answer to every refused JWT (RFC 6749 §5.2).
+    const REFUSED: &str = r#"HTTP 400: {"error":"invalid_grant","error_description":"the assertion was not accepted"}"#;
+    let other = Signer::new("workload-1");
+    let mut elsewhere = claims("alice@example.com", "default", now + 600);
+    elsewhere["iss"] = json!("https://issuer.example.com");
+    let refused = [
+        (
+            "a wrong audience",
+            signer.sign(&claims("alice@example.com", "acme", now + 600)),
+        ),
+        (
+            "an expired JWT",
+            signer.sign(&claims("alice@example.com", "default", now - 300)),
+        ),
+        ("an unknown issuer", other.sign(&elsewhere)),
+        (
+            "a key the issuer does not have",
+            other.sign(&claims("alice@example.com", "default", now + 600)),
+        ),
+    ];
+    for (why, jwt) in &refused {
+        let (ok, t) = viewer(jwt);
+        assert!(!ok && !t.contains("VIEWER") && t.contains(REFUSED), "{why}: {t}");
+    }
+    // A deactivated user: refused as well, the JWT being otherwise good.
+    f.as_admin("PATCH", "/api/v1/orgs/default/users/alice", json!({"active": false}));
+    let (ok, t) = viewer(&signer.sign(&claims("alice@example.com", "default", now + 600)));
+    assert!(!ok && !t.contains("VIEWER") && t.contains(REFUSED), "deactivated: {t}");
+    // And the service account still works: the refusals were about those JWTs alone.
+    let (ok, t) = viewer(&signer.sign(&claims("repo:acme/train:ref:refs/heads/main", "default", now + 600)));
+    assert!(ok && t.contains("VIEWER ci-bot"), "{t}");
+}

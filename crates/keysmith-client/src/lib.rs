@@ -299,8 +299,12 @@ impl Client {
         name: &str,
         description: &str,
         team: Option<&str>,
+        external_subject: Option<&str>,
     ) -> Result<ServiceAccount, ClientError> {
-        let body = serde_json::json!({ "name": name, "description": description, "team": team });
+        let mut body = serde_json::json!({ "name": name, "description": description, "team": team });
+        if let Some(subject) = external_subject {
+            body["external_subject"] = subject.into();
+        }
         self.call(
             Method::POST,
             &format!("{}/service-accounts", org_path(org)),
@@ -311,6 +315,27 @@ impl Client {
 
     pub async fn delete_service_account(&self, org: &str, name: &str) -> Result<(), ClientError> {
         let path = format!("{}/service-accounts/{}", org_path(org), path_segment(name));
+        self.call::<(), ()>(Method::DELETE, &path, None).await
+    }
+
+    pub async fn list_jwt_issuers(&self, org: &str) -> Result<Vec<JwtIssuer>, ClientError> {
+        let path = format!("{}/jwt-issuers", org_path(org));
+        Ok(self.call::<(), Items<JwtIssuer>>(Method::GET, &path, None).await?.items)
+    }
+
+    pub async fn add_jwt_issuer(
+        &self,
+        org: &str,
+        issuer: &str,
+        audience: Option<&str>,
+    ) -> Result<JwtIssuer, ClientError> {
+        let body = serde_json::json!({ "issuer": issuer, "audience": audience });
+        self.call(Method::POST, &format!("{}/jwt-issuers", org_path(org)), Some(&body))
+            .await
+    }
+
+    pub async fn remove_jwt_issuer(&self, org: &str, id: i64) -> Result<(), ClientError> {
+        let path = format!("{}/jwt-issuers/{id}", org_path(org));
         self.call::<(), ()>(Method::DELETE, &path, None).await
     }
 

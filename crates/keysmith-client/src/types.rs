@@ -188,6 +188,18 @@ pub struct ServiceAccount {
     pub scope: String,
     pub active: bool,
     pub created_at: String,
+    /// For an external service account (identity federation): the JWT `sub` it accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_subject: Option<String>,
+}
+
+/// A JWT issuer an organization trusts (identity federation).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JwtIssuer {
+    pub id: i64,
+    pub issuer: String,
+    pub audience: String,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
-//! Throwaway PostgreSQL clusters for tests and benches.
+//! Throwaway services for tests and benches: PostgreSQL clusters, and a JWT issuer
+//! on loopback ([`issuer`]).
 //!
 //! [`PgCluster::start`] runs `initdb` and `pg_ctl` from Debian's `postgresql` package in
 //! a temporary directory, on a free loopback port, and stops the cluster on drop. A
@@ -10,6 +11,8 @@
 //!
 //! Tests never skip when PostgreSQL is missing: [`PgCluster::start`] fails with a
 //! message that says what to install.
+
+pub mod issuer;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -136,6 +136,7 @@ fn main() {
                 created_at: 1,
                 expires_at: None,
                 rotated_from: None,
+                federated_issuer: None,
             };
             store.insert_key(new, &[]).await.unwrap();
             stored.push(g);

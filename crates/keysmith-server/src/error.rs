@@ -43,6 +43,8 @@ pub enum ApiError {
     SignatureInvalid(&'static str),
     #[error("no webhook with this ID in the organization")]
     WebhookNotFound,
+    #[error("no JWT issuer with this ID in the organization")]
+    JwtIssuerNotFound,
     #[error("no organization with this name")]
     OrgNotFound,
     #[error("no team with this name in the organization")]
@@ -155,6 +157,7 @@ impl ApiError {
             Self::SecretScanningNotConfigured => "secret_scanning_not_configured",
             Self::SignatureInvalid(_) => "signature_invalid",
             Self::WebhookNotFound => "webhook_not_found",
+            Self::JwtIssuerNotFound => "jwt_issuer_not_found",
             Self::OrgNotFound => "org_not_found",
             Self::TeamNotFound => "team_not_found",
             Self::UserNotFound => "user_not_found",
@@ -192,7 +195,9 @@ impl ApiError {
             | Self::SessionExpired => StatusCode::UNAUTHORIZED,
             Self::ExpiryExceedsPolicy(_) => StatusCode::BAD_REQUEST,
             Self::RotationInProgress => StatusCode::CONFLICT,
-            Self::SecretScanningNotConfigured | Self::WebhookNotFound => StatusCode::NOT_FOUND,
+            Self::SecretScanningNotConfigured | Self::WebhookNotFound | Self::JwtIssuerNotFound => {
+                StatusCode::NOT_FOUND
+            }
             Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled | Self::LegacyKeysNotAllowed => {
                 StatusCode::FORBIDDEN
             }
@@ -232,6 +237,7 @@ impl From<keysmith_app::AppError> for ApiError {
             E::NotFound(M::ServiceAccount) => Self::ServiceAccountNotFound,
             E::NotFound(M::Owner) => Self::OwnerNotFound,
             E::NotFound(M::Webhook) => Self::WebhookNotFound,
+            E::NotFound(M::JwtIssuer) => Self::JwtIssuerNotFound,
             E::Forbidden(why) => Self::Forbidden(why),
             E::InvalidName { message, .. } => Self::InvalidName(message),
             E::Invalid { message, .. } => Self::InvalidValue(message),

@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 mod data_dir;
 mod error;
+pub mod federation;
 mod graphql;
 mod handoff;
 mod json;

@@ -117,6 +117,9 @@ impl AppState {
                     },
                     outcomes: metrics.outcome_counters(),
                 },
+                issuer_fetcher: keysmith_app::federation::Fetcher(
+                    Arc::new(crate::federation::HttpIssuerFetcher::new()),
+                ),
             },
             usage.clone(),
         );

@@ -116,6 +116,7 @@ async fn key_for(store: &dyn Store, owner: UserId, name: &str) -> (String, Strin
                 created_at: START_MS,
                 expires_at: None,
                 rotated_from: None,
+                federated_issuer: None,
             },
             &[],
         )
@@ -172,6 +173,7 @@ async fn world() -> World {
             username: seat.name().into(),
             description: String::new(),
             created_by: None,
+            external_subject: None,
         };
         let sa = store.create_service_account(account, START_MS, &[]).await.unwrap();
         ids.insert(seat.name(), sa.user.id);

@@ -71,6 +71,7 @@ async fn principals(store: &dyn Store) -> Fixture {
                 username: format!("bot{t}-{s}"),
                 description: String::new(),
                 created_by: None,
+                external_subject: None,
             };
             owners.push(store.create_service_account(sa, 0, &[]).await.expect("sa").user.id);
         }

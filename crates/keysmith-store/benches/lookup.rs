@@ -40,6 +40,7 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
                     created_at: i as i64,
                     expires_at: None,
                     rotated_from: None,
+                    federated_issuer: None,
                 },
                 &[],
             )

@@ -241,6 +241,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records an attempt's outcome.
     async fn finish_attempt(&self, delivery: i64, result: &AttemptResult) -> Result<()>;
     /// An endpoint's deliveries, newest first.
+    /// Trusts a JWT issuer for an organization. `Conflict` when it already does.
+    async fn create_jwt_issuer(&self, issuer: NewJwtIssuer, audit: &[NewAuditEntry]) -> Result<JwtIssuer>;
+    async fn list_jwt_issuers(&self, org: OrgId) -> Result<Vec<JwtIssuer>>;
+    /// Every organization's registration of the issuer `iss` (several organizations
+    /// may trust one issuer; the audience tells their JWTs apart).
+    async fn jwt_issuers_named(&self, iss: &str) -> Result<Vec<JwtIssuer>>;
+    async fn delete_jwt_issuer(&self, org: OrgId, id: i64, audit: &[NewAuditEntry]) -> Result<Option<JwtIssuer>>;
+    /// Who a JWT subject names in `org`: the external service account configured with
+    /// it, else the member user whose email it is (case-insensitive).
+    async fn find_federated_identity(&self, org: OrgId, subject: &str) -> Result<Option<User>>;
+
     async fn list_deliveries(&self, endpoint: i64, limit: u32) -> Result<Vec<Delivery>>;
 }
 

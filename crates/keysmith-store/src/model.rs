@@ -58,6 +58,9 @@ pub struct ServiceAccount {
     /// `None` for an organization-scoped service account.
     pub team: Option<Team>,
     pub description: String,
+    /// For an external service account: the JWT `sub` it accepts from the
+    /// organization's issuers (identity federation). `None`: a built-in one.
+    pub external_subject: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +70,7 @@ pub struct NewServiceAccount {
     pub username: String,
     pub description: String,
     pub created_by: Option<UserId>,
+    pub external_subject: Option<String>,
 }
 
 /// Why a change to roles or users was refused.
@@ -215,6 +219,9 @@ pub struct NewKey {
     pub expires_at: Option<i64>,
     /// The key this one replaces (rotation).
     pub rotated_from: Option<KeyId>,
+    /// For a federated session (an access token a JWT was exchanged for): the JWT's
+    /// issuer. `None`: an API key.
+    pub federated_issuer: Option<String>,
 }
 
 /// A key as lists and the API show it: never its secret, and not its digest either.
@@ -233,6 +240,8 @@ pub struct StoredKey {
     pub rotated_from: Option<String>,
     /// The key that replaces this one, if it is being rotated out.
     pub rotated_to: Option<String>,
+    /// For a federated session: the issuer of the JWT it was exchanged for.
+    pub federated_issuer: Option<String>,
 }
 
 /// A user or service account, as much as verification and lists need.
@@ -476,3 +485,24 @@ pub struct Notice {
 
 /// Called with every invalidation this process's store commits.
 pub type InvalidationHook = Box<dyn Fn(&Invalidation) + Send + Sync>;
+
+/// A JWT issuer an organization trusts (identity federation).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtIssuer {
+    pub id: i64,
+    pub org: OrgId,
+    /// The issuer URL, exactly as JWTs name it in `iss`.
+    pub issuer: String,
+    /// The `aud` a JWT must carry; `None`: the organization's name.
+    pub audience: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJwtIssuer {
+    pub org: OrgId,
+    pub issuer: String,
+    pub audience: Option<String>,
+    pub created_at: i64,
+    pub created_by: Option<UserId>,
+}

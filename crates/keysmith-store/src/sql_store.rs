@@ -17,7 +17,7 @@
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
-     k.expires_at, k.rotated_from, \
+     k.expires_at, k.rotated_from, k.federated_issuer, \
      (SELECT s.key_id FROM api_keys s WHERE s.rotated_from = k.key_id LIMIT 1) AS rotated_to, \
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
@@ -42,7 +42,7 @@ pub(crate) const TEAM_COLUMNS: &str =
     "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
 
 pub(crate) const SERVICE_ACCOUNT_SELECT: &str = "SELECT u.id, u.kind, u.username, u.email, u.active, u.created_at, \
-     s.org_id AS sa_org_id, s.description AS sa_description, \
+     s.org_id AS sa_org_id, s.description AS sa_description, s.external_subject AS sa_subject, \
      t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at \
      FROM service_accounts s JOIN users u ON u.id = s.user_id LEFT JOIN teams t ON t.id = s.team_id";
 
@@ -152,6 +152,7 @@ macro_rules! sql_store {
                 expires_at: get(row, "expires_at")?,
                 rotated_from: get(row, "rotated_from")?,
                 rotated_to: get(row, "rotated_to")?,
+                federated_issuer: get(row, "federated_issuer")?,
             })
         }
 
@@ -204,6 +205,7 @@ macro_rules! sql_store {
                     None => None,
                 },
                 description: get(row, "sa_description")?,
+                external_subject: get(row, "sa_subject")?,
             })
         }
 
@@ -844,17 +846,18 @@ macro_rules! sql_store {
                 };
                 let user = insert_user(&mut tx, &new_user, now).await?;
                 sqlx::query(
-                    "INSERT INTO service_accounts (user_id, org_id, team_id, description, created_by_user_id) \
-                     VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO service_accounts (user_id, org_id, team_id, description, created_by_user_id, external_subject) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(user.id.0)
                 .bind(account.org.0)
                 .bind(account.team.map(|t| t.0))
                 .bind(&account.description)
                 .bind(account.created_by.map(|u| u.0))
+                .bind(&account.external_subject)
                 .execute(&mut *tx)
                 .await
-                .map_err(backend_err)?;
+                .map_err(|e| StoreError::from_sqlx(e, "a service account with this subject"))?;
                 insert_member(&mut tx, account.org, user.id, OrgRole::Member, now).await?;
                 append_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend_err)?;
@@ -1071,7 +1074,7 @@ macro_rules! sql_store {
             async fn keys_expiring(&self, now: i64, until: i64, limit: u32) -> Result<Vec<StoredKey>> {
                 let sql = format!(
                     "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE k.expires_at > $1 AND k.expires_at <= $2 \
-                     AND k.expiry_warned_at IS NULL ORDER BY k.expires_at LIMIT $3"
+                     AND k.expiry_warned_at IS NULL AND k.federated_issuer IS NULL ORDER BY k.expires_at LIMIT $3"
                 );
                 let rows = sqlx::query(&sql)
                     .bind(now)
@@ -1622,6 +1625,92 @@ macro_rules! sql_store {
                 .map_err(backend_err)?;
                 rows.iter().map(delivery_from_row).collect()
             }
+
+            async fn create_jwt_issuer(&self, i: NewJwtIssuer, audit: &[NewAuditEntry]) -> Result<JwtIssuer> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(&format!(
+                    "INSERT INTO jwt_issuers (org_id, issuer, audience, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5) RETURNING {ISSUER_COLUMNS}"
+                ))
+                .bind(i.org.0)
+                .bind(&i.issuer)
+                .bind(&i.audience)
+                .bind(i.created_at)
+                .bind(i.created_by.map(|u| u.0))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "this issuer"))?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                issuer_from_row(&row)
+            }
+
+            async fn list_jwt_issuers(&self, org: OrgId) -> Result<Vec<JwtIssuer>> {
+                let rows = sqlx::query(&format!("SELECT {ISSUER_COLUMNS} FROM jwt_issuers WHERE org_id = $1 ORDER BY id"))
+                    .bind(org.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(issuer_from_row).collect()
+            }
+
+            async fn jwt_issuers_named(&self, iss: &str) -> Result<Vec<JwtIssuer>> {
+                let rows = sqlx::query(&format!("SELECT {ISSUER_COLUMNS} FROM jwt_issuers WHERE issuer = $1 ORDER BY id"))
+                    .bind(iss)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(issuer_from_row).collect()
+            }
+
+            async fn delete_jwt_issuer(&self, org: OrgId, id: i64, audit: &[NewAuditEntry]) -> Result<Option<JwtIssuer>> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(&format!(
+                    "DELETE FROM jwt_issuers WHERE org_id = $1 AND id = $2 RETURNING {ISSUER_COLUMNS}"
+                ))
+                .bind(org.0)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(row) = row else { return Ok(None) };
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                issuer_from_row(&row).map(Some)
+            }
+
+            async fn find_federated_identity(&self, org: OrgId, subject: &str) -> Result<Option<User>> {
+                // An external service account's subject is matched exactly; a user's
+                // email as emails are compared everywhere else, without case.
+                let row = sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE id IN ( \
+                       SELECT s.user_id FROM service_accounts s WHERE s.org_id = $1 AND s.external_subject = $2) \
+                     UNION ALL \
+                     SELECT {USER_COLUMNS} FROM users WHERE kind = 'user' AND lower(email) = lower($3) \
+                       AND id IN (SELECT m.user_id FROM org_members m WHERE m.org_id = $4) \
+                     LIMIT 1"
+                ))
+                .bind(org.0)
+                .bind(subject)
+                .bind(subject)
+                .bind(org.0)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                row.as_ref().map(user_from_row).transpose()
+            }
+        }
+
+        const ISSUER_COLUMNS: &str = "id, org_id, issuer, audience, created_at";
+
+        fn issuer_from_row(row: &DbRow) -> Result<JwtIssuer> {
+            Ok(JwtIssuer {
+                id: get(row, "id")?,
+                org: OrgId(get(row, "org_id")?),
+                issuer: get(row, "issuer")?,
+                audience: get(row, "audience")?,
+                created_at: get(row, "created_at")?,
+            })
         }
 
         const WEBHOOK_COLUMNS: &str = "id AS w_id, org_id AS w_org_id, uid AS w_uid, url AS w_url, events AS w_events, \
@@ -1672,8 +1761,8 @@ macro_rules! sql_store {
         async fn insert_key_row(tx: &mut Tx<'_>, key: &NewKey) -> Result<()> {
             sqlx::query(
                 "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
-                 created_by_user_id, created_at, expires_at, rotated_from) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 created_by_user_id, created_at, expires_at, rotated_from, federated_issuer) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(key.key_id.as_str())
             .bind(key.digest.as_bytes().as_slice())
@@ -1685,6 +1774,7 @@ macro_rules! sql_store {
             .bind(key.created_at)
             .bind(key.expires_at)
             .bind(key.rotated_from.as_ref().map(|k| k.as_str().to_owned()))
+            .bind(&key.federated_issuer)
             .execute(&mut **tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;

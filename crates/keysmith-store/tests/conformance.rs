@@ -35,6 +35,7 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
         created_at: at,
         expires_at: None,
         rotated_from: None,
+        federated_issuer: None,
     }
 }
 
@@ -178,6 +179,7 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
                 created_at: 11,
                 expires_at: None,
                 rotated_from: None,
+                federated_issuer: None,
             },
             &[],
         )
@@ -411,6 +413,7 @@ async fn world(store: &dyn Store) -> World {
         username: name.into(),
         description: format!("{name} bot"),
         created_by: Some(admin.id),
+        external_subject: None,
     };
     let red_sa = store
         .create_service_account(sa("red-bot", Some(red.id)), 5, &[])
@@ -1462,6 +1465,7 @@ async fn committed_changes_announce_invalidations_and_auth_records_carry_the_org
                 username: "bot".into(),
                 description: String::new(),
                 created_by: None,
+                external_subject: None,
             },
             1,
             &[],

@@ -165,6 +165,7 @@ impl Mutation {
                 .gql()?,
             description: input.description,
             team: Some(team.name),
+            external_subject: None,
         };
         let account = service_accounts::create(&c.state.app, &acting, &org.name, request)
             .await

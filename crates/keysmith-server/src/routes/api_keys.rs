@@ -167,6 +167,13 @@ pub struct ApiKeyView {
     pub(crate) rotated_from: Option<String>,
     /// The key replacing this one, while a rotation is in progress.
     pub(crate) rotated_to: Option<String>,
+    /// `api_key`, or `federated_session`: an access token a JWT was exchanged for at
+    /// `POST /oidc/token` (it lives at most an hour, cannot be rotated or renamed, and
+    /// ends at once when deleted).
+    pub(crate) kind: &'static str,
+    /// For a federated session: the issuer of the JWT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) federated_issuer: Option<String>,
     /// The most recent distinct sources (address, user agent): only when one key is read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) sources: Option<Vec<SourceView>>,
@@ -246,6 +253,12 @@ impl ApiKeyView {
             status,
             rotated_from: key.rotated_from,
             rotated_to: key.rotated_to,
+            kind: if key.federated_issuer.is_some() {
+                "federated_session"
+            } else {
+                "api_key"
+            },
+            federated_issuer: key.federated_issuer,
             sources: None,
         }
     }

@@ -3,6 +3,7 @@
 
 pub(crate) mod api_keys;
 pub(crate) mod audit_log;
+pub(crate) mod federation;
 pub(crate) mod forward_auth;
 mod health;
 pub(crate) mod orgs;
@@ -61,6 +62,9 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::rotate_webhook_secret))
         .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(federation::list_issuers, federation::create_issuer))
+        .routes(routes!(federation::delete_issuer))
+        .routes(routes!(federation::token))
         .routes(routes!(crate::leak::github::report))
         .routes(routes!(viewer::get_viewer))
         .routes(routes!(forward_auth::forward_auth))

@@ -30,6 +30,10 @@ pub struct ServiceAccountView {
     pub(crate) scope: &'static str,
     pub(crate) active: bool,
     pub(crate) created_at: String,
+    /// For an external service account (identity federation): the JWT `sub` it accepts
+    /// from the organization's JWT issuers. Absent for a built-in one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) external_subject: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +50,11 @@ pub struct CreateServiceAccountRequest {
     pub(crate) description: String,
     /// The team to scope it to; leave out for an organization-scoped service account.
     pub(crate) team: Option<String>,
+    /// Makes it an external service account (identity federation): a JWT from one of the
+    /// organization's issuers whose `sub` is this value is exchanged at `POST
+    /// /oidc/token` for an access token of this service account.
+    #[serde(default)]
+    pub(crate) external_subject: Option<String>,
 }
 
 fn service_account_name() -> utoipa::openapi::Object {
@@ -71,6 +80,7 @@ pub(crate) fn view(account: ServiceAccount) -> ServiceAccountView {
         team: account.team.map(|t| t.name),
         active: account.user.active,
         created_at: rfc3339(account.user.created_at),
+        external_subject: account.external_subject,
     }
 }
 
@@ -116,6 +126,7 @@ pub async fn create_service_account(
         name: input::entity_name("name", "service account name", &request.name)?,
         description: request.description,
         team: request.team,
+        external_subject: request.external_subject,
     };
     let acting = Acting::new(&caller, &source, state.now());
     let account = service_accounts::create(&state.app, &acting, &org, request).await?;

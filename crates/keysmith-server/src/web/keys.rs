@@ -104,7 +104,12 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                                     input type="checkbox" name="key_id" value=(k.key_id)
                                         aria-label={ "Select " (k.name) };
                                 }
-                                td.primary.fill data-label="Key name" { span.truncate title=(k.name) { (k.name) } }
+                                td.primary.fill data-label="Key name" {
+                                    span.truncate title=(k.name) { (k.name) }
+                                    @if let Some(issuer) = &k.federated_issuer {
+                                        " " span.tag title={ "Exchanged for a JWT from " (issuer) } { "federated" }
+                                    }
+                                }
                                 td.fill.narrow.key-id data-label="Key ID" { code.truncate title=(k.key_id) { (k.key_id) } }
                                 @if show_owner {
                                     td data-label="Owner" {
@@ -128,8 +133,10 @@ pub fn key_table(user: &WebUser, keys: &[ApiKeyView], back: &str, show_owner: bo
                                 }
                                 td.actions {
                                     div.row-actions {
-                                        (row_action(&format!("/keys/{}/rename?back={}", k.key_id, q(back)), Icon::Pencil, "Rename", &k.name, false))
-                                        @if k.rotated_to.is_none() && k.status != KeyStatus::Expired {
+                                        @if k.federated_issuer.is_none() {
+                                            (row_action(&format!("/keys/{}/rename?back={}", k.key_id, q(back)), Icon::Pencil, "Rename", &k.name, false))
+                                        }
+                                        @if k.rotated_to.is_none() && k.status != KeyStatus::Expired && k.federated_issuer.is_none() {
                                             (row_action(&format!("/keys/{}/rotate?back={}", k.key_id, q(back)), Icon::Rotate, "Rotate", &k.name, false))
                                         }
                                         (row_action(&format!("/keys/{}/delete?back={}", k.key_id, q(back)), Icon::Trash, "Delete", &k.name, true))

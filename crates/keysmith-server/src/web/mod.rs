@@ -13,6 +13,7 @@
 //! travels in a URL, reloading does not create another key, and pages are `no-store`.
 
 mod assets;
+mod federation;
 mod icons;
 mod invite;
 mod keys;
@@ -68,6 +69,11 @@ pub fn routes() -> Router<AppState> {
             "/org/{org}/webhooks/{id}/rotate-secret",
             get(org::rotate_webhook_secret_form).post(org::rotate_webhook_secret),
         )
+        .route(
+            "/org/{org}/federation",
+            get(federation::issuers).post(federation::add_issuer),
+        )
+        .route("/org/{org}/federation/{id}/delete", post(federation::remove_issuer))
         .route("/org/{org}/keys", get(org::keys))
         .route("/org/{org}/audit-log", get(org::audit_log))
         .route("/org/{org}/settings", get(org::settings).post(org::save_settings))
@@ -266,6 +272,8 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "user-updated" => "The user was updated.",
         "team-created" => "The team was created.",
         "webhook-deleted" => "The webhook endpoint was deleted; nothing more is sent to it.",
+        "issuer-added" => "The issuer is trusted: its JWTs can now be exchanged for access tokens.",
+        "issuer-removed" => "The issuer was removed: its JWTs are refused from now on.",
         "service-account-created" => "The service account was created. Create an API key for it below.",
         "signed-out" => "You are signed out.",
         "password-set" => "Your password is set. Sign in with your username and the new password.",

@@ -53,13 +53,14 @@ async fn admin_org(state: &AppState, user: &WebUser, name: &str) -> Result<Org, 
     Ok(org)
 }
 
-fn org_nav(org: &str, current: &str) -> Markup {
+pub(crate) fn org_nav(org: &str, current: &str) -> Markup {
     let tabs = [
         ("keys", "API keys"),
         ("audit-log", "Audit log"),
         ("users", "Users"),
         ("teams", "Teams"),
         ("webhooks", "Webhooks"),
+        ("federation", "Federation"),
         ("settings", "Settings"),
     ];
     html! {
@@ -75,7 +76,7 @@ fn org_nav(org: &str, current: &str) -> Markup {
     }
 }
 
-fn org_page(user: &WebUser, org: &str, current: &str, title: &str, body: Markup) -> Response {
+pub(crate) fn org_page(user: &WebUser, org: &str, current: &str, title: &str, body: Markup) -> Response {
     let full = format!("{title} · {org}");
     respond(
         StatusCode::OK,
@@ -351,7 +352,7 @@ fn detail(value: &serde_json::Value) -> Markup {
 
 #[derive(Deserialize, Default)]
 pub struct Done {
-    done: Option<String>,
+    pub(crate) done: Option<String>,
 }
 
 pub async fn settings(

@@ -104,6 +104,14 @@ pub async fn service_accounts_page(
                 label for="sa-description" { "Description (optional)" }
                 input #sa-description name="description" maxlength="1024";
             }
+            div.field {
+                label for="sa-subject" { "External subject (optional)" }
+                input #sa-subject name="external_subject" maxlength="255" aria-describedby="sa-subject-hint";
+                p.hint #sa-subject-hint {
+                    "For identity federation: a JWT from one of the organization’s issuers whose "
+                    code { "sub" } " is this value signs in as this service account."
+                }
+            }
             div.buttons { button type="submit" { "Create service account" } }
         }
     };
@@ -137,6 +145,10 @@ pub async fn create_account(
                 name,
                 description: fields.get("description").unwrap_or("").to_owned(),
                 team: Some(team.name.clone()),
+                external_subject: fields
+                    .get("external_subject")
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
             };
             service_accounts::create(&state.app, &acting, &org.name, request).await
         }

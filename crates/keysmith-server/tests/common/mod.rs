@@ -197,6 +197,7 @@ impl TestApp {
             created_at: START_MS,
             expires_at: None,
             rotated_from: None,
+            federated_issuer: None,
         };
         self.store.insert_key(key, &[]).await.unwrap();
     }
