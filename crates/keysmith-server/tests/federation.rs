@@ -352,6 +352,33 @@ async fn the_federation_page_adds_and_removes_issuers_like_the_api() {
         (&json!(issuer.url), &json!({"audience": "keysmith"}))
     );
 
+    // An external service account says so on its team's page.
+    let admin_auth = Auth::Session(admin.clone());
+    app.request(
+        Method::POST,
+        "/api/v1/orgs/default/teams",
+        &admin_auth,
+        Some(json!({"name": "vision"})),
+    )
+    .await;
+    let account = json!({"name": "ci-train", "team": "vision", "external_subject": "repo:acme/train"});
+    let created = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &admin_auth,
+            Some(account),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    let team = get(&app, Some(&admin), "/vision/service-accounts").await;
+    assert!(
+        team.text
+            .contains("Signs in with a JWT whose <code>sub</code> is <code>repo:acme/train</code>"),
+        "{}",
+        team.text
+    );
+
     let id = listed.body["items"][0]["id"].as_i64().unwrap();
     let removed = post(
         &app,

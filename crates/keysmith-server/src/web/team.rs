@@ -84,6 +84,9 @@ pub async fn service_accounts_page(
                     div {
                         h2 id={ "sa-" (account.name) } { (account.name) }
                         @if !account.description.is_empty() { p.hint { (account.description) } }
+                        @if let Some(subject) = &account.external_subject {
+                            p.hint { "Signs in with a JWT whose " code { "sub" } " is " code { (subject) } }
+                        }
                     }
                     a.button.secondary href={ "/keys/new?owner=" (q(&account.name)) "&back=" (q(&here)) } {
                         (icon(Icon::Plus)) "Create API key" span.visually-hidden { " for " (account.name) }
