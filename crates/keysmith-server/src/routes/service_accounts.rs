@@ -52,8 +52,9 @@ pub struct CreateServiceAccountRequest {
     pub(crate) team: Option<String>,
     /// Makes it an external service account (identity federation): a JWT from one of the
     /// organization's issuers whose `sub` is this value is exchanged at `POST
-    /// /oidc/token` for an access token of this service account.
+    /// /oidc/token` for an access token of this service account. Compared exactly.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
     pub(crate) external_subject: Option<String>,
 }
 
