@@ -464,3 +464,88 @@ async fn a_sign_out_or_a_deactivation_on_one_replica_ends_the_session_on_the_oth
     })
     .await;
 }
+
+/// A federated session (an access token a JWT was exchanged for) is a key like any
+/// other across replicas: given on A, served from B's cache, ended on B when it is
+/// deleted on A, and ended everywhere when its owner is deactivated.
+#[tokio::test]
+async fn a_federated_session_given_on_one_replica_ends_on_the_other() {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use keysmith_pgtest::issuer::{LoopbackIssuer, Signer};
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, b) = two_replicas(&url).await;
+    let admin_a = a.admin().await;
+    a.add_user("alice").await;
+    let signer = Signer::new("k1");
+    let issuer = LoopbackIssuer::start(&[&signer]);
+    let r = a
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/jwt-issuers",
+            &admin_a,
+            Some(json!({"issuer": issuer.url})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let exchange = async |app: &TestApp| {
+        let jwt = signer.sign(&json!({
+            "iss": issuer.url, "sub": "alice@example.com", "aud": "default",
+            "exp": common::START_MS / 1000 + 1800,
+        }));
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+            .append_pair("assertion", &jwt)
+            .finish();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/oidc/token")
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let r = app.send(request).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["access_token"].as_str().unwrap().to_owned()
+    };
+
+    // Given on A, deleted on A: B stops serving it from its cache.
+    let token = exchange(&a).await;
+    eventually("b serving the session from its cache", async || {
+        status(&b, &token).await == StatusCode::OK && !b.state.cache.is_empty()
+    })
+    .await;
+    let alice_a = Auth::Session(a.sign_in("alice", common::USER_PASSWORD).await);
+    let listed = a.request(Method::GET, "/api/v1/api-keys", &alice_a, None).await;
+    let key_id = listed.body["items"][0]["key_id"].as_str().unwrap().to_owned();
+    assert_eq!(listed.body["items"][0]["kind"], "federated_session");
+    let r = a
+        .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &alice_a, None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    eventually("b rejecting the deleted session", async || {
+        status(&b, &token).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+
+    // Given on B, warm on both; alice deactivated on A: refused on both.
+    let token = exchange(&b).await;
+    eventually("both serving the new session", async || {
+        status(&a, &token).await == StatusCode::OK && status(&b, &token).await == StatusCode::OK
+    })
+    .await;
+    let r = a
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default/users/alice",
+            &admin_a,
+            Some(json!({"active": false})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(status(&a, &token).await, StatusCode::UNAUTHORIZED, "at once on A");
+    eventually("b rejecting the deactivated owner's session", async || {
+        status(&b, &token).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+}
