@@ -8,15 +8,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{caller, new_user};
+
 use jsonwebtoken::{Algorithm, EncodingKey};
 use keysmith_app::federation::{self, Fetcher, GrantError, IssuerFetcher, JWT_BEARER, NewIssuerRequest};
 use keysmith_app::keys::{self, Grace};
 use keysmith_app::usage::Client;
-use keysmith_app::{Acting, App, AppError, AuthMethod, Caller, ManualClock, Principal};
+use keysmith_app::{Acting, App, AppError, Caller, ManualClock};
 use keysmith_core::KeyName;
-use keysmith_core::role::{OrgRole, PrincipalKind};
+use keysmith_core::role::OrgRole;
 use keysmith_pgtest::issuer::Signer;
-use keysmith_store::{AuditQuery, NewServiceAccount, NewUser, SqliteStore, Store, UserRef};
+use keysmith_store::{AuditQuery, NewServiceAccount, Store};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -51,25 +55,22 @@ struct World {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn user(username: &str, email: &str) -> NewUser {
-    NewUser {
-        kind: PrincipalKind::User,
-        username: username.into(),
-        email: Some(email.into()),
-        password_hash: None,
-    }
-}
-
 /// Organization `default` with `admin`, `alice` (a member, alice@example.com) and the
 /// external team service account `ci-bot`; organization `acme` with `bob`.
 async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
     let (org, _) = store
-        .bootstrap("default", user("admin", "admin@example.com"), NOW)
+        .bootstrap("default", new_user("admin", Some("admin@example.com")), NOW)
         .await
         .unwrap()
         .unwrap();
     store
-        .create_member(user("alice", "Alice@Example.com"), org.id, OrgRole::Member, NOW, &[])
+        .create_member(
+            new_user("alice", Some("Alice@Example.com")),
+            org.id,
+            OrgRole::Member,
+            NOW,
+            &[],
+        )
         .await
         .unwrap();
     let team = store.create_team(org.id, "vision", NOW, &[]).await.unwrap();
@@ -90,7 +91,13 @@ async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
         .unwrap();
     let acme = store.create_org("acme", NOW).await.unwrap();
     store
-        .create_member(user("bob", "bob@example.com"), acme.id, OrgRole::Member, NOW, &[])
+        .create_member(
+            new_user("bob", Some("bob@example.com")),
+            acme.id,
+            OrgRole::Member,
+            NOW,
+            &[],
+        )
         .await
         .unwrap();
     let signer = Signer::new("k1");
@@ -118,22 +125,8 @@ async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
 }
 
 async fn sqlite() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("k.db")).await.unwrap();
-    world(Arc::new(store), Some(dir)).await
-}
-
-async fn caller(app: &App, username: &str) -> Caller {
-    let user = app.store.find_user_by_username(username).await.unwrap().unwrap();
-    let principal = Principal {
-        user: UserRef {
-            id: user.id,
-            kind: user.kind,
-            username: user.username,
-        },
-        via: AuthMethod::Session,
-    };
-    Caller::load(app, principal).await.unwrap()
+    let (store, dir) = common::sqlite_store().await;
+    world(store, Some(dir)).await
 }
 
 fn claims(sub: &str, aud: &str, exp_in_secs: i64) -> serde_json::Value {

@@ -5,13 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::{caller, new_user};
+
 use keysmith_app::audit_log::{self, Filter};
 use keysmith_app::keys::{self, NewKeyRequest};
 use keysmith_app::webhooks::{self, NewEndpoint};
-use keysmith_app::{Acting, App, AppError, AuthMethod, Caller, ManualClock, Missing, Principal, leaks, orgs};
+use keysmith_app::{Acting, App, AppError, Caller, ManualClock, Missing, leaks, orgs};
 use keysmith_core::KeyName;
-use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
-use keysmith_store::{AuditEntry, AuditQuery, KeyFormat, NewUser, OrgSettings, SqliteStore, Store, UserRef};
+use keysmith_core::role::{OrgRole, TeamRole};
+use keysmith_store::{AuditEntry, AuditQuery, KeyFormat, OrgSettings, Store};
 use std::sync::Arc;
 
 const NOW: i64 = 1_764_183_600_000;
@@ -22,26 +26,17 @@ struct World {
     _dir: Option<tempfile::TempDir>,
 }
 
-fn new_user(username: &str) -> NewUser {
-    NewUser {
-        kind: PrincipalKind::User,
-        username: username.into(),
-        email: None,
-        password_hash: None,
-    }
-}
-
 /// Organization `default` with `admin`, `lead` (a member who administers team
 /// `vision`) and `member`; organization `acme` with its own admin, `stranger`.
 async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
     let (org, _) = store
-        .bootstrap("default", new_user("admin"), NOW)
+        .bootstrap("default", new_user("admin", None), NOW)
         .await
         .unwrap()
         .unwrap();
     for name in ["lead", "member"] {
         store
-            .create_member(new_user(name), org.id, OrgRole::Member, NOW, &[])
+            .create_member(new_user(name, None), org.id, OrgRole::Member, NOW, &[])
             .await
             .unwrap();
     }
@@ -53,7 +48,7 @@ async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
         .unwrap();
     let acme = store.create_org("acme", NOW).await.unwrap();
     store
-        .create_member(new_user("stranger"), acme.id, OrgRole::Admin, NOW, &[])
+        .create_member(new_user("stranger", None), acme.id, OrgRole::Admin, NOW, &[])
         .await
         .unwrap();
     let app = App::new(
@@ -67,22 +62,8 @@ async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
 }
 
 async fn sqlite() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("k.db")).await.unwrap();
-    world(Arc::new(store), Some(dir)).await
-}
-
-async fn caller(app: &App, username: &str) -> Caller {
-    let user = app.store.find_user_by_username(username).await.unwrap().unwrap();
-    let principal = Principal {
-        user: UserRef {
-            id: user.id,
-            kind: user.kind,
-            username: user.username,
-        },
-        via: AuthMethod::Session,
-    };
-    Caller::load(app, principal).await.unwrap()
+    let (store, dir) = common::sqlite_store().await;
+    world(store, Some(dir)).await
 }
 
 impl World {

@@ -4,23 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::new_user;
+
 use keysmith_app::{App, ManualClock, sessions};
 use keysmith_core::KeyDigest;
-use keysmith_core::role::{OrgRole, PrincipalKind};
-use keysmith_store::{NewSession, NewUser, SqliteStore, Store};
+use keysmith_core::role::OrgRole;
+use keysmith_store::{NewSession, SqliteStore, Store};
 use std::sync::Arc;
 
 const NOW: i64 = 1_764_183_600_000;
 const HOUR: i64 = 3_600_000;
-
-fn new_user(username: &str) -> NewUser {
-    NewUser {
-        kind: PrincipalKind::User,
-        username: username.into(),
-        email: None,
-        password_hash: None,
-    }
-}
 
 async fn start(app: &App, username: &str, token: &[u8]) -> KeyDigest {
     let user = app.store.find_user_by_username(username).await.unwrap().unwrap();
@@ -49,13 +44,13 @@ async fn sessions_are_served_from_memory_and_end_the_moment_they_are_ended() {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("k.db")).await.unwrap());
     let (org, _) = store
-        .bootstrap("default", new_user("admin"), NOW)
+        .bootstrap("default", new_user("admin", None), NOW)
         .await
         .unwrap()
         .unwrap();
     for name in ["ada", "bob", "cy"] {
         store
-            .create_member(new_user(name), org.id, OrgRole::Member, NOW, &[])
+            .create_member(new_user(name, None), org.id, OrgRole::Member, NOW, &[])
             .await
             .unwrap();
     }

@@ -3,14 +3,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::caller;
+
 use keysmith_app::input::{Email, entity_name};
 use keysmith_app::service_accounts::{self, NewServiceAccountRequest};
 use keysmith_app::teams::{self, Invitee};
 use keysmith_app::users::{self, NewUserRequest};
-use keysmith_app::{Acting, App, AppError, AuthMethod, Caller, ManualClock, Missing, Principal};
+use keysmith_app::{Acting, App, AppError, Caller, ManualClock, Missing};
 use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
 use keysmith_core::{EntityName, SecretString};
-use keysmith_store::{AuditQuery, NewUser, SqliteStore, Store, UserRef};
+use keysmith_store::{AuditQuery, NewUser, SqliteStore, Store};
 use std::sync::Arc;
 
 const NOW: i64 = 1_764_183_600_000;
@@ -40,19 +44,6 @@ async fn world() -> World {
     );
     let admin = caller(&app, "admin").await;
     World { app, admin, _dir: dir }
-}
-
-async fn caller(app: &App, username: &str) -> Caller {
-    let user = app.store.find_user_by_username(username).await.unwrap().unwrap();
-    let principal = Principal {
-        user: UserRef {
-            id: user.id,
-            kind: user.kind,
-            username: user.username,
-        },
-        via: AuthMethod::Session,
-    };
-    Caller::load(app, principal).await.unwrap()
 }
 
 fn name(raw: &str) -> EntityName {

@@ -1,0 +1,40 @@
+//! What the application's tests share: users to create, a caller as a door would load
+//! one, and a SQLite store in a temporary directory.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use keysmith_app::{App, AuthMethod, Caller, Principal};
+use keysmith_core::role::PrincipalKind;
+use keysmith_store::{NewUser, SqliteStore, Store, UserRef};
+use std::sync::Arc;
+
+/// A user to create, without a password.
+pub fn new_user(username: &str, email: Option<&str>) -> NewUser {
+    NewUser {
+        kind: PrincipalKind::User,
+        username: username.into(),
+        email: email.map(str::to_owned),
+        password_hash: None,
+    }
+}
+
+/// `username` as the caller of a request signed in with a session.
+pub async fn caller(app: &App, username: &str) -> Caller {
+    let user = app.store.find_user_by_username(username).await.unwrap().unwrap();
+    let principal = Principal {
+        user: UserRef {
+            id: user.id,
+            kind: user.kind,
+            username: user.username,
+        },
+        via: AuthMethod::Session,
+    };
+    Caller::load(app, principal).await.unwrap()
+}
+
+/// A SQLite store in a temporary directory, which lives as long as the directory.
+pub async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("k.db")).await.unwrap();
+    (Arc::new(store), dir)
+}
