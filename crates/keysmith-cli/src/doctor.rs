@@ -1,6 +1,7 @@
 //! `keysmith doctor`: checks this machine against the advice of the W&B key guide
 //! (no keys in plain-text files or shell start-up files, nothing readable by others,
-//! an SDK that accepts the keys in use, a server that answers) and says what to fix.
+//! an SDK that accepts the keys in use, a server that answers, an identity token the SDK
+//! can use) and says what to fix.
 
 use crate::remote::{self, Output};
 use anyhow::Result;
@@ -63,6 +64,7 @@ pub async fn run(host: Option<&str>, output: Output) -> Result<()> {
     check_shell_files(&home, &mut checks);
     check_stored_key(&mut checks);
     check_sdk(&mut checks);
+    check_identity_token(&mut checks);
     check_server(host, &mut checks).await;
 
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
@@ -386,6 +388,99 @@ fn check_stored_key(checks: &mut Vec<Check>) {
             }
         }
     }
+}
+
+/// Identity federation (docs/FEDERATION.md): the JWT file `WANDB_IDENTITY_TOKEN_FILE`
+/// names, as far as this machine can tell without the server. Says nothing when the
+/// variable is not set. The JWT itself is never printed: only its issuer, subject,
+/// audience and expiry, which are not secret.
+fn check_identity_token(checks: &mut Vec<Check>) {
+    let Some(path) = std::env::var_os("WANDB_IDENTITY_TOKEN_FILE") else {
+        return;
+    };
+    let path = PathBuf::from(path);
+    let name = "identity-token";
+    if std::env::var_os("WANDB_API_KEY").is_some() {
+        checks.push(check(
+            name,
+            Status::Fail,
+            "both WANDB_API_KEY and WANDB_IDENTITY_TOKEN_FILE are set; the wandb SDK refuses to start with both",
+            Some("unset WANDB_API_KEY (the JWT is exchanged for an access token) or unset WANDB_IDENTITY_TOKEN_FILE"),
+        ));
+    }
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            checks.push(check(
+                name,
+                Status::Fail,
+                format!(
+                    "WANDB_IDENTITY_TOKEN_FILE names {}, which cannot be read: {e}",
+                    path.display()
+                ),
+                Some("point it at the file your platform writes the workload's JWT to"),
+            ));
+            return;
+        }
+    };
+    match jwt_claims(text.trim()) {
+        None => checks.push(check(
+            name,
+            Status::Fail,
+            format!("{} does not hold a JWT", path.display()),
+            Some("point WANDB_IDENTITY_TOKEN_FILE at the file your platform writes the workload's JWT to"),
+        )),
+        Some(claims) => {
+            let text = |key: &str| match &claims[key] {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) => {
+                    items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join(", ")
+                }
+                _ => "(none)".to_owned(),
+            };
+            let exp = claims["exp"].as_i64();
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let when = exp
+                .and_then(|e| time::OffsetDateTime::from_unix_timestamp(e).ok())
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_else(|| "(no exp)".to_owned());
+            let about = format!(
+                "a JWT from {} for {} (audience {}), expiring {when}",
+                text("iss"),
+                text("sub"),
+                text("aud")
+            );
+            match exp {
+                Some(exp) if exp > now => checks.push(check(name, Status::Ok, about, None)),
+                Some(_) => checks.push(check(
+                    name,
+                    Status::Fail,
+                    format!("{about}: expired"),
+                    Some("the platform that issues it must refresh the file; Keysmith refuses expired JWTs"),
+                )),
+                None => checks.push(check(
+                    name,
+                    Status::Fail,
+                    format!("{about}: it has no expiry"),
+                    Some("Keysmith takes only JWTs with exp; ask the issuer for one"),
+                )),
+            }
+        }
+    }
+}
+
+/// The claims of a JWT, read without checking its signature (the server checks it).
+fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
+    use base64::Engine;
+    let mut parts = jwt.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .filter(serde_json::Value::is_object)
 }
 
 /// An installed SDK older than 0.22.3 rejects 86-character keys at `wandb login`.

@@ -248,3 +248,78 @@ fn a_key_that_cannot_be_sent_is_a_key_problem_not_a_server_that_is_down() {
         "never prints the key"
     );
 }
+
+/// A JWT for identity federation, as a platform would write it: header, claims and a
+/// signature the doctor does not check (the server does).
+fn jwt(claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"ES256","kid":"k1"}"#),
+        b64(claims.to_string().as_bytes()),
+        b64(b"not-a-real-signature")
+    )
+}
+
+#[test]
+fn doctor_checks_the_identity_token_file_without_printing_the_jwt() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("token.jwt");
+    let file_text = file.to_str().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let one = |claims: serde_json::Value, extra: &[(&str, &str)]| {
+        let token = jwt(&claims);
+        std::fs::write(&file, format!("{token}\n")).unwrap();
+        let mut env = vec![("WANDB_IDENTITY_TOKEN_FILE", file_text)];
+        env.extend_from_slice(extra);
+        let out = doctor(home.path(), home.path(), &env);
+        let all = checks(&out);
+        let found: Vec<Value> = all.iter().filter(|c| c["check"] == "identity-token").cloned().collect();
+        let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(!printed.contains(&token), "the JWT is never printed: {printed}");
+        found
+    };
+    let good = json_claims(now + 600);
+    let found = one(good.clone(), &[]);
+    assert_eq!(statuses(&found, "identity-token"), ["ok"], "{found:?}");
+    let message = found[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("https://token.example.com") && message.contains("repo:acme/train"),
+        "{message}"
+    );
+
+    let found = one(json_claims(now - 60), &[]);
+    assert_eq!(statuses(&found, "identity-token"), ["fail"]);
+    assert!(found[0]["message"].as_str().unwrap().ends_with("expired"), "{found:?}");
+
+    let found = one(good, &[("WANDB_API_KEY", "wandb_v1_x")]);
+    assert_eq!(statuses(&found, "identity-token"), ["fail", "ok"], "{found:?}");
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refuses to start with both")
+    );
+
+    std::fs::write(&file, "not a jwt").unwrap();
+    let out = doctor(home.path(), home.path(), &[("WANDB_IDENTITY_TOKEN_FILE", file_text)]);
+    assert_eq!(statuses(&checks(&out), "identity-token"), ["fail"]);
+    let out = doctor(
+        home.path(),
+        home.path(),
+        &[("WANDB_IDENTITY_TOKEN_FILE", "/nonexistent/token")],
+    );
+    assert_eq!(statuses(&checks(&out), "identity-token"), ["fail"]);
+
+    // Without the variable, nothing is said about it.
+    let out = doctor(home.path(), home.path(), &[]);
+    assert!(statuses(&checks(&out), "identity-token").is_empty());
+}
+
+fn json_claims(exp: i64) -> serde_json::Value {
+    serde_json::json!({"iss": "https://token.example.com", "sub": "repo:acme/train", "aud": "default", "exp": exp})
+}
