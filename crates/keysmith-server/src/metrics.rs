@@ -89,7 +89,20 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Histogram>,
     /// GraphQL viewer queries answered by the fast lane (`graphql::fast`).
     pub graphql_fast_viewer: Counter,
+    /// JWT bearer grants at `POST /oidc/token` by outcome ([`GRANT_OUTCOMES`]).
+    pub jwt_grants: Family<OutcomeLabels, Counter>,
 }
+
+/// The outcomes of a JWT bearer grant: an access token issued, or the OAuth error
+/// answered.
+pub const GRANT_OUTCOMES: [&str; 6] = [
+    "issued",
+    "invalid_grant",
+    "invalid_request",
+    "unsupported_grant_type",
+    "slow_down",
+    "server_error",
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -168,6 +181,15 @@ impl Default for Metrics {
             "GraphQL viewer queries (the wandb SDK's login check) answered without the GraphQL executor",
             graphql_fast_viewer.clone(),
         );
+        let jwt_grants = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "jwt_grants",
+            "JWT bearer grants at /oidc/token (identity federation) by outcome: issued, or the OAuth error answered",
+            jwt_grants.clone(),
+        );
+        for outcome in GRANT_OUTCOMES {
+            drop(jwt_grants.get_or_create(&OutcomeLabels { outcome }));
+        }
         let by_outcome = OUTCOMES.map(|outcome| verifications.get_or_create(&OutcomeLabels { outcome }).clone());
         let route = |method: &'static str, route: &'static str| {
             ["2xx", "4xx", "5xx"].map(|status| requests.get_or_create(&RequestLabels { method, route, status }).clone())
@@ -190,6 +212,7 @@ impl Default for Metrics {
             fanout_lag,
             requests,
             graphql_fast_viewer,
+            jwt_grants,
         }
     }
 }
@@ -207,6 +230,11 @@ fn observe_by_class(histograms: &[Histogram; 3], status: u16, elapsed: std::time
 impl Metrics {
     pub fn verified(&self, outcome: Outcome) {
         self.by_outcome[outcome.index()].inc();
+    }
+
+    /// Counts a JWT bearer grant's outcome (one of [`GRANT_OUTCOMES`]).
+    pub fn jwt_grant(&self, outcome: &'static str) {
+        self.jwt_grants.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The verification counters by outcome, for the application's verifier.

@@ -274,6 +274,21 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     );
     assert!(r.headers.contains_key(header::RETRY_AFTER));
 
+    // Every answer is counted by its outcome: 1 issued; 4 refused JWTs; 2 bad requests
+    // (JSON, a repeated parameter); 1 unsupported grant type; 1 slow_down.
+    let metrics = app.request(Method::GET, "/metrics", &Auth::None, None).await.text;
+    for (outcome, count) in [
+        ("issued", 1),
+        ("invalid_grant", 4),
+        ("invalid_request", 2),
+        ("unsupported_grant_type", 1),
+        ("slow_down", 1),
+        ("server_error", 0),
+    ] {
+        let line = format!("keysmith_jwt_grants_total{{outcome=\"{outcome}\"}} {count}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
+
     // Removing the issuer; a second time is the stable not-found.
     let id = added.body["id"].as_i64().unwrap();
     let gone = app.request(Method::DELETE, &format!("{path}/{id}"), &admin, None).await;

@@ -163,9 +163,10 @@ pub async fn token(
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     if !form {
-        return oauth_error(GrantError::InvalidRequest(
-            "send the grant as application/x-www-form-urlencoded",
-        ));
+        return answer_error(
+            &state,
+            GrantError::InvalidRequest("send the grant as application/x-www-form-urlencoded"),
+        );
     }
     let (mut grant_type, mut assertion) = (None, None);
     for (name, value) in form_urlencoded::parse(&body) {
@@ -176,7 +177,7 @@ pub async fn token(
         };
         if slot.is_some() {
             // RFC 6749 §3.2: parameters must not be repeated.
-            return oauth_error(GrantError::InvalidRequest("a parameter is repeated"));
+            return answer_error(&state, GrantError::InvalidRequest("a parameter is repeated"));
         }
         *slot = Some(value);
     }
@@ -188,13 +189,26 @@ pub async fn token(
                 token_type: "Bearer",
                 expires_in: grant.expires_in,
             };
+            state.metrics.jwt_grant("issued");
             let mut response = Json(answer).into_response();
             no_store(&mut response);
             response
         }
-        Err(e) => oauth_error(e),
+        Err(e) => answer_error(&state, e),
     }
 }
+
+/// The OAuth error answer, counted by its code.
+fn answer_error(state: &AppState, e: GrantError) -> Response {
+    let response = oauth_error(e);
+    let code = response.extensions().get::<GrantCode>().map_or("server_error", |c| c.0);
+    state.metrics.jwt_grant(code);
+    response
+}
+
+/// The OAuth error code an answer carries, for the metric.
+#[derive(Clone, Copy)]
+struct GrantCode(&'static str);
 
 fn no_store(response: &mut Response) {
     let headers = response.headers_mut();
@@ -233,6 +247,7 @@ fn oauth_error(e: GrantError) -> Response {
         }),
     )
         .into_response();
+    response.extensions_mut().insert(GrantCode(error));
     no_store(&mut response);
     if let GrantError::SlowDown { retry_after_secs } = e {
         response
