@@ -132,7 +132,7 @@ impl IssuerKeys {
             if let Some(key) = find(keys).filter(|_| fresh) {
                 return Ok(Some(key));
             }
-            if now - fetched_at < REFETCH_AFTER_MS {
+            if now - fetched_at < REFETCH_AFTER_MS || !self.claim_refetch(issuer, fetched_at, now) {
                 return Ok(find(keys));
             }
         }
@@ -144,6 +144,20 @@ impl IssuerKeys {
                 Some(key) => Ok(Some(key)),
                 None => Err(e),
             },
+        }
+    }
+
+    /// Takes the one refetch of `issuer`'s keys allowed now: the first of concurrent
+    /// requests to see them stale moves their time on, so the others use the keys known
+    /// rather than fetch as well.
+    fn claim_refetch(&self, issuer: &str, seen_fetched_at: i64, now: i64) -> bool {
+        let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
+        match cached.get_mut(issuer) {
+            Some(c) if c.fetched_at == seen_fetched_at => {
+                c.fetched_at = now;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -487,7 +501,8 @@ async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted 
         )
         .await
         .map_err(|e| Err(e.into()))?;
-    app.verifier.failures.clear(&limit_key(source));
+    // The address's failures are not forgiven by a success, as with keys: otherwise a
+    // holder of one good JWT could reset the budget for guessing keys between guesses.
     tracing::info!(
         key.id = %generated.key_id,
         user.id = owner.id.0,

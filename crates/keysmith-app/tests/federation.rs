@@ -32,12 +32,18 @@ const SA_SUBJECT: &str = "repo:acme/app:ref:refs/heads/main";
 struct FakeIssuer {
     jwks: Mutex<serde_json::Value>,
     fetches: AtomicUsize,
+    /// Makes each fetch take this long, so that requests overlap one.
+    slow_ms: AtomicUsize,
 }
 
 #[async_trait::async_trait]
 impl IssuerFetcher for FakeIssuer {
     async fn jwks(&self, issuer: &str) -> Result<String, String> {
         self.fetches.fetch_add(1, Ordering::SeqCst);
+        let slow = self.slow_ms.load(Ordering::SeqCst) as u64;
+        if slow > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(slow)).await;
+        }
         match issuer {
             ISSUER => Ok(self.jwks.lock().unwrap().to_string()),
             other => Err(format!("{other}: could not connect")),
@@ -104,6 +110,7 @@ async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
     let issuer = Arc::new(FakeIssuer {
         jwks: Mutex::new(serde_json::json!({ "keys": [signer.jwk.clone()] })),
         fetches: AtomicUsize::new(0),
+        slow_ms: AtomicUsize::new(0),
     });
     let clock = Arc::new(ManualClock::new(NOW));
     let settings = keysmith_app::Settings {
@@ -361,8 +368,10 @@ async fn every_other_jwt_is_refused_alike(w: World) {
         Err(GrantError::InvalidRequest(_))
     ));
     // Every refusal counted against the address: the limit (60 a minute) is reached,
-    // and then even a good JWT waits; another address is not affected.
+    // and then even a good JWT waits; another address is not affected. A success on
+    // the way forgives nothing (or one good JWT would reset the budget for guessing).
     let good = w.signer.sign(&claims("alice@example.com", "default", 600));
+    assert!(w.exchange(&good, from).await.is_ok());
     for _ in cases.len()..60 {
         assert_eq!(
             w.exchange(&cases[0].1, from).await.err(),
@@ -403,6 +412,46 @@ async fn keys_are_fetched_again_when_rotated_but_not_on_every_unknown_key(w: Wor
         );
     }
     assert_eq!(w.issuer.fetches.load(Ordering::SeqCst), after_registration + 1);
+
+    // Thirty seconds on, five such requests at once, while the issuer is slow to
+    // answer: one of them fetches, the others use the keys known.
+    w.clock.advance_ms(31_000);
+    w.issuer.slow_ms.store(50, Ordering::SeqCst);
+    let unknown: Vec<String> = (0..5).map(|i| Signer::new(&format!("late-{i}")).sign(&fresh)).collect();
+    let refused = futures_join(unknown.iter().map(|jwt| w.exchange(jwt, "192.0.2.12"))).await;
+    assert!(
+        refused
+            .iter()
+            .all(|r| r.as_ref().err() == Some(&GrantError::InvalidGrant))
+    );
+    assert_eq!(w.issuer.fetches.load(Ordering::SeqCst), after_registration + 2);
+}
+
+/// Runs the futures at once on this task and collects their results in order.
+async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut results: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if results[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => results[i] = Some(out),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    results.into_iter().map(|r| r.unwrap()).collect()
 }
 
 #[tokio::test]
