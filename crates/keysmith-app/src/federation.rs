@@ -176,21 +176,26 @@ pub struct NewIssuerRequest {
     pub audience: Option<String>,
 }
 
+/// Whether `url` names this machine: the only place plain http is taken for an
+/// issuer or its keys.
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
 fn parse_issuer(text: &str) -> Result<String> {
     let bad = |why: &str| AppError::invalid("issuer", format!("issuer: {why}"));
     if text.chars().count() > MAX_ISSUER_CHARS {
         return Err(bad(&format!("at most {MAX_ISSUER_CHARS} characters")));
     }
     let url = url::Url::parse(text).map_err(|e| bad(&format!("not a URL ({e})")))?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if is_loopback(&url) => {}
         _ => return Err(bad("an https URL (http only on loopback)")),
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {

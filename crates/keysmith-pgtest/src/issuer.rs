@@ -63,6 +63,11 @@ pub struct LoopbackIssuer {
 
 impl LoopbackIssuer {
     pub fn start(keys: &[&Signer]) -> Self {
+        Self::start_naming(keys, None)
+    }
+
+    /// One whose discovery document names `jwks_uri` instead of its own `/jwks`.
+    pub fn start_naming(keys: &[&Signer], jwks_uri: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("an address").port());
         let jwks = Arc::new(Mutex::new(
@@ -70,6 +75,7 @@ impl LoopbackIssuer {
         ));
         let fetches = Arc::new(AtomicUsize::new(0));
         let (served_url, served_jwks, counted) = (url.clone(), jwks.clone(), fetches.clone());
+        let named_jwks = jwks_uri.map_or_else(|| format!("{url}/jwks"), str::to_owned);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let mut reader = BufReader::new(&stream);
@@ -88,7 +94,7 @@ impl LoopbackIssuer {
                         "200 OK",
                         serde_json::json!({
                             "issuer": served_url,
-                            "jwks_uri": format!("{served_url}/jwks"),
+                            "jwks_uri": named_jwks,
                             "id_token_signing_alg_values_supported": ["ES256"],
                         })
                         .to_string(),

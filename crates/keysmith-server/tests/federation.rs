@@ -98,6 +98,18 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
         "{}",
         down.text
     );
+    // Its keys must come over https too (plain http only on loopback).
+    let downgrading = LoopbackIssuer::start_naming(&[&signer], Some("http://keys.example.com/jwks"));
+    let r = app
+        .request(Method::POST, path, &admin, Some(json!({"issuer": downgrading.url})))
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_value"),
+        "{}",
+        r.text
+    );
+    assert!(r.text.contains("is not an https URL"), "{}", r.text);
     let added = app
         .request(Method::POST, path, &admin, Some(json!({"issuer": issuer.url})))
         .await;
