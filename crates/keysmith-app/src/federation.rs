@@ -326,12 +326,35 @@ pub struct Grant {
     pub owner: User,
 }
 
+/// What is read of a JWT before its signature is checked: whose keys check it.
+#[derive(serde::Deserialize)]
+struct Issuer {
+    iss: String,
+}
+
 #[derive(serde::Deserialize)]
 struct Claims {
-    iss: String,
     sub: String,
+    aud: Audience,
     exp: i64,
     nbf: Option<i64>,
+}
+
+/// `aud`: one audience, or several (RFC 7519 §4.1.3).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    fn has(&self, audience: &str) -> bool {
+        match self {
+            Self::One(one) => one == audience,
+            Self::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
 }
 
 /// The signature algorithms taken: public-key ones only (no secret is shared with an
@@ -405,8 +428,8 @@ async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted 
     peek.validate_exp = false;
     peek.validate_aud = false;
     peek.required_spec_claims.clear();
-    let Ok(unverified) = jsonwebtoken::decode::<Claims>(assertion, &DecodingKey::from_secret(&[]), &peek) else {
-        return refuse("the claims are not readable (iss, sub and exp are required)");
+    let Ok(unverified) = jsonwebtoken::decode::<Issuer>(assertion, &DecodingKey::from_secret(&[]), &peek) else {
+        return refuse("the claims name no issuer");
     };
     let unverified = unverified.claims;
     let registrations = app
@@ -424,33 +447,38 @@ async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted 
     };
     // A key that names its algorithm is used with that one alone (RFC 7517 §4.4).
     if let Some(alg) = jwk.common.key_algorithm
-        && format!("{alg:?}") != format!("{:?}", header.alg)
+        && alg.to_string().parse::<Algorithm>().ok() != Some(header.alg)
     {
         return refuse(format!("the key is for {alg:?}, the JWT says {:?}", header.alg));
     }
     let Ok(key) = DecodingKey::from_jwk(&jwk) else {
         return refuse("the issuer's key is not usable");
     };
-    let mut matched: Option<(JwtIssuer, Org, Claims)> = None;
+    // The signature and the issuer are checked once; then the first registration of that
+    // issuer whose audience the JWT carries says which organization it is for.
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[&unverified.iss]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.validate_aud = false;
+    // Time is the application's clock, checked below.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let Ok(verified) = jsonwebtoken::decode::<Claims>(assertion, &key, &validation) else {
+        return refuse("the signature did not verify, or iss, sub, aud or exp is missing");
+    };
+    let claims = verified.claims;
+    let mut matched: Option<(JwtIssuer, Org)> = None;
     for registration in registrations {
         let Some(org) = app.store.get_org(registration.org).await.map_err(|e| Err(e.into()))? else {
             continue;
         };
-        let audience = registration.audience.clone().unwrap_or_else(|| org.name.clone());
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&registration.issuer]);
-        validation.set_audience(&[&audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Time is the application's clock, checked below.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        if let Ok(data) = jsonwebtoken::decode::<Claims>(assertion, &key, &validation) {
-            matched = Some((registration, org, data.claims));
+        if claims.aud.has(registration.audience.as_deref().unwrap_or(&org.name)) {
+            matched = Some((registration, org));
             break;
         }
     }
-    let Some((registration, org, claims)) = matched else {
-        return refuse("the signature, issuer or audience did not verify");
+    let Some((registration, org)) = matched else {
+        return refuse("the audience is not one the issuer is registered for");
     };
     let exp_ms = claims.exp.saturating_mul(1000);
     if exp_ms + LEEWAY_MS <= now {
