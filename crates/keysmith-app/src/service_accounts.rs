@@ -121,17 +121,15 @@ pub async fn create(
             None
         }
     };
+    let mut detail = serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) });
+    if let Some(subject) = &external_subject {
+        detail["external_subject"] = subject.as_str().into();
+    }
     let audit = AuditContext::of(acting).entry(
         org.id,
         Action::ServiceAccountCreated,
         request.name.as_str(),
-        Some(match &external_subject {
-            None => serde_json::json!({ "team": team.as_ref().map(|t| t.name.as_str()) }),
-            Some(subject) => serde_json::json!({
-                "team": team.as_ref().map(|t| t.name.as_str()),
-                "external_subject": subject,
-            }),
-        }),
+        Some(detail),
     );
     let account = app
         .store

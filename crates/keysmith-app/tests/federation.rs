@@ -478,9 +478,7 @@ async fn key_refresh_on_sqlite() {
 async fn everything_on_postgresql() {
     let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
     async fn on(cluster: &keysmith_pgtest::PgCluster) -> World {
-        let url = cluster.create_database().unwrap();
-        let store = keysmith_store::PostgresStore::open(&url).await.unwrap();
-        world(Arc::new(store), None).await
+        world(common::postgres_store(cluster).await, None).await
     }
     registering_an_issuer(on(&cluster).await).await;
     a_jwt_becomes_an_access_token(on(&cluster).await).await;

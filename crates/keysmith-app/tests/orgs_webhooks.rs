@@ -475,9 +475,7 @@ async fn webhooks_on_sqlite() {
 async fn everything_on_postgresql() {
     let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
     async fn on(cluster: &keysmith_pgtest::PgCluster) -> World {
-        let url = cluster.create_database().unwrap();
-        let store = keysmith_store::PostgresStore::open(&url).await.unwrap();
-        world(Arc::new(store), None).await
+        world(common::postgres_store(cluster).await, None).await
     }
     seats_and_actions(on(&cluster).await).await;
     settings_are_checked_whole_and_audited_once(on(&cluster).await).await;

@@ -9,8 +9,6 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::EncodePrivateKey;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// An ES256 signing key and its public half as a JWK.
 pub struct Signer {
@@ -52,13 +50,9 @@ impl Signer {
 }
 
 /// An issuer on a free loopback port: `GET /.well-known/openid-configuration` names it
-/// and its `jwks_uri`; `GET /jwks` answers the key set (which a test may change, to
-/// rotate keys). Serves until the process ends.
+/// and its `jwks_uri`; `GET /jwks` answers the key set. Serves until the process ends.
 pub struct LoopbackIssuer {
     pub url: String,
-    pub jwks: Arc<Mutex<serde_json::Value>>,
-    /// How many times the key set was fetched.
-    pub fetches: Arc<AtomicUsize>,
 }
 
 impl LoopbackIssuer {
@@ -70,11 +64,8 @@ impl LoopbackIssuer {
     pub fn start_naming(keys: &[&Signer], jwks_uri: Option<&str>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let url = format!("http://127.0.0.1:{}", listener.local_addr().expect("an address").port());
-        let jwks = Arc::new(Mutex::new(
-            serde_json::json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }),
-        ));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (served_url, served_jwks, counted) = (url.clone(), jwks.clone(), fetches.clone());
+        let jwks = serde_json::json!({ "keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>() }).to_string();
+        let served_url = url.clone();
         let named_jwks = jwks_uri.map_or_else(|| format!("{url}/jwks"), str::to_owned);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
@@ -99,13 +90,7 @@ impl LoopbackIssuer {
                         })
                         .to_string(),
                     ),
-                    "/jwks" => {
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        (
-                            "200 OK",
-                            served_jwks.lock().unwrap_or_else(|p| p.into_inner()).to_string(),
-                        )
-                    }
+                    "/jwks" => ("200 OK", jwks.clone()),
                     _ => ("404 Not Found", "{}".to_owned()),
                 };
                 let mut stream = &stream;
@@ -116,6 +101,6 @@ impl LoopbackIssuer {
                 );
             }
         });
-        Self { url, jwks, fetches }
+        Self { url }
     }
 }

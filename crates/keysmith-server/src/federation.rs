@@ -18,11 +18,7 @@ pub struct HttpIssuerFetcher {
 
 impl HttpIssuerFetcher {
     pub fn new() -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .user_agent(concat!("Keysmith/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let client = crate::webhooks::outbound_client(TIMEOUT, concat!("Keysmith/", env!("CARGO_PKG_VERSION")));
         if let Err(e) = &client {
             tracing::error!(error = %e, "no HTTP client for JWT issuers; federation will refuse every JWT");
         }

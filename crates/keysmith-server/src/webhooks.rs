@@ -28,14 +28,20 @@ pub async fn announce_expiring(state: &AppState) -> Result<usize, ApiError> {
     Ok(keysmith_app::webhooks::announce_expiring(&state.app).await?)
 }
 
-/// The HTTP client deliveries are sent with: no redirects, a timeout.
+/// The HTTP client deliveries are sent with (`outbound_client`).
 pub fn client() -> Result<reqwest::Client, ApiError> {
+    outbound_client(TIMEOUT, concat!("Keysmith-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A client for the requests Keysmith makes to URLs organization admins give (webhook
+/// deliveries, JWT issuers' keys): no redirects, and each request bounded in time.
+pub(crate) fn outbound_client(timeout: Duration, user_agent: &'static str) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .user_agent(concat!("Keysmith-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .user_agent(user_agent)
         .build()
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Sends every delivery that is due. Returns how many attempts were made.

@@ -28,10 +28,9 @@ async fn token(app: &TestApp, content_type: &str, body: String) -> Reply {
     app.send(request).await
 }
 
-fn form(fields: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(fields)
-        .finish()
+/// Asserts an API error answer: its status and stable code.
+fn answered(r: &Reply, status: StatusCode, code: &str) {
+    assert_eq!((r.status, r.code()), (status, code), "{}", r.text);
 }
 
 fn claims(issuer: &str, sub: &str, exp_in_secs: i64) -> serde_json::Value {
@@ -56,12 +55,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let alice = app
         .request(Method::POST, path, &member, Some(json!({"issuer": issuer.url})))
         .await;
-    assert_eq!(
-        (alice.status, alice.code()),
-        (StatusCode::FORBIDDEN, "forbidden"),
-        "{}",
-        alice.text
-    );
+    answered(&alice, StatusCode::FORBIDDEN, "forbidden");
     let bad = app
         .request(
             Method::POST,
@@ -70,12 +64,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
             Some(json!({"issuer": "http://issuer.example.com"})),
         )
         .await;
-    assert_eq!(
-        (bad.status, bad.code()),
-        (StatusCode::BAD_REQUEST, "invalid_value"),
-        "{}",
-        bad.text
-    );
+    answered(&bad, StatusCode::BAD_REQUEST, "invalid_value");
     let down = app
         .request(
             Method::POST,
@@ -84,12 +73,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
             Some(json!({"issuer": "http://127.0.0.1:9"})),
         )
         .await;
-    assert_eq!(
-        (down.status, down.code()),
-        (StatusCode::BAD_REQUEST, "invalid_value"),
-        "{}",
-        down.text
-    );
+    answered(&down, StatusCode::BAD_REQUEST, "invalid_value");
     assert!(
         down.body["error"]["message"]
             .as_str()
@@ -103,12 +87,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let r = app
         .request(Method::POST, path, &admin, Some(json!({"issuer": downgrading.url})))
         .await;
-    assert_eq!(
-        (r.status, r.code()),
-        (StatusCode::BAD_REQUEST, "invalid_value"),
-        "{}",
-        r.text
-    );
+    answered(&r, StatusCode::BAD_REQUEST, "invalid_value");
     assert!(r.text.contains("is not an https URL"), "{}", r.text);
     let added = app
         .request(Method::POST, path, &admin, Some(json!({"issuer": issuer.url})))
@@ -121,12 +100,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let again = app
         .request(Method::POST, path, &admin, Some(json!({"issuer": issuer.url})))
         .await;
-    assert_eq!(
-        (again.status, again.code()),
-        (StatusCode::CONFLICT, "already_exists"),
-        "{}",
-        again.text
-    );
+    answered(&again, StatusCode::CONFLICT, "already_exists");
     let listed = app.request(Method::GET, path, &admin, None).await;
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
 
@@ -147,7 +121,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let r = token(
         &app,
         "application/x-www-form-urlencoded",
-        form(&[("grant_type", GRANT), ("grant_type", GRANT), ("assertion", &jwt)]),
+        common::form_body(&[("grant_type", GRANT), ("grant_type", GRANT), ("assertion", &jwt)]),
     )
     .await;
     assert_eq!(
@@ -159,7 +133,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let r = token(
         &app,
         "application/x-www-form-urlencoded",
-        form(&[("grant_type", "client_credentials")]),
+        common::form_body(&[("grant_type", "client_credentials")]),
     )
     .await;
     assert_eq!(
@@ -172,7 +146,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let r = token(
         &app,
         "application/x-www-form-urlencoded; charset=utf-8",
-        form(&[("grant_type", GRANT), ("assertion", &jwt)]),
+        common::form_body(&[("grant_type", GRANT), ("assertion", &jwt)]),
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
@@ -225,12 +199,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
             Some(json!({"name": "x"})),
         )
         .await;
-    assert_eq!(
-        (renamed.status, renamed.code()),
-        (StatusCode::BAD_REQUEST, "invalid_value"),
-        "{}",
-        renamed.text
-    );
+    answered(&renamed, StatusCode::BAD_REQUEST, "invalid_value");
     let rotated = app
         .request(
             Method::POST,
@@ -239,12 +208,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
             Some(json!({})),
         )
         .await;
-    assert_eq!(
-        (rotated.status, rotated.code()),
-        (StatusCode::BAD_REQUEST, "invalid_value"),
-        "{}",
-        rotated.text
-    );
+    answered(&rotated, StatusCode::BAD_REQUEST, "invalid_value");
     let deleted = app
         .request(Method::DELETE, &format!("/api/v1/api-keys/{key_id}"), &member, None)
         .await;
@@ -261,7 +225,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
         let r = token(
             &app,
             "application/x-www-form-urlencoded",
-            form(&[("grant_type", GRANT), ("assertion", &wrong)]),
+            common::form_body(&[("grant_type", GRANT), ("assertion", &wrong)]),
         )
         .await;
         assert_eq!(
@@ -275,7 +239,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let r = token(
         &app,
         "application/x-www-form-urlencoded",
-        form(&[("grant_type", GRANT), ("assertion", &jwt)]),
+        common::form_body(&[("grant_type", GRANT), ("assertion", &jwt)]),
     )
     .await;
     assert_eq!(
@@ -306,10 +270,7 @@ async fn issuers_and_the_token_endpoint_answer_as_documented() {
     let gone = app.request(Method::DELETE, &format!("{path}/{id}"), &admin, None).await;
     assert_eq!(gone.status, StatusCode::NO_CONTENT);
     let gone = app.request(Method::DELETE, &format!("{path}/{id}"), &admin, None).await;
-    assert_eq!(
-        (gone.status, gone.code()),
-        (StatusCode::NOT_FOUND, "jwt_issuer_not_found")
-    );
+    answered(&gone, StatusCode::NOT_FOUND, "jwt_issuer_not_found");
 }
 
 /// The web page does what the API does: the same issuer, the same audit entry, the

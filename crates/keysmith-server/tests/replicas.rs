@@ -470,8 +470,6 @@ async fn a_sign_out_or_a_deactivation_on_one_replica_ends_the_session_on_the_oth
 /// deleted on A, and ended everywhere when its owner is deactivated.
 #[tokio::test]
 async fn a_federated_session_given_on_one_replica_ends_on_the_other() {
-    use axum::body::Body;
-    use axum::http::{Request, header};
     use keysmith_pgtest::issuer::{LoopbackIssuer, Signer};
     let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
     let url = cluster.create_database().unwrap();
@@ -494,17 +492,11 @@ async fn a_federated_session_given_on_one_replica_ends_on_the_other() {
             "iss": issuer.url, "sub": "alice@example.com", "aud": "default",
             "exp": common::START_MS / 1000 + 1800,
         }));
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer")
-            .append_pair("assertion", &jwt)
-            .finish();
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/oidc/token")
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
-        let r = app.send(request).await;
+        let grant = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", jwt.as_str()),
+        ];
+        let r = common::post(app, None, "/oidc/token", &grant).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["access_token"].as_str().unwrap().to_owned()
     };

@@ -1,5 +1,6 @@
 //! What the application's tests share: users to create, a caller as a door would load
-//! one, and a SQLite store in a temporary directory.
+//! one, and a store: SQLite in a temporary directory, or a database of a throwaway
+//! PostgreSQL cluster.
 
 #![allow(dead_code, clippy::unwrap_used)]
 
@@ -37,4 +38,10 @@ pub async fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("k.db")).await.unwrap();
     (Arc::new(store), dir)
+}
+
+/// A store on a new database of `cluster`.
+pub async fn postgres_store(cluster: &keysmith_pgtest::PgCluster) -> Arc<dyn Store> {
+    let url = cluster.create_database().unwrap();
+    Arc::new(keysmith_store::PostgresStore::open(&url).await.unwrap())
 }

@@ -163,7 +163,7 @@ pub async fn token(
         .and_then(|v| v.split(';').next())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
     if !form {
-        return answer_error(
+        return oauth_error(
             &state,
             GrantError::InvalidRequest("send the grant as application/x-www-form-urlencoded"),
         );
@@ -177,7 +177,7 @@ pub async fn token(
         };
         if slot.is_some() {
             // RFC 6749 §3.2: parameters must not be repeated.
-            return answer_error(&state, GrantError::InvalidRequest("a parameter is repeated"));
+            return oauth_error(&state, GrantError::InvalidRequest("a parameter is repeated"));
         }
         *slot = Some(value);
     }
@@ -194,21 +194,9 @@ pub async fn token(
             no_store(&mut response);
             response
         }
-        Err(e) => answer_error(&state, e),
+        Err(e) => oauth_error(&state, e),
     }
 }
-
-/// The OAuth error answer, counted by its code.
-fn answer_error(state: &AppState, e: GrantError) -> Response {
-    let response = oauth_error(e);
-    let code = response.extensions().get::<GrantCode>().map_or("server_error", |c| c.0);
-    state.metrics.jwt_grant(code);
-    response
-}
-
-/// The OAuth error code an answer carries, for the metric.
-#[derive(Clone, Copy)]
-struct GrantCode(&'static str);
 
 fn no_store(response: &mut Response) {
     let headers = response.headers_mut();
@@ -216,7 +204,8 @@ fn no_store(response: &mut Response) {
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
-fn oauth_error(e: GrantError) -> Response {
+/// RFC 6749 §5.2's error answer, counted by its code.
+fn oauth_error(state: &AppState, e: GrantError) -> Response {
     let (status, error, error_description) = match &e {
         GrantError::UnsupportedGrantType => (
             StatusCode::BAD_REQUEST,
@@ -247,7 +236,7 @@ fn oauth_error(e: GrantError) -> Response {
         }),
     )
         .into_response();
-    response.extensions_mut().insert(GrantCode(error));
+    state.metrics.jwt_grant(error);
     no_store(&mut response);
     if let GrantError::SlowDown { retry_after_secs } = e {
         response
