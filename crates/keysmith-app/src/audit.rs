@@ -39,10 +39,13 @@ pub enum Action {
     JwtIssuerAdded,
     JwtIssuerRemoved,
     FederatedSessionCreated,
+    UserProfileChanged,
+    TeamProfileChanged,
+    TeamDeleted,
 }
 
 impl Action {
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 32] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
@@ -72,6 +75,9 @@ impl Action {
         Self::JwtIssuerAdded,
         Self::JwtIssuerRemoved,
         Self::FederatedSessionCreated,
+        Self::UserProfileChanged,
+        Self::TeamProfileChanged,
+        Self::TeamDeleted,
     ];
 
     /// The events a webhook endpoint may subscribe to.
@@ -114,6 +120,9 @@ impl Action {
             Self::JwtIssuerAdded => "jwt_issuer.added",
             Self::JwtIssuerRemoved => "jwt_issuer.removed",
             Self::FederatedSessionCreated => "federated_session.created",
+            Self::UserProfileChanged => "user.profile_changed",
+            Self::TeamProfileChanged => "team.profile_changed",
+            Self::TeamDeleted => "team.deleted",
         }
     }
 

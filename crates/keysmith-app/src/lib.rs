@@ -28,6 +28,7 @@ pub mod operator;
 pub mod orgs;
 pub mod password;
 pub mod rate_limit;
+pub mod scim;
 pub mod service_accounts;
 pub mod sessions;
 pub mod sign_in_throttle;

@@ -36,8 +36,19 @@ pub async fn create(
     first_admin: Option<&str>,
 ) -> Result<Team> {
     let org = admin_org(app, acting.caller, org).await?;
+    create_in(app, acting, &org, name, first_admin).await
+}
+
+/// [`create`] in an organization the caller administers.
+pub(crate) async fn create_in(
+    app: &App,
+    acting: &Acting<'_>,
+    org: &Org,
+    name: EntityName,
+    first_admin: Option<&str>,
+) -> Result<Team> {
     let first_admin = match first_admin {
-        Some(username) => Some(users::org_person(app, &org, username).await?.user),
+        Some(username) => Some(users::org_person(app, org, username).await?.user),
         None => None,
     };
     let audit = AuditContext::of(acting);
@@ -52,7 +63,7 @@ pub async fn create(
         .await?;
     tracing::info!(team.id = team.id.0, org.id = org.id.0, "team created");
     if let Some(admin) = first_admin {
-        set_found_member(app, acting, &org, &team, &admin, TeamRole::Admin).await?;
+        set_found_member(app, acting, org, &team, &admin, TeamRole::Admin).await?;
     }
     Ok(team)
 }
@@ -107,7 +118,7 @@ pub async fn set_member(
     Ok(user)
 }
 
-async fn set_found_member(
+pub(crate) async fn set_found_member(
     app: &App,
     acting: &Acting<'_>,
     org: &Org,
@@ -143,6 +154,17 @@ pub async fn remove_member(app: &App, acting: &Acting<'_>, org: &str, team: &str
         .find_user_by_username(username)
         .await?
         .ok_or(AppError::NotFound(Missing::User))?;
+    remove_found_member(app, acting, &org, &team, user).await
+}
+
+/// [`remove_member`] of a team the caller administers as an org admin.
+pub(crate) async fn remove_found_member(
+    app: &App,
+    acting: &Acting<'_>,
+    org: &Org,
+    team: &Team,
+    user: User,
+) -> Result<User> {
     let audit = AuditContext::of(acting).entry(
         org.id,
         Action::TeamMemberRemoved,

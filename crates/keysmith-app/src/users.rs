@@ -106,6 +106,19 @@ pub(crate) async fn create_in(
     org: &Org,
     request: NewUserRequest,
 ) -> Result<CreatedUser> {
+    create_with(app, acting, org, request, None).await
+}
+
+/// [`create_in`]; with `provisioned_by`, a user without a password gets no invitation
+/// (they sign in through the identity provider that provisioned them) and the audit
+/// entry says which door made them (`scim`).
+pub(crate) async fn create_with(
+    app: &App,
+    acting: &Acting<'_>,
+    org: &Org,
+    request: NewUserRequest,
+    provisioned_by: Option<&str>,
+) -> Result<CreatedUser> {
     let password_hash = match &request.password {
         Some(password) => {
             check_password(password.expose()).map_err(|m| AppError::invalid("password", m))?;
@@ -113,8 +126,12 @@ pub(crate) async fn create_in(
         }
         None => None,
     };
-    let invited = password_hash.is_none();
+    let invited = password_hash.is_none() && provisioned_by.is_none();
     let role = request.role;
+    let detail = match provisioned_by {
+        Some(door) => serde_json::json!({ "role": role.as_str(), "via": door }),
+        None => serde_json::json!({ "role": role.as_str() }),
+    };
     let audit = AuditContext::of(acting).entry(
         org.id,
         if invited {
@@ -123,7 +140,7 @@ pub(crate) async fn create_in(
             Action::UserCreated
         },
         request.username.as_str(),
-        Some(serde_json::json!({ "role": role.as_str() })),
+        Some(detail),
     );
     let new_user = NewUser {
         kind: PrincipalKind::User,
@@ -195,6 +212,18 @@ pub async fn update(
     change: UserChange,
 ) -> Result<OrgMember> {
     let (org, member) = administered_user(app, acting.caller, org, username).await?;
+    update_in(app, acting, &org, &member, change).await?;
+    org_person(app, &org, username).await
+}
+
+/// [`update`] of a user the caller administers in `org` as an org admin.
+pub(crate) async fn update_in(
+    app: &App,
+    acting: &Acting<'_>,
+    org: &Org,
+    member: &OrgMember,
+    change: UserChange,
+) -> Result<()> {
     let audit = AuditContext::of(acting);
     if let Some(role) = change.role.filter(|r| *r != member.role) {
         let entries = audit.entry(
@@ -217,13 +246,18 @@ pub async fn update(
         app.store.set_user_active(member.user.id, active, &entries).await?;
         tracing::info!(user.id = member.user.id.0, active, "user activation changed");
     }
-    org_person(app, &org, username).await
+    Ok(())
 }
 
 /// Deletes a user and every key they own (org admins of every organization the user
 /// belongs to).
 pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, username: &str) -> Result<User> {
     let (_, member) = administered_user(app, acting.caller, org, username).await?;
+    delete_in(app, acting, member).await
+}
+
+/// [`delete`] of a user the caller administers as an org admin.
+pub(crate) async fn delete_in(app: &App, acting: &Acting<'_>, member: OrgMember) -> Result<User> {
     require_admin_of_all_orgs(app, acting.caller, &member.user).await?;
     let orgs = access::audit_orgs(app, member.user.id).await?;
     let entries = AuditContext::of(acting).entries(&orgs, Action::UserDeleted, &member.user.username, None);
@@ -308,6 +342,18 @@ async fn require_admin_of_all_orgs(app: &App, caller: &Caller, user: &User) -> R
 /// added when taken (`-1`, `-2`, …); `fallback` when the text gives nothing usable. For W&B's
 /// mutations, which name people by email and service accounts by description.
 pub async fn unused_name(app: &App, base: &str, fallback: &str) -> Result<EntityName> {
+    for candidate in name_candidates(base, fallback) {
+        if app.store.find_user_by_username(&candidate).await?.is_none() {
+            return EntityName::parse(&candidate).map_err(|e| AppError::Internal(e.to_string()));
+        }
+    }
+    Err(AppError::AlreadyExists("a principal with this name"))
+}
+
+/// The names [`unused_name`] tries, in order: the slug of `base` (lowercase letters,
+/// digits, `.`, `_` and `-`; `fallback` when it gives nothing usable), then the slug
+/// with `-1`, `-2`, … up to `-99`.
+pub(crate) fn name_candidates(base: &str, fallback: &str) -> impl Iterator<Item = String> {
     let slug: String = base
         .chars()
         .map(|ch| {
@@ -327,11 +373,5 @@ pub async fn unused_name(app: &App, base: &str, fallback: &str) -> Result<Entity
     } else {
         fallback.to_owned()
     };
-    for n in 0..100u32 {
-        let candidate = if n == 0 { slug.clone() } else { format!("{slug}-{n}") };
-        if app.store.find_user_by_username(&candidate).await?.is_none() {
-            return EntityName::parse(&candidate).map_err(|e| AppError::Internal(e.to_string()));
-        }
-    }
-    Err(AppError::AlreadyExists("a principal with this name"))
+    (0..100u32).map(move |n| if n == 0 { slug.clone() } else { format!("{slug}-{n}") })
 }

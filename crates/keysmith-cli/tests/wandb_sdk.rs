@@ -423,3 +423,59 @@ fn sdk_0_31_signs_in_with_a_jwt_and_no_key_through_identity_federation() {
     let (ok, t) = viewer(&signer.sign(&claims("repo:acme/train:ref:refs/heads/main", "default", now + 600)));
     assert!(ok && t.contains("VIEWER ci-bot"), "{t}");
 }
+
+/// SCIM provisioning as an identity provider runs it (issue 16), with scim2-client from
+/// PyPI: a user created with an email, made org admin and member again, put in a team
+/// and made its admin through W&B's `teamRoles`, found by a filter. Once she has a key,
+/// the wandb SDK signs in with it; deactivated through SCIM, her next SDK login fails.
+#[test]
+fn a_user_deactivated_through_scim_is_refused_by_the_sdk_at_once() {
+    let f = Fixture::start();
+    let base = format!("{}/scim/v2", f.url());
+    let auth = format!("Bearer {}", f.admin_key);
+    let made = common::scim_script("provision.py", &[&base, "create"], &auth);
+    assert_eq!(made["roles"], json!(["admin", "member"]), "{made}");
+    let ada = made["user"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(made["found"], json!([ada]), "{made}");
+    assert_eq!(
+        made["user"]["emails"],
+        json!([{"value": "ada@example.com", "type": "work", "primary": true}])
+    );
+    assert_eq!(
+        made["user"]["teamRoles"],
+        json!([{"teamName": "vision", "roleName": "admin"}]),
+        "{made}"
+    );
+    assert_eq!(made["team"]["members"][0]["value"], json!(ada), "{made}");
+
+    let invite = f.as_admin("POST", "/api/v1/orgs/default/users/ada/invite", json!({}));
+    let accept = json!({"token": invite["invite_token"], "password": "ada-password-123"});
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/invites/accept", f.url()),
+        &[],
+        Some(&accept),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    let (cookie, csrf) = sign_in(f.url(), "ada", "ada-password-123");
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", f.url()),
+        &headers,
+        Some(&json!({"name": "ada"})),
+    );
+    let ada_key = r.body["key"].as_str().unwrap().to_owned();
+
+    let sdk = Sdk::new(NEW);
+    let out = sdk.cli_login(f.url(), &ada_key);
+    assert!(out.status.success(), "{}", text(&out));
+    let gone = common::scim_script("provision.py", &[&base, "deactivate", &ada], &auth);
+    assert_eq!(gone["active"], false, "{gone}");
+    let out = Sdk::new(NEW).cli_login(f.url(), &ada_key);
+    let t = text(&out);
+    assert!(!out.status.success(), "a deactivated user's key still logs in: {t}");
+    assert!(t.contains("user is not logged in"), "{t}");
+    let deleted = common::scim_script("provision.py", &[&base, "delete", &ada], &auth);
+    assert_eq!(deleted["after"], "NotFoundException", "{deleted}");
+}

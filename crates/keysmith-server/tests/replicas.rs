@@ -541,3 +541,61 @@ async fn a_federated_session_given_on_one_replica_ends_on_the_other() {
     })
     .await;
 }
+
+/// A user deactivated through SCIM on one replica (issue 16) is refused on the other:
+/// SCIM's `active: false` takes the same fan-out as every deactivation, for keys and
+/// sign-in sessions alike.
+#[tokio::test]
+async fn a_deactivation_through_scim_on_one_replica_ends_keys_and_sessions_on_the_other() {
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let url = cluster.create_database().unwrap();
+    let (a, b) = two_replicas(&url).await;
+    let admin_a = a.admin().await;
+    let (admin_key, _) = a.create_key(&admin_a, "scim").await;
+    let scim = Auth::Bearer(admin_key);
+    a.add_user("ada").await;
+    let session = a.sign_in("ada", common::USER_PASSWORD).await;
+    let (key, _) = a.create_key(&Auth::Session(session.clone()), "ada").await;
+    eventually("b serving ada's key from its cache", async || {
+        status(&b, &key).await == StatusCode::OK && !b.state.cache.is_empty()
+    })
+    .await;
+    let viewer = async |app: &TestApp| {
+        app.request(Method::GET, "/api/v1/viewer", &Auth::Session(session.clone()), None)
+            .await
+            .status
+    };
+    assert_eq!(viewer(&b).await, StatusCode::OK);
+
+    let found = a
+        .request(
+            Method::GET,
+            "/scim/v2/Users?filter=userName%20eq%20%22ada%22",
+            &scim,
+            None,
+        )
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{}", found.text);
+    let id = found.body["Resources"][0]["id"].as_str().unwrap().to_owned();
+    let patch = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": false}]
+    });
+    let r = a
+        .request(Method::PATCH, &format!("/scim/v2/Users/{id}"), &scim, Some(patch))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        status(&a, &key).await,
+        StatusCode::UNAUTHORIZED,
+        "at once on the replica that deactivated"
+    );
+    eventually("b refusing the deactivated user's key", async || {
+        status(&b, &key).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    eventually("b refusing the deactivated user's session", async || {
+        viewer(&b).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+}

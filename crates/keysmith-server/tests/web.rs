@@ -961,7 +961,6 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
         "/metrics/nope",
         "/healthz/nope",
         "/readyz/nope",
-        "/scim/v2/Users",
         "/oidc/callback",
     ] {
         let r = get_accepting(&app, None, path, BROWSER_ACCEPT).await;
@@ -976,6 +975,17 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
                 .to_str()
                 .unwrap()
                 .starts_with("application/json"),
+            "{path}"
+        );
+    }
+    // SCIM's paths answer in SCIM's own JSON error shape, even for a browser (issue 16:
+    // this list held `/scim/v2/Users` while SCIM was not built).
+    for path in ["/scim/v2/Users", "/scim/v2/no-such-thing", "/scim/nope"] {
+        let r = get_accepting(&app, None, path, BROWSER_ACCEPT).await;
+        assert!(r.status.is_client_error(), "{path}: {}", r.text);
+        assert_eq!(r.headers[header::CONTENT_TYPE], "application/scim+json", "{path}");
+        assert_eq!(
+            r.body["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:Error",
             "{path}"
         );
     }

@@ -240,7 +240,6 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_deliveries(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<(Delivery, Webhook)>>;
     /// Records an attempt's outcome.
     async fn finish_attempt(&self, delivery: i64, result: &AttemptResult) -> Result<()>;
-    /// An endpoint's deliveries, newest first.
     /// Trusts a JWT issuer for an organization. `Conflict` when it already does.
     async fn create_jwt_issuer(&self, issuer: NewJwtIssuer, audit: &[NewAuditEntry]) -> Result<JwtIssuer>;
     async fn list_jwt_issuers(&self, org: OrgId) -> Result<Vec<JwtIssuer>>;
@@ -252,7 +251,31 @@ pub trait Store: Send + Sync + 'static {
     /// it, else the member user whose email it is (case-insensitive).
     async fn find_federated_identity(&self, org: OrgId, subject: &str) -> Result<Option<User>>;
 
+    /// An endpoint's deliveries, newest first.
     async fn list_deliveries(&self, endpoint: i64, limit: u32) -> Result<Vec<Delivery>>;
+
+    // ------------------------------------------------------------ SCIM
+    /// The SCIM records of the organization's members that have one.
+    async fn scim_user_records(&self, org: OrgId) -> Result<Vec<(UserId, ScimRecord)>>;
+    /// Records what SCIM wrote about a member of `org` and, when `email` is given,
+    /// sets their email (`Some(None)` clears it; a conflict when another principal has
+    /// it). `false` when the user is not a member.
+    async fn set_scim_user(
+        &self,
+        org: OrgId,
+        user: UserId,
+        record: &ScimRecord,
+        email: Option<Option<&str>>,
+        audit: &[NewAuditEntry],
+    ) -> Result<bool>;
+    /// The SCIM records of the organization's teams that have one.
+    async fn scim_team_records(&self, org: OrgId) -> Result<Vec<(TeamId, ScimRecord)>>;
+    /// Records what SCIM wrote about a team. `false` when there is no such team.
+    async fn set_scim_team(&self, team: TeamId, record: &ScimRecord, audit: &[NewAuditEntry]) -> Result<bool>;
+    /// Deletes a team that has no service accounts (their keys would lose their
+    /// scope); its members leave it. `false` when there is no such team or it has
+    /// service accounts.
+    async fn delete_team(&self, team: TeamId, audit: &[NewAuditEntry]) -> Result<bool>;
 }
 
 /// A live subscription to other replicas' invalidations.

@@ -37,6 +37,14 @@ pub struct Team {
     pub created_at: i64,
 }
 
+/// What an identity provider wrote through SCIM about a user of an organization or a
+/// team: a JSON object of the attributes as it wrote them, and when it last did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScimRecord {
+    pub attributes: String,
+    pub updated_at: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TeamMember {
     pub user: UserRef,

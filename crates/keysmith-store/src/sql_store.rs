@@ -1699,6 +1699,128 @@ macro_rules! sql_store {
                 .map_err(backend_err)?;
                 row.as_ref().map(user_from_row).transpose()
             }
+
+            async fn scim_user_records(&self, org: OrgId) -> Result<Vec<(UserId, ScimRecord)>> {
+                let rows = sqlx::query(
+                    "SELECT user_id AS id, scim, scim_updated_at FROM org_members WHERE org_id = $1 AND scim IS NOT NULL",
+                )
+                .bind(org.0)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                rows.iter().map(|row| Ok((UserId(get(row, "id")?), scim_record_from_row(row)?))).collect()
+            }
+
+            async fn set_scim_user(
+                &self,
+                org: OrgId,
+                user: UserId,
+                record: &ScimRecord,
+                email: Option<Option<&str>>,
+                audit: &[NewAuditEntry],
+            ) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("UPDATE org_members SET scim = $1, scim_updated_at = $2 WHERE org_id = $3 AND user_id = $4")
+                    .bind(&record.attributes)
+                    .bind(record.updated_at)
+                    .bind(org.0)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                let changed_email = match email {
+                    Some(email) => {
+                        sqlx::query("UPDATE users SET email = $1 WHERE id = $2 AND email IS DISTINCT FROM $3")
+                            .bind(email)
+                            .bind(user.0)
+                            .bind(email)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| StoreError::from_sqlx(e, "a principal with this email"))?
+                            .rows_affected()
+                            > 0
+                    }
+                    None => false,
+                };
+                append_audit(&mut tx, audit).await?;
+                // The email is part of who the user is to the caller cache.
+                let inv = Invalidation::Owner(user);
+                if changed_email {
+                    invalidate(&mut tx, &inv).await?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                if changed_email {
+                    self.hooks.fire(&inv);
+                }
+                Ok(true)
+            }
+
+            async fn scim_team_records(&self, org: OrgId) -> Result<Vec<(TeamId, ScimRecord)>> {
+                let rows = sqlx::query("SELECT id, scim, scim_updated_at FROM teams WHERE org_id = $1 AND scim IS NOT NULL")
+                    .bind(org.0)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(|row| Ok((TeamId(get(row, "id")?), scim_record_from_row(row)?))).collect()
+            }
+
+            async fn set_scim_team(&self, team: TeamId, record: &ScimRecord, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("UPDATE teams SET scim = $1, scim_updated_at = $2 WHERE id = $3")
+                    .bind(&record.attributes)
+                    .bind(record.updated_at)
+                    .bind(team.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
+            }
+
+            async fn delete_team(&self, team: TeamId, audit: &[NewAuditEntry]) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let members: Vec<i64> = sqlx::query_scalar("SELECT user_id FROM team_members WHERE team_id = $1")
+                    .bind(team.0)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                let done = sqlx::query(
+                    "DELETE FROM teams WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM service_accounts WHERE team_id = $2)",
+                )
+                .bind(team.0)
+                .bind(team.0)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                // A team role is part of who each member is to every cache of callers.
+                let invalidations: Vec<Invalidation> = members.into_iter().map(|u| Invalidation::Owner(UserId(u))).collect();
+                for inv in &invalidations {
+                    invalidate(&mut tx, inv).await?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                for inv in &invalidations {
+                    self.hooks.fire(inv);
+                }
+                Ok(true)
+            }
+        }
+
+        fn scim_record_from_row(row: &DbRow) -> Result<ScimRecord> {
+            Ok(ScimRecord {
+                attributes: get(row, "scim")?,
+                updated_at: get::<Option<i64>>(row, "scim_updated_at")?.unwrap_or(0),
+            })
         }
 
         const ISSUER_COLUMNS: &str = "id, org_id, issuer, audience, created_at";

@@ -1511,6 +1511,103 @@ async fn ending_sessions_is_announced(store: Arc<dyn Store>) {
     );
 }
 
+async fn scim_records_are_kept_beside_members_and_teams_and_teams_are_deleted(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    store.on_invalidation(Box::new(move |i| sink.lock().unwrap().push(i.clone())));
+    let record = |text: &str, at| ScimRecord {
+        attributes: text.into(),
+        updated_at: at,
+    };
+
+    // A member's record, with a new email: the email is part of who they are, so the
+    // change is announced; the record alone is not.
+    let written = record(r#"{"userName":"Loner@x.test"}"#, 20);
+    let audit = [entry(w.org.id, "user.profile_changed", "loner")];
+    assert!(
+        s.set_scim_user(w.org.id, w.loner, &written, Some(Some("loner@x.test")), &audit)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.scim_user_records(w.org.id).await.unwrap(),
+        [(w.loner, written.clone())]
+    );
+    assert_eq!(
+        s.get_user(w.loner).await.unwrap().unwrap().email.as_deref(),
+        Some("loner@x.test")
+    );
+    assert_eq!(
+        seen.lock().unwrap().drain(..).collect::<Vec<_>>(),
+        [Invalidation::Owner(w.loner)]
+    );
+    assert!(
+        s.set_scim_user(w.org.id, w.loner, &record("{}", 21), None, &[])
+            .await
+            .unwrap()
+    );
+    assert!(seen.lock().unwrap().is_empty(), "no email change, nothing to announce");
+    // Emails stay unique, without case; nothing of the refused change is kept.
+    assert!(matches!(
+        s.set_scim_user(
+            w.org.id,
+            w.red_member,
+            &record("{}", 22),
+            Some(Some("LONER@x.test")),
+            &[]
+        )
+        .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(s.scim_user_records(w.org.id).await.unwrap().len(), 1);
+    // Not a member of the organization: nothing written.
+    assert!(
+        !s.set_scim_user(w.org.id, w.outsider, &record("{}", 23), None, &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.set_scim_user(w.org.id, w.loner, &record("{}", 24), Some(None), &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.get_user(w.loner).await.unwrap().unwrap().email, None);
+
+    let team = record(r#"{"displayName":"Red Team"}"#, 25);
+    assert!(s.set_scim_team(w.red.id, &team, &[]).await.unwrap());
+    assert_eq!(s.scim_team_records(w.org.id).await.unwrap(), [(w.red.id, team)]);
+    assert!(!s.set_scim_team(TeamId(9_999), &record("{}", 26), &[]).await.unwrap());
+
+    // A team with service accounts stays; one without goes, and its members leave it.
+    assert!(!s.delete_team(w.red.id, &[]).await.unwrap());
+    let green = s.create_team(w.org.id, "green", 27, &[]).await.unwrap();
+    s.set_team_member(green.id, w.loner, TeamRole::Admin, 27, &[])
+        .await
+        .unwrap();
+    seen.lock().unwrap().clear();
+    let audit = [entry(w.org.id, "team.deleted", "green")];
+    assert!(s.delete_team(green.id, &audit).await.unwrap());
+    assert!(s.find_team(w.org.id, "green").await.unwrap().is_none());
+    assert!(s.user_teams(w.loner).await.unwrap().is_empty());
+    assert!(!s.roles(w.loner).await.unwrap().is_team_admin(green.id));
+    assert_eq!(seen.lock().unwrap().clone(), [Invalidation::Owner(w.loner)]);
+    assert!(!s.delete_team(green.id, &[]).await.unwrap());
+    let query = AuditQuery {
+        org: Some(w.org.id),
+        action: None,
+        actor: None,
+        target: None,
+        since: None,
+        until: None,
+        before_id: None,
+        limit: 100,
+    };
+    let log = s.list_audit(&query).await.unwrap();
+    assert!(log.iter().any(|e| e.action == "team.deleted") && log.iter().any(|e| e.action == "user.profile_changed"));
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         const CASES: &[(&str, Case)] = &[$((stringify!($case), |s| Box::pin($case(s)))),*];
@@ -1554,6 +1651,7 @@ conformance!(
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,
     concurrent_read_then_write_transactions_wait_their_turn,
     an_operator_resets_a_password_and_unlocks_sign_in_with_an_audit_entry,
+    scim_records_are_kept_beside_members_and_teams_and_teams_are_deleted,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.

@@ -193,3 +193,24 @@ pub fn python_tools() -> PathBuf {
     );
     root.join("target/python-tools/bin/python")
 }
+
+/// Runs one of the SCIM scripts of `tests/scim` with the venv of peers, the
+/// `Authorization` header in `SCIM_AUTHORIZATION`, and reads the JSON it prints.
+pub fn scim_script(script: &str, args: &[&str], authorization: &str) -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/scim")
+        .join(script);
+    let out = Command::new(python_tools())
+        .arg(path)
+        .args(args)
+        .env("SCIM_AUTHORIZATION", authorization)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{script}: {e}: {stdout}"))
+}

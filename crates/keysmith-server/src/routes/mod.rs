@@ -7,6 +7,7 @@ pub(crate) mod federation;
 pub(crate) mod forward_auth;
 mod health;
 pub(crate) mod orgs;
+pub(crate) mod scim;
 pub(crate) mod service_accounts;
 pub(crate) mod session;
 pub(crate) mod teams;
@@ -107,6 +108,7 @@ pub(crate) fn application(state: AppState) -> Router {
             post(crate::graphql::graphql).layer(Extension(crate::graphql::schema())),
         )
         .merge(crate::web::routes())
+        .merge(scim::routes())
         .route("/metrics", get(crate::metrics::serve))
         .route_layer(crate::metrics::TrackLayer(state.metrics.clone()))
         // A browser opening a page that does not exist gets the web's HTML page; the

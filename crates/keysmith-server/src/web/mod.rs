@@ -20,6 +20,7 @@ mod keys;
 mod leak;
 mod login;
 mod org;
+pub(crate) use org::origin;
 mod team;
 
 use crate::access::Caller;

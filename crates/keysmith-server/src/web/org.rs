@@ -549,7 +549,7 @@ pub async fn users(
 /// This server's address as the browser reached it (`https://keys.example.com`): the
 /// `Host` header (or the request's authority), with the scheme the browser used.
 /// `None` when neither names a plausible host.
-fn origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+pub(crate) fn origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
