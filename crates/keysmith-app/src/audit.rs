@@ -42,10 +42,12 @@ pub enum Action {
     UserProfileChanged,
     TeamProfileChanged,
     TeamDeleted,
+    SsoProviderAdded,
+    SsoProviderRemoved,
 }
 
 impl Action {
-    pub const ALL: [Action; 32] = [
+    pub const ALL: [Action; 34] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
@@ -78,6 +80,8 @@ impl Action {
         Self::UserProfileChanged,
         Self::TeamProfileChanged,
         Self::TeamDeleted,
+        Self::SsoProviderAdded,
+        Self::SsoProviderRemoved,
     ];
 
     /// The events a webhook endpoint may subscribe to.
@@ -123,6 +127,8 @@ impl Action {
             Self::UserProfileChanged => "user.profile_changed",
             Self::TeamProfileChanged => "team.profile_changed",
             Self::TeamDeleted => "team.deleted",
+            Self::SsoProviderAdded => "sso_provider.added",
+            Self::SsoProviderRemoved => "sso_provider.removed",
         }
     }
 

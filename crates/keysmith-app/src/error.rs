@@ -20,6 +20,7 @@ pub enum Missing {
     Owner,
     Webhook,
     JwtIssuer,
+    SsoProvider,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,6 +81,7 @@ fn missing_text(what: Missing) -> &'static str {
         Missing::Owner => "no user or service account with this name that you may create keys for",
         Missing::Webhook => "no webhook with this ID in the organization",
         Missing::JwtIssuer => "no JWT issuer with this ID in the organization",
+        Missing::SsoProvider => "no single sign-on provider with this ID in the organization",
     }
 }
 

@@ -96,7 +96,7 @@ impl IssuerKeys {
         }
     }
 
-    async fn fetch(&self, issuer: &str, now: i64) -> std::result::Result<Arc<JwkSet>, String> {
+    pub(crate) async fn fetch(&self, issuer: &str, now: i64) -> std::result::Result<Arc<JwkSet>, String> {
         let text = self.fetcher.0.jwks(issuer).await?;
         let keys: JwkSet =
             serde_json::from_str(&text).map_err(|e| format!("the JWKS is not a JSON Web Key Set: {e}"))?;
@@ -187,7 +187,7 @@ pub fn is_loopback(url: &url::Url) -> bool {
     }
 }
 
-fn parse_issuer(text: &str) -> Result<String> {
+pub(crate) fn parse_issuer(text: &str) -> Result<String> {
     let bad = |why: &str| AppError::invalid("issuer", format!("issuer: {why}"));
     if text.chars().count() > MAX_ISSUER_CHARS {
         return Err(bad(&format!("at most {MAX_ISSUER_CHARS} characters")));
@@ -224,20 +224,27 @@ pub async fn list_issuers(app: &App, caller: &crate::Caller, org: &str) -> Resul
     Ok(app.store.list_jwt_issuers(org.id).await?)
 }
 
+/// Reads an issuer's keys now, when it is registered (for federation or single sign-on),
+/// so that a mistyped or unreachable issuer is refused at once, naming `issuer`.
+pub(crate) async fn read_issuer_keys(app: &App, issuer: &str, now: i64) -> Result<()> {
+    let keys = app
+        .issuer_keys
+        .fetch(issuer, now)
+        .await
+        .map_err(|why| AppError::invalid("issuer", format!("issuer: its keys could not be read: {why}")))?;
+    if keys.keys.is_empty() {
+        return Err(AppError::invalid("issuer", "issuer: its JWKS holds no key"));
+    }
+    Ok(())
+}
+
 /// Trusts an issuer for the organization (org admins). Its discovery document and keys
 /// are read now, so a mistyped URL is refused here rather than at the first JWT.
 pub async fn add_issuer(app: &App, acting: &Acting<'_>, org: &str, request: NewIssuerRequest) -> Result<JwtIssuer> {
     let org = admin_org(app, acting.caller, org).await?;
     let issuer = parse_issuer(&request.issuer)?;
     let audience = parse_audience(request.audience.as_deref())?;
-    let keys = app
-        .issuer_keys
-        .fetch(&issuer, acting.now)
-        .await
-        .map_err(|why| AppError::invalid("issuer", format!("issuer: its keys could not be read: {why}")))?;
-    if keys.keys.is_empty() {
-        return Err(AppError::invalid("issuer", "issuer: its JWKS holds no key"));
-    }
+    read_issuer_keys(app, &issuer, acting.now).await?;
     let audit = AuditContext::of(acting).entry(
         org.id,
         Action::JwtIssuerAdded,
@@ -343,13 +350,13 @@ struct Claims {
 /// `aud`: one audience, or several (RFC 7519 §4.1.3).
 #[derive(serde::Deserialize)]
 #[serde(untagged)]
-enum Audience {
+pub(crate) enum Audience {
     One(String),
     Many(Vec<String>),
 }
 
 impl Audience {
-    fn has(&self, audience: &str) -> bool {
+    pub(crate) fn has(&self, audience: &str) -> bool {
         match self {
             Self::One(one) => one == audience,
             Self::Many(many) => many.iter().any(|a| a == audience),
@@ -414,59 +421,72 @@ fn refuse<T>(why: impl Into<String>) -> std::result::Result<T, std::result::Resu
     Err(Ok(Refusal(why.into())))
 }
 
-async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted {
-    let Ok(header) = jsonwebtoken::decode_header(assertion) else {
-        return refuse("not a JWT");
-    };
-    if !ALGORITHMS.contains(&header.alg) {
-        return refuse(format!("algorithm {:?} is not taken", header.alg));
-    }
-    // The issuer is read before the signature is checked, only to know whose keys
-    // check it; nothing else from the unverified claims is used.
+/// The `iss` a JWT names, read before its signature is checked, only to know whose
+/// keys check it; nothing else from unverified claims is used.
+pub(crate) fn peek_issuer(token: &str) -> Option<String> {
+    let header = jsonwebtoken::decode_header(token).ok()?;
     let mut peek = Validation::new(header.alg);
     peek.insecure_disable_signature_validation();
     peek.validate_exp = false;
     peek.validate_aud = false;
     peek.required_spec_claims.clear();
-    let Ok(unverified) = jsonwebtoken::decode::<Issuer>(assertion, &DecodingKey::from_secret(&[]), &peek) else {
-        return refuse("the claims name no issuer");
-    };
-    let unverified = unverified.claims;
-    let registrations = app
-        .store
-        .jwt_issuers_named(&unverified.iss)
-        .await
-        .map_err(|e| Err(e.into()))?;
-    if registrations.is_empty() {
-        return refuse("the issuer is not registered");
+    let unverified = jsonwebtoken::decode::<Issuer>(token, &DecodingKey::from_secret(&[]), &peek).ok()?;
+    Some(unverified.claims.iss)
+}
+
+/// Verifies a JWT signed with one of `issuer`'s keys (fetched and cached by
+/// [`IssuerKeys`]): a public-key algorithm, the key its `kid` names used with that key's
+/// own algorithm when it names one, the signature, `iss`, and that `exp`, `iss`, `aud`
+/// and `sub` are there. Time and audience are the caller's to judge. For identity
+/// federation's JWTs and single sign-on's ID tokens alike; an error says why, for the log.
+pub(crate) async fn verify_signed<C: serde::de::DeserializeOwned>(
+    app: &App,
+    token: &str,
+    issuer: &str,
+    now: i64,
+) -> std::result::Result<C, String> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "not a JWT".to_owned())?;
+    if !ALGORITHMS.contains(&header.alg) {
+        return Err(format!("algorithm {:?} is not taken", header.alg));
     }
-    let jwk = match app.issuer_keys.key(&unverified.iss, header.kid.as_deref(), now).await {
+    let jwk = match app.issuer_keys.key(issuer, header.kid.as_deref(), now).await {
         Ok(Some(jwk)) => jwk,
-        Ok(None) => return refuse("the issuer has no such key"),
-        Err(why) => return refuse(format!("the issuer's keys could not be read: {why}")),
+        Ok(None) => return Err("the issuer has no such key".into()),
+        Err(why) => return Err(format!("the issuer's keys could not be read: {why}")),
     };
     // A key that names its algorithm is used with that one alone (RFC 7517 §4.4).
     if let Some(alg) = jwk.common.key_algorithm
         && alg.to_string().parse::<Algorithm>().ok() != Some(header.alg)
     {
-        return refuse(format!("the key is for {alg:?}, the JWT says {:?}", header.alg));
+        return Err(format!("the key is for {alg:?}, the JWT says {:?}", header.alg));
     }
-    let Ok(key) = DecodingKey::from_jwk(&jwk) else {
-        return refuse("the issuer's key is not usable");
-    };
-    // The signature and the issuer are checked once; then the first registration of that
-    // issuer whose audience the JWT carries says which organization it is for.
+    let key = DecodingKey::from_jwk(&jwk).map_err(|_| "the issuer's key is not usable".to_owned())?;
     let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[&unverified.iss]);
+    validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.validate_aud = false;
-    // Time is the application's clock, checked below.
+    // Time is the application's clock, checked by the caller.
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    let Ok(verified) = jsonwebtoken::decode::<Claims>(assertion, &key, &validation) else {
-        return refuse("the signature did not verify, or iss, sub, aud or exp is missing");
+    jsonwebtoken::decode::<C>(token, &key, &validation)
+        .map(|verified| verified.claims)
+        .map_err(|_| "the signature did not verify, or iss, sub, aud or exp is missing".to_owned())
+}
+
+async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted {
+    let Some(iss) = peek_issuer(assertion) else {
+        return refuse("not a JWT, or its claims name no issuer");
     };
-    let claims = verified.claims;
+    let registrations = app.store.jwt_issuers_named(&iss).await.map_err(|e| Err(e.into()))?;
+    if registrations.is_empty() {
+        return refuse("the issuer is not registered");
+    }
+    // The signature and the issuer are checked once; then the first registration of that
+    // issuer whose audience the JWT carries says which organization it is for.
+    let claims: Claims = match verify_signed(app, assertion, &iss, now).await {
+        Ok(claims) => claims,
+        Err(why) => return refuse(why),
+    };
     let mut matched: Option<(JwtIssuer, Org)> = None;
     for registration in registrations {
         let Some(org) = app.store.get_org(registration.org).await.map_err(|e| Err(e.into()))? else {

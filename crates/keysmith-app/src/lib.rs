@@ -32,6 +32,7 @@ pub mod scim;
 pub mod service_accounts;
 pub mod sessions;
 pub mod sign_in_throttle;
+pub mod sso;
 pub mod teams;
 pub mod time;
 pub mod usage;
@@ -76,6 +77,8 @@ pub struct Inner {
     /// counted: counting only unknown keys would tell which keys exist.
     pub exposure_reports: rate_limit::FailureLimiter,
     pub issuer_keys: federation::IssuerKeys,
+    /// Where single sign-on client secrets are read from (`sso::read_secret`).
+    pub sso_secrets_dir: std::path::PathBuf,
 }
 
 impl std::ops::Deref for App {
@@ -108,6 +111,8 @@ pub struct Settings {
     pub verification: verification::VerifierSettings,
     /// How the keys of registered JWT issuers are fetched (identity federation).
     pub issuer_fetcher: federation::Fetcher,
+    /// The directory of single sign-on client secrets, one file each.
+    pub sso_secrets_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -123,6 +128,7 @@ impl Default for Settings {
             exposure_reports_per_minute: 30,
             verification: verification::VerifierSettings::default(),
             issuer_fetcher: federation::Fetcher::default(),
+            sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
         }
     }
 }
@@ -164,6 +170,7 @@ impl App {
             server_secret: settings.server_secret,
             exposure_reports: rate_limit::FailureLimiter::new(settings.exposure_reports_per_minute, time::MINUTE_MS),
             issuer_keys: federation::IssuerKeys::new(settings.issuer_fetcher),
+            sso_secrets_dir: settings.sso_secrets_dir,
         }))
     }
 

@@ -19,9 +19,7 @@ use std::process::Command;
 const ADMIN_PASSWORD: &str = "browser-admin-password";
 const USER_PASSWORD: &str = "browser-user-password";
 
-fn e2e_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
-}
+use common::e2e_dir;
 
 fn chromium() -> String {
     let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
@@ -32,22 +30,10 @@ fn chromium() -> String {
     path
 }
 
-fn ensure_playwright() {
-    if e2e_dir().join("node_modules/playwright-core").exists() {
-        return;
-    }
-    let status = Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(e2e_dir())
-        .status()
-        .expect("the browser tests need Node.js and npm");
-    assert!(status.success(), "npm ci in e2e/ failed");
-}
-
 #[test]
 fn the_web_interface_works_in_a_real_browser() {
     let chromium = chromium();
-    ensure_playwright();
+    common::ensure_e2e_packages();
     let s = start_with_admin_key("browser", ADMIN_PASSWORD);
     let url = s.server.url.clone();
     let auth = common::basic(&s.key);

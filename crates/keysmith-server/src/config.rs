@@ -93,6 +93,11 @@ pub struct Config {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert_file`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key_file: Option<PathBuf>,
+    /// The directory holding single sign-on client secrets, one file each; an
+    /// organization admin names a file in it, never a path. Default:
+    /// `<data_dir>/sso-secrets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sso_secrets_dir: Option<PathBuf>,
 }
 
 /// Redacts the admin password and the database URL (which may hold a password).
@@ -115,6 +120,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
+            .field("sso_secrets_dir", &self.sso_secrets_dir)
             .finish_non_exhaustive()
     }
 }
@@ -149,6 +155,7 @@ impl Default for Config {
             trusted_proxies: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
+            sso_secrets_dir: None,
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum ApiError {
     WebhookNotFound,
     #[error("no JWT issuer with this ID in the organization")]
     JwtIssuerNotFound,
+    #[error("no single sign-on provider with this ID in the organization")]
+    SsoProviderNotFound,
     #[error("no organization with this name")]
     OrgNotFound,
     #[error("no team with this name in the organization")]
@@ -158,6 +160,7 @@ impl ApiError {
             Self::SignatureInvalid(_) => "signature_invalid",
             Self::WebhookNotFound => "webhook_not_found",
             Self::JwtIssuerNotFound => "jwt_issuer_not_found",
+            Self::SsoProviderNotFound => "sso_provider_not_found",
             Self::OrgNotFound => "org_not_found",
             Self::TeamNotFound => "team_not_found",
             Self::UserNotFound => "user_not_found",
@@ -195,9 +198,10 @@ impl ApiError {
             | Self::SessionExpired => StatusCode::UNAUTHORIZED,
             Self::ExpiryExceedsPolicy(_) => StatusCode::BAD_REQUEST,
             Self::RotationInProgress => StatusCode::CONFLICT,
-            Self::SecretScanningNotConfigured | Self::WebhookNotFound | Self::JwtIssuerNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::SecretScanningNotConfigured
+            | Self::WebhookNotFound
+            | Self::JwtIssuerNotFound
+            | Self::SsoProviderNotFound => StatusCode::NOT_FOUND,
             Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled | Self::LegacyKeysNotAllowed => {
                 StatusCode::FORBIDDEN
             }
@@ -238,6 +242,7 @@ impl From<keysmith_app::AppError> for ApiError {
             E::NotFound(M::Owner) => Self::OwnerNotFound,
             E::NotFound(M::Webhook) => Self::WebhookNotFound,
             E::NotFound(M::JwtIssuer) => Self::JwtIssuerNotFound,
+            E::NotFound(M::SsoProvider) => Self::SsoProviderNotFound,
             E::Forbidden(why) => Self::Forbidden(why),
             E::InvalidName { message, .. } => Self::InvalidName(message),
             E::Invalid { message, .. } => Self::InvalidValue(message),

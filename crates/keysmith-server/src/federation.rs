@@ -66,9 +66,9 @@ fn describe(e: &reqwest::Error) -> &'static str {
     }
 }
 
-#[async_trait::async_trait]
-impl IssuerFetcher for HttpIssuerFetcher {
-    async fn jwks(&self, issuer: &str) -> Result<String, String> {
+impl HttpIssuerFetcher {
+    /// The issuer's discovery document, checked to name the issuer it is for.
+    pub async fn discovery(&self, issuer: &str) -> Result<serde_json::Value, String> {
         let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
         let discovery = self.get_json(&discovery_url).await?;
         // OpenID Connect Discovery §4.3: the document names the issuer it is for, exactly.
@@ -79,19 +79,60 @@ impl IssuerFetcher for HttpIssuerFetcher {
                 named.unwrap_or("")
             ));
         }
-        let jwks_uri = discovery
-            .get("jwks_uri")
+        Ok(discovery)
+    }
+
+    /// The URL the discovery document names under `field`, if it is https (or plain
+    /// http on loopback, as for the issuer itself): keys and tokens are what sign-ins
+    /// are trusted by.
+    pub fn endpoint(discovery: &serde_json::Value, field: &str) -> Result<String, String> {
+        let url = discovery
+            .get(field)
             .and_then(|v| v.as_str())
-            .ok_or("the discovery document names no jwks_uri")?;
-        let parsed = url::Url::parse(jwks_uri).map_err(|_| "the jwks_uri is not a URL")?;
-        // The keys are what every JWT is trusted by: over https, or plain http only on
-        // loopback (as for the issuer itself).
+            .ok_or_else(|| format!("the discovery document names no {field}"))?;
+        let parsed = url::Url::parse(url).map_err(|_| format!("the {field} is not a URL"))?;
         match parsed.scheme() {
-            "https" => {}
-            "http" if keysmith_app::federation::is_loopback(&parsed) => {}
-            _ => return Err(format!("the jwks_uri {jwks_uri} is not an https URL")),
+            "https" => Ok(url.to_owned()),
+            "http" if keysmith_app::federation::is_loopback(&parsed) => Ok(url.to_owned()),
+            _ => Err(format!("the {field} {url} is not an https URL")),
         }
-        let keys = self.get_json(jwks_uri).await?;
+    }
+
+    /// Posts a form with HTTP Basic client authentication (RFC 6749 §2.3.1: the ID and
+    /// secret form-encoded first) and reads the JSON answer, success or OAuth error.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        client_id: &str,
+        secret: &keysmith_core::SecretString,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, serde_json::Value), String> {
+        let client = self.client.as_ref().ok_or("no HTTP client")?;
+        let encode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let response = client
+            .post(url)
+            .basic_auth(encode(client_id), Some(encode(secret.expose())))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {}", describe(&e)))?;
+        let status = response.status().as_u16();
+        let body = response.bytes().await.map_err(|e| format!("{url}: {}", describe(&e)))?;
+        if body.len() > MAX_BYTES {
+            return Err(format!("{url}: the answer is larger than {MAX_BYTES} bytes"));
+        }
+        let json = serde_json::from_slice(&body).map_err(|e| format!("{url}: not JSON ({e})"))?;
+        Ok((status, json))
+    }
+}
+
+#[async_trait::async_trait]
+impl IssuerFetcher for HttpIssuerFetcher {
+    async fn jwks(&self, issuer: &str) -> Result<String, String> {
+        let discovery = self.discovery(issuer).await?;
+        let jwks_uri = Self::endpoint(&discovery, "jwks_uri")?;
+        let keys = self.get_json(&jwks_uri).await?;
         Ok(keys.to_string())
     }
 }

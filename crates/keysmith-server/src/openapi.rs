@@ -20,6 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
         (name = "leak-response", description = "Reports of exposed keys from GitHub's secret scanning"),
         (name = "webhooks", description = "Key events delivered to your endpoints (Standard Webhooks)"),
         (name = "federation", description = "Identity federation: JWT issuers an organization trusts, and the JWT bearer grant (RFC 7523) that exchanges their JWTs for access tokens"),
+        (name = "sso", description = "Single sign-on: the OpenID Connect providers an organization's people sign in to the web interface with"),
         (name = "forward-auth", description = "Identity for reverse proxies: nginx auth_request, Traefik forwardAuth, Envoy ext_authz"),
         (name = "viewer", description = "Who is calling"),
         (name = "health", description = "Liveness and readiness"),

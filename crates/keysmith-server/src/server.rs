@@ -162,6 +162,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             hsts: tls.is_some(),
             key_failures_per_minute: config.key_failures_per_minute,
             exposure_reports_per_minute: config.exposure_reports_per_minute,
+            sso_secrets_dir: config
+                .sso_secrets_dir
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("sso-secrets")),
             trusted_proxies,
             github_keys,
             server_secret,

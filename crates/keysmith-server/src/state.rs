@@ -37,6 +37,8 @@ pub struct Inner {
     /// The application's verification cache (`app.verifier.cache`).
     pub cache: Arc<VerifyCache>,
     pub metrics: Arc<Metrics>,
+    /// The HTTP client of OpenID providers and JWT issuers (discovery, keys, tokens).
+    pub oidc_http: Arc<crate::federation::HttpIssuerFetcher>,
 }
 
 pub use keysmith_app::webhooks::ServerSecret;
@@ -68,6 +70,8 @@ pub struct Settings {
     pub exposure_reports_per_minute: u32,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where single sign-on client secrets are read from.
+    pub sso_secrets_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -84,6 +88,7 @@ impl Default for Settings {
             key_failures_per_minute: 60,
             exposure_reports_per_minute: 30,
             trusted_proxies: TrustedProxies::default(),
+            sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
         }
     }
 }
@@ -92,6 +97,7 @@ impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
         let metrics = Arc::new(Metrics::default());
         let usage = Arc::new(UsageRecorder::default());
+        let oidc_http = Arc::new(crate::federation::HttpIssuerFetcher::new());
         let app = keysmith_app::App::new(
             store.clone(),
             clock.clone(),
@@ -117,9 +123,8 @@ impl AppState {
                     },
                     outcomes: metrics.outcome_counters(),
                 },
-                issuer_fetcher: keysmith_app::federation::Fetcher(
-                    Arc::new(crate::federation::HttpIssuerFetcher::new()),
-                ),
+                issuer_fetcher: keysmith_app::federation::Fetcher(oidc_http.clone()),
+                sso_secrets_dir: settings.sso_secrets_dir.clone(),
             },
             usage.clone(),
         );
@@ -139,6 +144,7 @@ impl AppState {
             github_keys: settings.github_keys,
             cache: app_cache,
             metrics,
+            oidc_http,
         }))
     }
 

@@ -961,7 +961,7 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
         "/metrics/nope",
         "/healthz/nope",
         "/readyz/nope",
-        "/oidc/callback",
+        "/oidc/nope",
     ] {
         let r = get_accepting(&app, None, path, BROWSER_ACCEPT).await;
         assert_eq!(
@@ -978,6 +978,12 @@ async fn an_unknown_page_is_the_web_404_for_a_browser_and_json_for_the_api() {
             "{path}"
         );
     }
+    // Single sign-on's callback is a page now (issue 16: this list held
+    // `/oidc/callback` while it did not exist): without a sign-in begun in this
+    // browser, it says so.
+    let r = get_accepting(&app, None, "/oidc/callback?code=x&state=y", BROWSER_ACCEPT).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("<code>sso_state_missing</code>"), "{}", r.text);
     // SCIM's paths answer in SCIM's own JSON error shape, even for a browser (issue 16:
     // this list held `/scim/v2/Users` while SCIM was not built).
     for path in ["/scim/v2/Users", "/scim/v2/no-such-thing", "/scim/nope"] {

@@ -254,6 +254,15 @@ pub trait Store: Send + Sync + 'static {
     /// An endpoint's deliveries, newest first.
     async fn list_deliveries(&self, endpoint: i64, limit: u32) -> Result<Vec<Delivery>>;
 
+    // ------------------------------------------------------------ single sign-on
+    /// Adds an OpenID Connect provider. `Conflict` when the organization has one of that
+    /// name (without case).
+    async fn create_sso_provider(&self, provider: NewSsoProvider, audit: &[NewAuditEntry]) -> Result<SsoProvider>;
+    /// The providers of `org`, or of every organization (the sign-in page), by ID.
+    async fn list_sso_providers(&self, org: Option<OrgId>) -> Result<Vec<SsoProvider>>;
+    async fn get_sso_provider(&self, id: i64) -> Result<Option<SsoProvider>>;
+    async fn delete_sso_provider(&self, org: OrgId, id: i64, audit: &[NewAuditEntry]) -> Result<Option<SsoProvider>>;
+
     // ------------------------------------------------------------ SCIM
     /// The SCIM records of the organization's members that have one.
     async fn scim_user_records(&self, org: OrgId) -> Result<Vec<(UserId, ScimRecord)>>;

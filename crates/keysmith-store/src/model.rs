@@ -506,6 +506,44 @@ pub struct JwtIssuer {
     pub created_at: i64,
 }
 
+/// An OpenID Connect provider an organization's people sign in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoProvider {
+    pub id: i64,
+    pub org: OrgId,
+    /// What the sign-in button says: "Sign in with {name}".
+    pub name: String,
+    /// The issuer URL, exactly as its ID tokens name it in `iss`.
+    pub issuer: String,
+    pub client_id: String,
+    /// The file the client secret is read from at each sign-in; never the secret.
+    pub client_secret_file: String,
+    /// Space-separated, `openid` first.
+    pub scopes: String,
+    /// The claim holding the user's groups.
+    pub groups_claim: String,
+    /// Whether a verified email no user has creates a member (just in time).
+    pub jit: bool,
+    /// JSON: `[{"group", "org_role"?, "team"?, "team_role"?}]`.
+    pub group_rules: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSsoProvider {
+    pub org: OrgId,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_file: String,
+    pub scopes: String,
+    pub groups_claim: String,
+    pub jit: bool,
+    pub group_rules: String,
+    pub created_at: i64,
+    pub created_by: Option<UserId>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewJwtIssuer {
     pub org: OrgId,

@@ -1700,6 +1700,69 @@ macro_rules! sql_store {
                 row.as_ref().map(user_from_row).transpose()
             }
 
+            async fn create_sso_provider(&self, p: NewSsoProvider, audit: &[NewAuditEntry]) -> Result<SsoProvider> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(&format!(
+                    "INSERT INTO sso_providers (org_id, name, issuer, client_id, client_secret_file, scopes, \
+                     groups_claim, jit, group_rules, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {SSO_COLUMNS}"
+                ))
+                .bind(p.org.0)
+                .bind(&p.name)
+                .bind(&p.issuer)
+                .bind(&p.client_id)
+                .bind(&p.client_secret_file)
+                .bind(&p.scopes)
+                .bind(&p.groups_claim)
+                .bind(p.jit)
+                .bind(&p.group_rules)
+                .bind(p.created_at)
+                .bind(p.created_by.map(|u| u.0))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| StoreError::from_sqlx(e, "a single sign-on provider with this name"))?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                sso_from_row(&row)
+            }
+
+            async fn list_sso_providers(&self, org: Option<OrgId>) -> Result<Vec<SsoProvider>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {SSO_COLUMNS} FROM sso_providers WHERE $1 IS NULL OR org_id = $2 ORDER BY id"
+                ))
+                .bind(org.map(|o| o.0))
+                .bind(org.map(|o| o.0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                rows.iter().map(sso_from_row).collect()
+            }
+
+            async fn get_sso_provider(&self, id: i64) -> Result<Option<SsoProvider>> {
+                let row = sqlx::query(&format!("SELECT {SSO_COLUMNS} FROM sso_providers WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                row.as_ref().map(sso_from_row).transpose()
+            }
+
+            async fn delete_sso_provider(&self, org: OrgId, id: i64, audit: &[NewAuditEntry]) -> Result<Option<SsoProvider>> {
+                let mut tx = self.begin().await?;
+                let row = sqlx::query(&format!(
+                    "DELETE FROM sso_providers WHERE org_id = $1 AND id = $2 RETURNING {SSO_COLUMNS}"
+                ))
+                .bind(org.0)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend_err)?;
+                let Some(row) = row else { return Ok(None) };
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)?;
+                sso_from_row(&row).map(Some)
+            }
+
             async fn scim_user_records(&self, org: OrgId) -> Result<Vec<(UserId, ScimRecord)>> {
                 let rows = sqlx::query(
                     "SELECT user_id AS id, scim, scim_updated_at FROM org_members WHERE org_id = $1 AND scim IS NOT NULL",
@@ -1814,6 +1877,25 @@ macro_rules! sql_store {
                 }
                 Ok(true)
             }
+        }
+
+        const SSO_COLUMNS: &str = "id, org_id, name, issuer, client_id, client_secret_file, scopes, groups_claim, jit, \
+             group_rules, created_at";
+
+        fn sso_from_row(row: &DbRow) -> Result<SsoProvider> {
+            Ok(SsoProvider {
+                id: get(row, "id")?,
+                org: OrgId(get(row, "org_id")?),
+                name: get(row, "name")?,
+                issuer: get(row, "issuer")?,
+                client_id: get(row, "client_id")?,
+                client_secret_file: get(row, "client_secret_file")?,
+                scopes: get(row, "scopes")?,
+                groups_claim: get(row, "groups_claim")?,
+                jit: get(row, "jit")?,
+                group_rules: get(row, "group_rules")?,
+                created_at: get(row, "created_at")?,
+            })
         }
 
         fn scim_record_from_row(row: &DbRow) -> Result<ScimRecord> {

@@ -1608,6 +1608,49 @@ async fn scim_records_are_kept_beside_members_and_teams_and_teams_are_deleted(st
     assert!(log.iter().any(|e| e.action == "team.deleted") && log.iter().any(|e| e.action == "user.profile_changed"));
 }
 
+async fn sso_providers_are_kept_per_organization_with_unique_names(store: Arc<dyn Store>) {
+    let w = world(store.as_ref()).await;
+    let s = store.as_ref();
+    let other = s.find_org("other").await.unwrap().unwrap();
+    let new = |org: OrgId, name: &str| NewSsoProvider {
+        org,
+        name: name.into(),
+        issuer: "https://idp.example.com".into(),
+        client_id: "keysmith".into(),
+        client_secret_file: "idp".into(),
+        scopes: "openid email".into(),
+        groups_claim: "groups".into(),
+        jit: true,
+        group_rules: r#"[{"group":"g","org_role":"admin"}]"#.into(),
+        created_at: 30,
+        created_by: Some(w.admin),
+    };
+    let audit = [entry(w.org.id, "sso_provider.added", "Okta")];
+    let okta = s.create_sso_provider(new(w.org.id, "Okta"), &audit).await.unwrap();
+    assert_eq!((okta.name.as_str(), okta.jit, okta.created_at), ("Okta", true, 30));
+    assert!(matches!(
+        s.create_sso_provider(new(w.org.id, "OKTA"), &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let elsewhere = s.create_sso_provider(new(other.id, "Okta"), &[]).await.unwrap();
+    assert_eq!(
+        s.list_sso_providers(Some(w.org.id)).await.unwrap(),
+        std::slice::from_ref(&okta)
+    );
+    assert_eq!(
+        s.list_sso_providers(None).await.unwrap(),
+        [okta.clone(), elsewhere.clone()]
+    );
+    assert_eq!(s.get_sso_provider(okta.id).await.unwrap(), Some(okta.clone()));
+    // Another organization's provider is not deleted through this one.
+    assert_eq!(s.delete_sso_provider(w.org.id, elsewhere.id, &[]).await.unwrap(), None);
+    assert_eq!(
+        s.delete_sso_provider(w.org.id, okta.id, &[]).await.unwrap(),
+        Some(okta.clone())
+    );
+    assert_eq!(s.get_sso_provider(okta.id).await.unwrap(), None);
+}
+
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
         const CASES: &[(&str, Case)] = &[$((stringify!($case), |s| Box::pin($case(s)))),*];
@@ -1652,6 +1695,7 @@ conformance!(
     concurrent_read_then_write_transactions_wait_their_turn,
     an_operator_resets_a_password_and_unlocks_sign_in_with_an_audit_entry,
     scim_records_are_kept_beside_members_and_teams_and_teams_are_deleted,
+    sso_providers_are_kept_per_organization_with_unique_names,
 );
 
 /// One cluster for the whole suite; a fresh database for each case.

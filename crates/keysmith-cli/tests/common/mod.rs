@@ -214,3 +214,29 @@ pub fn scim_script(script: &str, args: &[&str], authorization: &str) -> Value {
     );
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{script}: {e}: {stdout}"))
 }
+
+/// The directory of the Node.js peers (`e2e/`): the browser driver and the OpenID
+/// provider.
+pub fn e2e_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../e2e")
+}
+
+/// Installs `e2e/`'s pinned packages (`npm ci`) when one is missing, so a checkout that
+/// predates a package gets it.
+pub fn ensure_e2e_packages() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let present = ["playwright-core", "oidc-provider"]
+            .iter()
+            .all(|p| e2e_dir().join("node_modules").join(p).exists());
+        if present {
+            return;
+        }
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(e2e_dir())
+            .status()
+            .expect("the e2e tests need Node.js and npm");
+        assert!(status.success(), "npm ci in e2e/ failed");
+    });
+}

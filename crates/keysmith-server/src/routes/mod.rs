@@ -10,6 +10,7 @@ pub(crate) mod orgs;
 pub(crate) mod scim;
 pub(crate) mod service_accounts;
 pub(crate) mod session;
+pub(crate) mod sso;
 pub(crate) mod teams;
 pub(crate) mod users;
 pub(crate) mod viewer;
@@ -66,6 +67,8 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(federation::list_issuers, federation::create_issuer))
         .routes(routes!(federation::delete_issuer))
         .routes(routes!(federation::token))
+        .routes(routes!(sso::list_providers, sso::create_provider))
+        .routes(routes!(sso::delete_provider))
         .routes(routes!(crate::leak::github::report))
         .routes(routes!(viewer::get_viewer))
         .routes(routes!(forward_auth::forward_auth))

@@ -20,7 +20,23 @@ pub struct LoginParams {
     done: Option<String>,
 }
 
-fn login_page(next: &str, username: &str, error: Option<&str>, done: Option<&str>) -> Markup {
+/// The single sign-on providers the sign-in page offers: (ID, name).
+async fn providers(state: &AppState) -> Vec<(i64, String)> {
+    keysmith_app::sso::sign_in_choices(&state.app)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error.detail = %e, "single sign-on providers could not be read");
+            Vec::new()
+        })
+}
+
+fn login_page(
+    next: &str,
+    username: &str,
+    error: Option<&str>,
+    done: Option<&str>,
+    providers: &[(i64, String)],
+) -> Markup {
     page(
         None,
         "Sign in",
@@ -44,6 +60,16 @@ fn login_page(next: &str, username: &str, error: Option<&str>, done: Option<&str
                     }
                     button.wide type="submit" { "Sign in" }
                 }
+                @if !providers.is_empty() {
+                    div.sso-choices {
+                        p.or { span { "or" } }
+                        @for (id, name) in providers {
+                            a.button.secondary.wide href={ "/oidc/start/" (id) "?next=" (super::q(next)) } {
+                                "Sign in with " (name)
+                            }
+                        }
+                    }
+                }
                 div.auth-links {
                     p.hint { "Invited? " a href="/invite" { "Set your password" } " with the token you were given." }
                     p.hint { "Found a leaked key? " a href="/revoke-exposed" { "Revoke it" } ", no sign-in needed." }
@@ -53,9 +79,13 @@ fn login_page(next: &str, username: &str, error: Option<&str>, done: Option<&str
     )
 }
 
-pub async fn form(Query(params): Query<LoginParams>) -> Response {
+pub async fn form(State(state): State<AppState>, Query(params): Query<LoginParams>) -> Response {
     let next = local_path(params.next.as_deref(), "/settings");
-    respond(StatusCode::OK, login_page(&next, "", None, params.done.as_deref()))
+    let providers = providers(&state).await;
+    respond(
+        StatusCode::OK,
+        login_page(&next, "", None, params.done.as_deref(), &providers),
+    )
 }
 
 pub async fn submit(
@@ -77,14 +107,15 @@ pub async fn submit(
     {
         Ok(user) => user,
         Err(ApiError::InvalidCredentials) => {
-            let page = login_page(&next, username, Some("Wrong username or password."), None);
+            let providers = providers(&state).await;
+            let page = login_page(&next, username, Some("Wrong username or password."), None, &providers);
             return respond(StatusCode::UNAUTHORIZED, page);
         }
         Err(ApiError::RateLimited { retry_after_secs }) => {
             let message = format!("Too many failed sign-ins. Try again in {retry_after_secs} seconds.");
             let mut response = respond(
                 StatusCode::TOO_MANY_REQUESTS,
-                login_page(&next, username, Some(&message), None),
+                login_page(&next, username, Some(&message), None, &providers(&state).await),
             );
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);

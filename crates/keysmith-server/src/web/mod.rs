@@ -20,6 +20,7 @@ mod keys;
 mod leak;
 mod login;
 mod org;
+pub(crate) mod sso;
 pub(crate) use org::origin;
 mod team;
 
@@ -63,6 +64,8 @@ pub fn routes() -> Router<AppState> {
         .route("/keys/{key_id}/rotation", get(keys::rotation))
         .route("/revoke-exposed", get(leak::form).post(leak::submit))
         .route("/invite", get(invite::form).post(invite::submit))
+        .route("/oidc/start/{id}", get(sso::start))
+        .route(sso::CALLBACK_PATH, get(sso::callback))
         .route("/org/{org}/webhooks", get(org::webhooks).post(org::create_webhook))
         .route("/org/{org}/webhooks/{id}", get(org::deliveries))
         .route("/org/{org}/webhooks/{id}/delete", post(org::delete_webhook))
@@ -439,7 +442,14 @@ pub fn failure(user: Option<&WebUser>, err: ApiError) -> Response {
 }
 
 /// What an error page shows: the status, a heading, the message and a way back.
-fn error_body(status: StatusCode, title: &str, message: &str, code: &str, back: &str, back_label: &str) -> Markup {
+pub(super) fn error_body(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    code: &str,
+    back: &str,
+    back_label: &str,
+) -> Markup {
     html! {
         div.error-page {
             p.status-code { "Error " (status.as_u16()) }
