@@ -20,6 +20,7 @@ import { chromium } from "playwright-core";
 
 const base = process.env.KEYSMITH_URL;
 const adminPassword = process.env.ADMIN_PASSWORD;
+const adminKey = process.env.ADMIN_KEY;
 const userPassword = process.env.USER_PASSWORD;
 const shots = process.env.KEYSMITH_SCREENSHOTS;
 const wideShots = shots && process.env.KEYSMITH_SCREENSHOTS_WIDE === "1";
@@ -28,7 +29,10 @@ if (shots) {
   mkdirSync(`${shots}/mobile`, { recursive: true });
   if (wideShots) mkdirSync(`${shots}/wide`, { recursive: true });
 }
-assert.ok(base && adminPassword && userPassword, "KEYSMITH_URL, ADMIN_PASSWORD and USER_PASSWORD are required");
+assert.ok(
+  base && adminPassword && adminKey && userPassword,
+  "KEYSMITH_URL, ADMIN_PASSWORD, ADMIN_KEY and USER_PASSWORD are required",
+);
 
 const seenKeys = [];
 const visitedUrls = [];
@@ -58,7 +62,10 @@ async function newPage(options = {}) {
   // The pages allow script and style from 'self' only: anything inline is refused,
   // and Chromium says so on the console.
   page.on("console", (message) => {
-    if (/Content Security Policy/i.test(message.text())) cspViolations.push(`${page.url()}: ${message.text()}`);
+    // Keysmith's pages only: the test OpenID provider's pages are not ours to judge.
+    if (/Content Security Policy/i.test(message.text()) && page.url().startsWith(base)) {
+      cspViolations.push(`${page.url()}: ${message.text()}`);
+    }
   });
   return page;
 }
@@ -583,6 +590,85 @@ await step("org admins trust a JWT issuer for identity federation", admin, async
 issuer.close();
 
 // ---------------------------------------------------------------------------------
+// Single sign-on through a real OpenID provider: panva's oidc-provider (certified), on
+// 127.0.0.2 so that the round trip is cross-site, with its own login and consent pages.
+// browser.rs put its client secret in the server's sso_secrets_dir as `test-idp`.
+
+const { startProvider, ACCOUNTS } = await import("./oidc-provider.mjs");
+const op = await startProvider({ redirectUris: [`${base}/oidc/callback`] });
+
+/// A fresh browser (no provider session) that reaches nothing off this machine: the
+/// provider's pages load a web font.
+async function ssoPage() {
+  const page = await newPage();
+  await page.context().route((url) => !["127.0.0.1", "127.0.0.2"].includes(url.hostname), (route) => route.abort());
+  return page;
+}
+
+/// From Keysmith's sign-in page through the provider's login and consent pages.
+async function signInThroughProvider(page, login) {
+  await page.goto(`${base}/login`);
+  await page.getByRole("link", { name: "Sign in with Test IdP" }).click();
+  await page.getByPlaceholder("Enter any login").fill(login);
+  await page.getByPlaceholder("and password").fill("any password");
+  await page.getByRole("button", { name: "Sign-in" }).click();
+  await page.getByRole("button", { name: "Continue" }).click();
+  await page.waitForURL((url) => url.origin === base);
+}
+
+const orgRole = async (username) =>
+  (await api("/api/v1/orgs/default/users", adminKey)).body.items.find((u) => u.username === username)?.role;
+
+await step("sign in through the organization's identity provider, made an admin by a group", null, async () => {
+  const response = await fetch(`${base}/api/v1/orgs/default/sso-providers`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      name: "Test IdP", issuer: op.issuer, client_id: "keysmith", client_secret_file: "test-idp",
+      scopes: "openid email profile groups", jit: true,
+      group_rules: [{ group: "ml-admins", org_role: "admin" }],
+    }),
+  });
+  assert.equal(response.status, 201, await response.text());
+  const page = await ssoPage();
+  await page.goto(`${base}/login`);
+  await checkLayout(page, "sign-in-sso");
+  await signInThroughProvider(page, "alice");
+  assert.equal(new URL(page.url()).pathname, "/settings");
+  assert.match(await page.locator("details.menu summary").textContent(), /alice/);
+  const key = await createKey(page, "through single sign-on");
+  assert.equal((await api("/api/v1/viewer", key)).body.username, "alice");
+  assert.equal(await orgRole("alice"), "admin");
+  await page.context().close();
+});
+
+await step("a group the provider adds takes effect at the next sign-in", null, async () => {
+  const page = await ssoPage();
+  await signInThroughProvider(page, "bob");
+  assert.equal(await orgRole("bob"), "member");
+  await page.context().close();
+  ACCOUNTS.bob.groups = ["ml-admins"];
+  const again = await ssoPage();
+  await signInThroughProvider(again, "bob");
+  assert.equal(await orgRole("bob"), "admin");
+  await again.context().close();
+});
+
+await step("an ID token with another sign-in's nonce is refused with a page, and nobody is signed in", null, async () => {
+  const page = await ssoPage();
+  op.setMode("nonce");
+  await signInThroughProvider(page, "carol");
+  await page.getByRole("heading", { name: "Single sign-on failed" }).waitFor();
+  await page.getByText("could not be verified").waitFor();
+  await checkLayout(page, "sso-refused");
+  const cookies = await page.context().cookies(base);
+  assert.ok(!cookies.some((c) => c.name === "keysmith_session"), "no session");
+  assert.equal(await orgRole("carol"), undefined, "nobody was made");
+  await page.context().close();
+});
+await op.close();
+
+// ---------------------------------------------------------------------------------
 // A team admin: /authorize lands on key creation; a service account and its key.
 
 const lead = await newPage();
@@ -758,7 +844,8 @@ await step("every page was laid out at 1280, 1920 and 390 px", null, async () =>
   const expected = [
     "sign-in-error", "sign-in", "key-new", "key-new-error", "key-created", "user-settings", "rename", "delete-confirmation", "delete-selected",
     "org-keys", "audit-log", "users", "teams", "org-settings", "user-invited", "rotate", "rotation",
-    "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "federation", "authorize", "team-service-accounts",
+    "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "federation", "sign-in-sso", "sso-refused",
+    "authorize", "team-service-accounts",
     "not-allowed", "revoke-exposed", "not-found", "invite",
   ];
   assert.deepEqual(expected.filter((name) => !laidOut.has(name)), []);

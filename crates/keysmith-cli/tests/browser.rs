@@ -62,12 +62,19 @@ fn the_web_interface_works_in_a_real_browser() {
     call("PUT", "/teams/nlp/members/lead", json!({"role": "admin"}));
     call("PUT", "/teams/nlp/members/dev", json!({"role": "member"}));
 
+    // The single sign-on steps' client secret, where an operator puts it: the server's
+    // sso_secrets_dir (`data/sso-secrets` under its working directory).
+    let secrets = s.dir.path().join("data/sso-secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("test-idp"), "keysmith-test-secret").unwrap();
+
     let seen = s.dir.path().join("seen-keys");
     let mut cmd = Command::new("node");
     cmd.arg("browser.mjs")
         .current_dir(e2e_dir())
         .env("KEYSMITH_URL", &url)
         .env("ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("ADMIN_KEY", &s.key)
         .env("USER_PASSWORD", USER_PASSWORD)
         .env("CHROMIUM", &chromium)
         .env("KEYSMITH_SEEN_KEYS", &seen);
