@@ -642,6 +642,25 @@ await step("sign in through the organization's identity provider, made an admin 
   await page.context().close();
 });
 
+await step("org admins see the providers, add one with group rules in the form, and remove it", admin, async () => {
+  await admin.goto(`${base}/org/default/sso`);
+  await admin.getByRole("cell", { name: "Test IdP", exact: true }).waitFor();
+  await admin.getByText("ml-admins = admin").waitFor();
+  await admin.getByLabel("Name").fill("Backup IdP");
+  await admin.getByLabel("Issuer URL").fill(op.issuer);
+  await admin.getByLabel("Client ID").fill("keysmith");
+  await admin.getByLabel("Client secret file").fill("test-idp");
+  await admin.getByLabel("Group rules (optional)").fill("team-nlp = team nlp\nnlp-leads = team nlp admin");
+  await admin.getByRole("button", { name: "Add provider" }).click();
+  await admin.getByText("The provider was added").waitFor();
+  await admin.getByText("nlp-leads = team nlp admin").waitFor();
+  await assertLabelled(admin);
+  await checkLayout(admin, "sso-providers");
+  await admin.getByRole("button", { name: "Remove Backup IdP" }).click();
+  await admin.getByText("The provider was removed").waitFor();
+  assert.equal(await admin.getByText("Backup IdP").count(), 0);
+});
+
 await step("a group the provider adds takes effect at the next sign-in", null, async () => {
   const page = await ssoPage();
   await signInThroughProvider(page, "bob");
@@ -665,6 +684,28 @@ await step("an ID token with another sign-in's nonce is refused with a page, and
   assert.ok(!cookies.some((c) => c.name === "keysmith_session"), "no session");
   assert.equal(await orgRole("carol"), undefined, "nobody was made");
   await page.context().close();
+});
+await step("when the organization requires single sign-on, the provider comes first", null, async () => {
+  const setRequired = (on) =>
+    fetch(`${base}/api/v1/orgs/default`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${adminKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ sso_required: on }),
+    });
+  assert.equal((await setRequired(true)).status, 200);
+  const page = await newPage();
+  try {
+    await page.goto(`${base}/login`);
+    await page.getByRole("link", { name: "Sign in with Test IdP" }).waitFor();
+    assert.ok(!(await page.getByLabel("Password").isVisible()), "the password form is folded away");
+    await page.getByText("Sign in with a password (organization admins)").click();
+    await page.getByLabel("Password").waitFor();
+    await assertLabelled(page);
+    await checkLayout(page, "sign-in-sso-required");
+  } finally {
+    assert.equal((await setRequired(false)).status, 200);
+    await page.context().close();
+  }
 });
 await op.close();
 
@@ -844,7 +885,7 @@ await step("every page was laid out at 1280, 1920 and 390 px", null, async () =>
   const expected = [
     "sign-in-error", "sign-in", "key-new", "key-new-error", "key-created", "user-settings", "rename", "delete-confirmation", "delete-selected",
     "org-keys", "audit-log", "users", "teams", "org-settings", "user-invited", "rotate", "rotation",
-    "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "federation", "sign-in-sso", "sso-refused",
+    "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "federation", "sign-in-sso", "sso-refused", "sso-providers", "sign-in-sso-required",
     "authorize", "team-service-accounts",
     "not-allowed", "revoke-exposed", "not-found", "invite",
   ];

@@ -108,7 +108,8 @@ export async function startProvider({
       return {
         accountId: sub,
         async claims(_use, _scope) {
-          return { sub, preferred_username: sub, ...account };
+          // A user principal name, as Entra ID gives one: an address the tenant vouches for.
+          return { sub, preferred_username: `${sub}@example.com`, ...account };
         },
       };
     },

@@ -63,6 +63,9 @@ pub enum AppError {
     /// A sign-in that failed, for whatever reason: one answer for all.
     #[error("wrong username or password")]
     InvalidCredentials,
+    /// A right password, from a member of an organization that requires single sign-on.
+    #[error("your organization signs in through its identity provider: use its button on the sign-in page")]
+    SsoRequired,
     #[error("too many failed attempts; retry after {}", seconds(*retry_after_secs))]
     RateLimited { retry_after_secs: u64 },
     /// Anything the caller cannot fix. The detail is logged once, by the door that

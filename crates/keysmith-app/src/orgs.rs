@@ -56,6 +56,15 @@ pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, settings
     if settings == OrgSettings::default() {
         return Ok(org);
     }
+    if settings.sso_required == Some(true)
+        && !org.sso_required
+        && app.store.list_sso_providers(Some(org.id)).await?.is_empty()
+    {
+        return Err(AppError::invalid(
+            "sso_required",
+            "to require single sign-on (sso_required), add a single sign-on provider to the organization first",
+        ));
+    }
     let audit = AuditContext::of(acting).entry(
         org.id,
         Action::OrgSettingsChanged,
@@ -65,6 +74,7 @@ pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, settings
             "legacy_keys_allowed": settings.legacy_keys_allowed,
             "max_user_key_lifetime_days": settings.max_user_key_lifetime_days,
             "max_service_account_key_lifetime_days": settings.max_service_account_key_lifetime_days,
+            "sso_required": settings.sso_required,
         })),
     );
     let org = app.store.update_org_settings(org.id, settings, &audit).await?;

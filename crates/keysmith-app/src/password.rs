@@ -106,6 +106,19 @@ pub async fn check_password(
         return Err(ApiError::InvalidCredentials);
     };
     throttle.record_success(&account, source);
+    // Only now, with the password right, may the person learn that their organization
+    // wants single sign-on: a stranger learns nothing from this answer.
+    let memberships = state.store.memberships(user.id).await?;
+    if memberships
+        .iter()
+        .any(|m| m.org.sso_required && m.role != keysmith_core::role::OrgRole::Admin)
+    {
+        tracing::info!(
+            user.id = user.id.0,
+            "password sign-in refused: the organization requires single sign-on"
+        );
+        return Err(ApiError::SsoRequired);
+    }
     Ok(user)
 }
 

@@ -37,6 +37,8 @@ pub const LOGIN_TTL_MS: i64 = 10 * crate::time::MINUTE_MS;
 pub const DEFAULT_SCOPES: &str = "openid email profile";
 /// The claim holding groups when the admin names none.
 pub const DEFAULT_GROUPS_CLAIM: &str = "groups";
+/// The claim holding the email people are matched by when the admin names none.
+pub const DEFAULT_EMAIL_CLAIM: &str = "email";
 /// The longest client secret file read.
 const MAX_SECRET_BYTES: u64 = 4096;
 
@@ -65,6 +67,10 @@ pub struct NewProviderRequest {
     pub client_secret_file: String,
     pub scopes: Option<String>,
     pub groups_claim: Option<String>,
+    /// The claim holding the email people are matched by (default `email`, which must
+    /// be verified); another, such as Entra ID's `preferred_username`, is trusted as the
+    /// provider's own account name.
+    pub email_claim: Option<String>,
     /// Whether a verified email no user has creates a member.
     pub jit: bool,
     pub group_rules: Vec<GroupRule>,
@@ -92,10 +98,29 @@ pub async fn list_providers(app: &App, caller: &crate::Caller, org: &str) -> Res
     Ok(app.store.list_sso_providers(Some(org.id)).await?)
 }
 
-/// Every provider, for the sign-in page's buttons: (ID, name).
-pub async fn sign_in_choices(app: &App) -> Result<Vec<(i64, String)>> {
+/// What the sign-in page offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SignInChoices {
+    /// Every provider: (ID, name).
+    pub providers: Vec<(i64, String)>,
+    /// An organization with a provider requires single sign-on: the buttons come first
+    /// and the password form is for its admins.
+    pub sso_first: bool,
+}
+
+/// Every provider, for the sign-in page's buttons.
+pub async fn sign_in_choices(app: &App) -> Result<SignInChoices> {
     let providers = app.store.list_sso_providers(None).await?;
-    Ok(providers.into_iter().map(|p| (p.id, p.name)).collect())
+    let mut orgs: Vec<_> = providers.iter().map(|p| p.org).collect();
+    orgs.dedup();
+    let mut sso_first = false;
+    for org in orgs {
+        sso_first |= app.store.get_org(org).await?.is_some_and(|o| o.sso_required);
+    }
+    Ok(SignInChoices {
+        providers: providers.into_iter().map(|p| (p.id, p.name)).collect(),
+        sso_first,
+    })
 }
 
 /// Registers a provider (org admins). Its keys are read now and its client secret file
@@ -107,6 +132,33 @@ pub async fn add_provider(
     request: NewProviderRequest,
 ) -> Result<SsoProvider> {
     let org = admin_org(app, acting.caller, org).await?;
+    let new = checked(app, &org, request, Some(acting.caller.id()), acting.now).await?;
+    crate::federation::read_issuer_keys(app, &new.issuer, acting.now).await?;
+    let audit = AuditContext::of(acting).entry(org.id, Action::SsoProviderAdded, &new.name, Some(added_detail(&new)));
+    let added = create(app, new, &audit).await?;
+    tracing::info!(org.id = org.id.0, provider.id = added.id, issuer = %added.issuer, "single sign-on provider added");
+    Ok(added)
+}
+
+fn added_detail(new: &NewSsoProvider) -> serde_json::Value {
+    serde_json::json!({ "issuer": new.issuer, "client_id": new.client_id, "jit": new.jit })
+}
+
+async fn create(app: &App, new: NewSsoProvider, audit: &[keysmith_store::NewAuditEntry]) -> Result<SsoProvider> {
+    app.store.create_sso_provider(new, audit).await.map_err(|e| match e {
+        StoreError::Conflict(_) => AppError::AlreadyExists("a single sign-on provider with this name"),
+        e => e.into(),
+    })
+}
+
+/// A provider to store, every field checked (its keys are the caller's to read).
+async fn checked(
+    app: &App,
+    org: &Org,
+    request: NewProviderRequest,
+    created_by: Option<keysmith_core::UserId>,
+    now: i64,
+) -> Result<NewSsoProvider> {
     let name = text_field("name", &request.name, 64)?;
     let issuer = crate::federation::parse_issuer(&request.issuer)?;
     let client_id = text_field("client_id", &request.client_id, 255)?;
@@ -122,42 +174,109 @@ pub async fn add_provider(
         request.groups_claim.as_deref().unwrap_or(DEFAULT_GROUPS_CLAIM),
         128,
     )?;
+    let email_claim = text_field(
+        "email_claim",
+        request.email_claim.as_deref().unwrap_or(DEFAULT_EMAIL_CLAIM),
+        128,
+    )?;
     for rule in &request.group_rules {
-        check_rule(app, &org, rule).await?;
+        check_rule(app, org, rule).await?;
     }
-    crate::federation::read_issuer_keys(app, &issuer, acting.now).await?;
-    let audit = AuditContext::of(acting).entry(
-        org.id,
-        Action::SsoProviderAdded,
-        &name,
-        Some(serde_json::json!({ "issuer": issuer, "client_id": client_id, "jit": request.jit })),
-    );
-    let added = app
-        .store
-        .create_sso_provider(
-            NewSsoProvider {
-                org: org.id,
-                name,
-                issuer,
-                client_id,
-                client_secret_file: secret_file,
-                scopes,
-                groups_claim,
-                jit: request.jit,
-                group_rules: serde_json::to_string(&request.group_rules)
-                    .map_err(|e| AppError::Internal(e.to_string()))?,
-                created_at: acting.now,
-                created_by: Some(acting.caller.id()),
-            },
-            &audit,
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => AppError::AlreadyExists("a single sign-on provider with this name"),
-            e => e.into(),
+    Ok(NewSsoProvider {
+        email_claim,
+        org: org.id,
+        name,
+        issuer,
+        client_id,
+        client_secret_file: secret_file,
+        scopes,
+        groups_claim,
+        jit: request.jit,
+        group_rules: serde_json::to_string(&request.group_rules).map_err(|e| AppError::Internal(e.to_string()))?,
+        created_at: now,
+        created_by,
+    })
+}
+
+/// A provider the operator's configuration file declares (`[[sso_providers]]`).
+#[derive(Debug, Clone)]
+pub struct ConfiguredProvider {
+    /// The organization's name.
+    pub org: String,
+    pub request: NewProviderRequest,
+}
+
+/// Makes the configuration file's providers exist as declared, at start: each is
+/// added, or replaced when the file changed it (matched by organization and name);
+/// providers added through the API or web are left alone. Audited as the operator's.
+/// A provider whose keys cannot be read now is kept, with a warning: the provider may
+/// be down while Keysmith starts. Returns how many were added or replaced.
+pub async fn apply_configured(app: &App, providers: &[ConfiguredProvider], now: i64) -> Result<usize> {
+    let mut changed = 0;
+    for configured in providers {
+        let org = app.store.find_org(&configured.org).await?.ok_or_else(|| {
+            AppError::invalid(
+                "sso_providers",
+                format!("sso_providers: no organization named {}", configured.org),
+            )
         })?;
-    tracing::info!(org.id = org.id.0, provider.id = added.id, issuer = %added.issuer, "single sign-on provider added");
-    Ok(added)
+        let new = checked(app, &org, configured.request.clone(), None, now).await?;
+        let existing = app
+            .store
+            .list_sso_providers(Some(org.id))
+            .await?
+            .into_iter()
+            .find(|p| p.name.eq_ignore_ascii_case(&new.name));
+        let same = |p: &SsoProvider| {
+            (
+                &p.name,
+                &p.issuer,
+                &p.client_id,
+                &p.client_secret_file,
+                &p.scopes,
+                &p.groups_claim,
+                p.jit,
+                &p.group_rules,
+            ) == (
+                &new.name,
+                &new.issuer,
+                &new.client_id,
+                &new.client_secret_file,
+                &new.scopes,
+                &new.groups_claim,
+                new.jit,
+                &new.group_rules,
+            )
+        };
+        let audit = AuditContext::operator(now);
+        match existing {
+            Some(p) if same(&p) => continue,
+            Some(p) => {
+                let entry = audit.entry(
+                    org.id,
+                    Action::SsoProviderRemoved,
+                    &p.name,
+                    Some(serde_json::json!({ "via": "config" })),
+                );
+                app.store.delete_sso_provider(org.id, p.id, &entry).await?;
+            }
+            None => {}
+        }
+        if let Err(e) = crate::federation::read_issuer_keys(app, &new.issuer, now).await {
+            tracing::warn!(issuer = %new.issuer, error = %e, "a configured single sign-on provider's keys cannot be read now");
+        }
+        let mut detail = added_detail(&new);
+        detail["via"] = "config".into();
+        let entry = audit.entry(org.id, Action::SsoProviderAdded, &new.name, Some(detail));
+        let added = create(app, new, &entry).await?;
+        tracing::info!(
+            org.id = org.id.0,
+            provider.id = added.id,
+            "single sign-on provider configured"
+        );
+        changed += 1;
+    }
+    Ok(changed)
 }
 
 async fn check_rule(app: &App, org: &Org, rule: &GroupRule) -> Result<()> {
@@ -421,12 +540,26 @@ pub async fn complete(
     if !nonce_ok {
         return Err(untrusted("the ID token's nonce is not this sign-in's".into()));
     }
-    if !verified(claims.email_verified.as_ref()) {
-        tracing::info!(provider.id = provider.id, sub = %claims.sub, "single sign-on refused: email not verified");
-        return Err(SsoRefusal::EmailUnverified);
-    }
-    let Some(email) = claims.email.as_deref().map(str::trim).filter(|e| e.contains('@')) else {
-        return Err(untrusted("the ID token has no email".into()));
+    // `email` counts only when the provider vouches for it; another claim the admin
+    // names (Entra ID's `preferred_username`) is the provider's own account name.
+    let email = if provider.email_claim == DEFAULT_EMAIL_CLAIM {
+        if !verified(claims.email_verified.as_ref()) {
+            tracing::info!(provider.id = provider.id, sub = %claims.sub, "single sign-on refused: email not verified");
+            return Err(SsoRefusal::EmailUnverified);
+        }
+        claims.email.clone()
+    } else {
+        claims
+            .other
+            .get(&provider.email_claim)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let Some(email) = email.as_deref().map(str::trim).filter(|e| e.contains('@')) else {
+        return Err(untrusted(format!(
+            "the ID token has no email in {}",
+            provider.email_claim
+        )));
     };
     let org = app
         .store

@@ -242,6 +242,25 @@ fn sign_in_through_a_real_openid_provider_and_every_bad_answer_refused() {
     let got = sign_in(&format!("{url}/oidc/start/{}", strict.body["id"]), "dave", "", "");
     assert_eq!(got["code"], "sso_no_account", "{got}");
     assert!(got["message"].as_str().unwrap().contains("dave@example.com"), "{got}");
+    // A provider that matches people by another claim (Entra ID's user principal name
+    // in `preferred_username`) trusts it as the provider's own account name: eve, whose
+    // `email` is unverified, signs in by it.
+    let upn = api(
+        "POST",
+        "/api/v1/orgs/default/sso-providers",
+        Some(json!({
+            "name": "UPN IdP", "issuer": provider.issuer, "client_id": "keysmith",
+            "client_secret_file": "test-idp", "email_claim": "preferred_username", "jit": true
+        })),
+    );
+    assert_eq!(
+        (upn.status, &upn.body["email_claim"]),
+        (201, &json!("preferred_username")),
+        "{}",
+        upn.body
+    );
+    let got = sign_in(&format!("{url}/oidc/start/{}", upn.body["id"]), "eve", "", "");
+    assert_eq!(got["status"], 303, "{got}");
     // A deactivated person is refused too.
     let r = api(
         "PATCH",
@@ -250,6 +269,36 @@ fn sign_in_through_a_real_openid_provider_and_every_bad_answer_refused() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(sign_in(&start, "bob", "", "")["code"], "sso_deactivated");
+
+    // An organization that requires single sign-on: a member's right password is
+    // refused, and says why (a wrong one says only that it is wrong); an admin's still
+    // works, so a provider that is down cannot lock the organization out.
+    let r = api("PATCH", "/api/v1/orgs/default", Some(json!({"sso_required": true})));
+    assert_eq!((r.status, &r.body["sso_required"]), (200, &json!(true)), "{}", r.body);
+    let pat = json!({"username": "pat", "password": "pat-password-123"});
+    assert_eq!(api("POST", "/api/v1/orgs/default/users", Some(pat.clone())).status, 201);
+    let session = |body: &Value| http("POST", &format!("{url}/api/v1/session"), &[], Some(body));
+    let r = session(&pat);
+    assert_eq!(
+        (r.status, &r.body["error"]["code"]),
+        (403, &json!("sso_required")),
+        "{}",
+        r.body
+    );
+    let r = session(&json!({"username": "pat", "password": "not-pats-password"}));
+    assert_eq!(
+        (r.status, &r.body["error"]["code"]),
+        (401, &json!("invalid_credentials")),
+        "{}",
+        r.body
+    );
+    assert_eq!(session(&json!({"username": "admin", "password": PASSWORD})).status, 200);
+    let page = f.login_page();
+    assert!(page.contains("Sign in with a password (organization admins)"), "{page}");
+    assert!(
+        page.find("Sign in with Test IdP") < page.find("name=\"password\""),
+        "the provider first: {page}"
+    );
 
     // Audited: the provider, the person made, the role the rules gave.
     let log = api("GET", "/api/v1/orgs/default/audit", None).body["items"].clone();
@@ -312,6 +361,14 @@ fn a_provider_is_checked_when_it_is_added() {
             r.body
         );
     }
+    // Single sign-on cannot be required before there is a provider to sign in with.
+    let r = f.api("PATCH", "/api/v1/orgs/default", Some(json!({"sso_required": true})));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains("sso_required"),
+        "{}",
+        r.body
+    );
     assert_eq!(add(good.clone()).status, 201);
     assert_eq!(add(good).status, 409);
     let listed = f.api("GET", "/api/v1/orgs/default/sso-providers", None);
@@ -324,4 +381,74 @@ fn a_provider_is_checked_when_it_is_added() {
     let r = f.api("DELETE", &format!("/api/v1/orgs/default/sso-providers/{id}"), None);
     assert_eq!(r.status, 204);
     assert!(!f.login_page().contains("Sign in with"));
+}
+
+/// The operator declares a provider in the configuration file: it exists at start, and
+/// people sign in through it; a file naming an organization that does not exist stops
+/// the server with a message that says so.
+#[test]
+fn a_provider_declared_in_the_configuration_file_exists_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let provider = Provider::start(&format!("{url}/oidc/callback"));
+    let secrets = dir.path().join("data/sso-secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("corp"), "keysmith-test-secret").unwrap();
+    let config = |org: &str| {
+        format!(
+            "[[sso_providers]]\norg = \"{org}\"\nname = \"Corp SSO\"\nissuer = \"{}\"\nclient_id = \"keysmith\"\n\
+             client_secret_file = \"corp\"\nscopes = \"openid email profile groups\"\njit = true\n\
+             group_rules = [{{ group = \"ml-admins\", org_role = \"admin\" }}]\n",
+            provider.issuer
+        )
+    };
+    std::fs::write(dir.path().join("bad.toml"), config("nope")).unwrap();
+    let out = Command::new(common::BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+            "bad.toml",
+        ])
+        .current_dir(dir.path())
+        .env("KEYSMITH_ADMIN_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a bad provider must stop the server");
+    assert!(stderr.contains("sso_providers") && stderr.contains("nope"), "{stderr}");
+
+    std::fs::write(dir.path().join("keysmith.toml"), config("default")).unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let args = ["--listen", listen.as_str(), "--config", "keysmith.toml"];
+    let server = common::Server::start(
+        dir.path(),
+        "configured",
+        &args,
+        &[("KEYSMITH_ADMIN_PASSWORD", PASSWORD)],
+    );
+    let mut reply = ureq::get(&format!("{url}/login")).call().unwrap();
+    let page = reply.body_mut().read_to_string().unwrap();
+    assert!(page.contains("Sign in with Corp SSO"), "{page}");
+    let start = page
+        .split("href=\"")
+        .find(|s| s.starts_with("/oidc/start/"))
+        .and_then(|s| s.split('?').next())
+        .unwrap()
+        .to_owned();
+    let got = sign_in(&format!("{url}{start}"), "alice", "", "");
+    assert_eq!(got["status"], 303, "{got}");
+    drop(server);
+    // The same file again: nothing to change, the same provider (its sign-in link stays).
+    let server = common::Server::start(dir.path(), "again", &args, &[]);
+    let mut reply = ureq::get(&format!("{url}/login")).call().unwrap();
+    assert!(reply.body_mut().read_to_string().unwrap().contains(&start));
+    drop(server);
 }

@@ -98,6 +98,52 @@ pub struct Config {
     /// `<data_dir>/sso-secrets`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sso_secrets_dir: Option<PathBuf>,
+    /// Single sign-on providers the operator declares (`[[sso_providers]]` in the file):
+    /// made to exist at each start, beside those added through the API or web.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sso_providers: Vec<SsoProviderConfig>,
+}
+
+/// A single sign-on provider in the configuration file; the fields are the API's
+/// (docs/SSO.md), with the organization it is for.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SsoProviderConfig {
+    pub org: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// A file name in `sso_secrets_dir`.
+    pub client_secret_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_claim: Option<String>,
+    #[serde(default)]
+    pub jit: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_rules: Vec<keysmith_app::sso::GroupRule>,
+}
+
+impl SsoProviderConfig {
+    pub fn to_app(&self) -> keysmith_app::sso::ConfiguredProvider {
+        keysmith_app::sso::ConfiguredProvider {
+            org: self.org.clone(),
+            request: keysmith_app::sso::NewProviderRequest {
+                name: self.name.clone(),
+                issuer: self.issuer.clone(),
+                client_id: self.client_id.clone(),
+                client_secret_file: self.client_secret_file.clone(),
+                scopes: self.scopes.clone(),
+                groups_claim: self.groups_claim.clone(),
+                email_claim: self.email_claim.clone(),
+                jit: self.jit,
+                group_rules: self.group_rules.clone(),
+            },
+        }
+    }
 }
 
 /// Redacts the admin password and the database URL (which may hold a password).
@@ -121,6 +167,7 @@ impl std::fmt::Debug for Config {
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
             .field("sso_secrets_dir", &self.sso_secrets_dir)
+            .field("sso_providers", &self.sso_providers)
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +203,7 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             sso_secrets_dir: None,
+            sso_providers: Vec::new(),
         }
     }
 }

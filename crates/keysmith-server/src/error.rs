@@ -23,6 +23,8 @@ pub enum ApiError {
     MalformedAuthorization(&'static str),
     #[error("wrong username or password")]
     InvalidCredentials,
+    #[error("your organization signs in through its identity provider: use its button on the sign-in page")]
+    SsoRequired,
     #[error("the session has expired or was signed out; sign in again")]
     SessionExpired,
     #[error(
@@ -150,6 +152,7 @@ impl ApiError {
             Self::ApiKeyExpired => "api_key_expired",
             Self::MalformedAuthorization(_) => "malformed_authorization",
             Self::InvalidCredentials => "invalid_credentials",
+            Self::SsoRequired => "sso_required",
             Self::SessionExpired => "session_expired",
             Self::CsrfTokenInvalid => "csrf_token_invalid",
             Self::RateLimited { .. } => "rate_limited",
@@ -202,9 +205,11 @@ impl ApiError {
             | Self::WebhookNotFound
             | Self::JwtIssuerNotFound
             | Self::SsoProviderNotFound => StatusCode::NOT_FOUND,
-            Self::CsrfTokenInvalid | Self::Forbidden(_) | Self::KeyCreationDisabled | Self::LegacyKeysNotAllowed => {
-                StatusCode::FORBIDDEN
-            }
+            Self::CsrfTokenInvalid
+            | Self::Forbidden(_)
+            | Self::KeyCreationDisabled
+            | Self::LegacyKeysNotAllowed
+            | Self::SsoRequired => StatusCode::FORBIDDEN,
             Self::LastAdmin | Self::AlreadyExists(_) => StatusCode::CONFLICT,
             Self::OrgNotFound
             | Self::TeamNotFound
@@ -257,6 +262,7 @@ impl From<keysmith_app::AppError> for ApiError {
             E::LastAdmin => Self::LastAdmin,
             E::InvitationInvalid => Self::InvitationInvalid,
             E::InvalidCredentials => Self::InvalidCredentials,
+            E::SsoRequired => Self::SsoRequired,
             E::RateLimited { retry_after_secs } => Self::RateLimited { retry_after_secs },
             E::Internal(detail) => Self::Internal(detail),
         }

@@ -173,6 +173,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             cache_max_age_ms: i64::from(config.cache_max_age_seconds) * 1000,
         },
     );
+    let configured: Vec<keysmith_app::sso::ConfiguredProvider> = config
+        .sso_providers
+        .iter()
+        .map(crate::config::SsoProviderConfig::to_app)
+        .collect();
+    if !configured.is_empty() {
+        keysmith_app::sso::apply_configured(&state.app, &configured, state.now())
+            .await
+            .map_err(|e| RunError::Setting(crate::error::sentence(&format!("sso_providers: {e}"))))?;
+    }
     let fanout = state.start_fanout();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

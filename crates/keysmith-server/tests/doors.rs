@@ -1116,6 +1116,7 @@ async fn org_settings_changed_through_rest_or_the_web_are_the_same_change() {
                 "legacy_keys_allowed",
                 "max_service_account_key_lifetime_days",
                 "max_user_key_lifetime_days",
+                "sso_required",
             ],
         ),
     );

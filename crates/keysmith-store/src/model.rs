@@ -18,6 +18,9 @@ pub struct Org {
     pub max_user_key_lifetime_days: u32,
     /// Longest lifetime of a new service account key, in days; 0: no limit.
     pub max_service_account_key_lifetime_days: u32,
+    /// Members sign in to the web interface through a single sign-on provider, not a
+    /// password (admins keep theirs).
+    pub sso_required: bool,
 }
 
 /// A change to an organization's settings; `None` leaves a setting as it is.
@@ -27,6 +30,7 @@ pub struct OrgSettings {
     pub legacy_keys_allowed: Option<bool>,
     pub max_user_key_lifetime_days: Option<u32>,
     pub max_service_account_key_lifetime_days: Option<u32>,
+    pub sso_required: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -522,6 +526,8 @@ pub struct SsoProvider {
     pub scopes: String,
     /// The claim holding the user's groups.
     pub groups_claim: String,
+    /// The claim holding the email people are matched by (`email`: it must be verified).
+    pub email_claim: String,
     /// Whether a verified email no user has creates a member (just in time).
     pub jit: bool,
     /// JSON: `[{"group", "org_role"?, "team"?, "team_role"?}]`.
@@ -538,6 +544,7 @@ pub struct NewSsoProvider {
     pub client_secret_file: String,
     pub scopes: String,
     pub groups_claim: String,
+    pub email_claim: String,
     pub jit: bool,
     pub group_rules: String,
     pub created_at: i64,

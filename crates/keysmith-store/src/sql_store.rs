@@ -30,13 +30,13 @@ pub(crate) const USER_COLUMNS: &str = "id, kind, username, email, active, create
 pub(crate) const ORG_COLUMNS: &str = "o.id AS org_id, o.name AS org_name, o.created_at AS org_created_at, \
      o.key_creation_disabled AS org_key_creation_disabled, o.legacy_keys_allowed AS org_legacy_keys_allowed, \
      o.max_user_key_lifetime_days AS org_max_user_days, \
-     o.max_service_account_key_lifetime_days AS org_max_sa_days";
+     o.max_service_account_key_lifetime_days AS org_max_sa_days, o.sso_required AS org_sso_required";
 
 /// `RETURNING` columns of an `orgs` row, named as [`ORG_COLUMNS`] names them.
 pub(crate) const ORG_RETURNING: &str = "RETURNING id AS org_id, name AS org_name, created_at AS org_created_at, \
      key_creation_disabled AS org_key_creation_disabled, legacy_keys_allowed AS org_legacy_keys_allowed, \
      max_user_key_lifetime_days AS org_max_user_days, \
-     max_service_account_key_lifetime_days AS org_max_sa_days";
+     max_service_account_key_lifetime_days AS org_max_sa_days, sso_required AS org_sso_required";
 
 pub(crate) const TEAM_COLUMNS: &str =
     "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
@@ -179,6 +179,7 @@ macro_rules! sql_store {
                 legacy_keys_allowed: get(row, "org_legacy_keys_allowed")?,
                 max_user_key_lifetime_days: days(get(row, "org_max_user_days")?),
                 max_service_account_key_lifetime_days: days(get(row, "org_max_sa_days")?),
+                sso_required: get(row, "org_sso_required")?,
             })
         }
 
@@ -398,14 +399,16 @@ macro_rules! sql_store {
                     "UPDATE orgs SET key_creation_disabled = COALESCE($1, key_creation_disabled), \
                      legacy_keys_allowed = COALESCE($2, legacy_keys_allowed), \
                      max_user_key_lifetime_days = COALESCE($3, max_user_key_lifetime_days), \
-                     max_service_account_key_lifetime_days = COALESCE($4, max_service_account_key_lifetime_days) \
-                     WHERE id = $5 {ORG_RETURNING}"
+                     max_service_account_key_lifetime_days = COALESCE($4, max_service_account_key_lifetime_days), \
+                     sso_required = COALESCE($5, sso_required) \
+                     WHERE id = $6 {ORG_RETURNING}"
                 );
                 let row = sqlx::query(&sql)
                     .bind(settings.key_creation_disabled)
                     .bind(settings.legacy_keys_allowed)
                     .bind(settings.max_user_key_lifetime_days.map(i64::from))
                     .bind(settings.max_service_account_key_lifetime_days.map(i64::from))
+                    .bind(settings.sso_required)
                     .bind(org.0)
                     .fetch_one(&mut *tx)
                     .await
@@ -1704,8 +1707,8 @@ macro_rules! sql_store {
                 let mut tx = self.begin().await?;
                 let row = sqlx::query(&format!(
                     "INSERT INTO sso_providers (org_id, name, issuer, client_id, client_secret_file, scopes, \
-                     groups_claim, jit, group_rules, created_at, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {SSO_COLUMNS}"
+                     groups_claim, jit, group_rules, created_at, created_by, email_claim) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {SSO_COLUMNS}"
                 ))
                 .bind(p.org.0)
                 .bind(&p.name)
@@ -1718,6 +1721,7 @@ macro_rules! sql_store {
                 .bind(&p.group_rules)
                 .bind(p.created_at)
                 .bind(p.created_by.map(|u| u.0))
+                .bind(&p.email_claim)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, "a single sign-on provider with this name"))?;
@@ -1880,7 +1884,7 @@ macro_rules! sql_store {
         }
 
         const SSO_COLUMNS: &str = "id, org_id, name, issuer, client_id, client_secret_file, scopes, groups_claim, jit, \
-             group_rules, created_at";
+             group_rules, created_at, email_claim";
 
         fn sso_from_row(row: &DbRow) -> Result<SsoProvider> {
             Ok(SsoProvider {
@@ -1892,6 +1896,7 @@ macro_rules! sql_store {
                 client_secret_file: get(row, "client_secret_file")?,
                 scopes: get(row, "scopes")?,
                 groups_claim: get(row, "groups_claim")?,
+                email_claim: get(row, "email_claim")?,
                 jit: get(row, "jit")?,
                 group_rules: get(row, "group_rules")?,
                 created_at: get(row, "created_at")?,

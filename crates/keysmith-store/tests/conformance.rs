@@ -1620,6 +1620,7 @@ async fn sso_providers_are_kept_per_organization_with_unique_names(store: Arc<dy
         client_secret_file: "idp".into(),
         scopes: "openid email".into(),
         groups_claim: "groups".into(),
+        email_claim: "preferred_username".into(),
         jit: true,
         group_rules: r#"[{"group":"g","org_role":"admin"}]"#.into(),
         created_at: 30,
@@ -1627,7 +1628,10 @@ async fn sso_providers_are_kept_per_organization_with_unique_names(store: Arc<dy
     };
     let audit = [entry(w.org.id, "sso_provider.added", "Okta")];
     let okta = s.create_sso_provider(new(w.org.id, "Okta"), &audit).await.unwrap();
-    assert_eq!((okta.name.as_str(), okta.jit, okta.created_at), ("Okta", true, 30));
+    assert_eq!(
+        (okta.name.as_str(), okta.email_claim.as_str(), okta.jit, okta.created_at),
+        ("Okta", "preferred_username", true, 30)
+    );
     assert!(matches!(
         s.create_sso_provider(new(w.org.id, "OKTA"), &[]).await,
         Err(StoreError::Conflict(_))

@@ -53,7 +53,8 @@ fn wandb_code(err: &AppError) -> &'static str {
         | AppError::KeyCreationDisabled
         | AppError::LegacyKeysNotAllowed
         | AppError::ApiKeyExpired
-        | AppError::InvalidCredentials => "PERMISSION_ERROR",
+        | AppError::InvalidCredentials
+        | AppError::SsoRequired => "PERMISSION_ERROR",
         AppError::AlreadyExists(_) | AppError::RotationInProgress | AppError::LastAdmin => "CONFLICT",
         AppError::InvalidName { .. }
         | AppError::Invalid { .. }
@@ -113,6 +114,7 @@ mod tests {
             AppError::LastAdmin,
             AppError::InvitationInvalid,
             AppError::InvalidCredentials,
+            AppError::SsoRequired,
             AppError::RateLimited { retry_after_secs: 1 },
             AppError::Internal("boom".into()),
         ];

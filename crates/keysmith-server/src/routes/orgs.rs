@@ -29,6 +29,9 @@ pub struct OrgView {
     pub(crate) max_user_key_lifetime_days: u32,
     /// The longest lifetime of a new service account key, in days; 0: no limit.
     pub(crate) max_service_account_key_lifetime_days: u32,
+    /// When true, members sign in to the web interface through a single sign-on
+    /// provider, not a password; admins keep theirs.
+    pub(crate) sso_required: bool,
     pub(crate) created_at: String,
 }
 
@@ -53,6 +56,10 @@ pub struct UpdateOrgRequest {
     /// The same for service account keys.
     #[schema(maximum = 3650)]
     pub(crate) max_service_account_key_lifetime_days: Option<u32>,
+    /// Require members to sign in through a single sign-on provider (the organization
+    /// must have one); admins keep their passwords, so a provider that is down cannot
+    /// lock the organization out. Keys keep working either way.
+    pub(crate) sso_required: Option<bool>,
 }
 
 fn view(org: Org, role: OrgRole) -> OrgView {
@@ -63,6 +70,7 @@ fn view(org: Org, role: OrgRole) -> OrgView {
         legacy_keys_allowed: org.legacy_keys_allowed,
         max_user_key_lifetime_days: org.max_user_key_lifetime_days,
         max_service_account_key_lifetime_days: org.max_service_account_key_lifetime_days,
+        sso_required: org.sso_required,
         created_at: rfc3339(org.created_at),
     }
 }
@@ -117,6 +125,7 @@ pub async fn update_org(
         legacy_keys_allowed: request.legacy_keys_allowed,
         max_user_key_lifetime_days: request.max_user_key_lifetime_days,
         max_service_account_key_lifetime_days: request.max_service_account_key_lifetime_days,
+        sso_required: request.sso_required,
     };
     let acting = Acting::new(&caller, &source, state.now());
     let org = orgs::update_settings(&state.app, &acting, &org, settings).await?;

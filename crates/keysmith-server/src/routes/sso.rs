@@ -54,6 +54,11 @@ pub struct CreateProviderRequest {
     /// The ID token claim holding the user's groups (default `groups`).
     #[serde(default)]
     pub(crate) groups_claim: Option<String>,
+    /// The ID token claim holding the email people are matched by (default `email`,
+    /// which must come with `email_verified: true`); another, such as Entra ID's
+    /// `preferred_username`, is trusted as the provider's own account name.
+    #[serde(default)]
+    pub(crate) email_claim: Option<String>,
     /// Create a member at the first sign-in of a verified email no user has (default
     /// false: an admin adds people first).
     #[serde(default)]
@@ -71,6 +76,7 @@ pub struct ProviderView {
     pub(crate) client_secret_file: String,
     pub(crate) scopes: String,
     pub(crate) groups_claim: String,
+    pub(crate) email_claim: String,
     pub(crate) jit: bool,
     pub(crate) group_rules: Vec<GroupRuleView>,
     /// Where the provider must send people back: register it with the provider.
@@ -101,6 +107,7 @@ fn view(provider: SsoProvider) -> ProviderView {
         client_secret_file: provider.client_secret_file,
         scopes: provider.scopes,
         groups_claim: provider.groups_claim,
+        email_claim: provider.email_claim,
         jit: provider.jit,
         group_rules,
         redirect_path: crate::web::sso::CALLBACK_PATH,
@@ -148,6 +155,7 @@ pub async fn create_provider(
         client_secret_file: request.client_secret_file,
         scopes: request.scopes,
         groups_claim: request.groups_claim,
+        email_claim: request.email_claim,
         jit: request.jit,
         group_rules: request
             .group_rules

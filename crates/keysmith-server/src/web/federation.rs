@@ -2,7 +2,7 @@
 //! trusts, a form to add one, and removal (docs/FEDERATION.md).
 
 use super::org::{Done, org_page};
-use super::{Icon, WebPath, WebUser, failure, icon, notice, q, see_other, when_rfc, with_notice};
+use super::{WebPath, WebUser, delete_button, failure, notice, q, see_other, when_rfc, with_notice};
 use crate::auth::source::SourceAddr;
 use crate::state::AppState;
 use crate::timestamp::rfc3339;
@@ -48,12 +48,7 @@ pub async fn issuers(
                                 td data-label="Audience" { code { (i.audience.as_deref().unwrap_or(&org)) } }
                                 td.nowrap data-label="Added on" { (when_rfc(&rfc3339(i.created_at))) }
                                 td.actions {
-                                    form.inline method="post" action={ (base) "/" (i.id) "/delete" } {
-                                        input type="hidden" name="csrf" value=(user.csrf);
-                                        button.icon-button.danger type="submit" title="Remove" {
-                                            (icon(Icon::Trash)) span.action-label { "Remove" } span.visually-hidden { " " (i.issuer) }
-                                        }
-                                    }
+                                    (delete_button(&format!("{base}/{}/delete", i.id), &user.csrf, "Remove", &i.issuer))
                                 }
                             }
                         }

@@ -10,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use keysmith_app::sso::SignInChoices;
 use keysmith_core::SecretString;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -20,23 +21,43 @@ pub struct LoginParams {
     done: Option<String>,
 }
 
-/// The single sign-on providers the sign-in page offers: (ID, name).
-async fn providers(state: &AppState) -> Vec<(i64, String)> {
+/// The single sign-on providers the sign-in page offers.
+async fn providers(state: &AppState) -> SignInChoices {
     keysmith_app::sso::sign_in_choices(&state.app)
         .await
         .unwrap_or_else(|e| {
             tracing::error!(error.detail = %e, "single sign-on providers could not be read");
-            Vec::new()
+            SignInChoices::default()
         })
 }
 
-fn login_page(
-    next: &str,
-    username: &str,
-    error: Option<&str>,
-    done: Option<&str>,
-    providers: &[(i64, String)],
-) -> Markup {
+fn login_page(next: &str, username: &str, error: Option<&str>, done: Option<&str>, choices: &SignInChoices) -> Markup {
+    let password_form = html! {
+        form.stack method="post" action="/login" {
+            @if let Some(error) = error {
+                p.error role="alert" id="login-error" { (error) }
+            }
+            input type="hidden" name="next" value=(next);
+            div.field {
+                label for="username" { "Username or email" }
+                input #username name="username" autocomplete="username" required value=(username)
+                    aria-describedby=[error.map(|_| "login-error")];
+            }
+            div.field {
+                label for="password" { "Password" }
+                input #password name="password" type="password" autocomplete="current-password" required;
+            }
+            button.wide type="submit" { "Sign in" }
+        }
+    };
+    // The provider's button is the main one when the organization requires it.
+    let sso_buttons = html! {
+        @for (id, name) in &choices.providers {
+            a.button.wide.secondary[!choices.sso_first] href={ "/oidc/start/" (id) "?next=" (super::q(next)) } {
+                "Sign in with " (name)
+            }
+        }
+    };
     page(
         None,
         "Sign in",
@@ -44,29 +65,18 @@ fn login_page(
             div.auth-card {
                 h1 { "Sign in to Keysmith" }
                 (notice(done))
-                form.stack method="post" action="/login" {
-                    @if let Some(error) = error {
-                        p.error role="alert" id="login-error" { (error) }
+                @if choices.sso_first {
+                    div.sso-choices { (sso_buttons) }
+                    details.password-sign-in open[error.is_some()] {
+                        summary { "Sign in with a password (organization admins)" }
+                        (password_form)
                     }
-                    input type="hidden" name="next" value=(next);
-                    div.field {
-                        label for="username" { "Username or email" }
-                        input #username name="username" autocomplete="username" required value=(username)
-                            aria-describedby=[error.map(|_| "login-error")];
-                    }
-                    div.field {
-                        label for="password" { "Password" }
-                        input #password name="password" type="password" autocomplete="current-password" required;
-                    }
-                    button.wide type="submit" { "Sign in" }
-                }
-                @if !providers.is_empty() {
-                    div.sso-choices {
-                        p.or { span { "or" } }
-                        @for (id, name) in providers {
-                            a.button.secondary.wide href={ "/oidc/start/" (id) "?next=" (super::q(next)) } {
-                                "Sign in with " (name)
-                            }
+                } @else {
+                    (password_form)
+                    @if !choices.providers.is_empty() {
+                        div.sso-choices {
+                            p.or { span { "or" } }
+                            (sso_buttons)
                         }
                     }
                 }
@@ -110,6 +120,12 @@ pub async fn submit(
             let providers = providers(&state).await;
             let page = login_page(&next, username, Some("Wrong username or password."), None, &providers);
             return respond(StatusCode::UNAUTHORIZED, page);
+        }
+        Err(ApiError::SsoRequired) => {
+            let providers = providers(&state).await;
+            let message = crate::error::sentence(&ApiError::SsoRequired.to_string());
+            let page = login_page(&next, username, Some(&message), None, &providers);
+            return respond(StatusCode::FORBIDDEN, page);
         }
         Err(ApiError::RateLimited { retry_after_secs }) => {
             let message = format!("Too many failed sign-ins. Try again in {retry_after_secs} seconds.");

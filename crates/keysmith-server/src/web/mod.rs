@@ -21,6 +21,7 @@ mod leak;
 mod login;
 mod org;
 pub(crate) mod sso;
+mod sso_page;
 pub(crate) use org::origin;
 mod team;
 
@@ -78,6 +79,8 @@ pub fn routes() -> Router<AppState> {
             get(federation::issuers).post(federation::add_issuer),
         )
         .route("/org/{org}/federation/{id}/delete", post(federation::remove_issuer))
+        .route("/org/{org}/sso", get(sso_page::providers).post(sso_page::add_provider))
+        .route("/org/{org}/sso/{id}/delete", post(sso_page::remove_provider))
         .route("/org/{org}/keys", get(org::keys))
         .route("/org/{org}/audit-log", get(org::audit_log))
         .route("/org/{org}/settings", get(org::settings).post(org::save_settings))
@@ -278,6 +281,8 @@ fn notice_text(done: &str) -> Option<&'static str> {
         "webhook-deleted" => "The webhook endpoint was deleted; nothing more is sent to it.",
         "issuer-added" => "The issuer is trusted: its JWTs can now be exchanged for access tokens.",
         "issuer-removed" => "The issuer was removed: its JWTs are refused from now on.",
+        "provider-added" => "The provider was added: the sign-in page offers it.",
+        "provider-removed" => "The provider was removed: the sign-in page no longer offers it.",
         "service-account-created" => "The service account was created. Create an API key for it below.",
         "signed-out" => "You are signed out.",
         "password-set" => "Your password is set. Sign in with your username and the new password.",
@@ -295,6 +300,19 @@ pub fn notice(done: Option<&str>) -> Markup {
 
 /// A secret shown once: a read-only field to select by hand, and a Copy button the
 /// script reveals. `id` names the field (also its `data-testid`).
+/// A row's delete button: a form that posts to `action` with the CSRF token, labelled
+/// `label` and, for screen readers, what it acts on.
+pub fn delete_button(action: &str, csrf: &str, label: &str, what: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            button.icon-button.danger type="submit" title=(label) {
+                (icon(Icon::Trash)) span.action-label { (label) } span.visually-hidden { " " (what) }
+            }
+        }
+    }
+}
+
 pub fn reveal(id: &str, label: Markup, value: &str) -> Markup {
     html! {
         div.reveal {

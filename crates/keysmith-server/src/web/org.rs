@@ -61,6 +61,7 @@ pub(crate) fn org_nav(org: &str, current: &str) -> Markup {
         ("teams", "Teams"),
         ("webhooks", "Webhooks"),
         ("federation", "Federation"),
+        ("sso", "Single sign-on"),
         ("settings", "Settings"),
     ];
     html! {
@@ -387,6 +388,15 @@ pub async fn settings(
                     "new 86-character keys."
                 }
             }
+            div.check {
+                input #sso-required type="checkbox" name="sso_required"
+                    checked[org.sso_required] aria-describedby="sso-hint";
+                label for="sso-required" { "Require single sign-on" }
+                p.hint #sso-hint {
+                    "Members sign in through the organization's identity provider, not a password. Admins "
+                    "keep their passwords, so a provider that is down cannot lock you out. Keys keep working."
+                }
+            }
             div.field {
                 label for="max-user-days" { "Maximum lifetime of user keys (days)" }
                 input.short #max-user-days type="number" min="0" max="3650" name="max_user_key_lifetime_days"
@@ -439,6 +449,7 @@ pub async fn save_settings(
         legacy_keys_allowed: Some(fields.checked("legacy_keys_allowed")),
         max_user_key_lifetime_days: user_days,
         max_service_account_key_lifetime_days: sa_days,
+        sso_required: Some(fields.checked("sso_required")),
     };
     let acting = Acting::new(&user.caller, &source, state.now());
     match orgs::update_settings(&state.app, &acting, &org_name, settings).await {
@@ -794,12 +805,7 @@ pub async fn webhooks(
                                     div.row-actions {
                                         (row_action(&format!("{base}/{}", w.id), Icon::List, "Deliveries", &format!("to {}", w.url), false))
                                         (row_action(&format!("{base}/{}/rotate-secret", w.id), Icon::Rotate, "Rotate signing secret", &format!("of {}", w.url), false))
-                                        form.inline method="post" action={ (base) "/" (w.id) "/delete" } {
-                                            input type="hidden" name="csrf" value=(user.csrf);
-                                            button.icon-button.danger type="submit" title="Delete" {
-                                                (icon(Icon::Trash)) span.action-label { "Delete" } span.visually-hidden { " " (w.url) }
-                                            }
-                                        }
+                                        (super::delete_button(&format!("{base}/{}/delete", w.id), &user.csrf, "Delete", &w.url))
                                     }
                                 }
                             }
