@@ -452,3 +452,56 @@ fn a_provider_declared_in_the_configuration_file_exists_at_start() {
     assert!(reply.body_mut().read_to_string().unwrap().contains(&start));
     drop(server);
 }
+
+/// Behind a proxy that does not pass the browser's Host, the operator names the server's
+/// address: the redirect URI sent to the provider and SCIM's resource locations use it.
+#[test]
+fn the_public_url_names_the_redirect_uri_and_scim_locations() {
+    let s = common::start_with_admin_key_and(
+        "sso-public",
+        PASSWORD,
+        &[("KEYSMITH_PUBLIC_URL", "https://keys.example.test/")],
+    );
+    let url = s.server.url.clone();
+    let provider = Provider::start("https://keys.example.test/oidc/callback");
+    write_secret(&s, "test-idp", "keysmith-test-secret");
+    let auth = format!("Bearer {}", s.key);
+    let body =
+        json!({"name": "IdP", "issuer": provider.issuer, "client_id": "keysmith", "client_secret_file": "test-idp"});
+    let added = http(
+        "POST",
+        &format!("{url}/api/v1/orgs/default/sso-providers"),
+        &[("authorization", auth.as_str())],
+        Some(&body),
+    );
+    assert_eq!(added.status, 201, "{}", added.body);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let started = agent
+        .get(&format!("{url}/oidc/start/{}", added.body["id"]))
+        .call()
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 303);
+    let location = started.headers()["location"].to_str().unwrap();
+    assert!(
+        location.contains("redirect_uri=https%3A%2F%2Fkeys.example.test%2Foidc%2Fcallback"),
+        "{location}"
+    );
+    let users = http(
+        "GET",
+        &format!("{url}/scim/v2/Users"),
+        &[("authorization", auth.as_str())],
+        None,
+    );
+    let located = users.body["Resources"][0]["meta"]["location"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        located.starts_with("https://keys.example.test/scim/v2/Users/"),
+        "{located}"
+    );
+}

@@ -93,6 +93,11 @@ pub struct Config {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert_file`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key_file: Option<PathBuf>,
+    /// This server's address as people's browsers and clients reach it, e.g.
+    /// `https://keys.example.com`: the origin of single sign-on's redirect URI, SCIM's
+    /// resource locations and invitation links. Unset: the request's `Host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// The directory holding single sign-on client secrets, one file each; an
     /// organization admin names a file in it, never a path. Default:
     /// `<data_dir>/sso-secrets`.
@@ -166,6 +171,7 @@ impl std::fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
+            .field("public_url", &self.public_url)
             .field("sso_secrets_dir", &self.sso_secrets_dir)
             .field("sso_providers", &self.sso_providers)
             .finish_non_exhaustive()
@@ -202,6 +208,7 @@ impl Default for Config {
             trusted_proxies: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
+            public_url: None,
             sso_secrets_dir: None,
             sso_providers: Vec::new(),
         }
@@ -260,6 +267,20 @@ fn expected_in_words(expected: &str) -> String {
         "a string" | "string" => "text".into(),
         other => other.to_owned(),
     }
+}
+
+/// A public URL as an origin: http or https, a host, no path, query or credentials (a
+/// trailing `/` is dropped).
+fn public_origin(text: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("public_url `{text}` {why}; write it like https://keys.example.com");
+    let url = url::Url::parse(text.trim()).map_err(|_| bad("is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(bad("must be an http or https address"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(bad("must be only the scheme, host and port"));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 /// Values from command-line flags; `None` leaves the lower layers' value.
@@ -369,7 +390,15 @@ impl Config {
         if self.org_name.trim().is_empty() {
             return Err(ConfigError::Invalid("org_name must not be empty".into()));
         }
+        if let Some(url) = &self.public_url {
+            public_origin(url).map_err(ConfigError::Invalid)?;
+        }
         Ok(())
+    }
+
+    /// `public_url` as an origin (`https://host[:port]`), checked.
+    pub fn public_origin(&self) -> Option<String> {
+        self.public_url.as_deref().and_then(|u| public_origin(u).ok())
     }
 
     /// The database to open: `database_url`, or SQLite in the data directory.
@@ -557,6 +586,32 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("listen"), "{err}");
         assert!(!err.to_string().contains("my-secret-value"), "{err}");
+    }
+
+    #[test]
+    fn the_public_url_is_an_origin_and_a_bad_one_is_explained() {
+        let load =
+            |url: &str| Config::load_from(None, &ConfigOverrides::default(), env(&[("KEYSMITH_PUBLIC_URL", url)]));
+        for (given, origin) in [
+            ("https://keys.example.com", "https://keys.example.com"),
+            ("https://Keys.Example.com/", "https://keys.example.com"),
+            ("http://10.0.0.5:8080", "http://10.0.0.5:8080"),
+        ] {
+            assert_eq!(load(given).unwrap().public_origin().as_deref(), Some(origin), "{given}");
+        }
+        for bad in [
+            "keys.example.com",
+            "https://keys.example.com/keysmith",
+            "ftp://keys.example.com",
+            "https://keys.example.com/?a=1",
+        ] {
+            let err = load(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("public_url") && err.contains("https://keys.example.com"),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(Config::default().public_origin(), None);
     }
 
     #[test]

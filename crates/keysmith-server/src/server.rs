@@ -162,6 +162,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             hsts: tls.is_some(),
             key_failures_per_minute: config.key_failures_per_minute,
             exposure_reports_per_minute: config.exposure_reports_per_minute,
+            public_origin: config.public_origin(),
             sso_secrets_dir: config
                 .sso_secrets_dir
                 .clone()

@@ -39,6 +39,8 @@ pub struct Inner {
     pub metrics: Arc<Metrics>,
     /// The HTTP client of OpenID providers and JWT issuers (discovery, keys, tokens).
     pub oidc_http: Arc<crate::federation::HttpIssuerFetcher>,
+    /// This server's origin as clients reach it (`public_url`); `None`: the request's Host.
+    pub public_origin: Option<String>,
 }
 
 pub use keysmith_app::webhooks::ServerSecret;
@@ -72,6 +74,8 @@ pub struct Settings {
     pub trusted_proxies: TrustedProxies,
     /// Where single sign-on client secrets are read from.
     pub sso_secrets_dir: std::path::PathBuf,
+    /// This server's origin as clients reach it (`public_url`); `None`: the request's Host.
+    pub public_origin: Option<String>,
 }
 
 impl Default for Settings {
@@ -89,6 +93,7 @@ impl Default for Settings {
             exposure_reports_per_minute: 30,
             trusted_proxies: TrustedProxies::default(),
             sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
+            public_origin: None,
         }
     }
 }
@@ -145,6 +150,7 @@ impl AppState {
             cache: app_cache,
             metrics,
             oidc_http,
+            public_origin: settings.public_origin,
         }))
     }
 

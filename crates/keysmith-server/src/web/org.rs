@@ -558,9 +558,13 @@ pub async fn users(
 }
 
 /// This server's address as the browser reached it (`https://keys.example.com`): the
-/// `Host` header (or the request's authority), with the scheme the browser used.
-/// `None` when neither names a plausible host.
+/// configured `public_url`, else the `Host` header (or the request's authority) with the
+/// scheme the browser used. `None` when neither names a plausible host.
 pub(crate) fn origin(state: &AppState, uri: &Uri, headers: &HeaderMap) -> Option<String> {
+    // The operator's word first: a proxy may not pass the Host the browser used.
+    if let Some(origin) = &state.public_origin {
+        return Some(origin.clone());
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
