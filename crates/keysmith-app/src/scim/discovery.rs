@@ -3,7 +3,7 @@
 //! attributes [`super::Kind`] keeps: a client builds its models from them and refuses
 //! an answer with an attribute they do not declare.
 
-use super::{Base, Kind, MAX_RESULTS, patch};
+use super::{Base, Kind, MAX_RESULTS};
 use serde_json::{Value, json};
 
 const SCHEMAS: &str = include_str!("schemas.json");
@@ -82,9 +82,8 @@ pub fn schemas(base: &Base) -> Vec<Value> {
     schemas
 }
 
-/// The messages' schemas, for the doors.
+/// The Error message's schema, for the doors.
 pub const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-pub const PATCH_OP: &str = patch::PATCH_OP;
 
 #[cfg(test)]
 mod tests {

@@ -40,7 +40,6 @@ use std::sync::Arc;
 pub const USER_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 pub const GROUP_SCHEMA: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
 pub const LIST_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-pub const SEARCH_REQUEST: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
 /// Resources per page at most, and when the client names no `count`.
 pub const MAX_RESULTS: usize = 200;
@@ -88,21 +87,20 @@ impl Kind {
     /// though SQLite may give a deleted row's number to a new one (RFC 7643 §3.1: an
     /// id is never reassigned).
     pub fn id(self, n: i64, created_at: i64) -> String {
-        let prefix = match self {
-            Self::User => 'u',
-            Self::Group => 't',
-        };
-        format!("{prefix}{n}-{created_at:x}")
+        format!("{}{n}-{created_at:x}", self.id_prefix())
     }
 
     /// The number and creation time a SCIM id names; `None` for an id not of this kind.
     pub fn parse_id(self, id: &str) -> Option<(i64, i64)> {
-        let prefix = match self {
+        let (n, created) = id.strip_prefix(self.id_prefix())?.split_once('-')?;
+        Some((n.parse().ok()?, i64::from_str_radix(created, 16).ok()?))
+    }
+
+    fn id_prefix(self) -> char {
+        match self {
             Self::User => 'u',
             Self::Group => 't',
-        };
-        let (n, created) = id.strip_prefix(prefix)?.split_once('-')?;
-        Some((n.parse().ok()?, i64::from_str_radix(created, 16).ok()?))
+        }
     }
 
     /// The attributes a client writes.
@@ -483,7 +481,7 @@ fn finish(base: &Base, kind: Kind, id: i64, mut resource: Map<String, Value>, cr
 }
 
 /// The version of a resource, as its ETag.
-pub fn version(resource: &Value) -> Option<&str> {
+fn version(resource: &Value) -> Option<&str> {
     resource.get("meta")?.get("version")?.as_str()
 }
 
@@ -593,24 +591,21 @@ fn boolean(value: &Value, name: &str) -> Result<bool> {
 }
 
 /// Keeps the known attributes of a client's object, in canonical case, without nulls.
-fn known_attrs(kind: Kind, raw: &Map<String, Value>) -> Result<Map<String, Value>> {
+fn known_attrs(kind: Kind, raw: &Map<String, Value>) -> Map<String, Value> {
     let mut attrs = Map::new();
     for (name, value) in raw {
-        let name = name
-            .strip_prefix(kind.schema())
-            .and_then(|n| n.strip_prefix(':'))
-            .unwrap_or(name);
+        let name = patch::strip_schema(kind, name);
         if let Some(known) = kind.writable().iter().find(|k| k.eq_ignore_ascii_case(name))
             && !value.is_null()
         {
             attrs.insert((*known).to_owned(), value.clone());
         }
     }
-    Ok(attrs)
+    attrs
 }
 
 fn user_input(raw: &Map<String, Value>) -> Result<UserInput> {
-    let mut attrs = known_attrs(Kind::User, raw)?;
+    let mut attrs = known_attrs(Kind::User, raw);
     let user_name =
         text(&attrs, "userName")?.ok_or_else(|| ScimError::bad(ScimType::InvalidValue, "`userName` is required"))?;
     text(&attrs, "displayName")?;
@@ -974,7 +969,7 @@ struct GroupInput {
 }
 
 fn group_input(snap: &Snapshot, raw: &Map<String, Value>) -> Result<GroupInput> {
-    let mut attrs = known_attrs(Kind::Group, raw)?;
+    let mut attrs = known_attrs(Kind::Group, raw);
     let display_name = text(&attrs, "displayName")?
         .ok_or_else(|| ScimError::bad(ScimType::InvalidValue, "`displayName` is required"))?;
     text(&attrs, "externalId")?;

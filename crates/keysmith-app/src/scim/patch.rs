@@ -203,7 +203,7 @@ pub fn apply(attrs: &mut Map<String, Value>, kind: Kind, operation: &Operation) 
 }
 
 /// `urn:…:User:active` is `active` for a User.
-fn strip_schema(kind: Kind, name: &str) -> &str {
+pub(super) fn strip_schema(kind: Kind, name: &str) -> &str {
     name.strip_prefix(kind.schema())
         .and_then(|rest| rest.strip_prefix(':'))
         .unwrap_or(name)

@@ -28,14 +28,8 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(key) = credentials::presented_key(&parts.headers)? {
-            let address = source::AddressText::of(&state.trusted_proxies, &parts.extensions, &parts.headers);
-            let client = verify::Client {
-                address: address.as_str(),
-                user_agent: source::user_agent(&parts.headers),
-            };
-            let verified = verify::verify_key(state, key.expose(), client).await?;
-            return Ok(Authenticated(key_principal(verified)));
+        if let Some(principal) = presented_key_principal(parts, state).await? {
+            return Ok(Authenticated(principal));
         }
         let Some(token) = session::token_from_cookies(&parts.headers) else {
             return Err(ApiError::Unauthenticated);
@@ -51,6 +45,22 @@ impl FromRequestParts<AppState> for Authenticated {
             via: AuthMethod::Session,
         }))
     }
+}
+
+/// The principal of the key a request presents, once verified (from the cache when
+/// warm, with its use noted); `None` when the request presents no key. A bad key is an
+/// error, whatever else the request carries.
+pub async fn presented_key_principal(parts: &Parts, state: &AppState) -> Result<Option<Principal>, ApiError> {
+    let Some(key) = credentials::presented_key(&parts.headers)? else {
+        return Ok(None);
+    };
+    let address = source::AddressText::of(&state.trusted_proxies, &parts.extensions, &parts.headers);
+    let client = verify::Client {
+        address: address.as_str(),
+        user_agent: source::user_agent(&parts.headers),
+    };
+    let verified = verify::verify_key(state, key.expose(), client).await?;
+    Ok(Some(key_principal(verified)))
 }
 
 /// The principal a verified key speaks for.

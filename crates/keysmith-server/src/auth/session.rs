@@ -46,17 +46,23 @@ pub fn csrf_matches(token: &SecretString, headers: &HeaderMap) -> bool {
     sent.len() == expected.len() && bool::from(sent.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-/// The session token from the `Cookie` headers, if any.
-pub fn token_from_cookies(headers: &HeaderMap) -> Option<SecretString> {
+/// The value of the cookie `name` in the `Cookie` headers, if any.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| SecretString::new(value.trim().to_owned()))
-        .filter(|t| !t.expose().is_empty())
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| value.trim())
+}
+
+/// The session token from the `Cookie` headers, if any.
+pub fn token_from_cookies(headers: &HeaderMap) -> Option<SecretString> {
+    cookie(headers, COOKIE_NAME)
+        .filter(|t| !t.is_empty())
+        .map(|t| SecretString::new(t.to_owned()))
 }
 
 /// A session just started: the token for the cookie, the cookie itself, and when it ends.

@@ -6,8 +6,8 @@
 //! Only API keys authenticate here (Bearer, Basic with the key as the password, or
 //! `X-API-Key`); a browser's session cookie is not a SCIM client.
 
+use crate::auth::presented_key_principal;
 use crate::auth::source::AddressText;
-use crate::auth::{credentials, key_principal, verify};
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::Router;
@@ -114,18 +114,12 @@ impl FromRequestParts<AppState> for ScimCall {
     type Rejection = Failure;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Failure> {
-        let Some(key) = credentials::presented_key(&parts.headers)? else {
+        // Keys only: a browser's session cookie is not a SCIM client.
+        let Some(principal) = presented_key_principal(parts, state).await? else {
             return Err(ApiError::Unauthenticated.into());
         };
+        let caller = Caller::load(&state.app, principal).await.map_err(ApiError::from)?;
         let address = AddressText::of(&state.trusted_proxies, &parts.extensions, &parts.headers);
-        let client = verify::Client {
-            address: address.as_str(),
-            user_agent: crate::auth::source::user_agent(&parts.headers),
-        };
-        let verified = verify::verify_key(state, key.expose(), client).await?;
-        let caller = Caller::load(&state.app, key_principal(verified))
-            .await
-            .map_err(ApiError::from)?;
         let client = scim::client(&state.app, caller).await?;
         // Nesting strips the base from the URI; the original keeps it.
         let original = parts.extensions.get::<OriginalUri>().map_or(&parts.uri, |o| &o.0);

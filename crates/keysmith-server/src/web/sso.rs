@@ -139,17 +139,6 @@ pub struct CallbackParams {
     error: Option<String>,
 }
 
-fn sealed_login(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE)
-        .map(|(_, value)| value.trim())
-}
-
 pub async fn callback(
     State(state): State<AppState>,
     Query(params): Query<CallbackParams>,
@@ -173,7 +162,8 @@ pub async fn callback(
     };
     // The sign-in must be this browser's, begun here within the last minutes: no
     // cookie means another browser began it (login CSRF) or it took too long.
-    let Some(login) = sealed_login(&headers).and_then(|sealed| LoginState::open(&state.app.server_secret, sealed, now))
+    let Some(login) =
+        session::cookie(&headers, COOKIE).and_then(|sealed| LoginState::open(&state.app.server_secret, sealed, now))
     else {
         return refused(
             StatusCode::BAD_REQUEST,
