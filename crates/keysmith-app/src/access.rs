@@ -99,6 +99,7 @@ pub async fn authorized_key(app: &App, caller: &Caller, key_id: &str, action: Ke
     if !policy::may_act_on_key(&caller.roles, action, &owner) {
         return Err(AppError::Forbidden("you may see this key but not change it"));
     }
+    caller.require_scope(policy::scope_for_key_action(action, &owner))?;
     Ok(key)
 }
 

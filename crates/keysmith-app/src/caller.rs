@@ -4,8 +4,8 @@
 use crate::App;
 use crate::callers::Profile;
 use crate::error::{AppError, Result};
-use keysmith_core::KeyId;
 use keysmith_core::policy::{self, Roles};
+use keysmith_core::{KeyId, KeyScope};
 use keysmith_store::{Org, UserRef};
 use std::sync::Arc;
 
@@ -19,8 +19,20 @@ pub struct Principal {
 /// How the principal proved who they are.
 #[derive(Debug, Clone)]
 pub enum AuthMethod {
-    ApiKey { key_id: KeyId },
+    /// An API key (or a federated session's access token), with what it may do at most.
+    ApiKey { key_id: KeyId, scope: KeyScope },
+    /// The web interface's session: the person's full power.
     Session,
+}
+
+impl Principal {
+    /// What this principal may do at most: the key's scope, or everything for a session.
+    pub fn scope(&self) -> KeyScope {
+        match self.via {
+            AuthMethod::ApiKey { scope, .. } => scope,
+            AuthMethod::Session => KeyScope::Admin,
+        }
+    }
 }
 
 /// The principal with their roles: what every action takes.
@@ -76,6 +88,21 @@ impl Caller {
 
     pub fn id(&self) -> keysmith_core::UserId {
         self.principal.user.id
+    }
+
+    /// What the caller's key may do at most ([`Principal::scope`]).
+    pub fn scope(&self) -> KeyScope {
+        self.principal.scope()
+    }
+
+    /// Refuses a caller whose key's scope does not include `needed`.
+    pub fn require_scope(&self, needed: KeyScope) -> Result<()> {
+        let has = self.scope();
+        if has.includes(needed) {
+            Ok(())
+        } else {
+            Err(AppError::InsufficientScope { needed, has })
+        }
     }
 
     pub fn require_org_admin(&self, org: &Org) -> Result<()> {

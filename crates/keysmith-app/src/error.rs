@@ -6,6 +6,8 @@
 //! The `Display` text is for people (each door makes it a sentence); the variants are
 //! what doors and tests match on.
 
+use keysmith_core::KeyScope;
+
 /// What an action could not find. Something the caller may not see is "not found"
 /// too, so that its existence is not revealed (docs/DESIGN.md §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,10 @@ pub enum AppError {
     NotFound(Missing),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The caller's key may not do this: its scope is narrower than `needed`, though
+    /// its owner may (docs/DESIGN.md §3, "Scopes").
+    #[error("this API key's scope is {has}; this needs a key with scope {needed} (or wider)")]
+    InsufficientScope { needed: KeyScope, has: KeyScope },
     /// A name (of a key, team, user, …) that breaks the naming rules.
     #[error("{message}")]
     InvalidName { field: &'static str, message: String },

@@ -20,7 +20,7 @@ use crate::verification::limit_key;
 use crate::{Acting, App};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use keysmith_core::generate_v1;
+use keysmith_core::{KeyScope, generate_v1};
 use keysmith_store::{JwtIssuer, KeyFormat, NewJwtIssuer, NewKey, Org, StoreError, User};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -241,6 +241,7 @@ pub(crate) async fn read_issuer_keys(app: &App, issuer: &str, now: i64) -> Resul
 /// Trusts an issuer for the organization (org admins). Its discovery document and keys
 /// are read now, so a mistyped URL is refused here rather than at the first JWT.
 pub async fn add_issuer(app: &App, acting: &Acting<'_>, org: &str, request: NewIssuerRequest) -> Result<JwtIssuer> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let issuer = parse_issuer(&request.issuer)?;
     let audience = parse_audience(request.audience.as_deref())?;
@@ -275,6 +276,7 @@ pub async fn add_issuer(app: &App, acting: &Acting<'_>, org: &str, request: NewI
 /// Stops trusting an issuer. Sessions it already gave end at their own expiry (at most
 /// [`MAX_SESSION_MS`]); delete them from the owner's list to end them now.
 pub async fn remove_issuer(app: &App, acting: &Acting<'_>, org: &str, id: i64) -> Result<JwtIssuer> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let Some(known) = app
         .store
@@ -549,6 +551,7 @@ async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted 
                 expires_at: Some(expires_at),
                 rotated_from: None,
                 federated_issuer: Some(registration.issuer.clone()),
+                scope: KeyScope::Admin,
             },
             &audit,
         )

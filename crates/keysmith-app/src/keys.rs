@@ -12,7 +12,7 @@ use crate::{Acting, App};
 use base64::Engine;
 use keysmith_core::policy::{self, KeyAction, OwnerScope};
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{GeneratedKey, KeyId, KeyName, UserId, generate_legacy, generate_v1};
+use keysmith_core::{GeneratedKey, KeyId, KeyName, KeyScope, UserId, generate_legacy, generate_v1};
 use keysmith_store::{
     KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, KeySource, NewKey, Org, StoredKey, Visibility,
 };
@@ -34,6 +34,9 @@ pub struct NewKeyRequest {
     pub format: KeyFormat,
     /// When the key should stop working; `None` for the longest the policy allows.
     pub expires_at: Option<i64>,
+    /// What the key may do at most; `None` for the scope of the key that asks (a
+    /// session's keys are `admin`). Never wider than the asking key's.
+    pub scope: Option<KeyScope>,
 }
 
 /// Whether a key works now, as lists show it.
@@ -104,6 +107,7 @@ async fn plan(app: &App, caller: &Caller, owner_id: UserId) -> Result<Plan> {
     if !policy::may_act_on_key(&caller.roles, KeyAction::Create, &owner) {
         return Err(AppError::Forbidden("personal keys are created only by their owner"));
     }
+    caller.require_scope(policy::scope_for_key_action(KeyAction::Create, &owner))?;
     let mut orgs = Vec::new();
     for org in scope.orgs() {
         if let Some(org) = app.store.get_org(org).await? {
@@ -173,6 +177,7 @@ fn new_key(
         expires_at: None,
         rotated_from: None,
         federated_issuer: None,
+        scope: KeyScope::Admin,
     }
 }
 
@@ -190,6 +195,9 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
         }
     };
     let plan = plan(app, caller, owner_id).await?;
+    // No key makes a key stronger than itself.
+    let scope = request.scope.unwrap_or(caller.scope());
+    caller.require_scope(scope)?;
     let expires_at = plan.expiry(acting.now, request.expires_at)?;
     let generated = plan.generate(app, request.format)?;
     let owner_name = request.owner.as_deref().unwrap_or(&caller.principal.user.username);
@@ -202,6 +210,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
             "owner": owner_name,
             "format": request.format.as_str(),
             "expires_at": expires_at.map(rfc3339),
+            "scope": scope.as_str(),
         })),
     );
     let mut key = new_key(
@@ -213,6 +222,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
         acting.now,
     );
     key.expires_at = expires_at;
+    key.scope = scope;
     let key = app.store.insert_key(key, &audit).await?;
     tracing::info!(key.id = %key.key_id, user.id = caller.id().0, owner.id = owner_id.0, "API key created");
     Ok(Minted {
@@ -284,6 +294,9 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     if old.rotated_to.is_some() {
         return Err(AppError::RotationInProgress);
     }
+    // The successor keeps the old key's scope, and its secret goes to the caller: a
+    // narrower key must not rotate its way to a wider one.
+    caller.require_scope(old.scope)?;
     let plan = plan(app, caller, old.owner.id).await?;
     if old.expires_at.is_some_and(|at| at <= now) {
         return Err(AppError::ApiKeyExpired);
@@ -306,6 +319,7 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     let mut key = new_key(&generated, old.format, old.name.clone(), old.owner.id, caller, now);
     key.expires_at = expires_at;
     key.rotated_from = Some(old.key_id.clone());
+    key.scope = old.scope;
     let key = app
         .store
         .rotate_key(&old.key_id, key, old_ends, &audit)
@@ -420,6 +434,8 @@ pub enum BulkOutcome {
     Deleted,
     NotFound,
     Forbidden,
+    /// The owner may, but the asking key's scope does not allow it.
+    InsufficientScope,
 }
 
 impl BulkOutcome {
@@ -428,6 +444,7 @@ impl BulkOutcome {
             Self::Deleted => "deleted",
             Self::NotFound => "not_found",
             Self::Forbidden => "forbidden",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 }
@@ -450,6 +467,7 @@ pub async fn delete_many(app: &App, acting: &Acting<'_>, key_ids: &[String]) -> 
             },
             Err(AppError::NotFound(Missing::ApiKey)) => BulkOutcome::NotFound,
             Err(AppError::Forbidden(_)) => BulkOutcome::Forbidden,
+            Err(AppError::InsufficientScope { .. }) => BulkOutcome::InsufficientScope,
             Err(other) => return Err(other),
         };
         outcomes.push(outcome);

@@ -225,4 +225,13 @@ impl<'a> Acting<'a> {
     pub fn new(caller: &'a Caller, source: &'a str, now: i64) -> Self {
         Self { caller, source, now }
     }
+
+    /// The caller, for a change that administers the organization (members, teams,
+    /// service accounts, settings, webhooks, providers): refused to a key whose scope
+    /// is not `admin`, before anything is read.
+    pub fn administrator(&self) -> Result<&'a Caller> {
+        self.caller
+            .require_scope(keysmith_core::policy::SCOPE_FOR_ADMINISTRATION)?;
+        Ok(self.caller)
+    }
 }

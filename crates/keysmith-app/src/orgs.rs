@@ -37,6 +37,7 @@ pub async fn get(app: &App, caller: &Caller, org: &str) -> Result<(Org, OrgRole)
 /// Changes the settings given (org admins). Nothing given changes nothing and writes
 /// no audit entry; a lifetime over [`MAX_LIFETIME_DAYS`] is refused whole.
 pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, settings: OrgSettings) -> Result<Org> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let lifetimes = [
         ("max_user_key_lifetime_days", settings.max_user_key_lifetime_days),

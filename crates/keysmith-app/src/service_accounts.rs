@@ -92,6 +92,7 @@ pub async fn create(
     org: &str,
     request: NewServiceAccountRequest,
 ) -> Result<ServiceAccount> {
+    acting.administrator()?;
     let caller = acting.caller;
     let org = member_org(app, caller, org).await?;
     let description = request.description.trim();
@@ -157,6 +158,7 @@ pub async fn create(
 /// Deletes a service account the caller manages, and all its keys. One they may not
 /// manage is "not found".
 pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Result<ServiceAccount> {
+    acting.administrator()?;
     let not_found = AppError::NotFound(Missing::ServiceAccount);
     let org = member_org(app, acting.caller, org).await?;
     let user = app.store.find_user_by_username(name).await?.ok_or(not_found.clone())?;

@@ -131,6 +131,7 @@ pub async fn add_provider(
     org: &str,
     request: NewProviderRequest,
 ) -> Result<SsoProvider> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let new = checked(app, &org, request, Some(acting.caller.id()), acting.now).await?;
     crate::federation::read_issuer_keys(app, &new.issuer, acting.now).await?;
@@ -309,6 +310,7 @@ async fn check_rule(app: &App, org: &Org, rule: &GroupRule) -> Result<()> {
 
 /// Removes a provider (org admins). Sessions begun through it go on until they end.
 pub async fn remove_provider(app: &App, acting: &Acting<'_>, org: &str, id: i64) -> Result<SsoProvider> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let known = app
         .store

@@ -35,6 +35,7 @@ pub async fn create(
     name: EntityName,
     first_admin: Option<&str>,
 ) -> Result<Team> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     create_in(app, acting, &org, name, first_admin).await
 }
@@ -111,6 +112,7 @@ pub async fn set_member(
     username: &str,
     role: TeamRole,
 ) -> Result<User> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let team = org_team(app, &org, team).await?;
     let user = users::org_person(app, &org, username).await?.user;
@@ -147,6 +149,7 @@ pub(crate) async fn set_found_member(
 /// Removes a member from a team (org admins). Someone who is not a member is "not
 /// found", and nothing is recorded.
 pub async fn remove_member(app: &App, acting: &Acting<'_>, org: &str, team: &str, username: &str) -> Result<User> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let team = org_team(app, &org, team).await?;
     let user = app
@@ -196,6 +199,7 @@ pub async fn invite(
     invitee: Invitee,
     role: TeamRole,
 ) -> Result<User> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let team = org_team(app, &org, team).await?;
     let Some(login) = invitee.username.as_deref().or(invitee.email.as_deref()) else {

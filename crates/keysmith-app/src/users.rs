@@ -96,6 +96,7 @@ pub struct CreatedUser {
 
 /// Creates a user of the organization with a password, or invites one (org admins).
 pub async fn create(app: &App, acting: &Acting<'_>, org: &str, request: NewUserRequest) -> Result<CreatedUser> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     create_in(app, acting, &org, request).await
 }
@@ -185,6 +186,7 @@ fn token_digest(token: &SecretString) -> KeyDigest {
 /// user stop working; the current password keeps working until the invitation is
 /// accepted.
 pub async fn reinvite(app: &App, acting: &Acting<'_>, org: &str, username: &str) -> Result<SecretString> {
+    acting.administrator()?;
     let (_, member) = administered_user(app, acting.caller, org, username).await?;
     require_admin_of_all_orgs(app, acting.caller, &member.user).await?;
     app.store.delete_invites(member.user.id).await?;
@@ -211,6 +213,7 @@ pub async fn update(
     username: &str,
     change: UserChange,
 ) -> Result<OrgMember> {
+    acting.administrator()?;
     let (org, member) = administered_user(app, acting.caller, org, username).await?;
     update_in(app, acting, &org, &member, change).await?;
     org_person(app, &org, username).await
@@ -252,6 +255,7 @@ pub(crate) async fn update_in(
 /// Deletes a user and every key they own (org admins of every organization the user
 /// belongs to).
 pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, username: &str) -> Result<User> {
+    acting.administrator()?;
     let (_, member) = administered_user(app, acting.caller, org, username).await?;
     delete_in(app, acting, member).await
 }

@@ -18,7 +18,7 @@ use crate::fanout_map::CacheCounters;
 use crate::rate_limit::FailureLimiter;
 use crate::usage::{Client, UsageRecorder};
 use crate::verify_cache::{Entry, OwnerInfo, VerifyCache};
-use keysmith_core::{KeyDigest, KeyFormatError, KeyId, PresentedKey};
+use keysmith_core::{KeyDigest, KeyFormatError, KeyId, KeyScope, PresentedKey};
 use keysmith_store::{AuthRecord, Store};
 use prometheus_client::metrics::counter::Counter;
 use std::sync::Arc;
@@ -151,6 +151,8 @@ pub enum Denied {
 pub struct Verified {
     pub key_id: KeyId,
     pub owner: Arc<OwnerInfo>,
+    /// What the key may do at most.
+    pub scope: KeyScope,
 }
 
 /// How verification is set up.
@@ -367,12 +369,13 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> std::res
     if !entry.owner.active {
         return Err(Refusal::OwnerInactive);
     }
-    if entry.expires_at.is_some_and(|at| at <= now) {
+    if entry.expires_at <= now {
         return Err(Refusal::Expired);
     }
     Ok(Verified {
         key_id,
         owner: entry.owner.clone(),
+        scope: entry.scope,
     })
 }
 

@@ -27,7 +27,7 @@
 use crate::fanout_map::CacheCounters;
 use keysmith_core::key_format::LEGACY_HANDLE_PREFIX;
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyDigest, KeyId, UserId};
+use keysmith_core::{KeyDigest, KeyId, KeyScope, UserId};
 use keysmith_store::{AuthRecord, Invalidation, UserRef};
 use std::any::Any;
 use std::collections::HashMap;
@@ -108,14 +108,21 @@ impl OwnerInfo {
     }
 }
 
-/// One cached key: 64 bytes, plus its 27-byte key in the map.
+/// One cached key: 64 bytes, plus its 27-byte key in the map (a test holds it there).
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub digest: KeyDigest,
     pub owner: Arc<OwnerInfo>,
-    pub expires_at: Option<i64>,
+    /// When the key stops working; [`NEVER`] if it does not expire (an `Option` would
+    /// take 8 more bytes).
+    pub expires_at: i64,
     loaded_at: i64,
+    /// What the key may do at most.
+    pub scope: KeyScope,
 }
+
+/// The expiry of a key that never expires.
+pub const NEVER: i64 = i64::MAX;
 
 /// The owner of every absent key: no one (inactive, never interned, never stale).
 fn nobody() -> &'static Arc<OwnerInfo> {
@@ -140,8 +147,9 @@ impl Entry {
         Self {
             digest: KeyDigest::of(b""),
             owner: nobody().clone(),
-            expires_at: None,
+            expires_at: NEVER,
             loaded_at: now,
+            scope: KeyScope::Read,
         }
     }
 
@@ -154,8 +162,9 @@ impl Entry {
         Self {
             digest: record.digest,
             owner: Arc::new(OwnerInfo::new(record)),
-            expires_at: record.expires_at,
+            expires_at: record.expires_at.unwrap_or(NEVER),
             loaded_at: now,
+            scope: record.scope,
         }
     }
 }
@@ -382,6 +391,11 @@ impl VerifyCache {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_entry_stays_at_64_bytes_with_its_scope() {
+        assert_eq!(std::mem::size_of::<Entry>(), 64);
+    }
+
     fn entry(owner: i64, now: i64) -> Entry {
         let record = AuthRecord {
             key_id: keysmith_core::KeyId::parse("wandb_v1_aaaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap(),
@@ -393,6 +407,7 @@ mod tests {
             },
             owner_active: true,
             expires_at: None,
+            scope: keysmith_core::KeyScope::Admin,
             orgs: vec!["o".into()],
         };
         Entry::from_record(&record, now)

@@ -214,6 +214,7 @@ fn parse_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
 
 /// Registers an endpoint (org admins); the answer holds its signing secret, once.
 pub async fn create(app: &App, acting: &Acting<'_>, org: &str, endpoint: NewEndpoint) -> Result<WithSecret> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let url = parse_url(&endpoint.url)?;
     let events = parse_events(endpoint.events)?;
@@ -260,6 +261,7 @@ pub async fn create(app: &App, acting: &Acting<'_>, org: &str, endpoint: NewEndp
 /// signature as well; rotating again within that time retires the secret before the
 /// previous one at once.
 pub async fn rotate_secret(app: &App, acting: &Acting<'_>, org: &str, id: i64) -> Result<WithSecret> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let webhook = org_webhook(app, &org, id).await?;
     // The entry names the endpoint and the time the previous secret stops signing;
@@ -286,6 +288,7 @@ pub async fn rotate_secret(app: &App, acting: &Acting<'_>, org: &str, id: i64) -
 
 /// Removes an endpoint (org admins); its pending deliveries are dropped.
 pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, id: i64) -> Result<()> {
+    acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
     let webhook = org_webhook(app, &org, id).await?;
     let audit = AuditContext::of(acting).entry(org.id, Action::WebhookDeleted, &webhook.url, None);

@@ -340,6 +340,7 @@ async fn an_endpoint_gets_its_events_and_its_secret_is_shown_only_in_answers(w: 
         owner: None,
         format: KeyFormat::V1,
         expires_at: None,
+        scope: None,
     };
     let minted = keys::mint(&w.app, &acting, request).await.unwrap();
     keys::delete(&w.app, &acting, minted.key.key_id.as_str()).await.unwrap();
@@ -397,6 +398,7 @@ async fn an_exposed_key_is_revoked_audited_and_announced(w: World) {
         owner: None,
         format: KeyFormat::V1,
         expires_at: None,
+        scope: None,
     };
     let minted = keys::mint(&w.app, &acting, request).await.unwrap();
     let plaintext = minted.generated.plaintext.expose().to_owned();

@@ -62,6 +62,7 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
             expires_at: None,
             rotated_from: None,
             federated_issuer: None,
+            scope: keysmith_core::KeyScope::Admin,
         };
         let audit: Vec<NewAuditEntry> = orgs
             .iter()

@@ -469,6 +469,7 @@ Examples:
 Examples:
   keysmith keys create --name laptop
   keysmith keys create --name ci > ci-key && chmod 600 ci-key
+  keysmith keys create --name dashboard --scope read
   keysmith keys create --name nightly --owner vision-ci | vault kv put secret/ci key=-")]
     Create {
         #[command(flatten)]
@@ -486,6 +487,11 @@ Examples:
         /// maximum lifetime]
         #[arg(long, value_name = "DAYS")]
         expires_in_days: Option<u32>,
+        /// What the key may do at most: `read` (read only), `write` (also manage its
+        /// owner's own keys) or `admin` (everything its owner may do) [default: the
+        /// scope of the key you are signed in with]
+        #[arg(long, value_parser = ["read", "write", "admin"])]
+        scope: Option<String>,
     },
     /// Show one key: expiry, rotation, last use and the recent places it was used
     /// from (address and user agent), so you can see when an old key has gone quiet.
@@ -1002,12 +1008,14 @@ async fn run(cli: Cli) -> Result<()> {
             owner,
             format,
             expires_in_days,
+            scope,
         }) => {
             let request = keysmith_client::CreateKey {
                 name,
                 owner,
                 format,
                 expires_in_days,
+                scope,
             };
             remote::create_key(remote.host.as_deref(), request, remote.output).await?;
         }

@@ -400,12 +400,13 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                 return Ok(());
             }
             println!(
-                "{:<38} {} {} {:<21} {:<21} EXPIRES",
+                "{:<38} {} {} {:<21} {:<21} {:<21} SCOPE",
                 "KEY ID",
                 fit("NAME", 24),
                 fit("OWNER", 20),
                 "CREATED",
-                "LAST USED"
+                "LAST USED",
+                "EXPIRES"
             );
             for k in &items {
                 let owner = if k.owner.kind == "service_account" {
@@ -419,13 +420,14 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                     (None, _) => "never".to_owned(),
                 };
                 println!(
-                    "{:<38} {} {} {:<21} {:<21} {}",
+                    "{:<38} {} {} {:<21} {:<21} {:<21} {}",
                     k.display,
                     fit(&k.name, 24),
                     fit(&owner, 20),
                     &k.created_at[..k.created_at.len().min(19)],
                     k.last_used_at.as_deref().map_or("never", |t| &t[..t.len().min(19)]),
-                    expires
+                    expires,
+                    k.scope.as_deref().unwrap_or("admin")
                 );
             }
             warn_about_expiry(&items);
@@ -503,6 +505,7 @@ pub async fn show_key(host: Option<&str>, key_id: &str, output: Output) -> Resul
                 key.owner.kind.replace('_', " ")
             );
             println!("status       {}", key.status.as_deref().unwrap_or("active"));
+            println!("scope        {}", key.scope.as_deref().unwrap_or("admin"));
             println!("created      {}", key.created_at);
             println!("expires      {}", at(&key.expires_at, "never"));
             println!("last used    {}", at(&key.last_used_at, "never"));
@@ -605,6 +608,7 @@ pub async fn create_key(host: Option<&str>, request: CreateKey, output: Output) 
             "owner": created.owner,
             "created_at": created.created_at,
             "expires_at": created.expires_at,
+            "scope": created.scope,
         }))?,
         Output::Text => {
             let mut out = std::io::stdout().lock();
@@ -614,9 +618,10 @@ pub async fn create_key(host: Option<&str>, request: CreateKey, output: Output) 
                 .expires_at
                 .as_deref()
                 .map_or_else(String::new, |at| format!(" It stops working at {at}."));
+            let scope = created.scope.as_deref().unwrap_or("admin");
             eprintln!(
-                "Created key {} (\"{}\") for {}.{expiry} It is shown only this once: store it in a secret manager \
-                 or an environment variable, never in a file you commit.",
+                "Created key {} (\"{}\") for {}, scope {scope}.{expiry} It is shown only this once: store it in a \
+                 secret manager or an environment variable, never in a file you commit.",
                 created.key_id, created.name, created.owner.username
             );
         }

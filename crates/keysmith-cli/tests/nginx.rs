@@ -20,6 +20,7 @@ import http.server, json
 class Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
         body = json.dumps({k.lower(): v for k, v in self.headers.items()}).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
@@ -27,6 +28,10 @@ class Echo(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     do_POST = do_GET
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
     def log_message(self, *args):
         pass
 server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
@@ -160,6 +165,45 @@ fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
     assert!(seen.get("authorization").is_none(), "the key stays at the proxy");
     let r = http("POST", &url, &[("x-api-key", &s.key)], None);
     assert_eq!(r.status, 200, "X-API-Key and other methods work too");
+    assert_eq!(r.body["x-keysmith-scopes"], "read,write,admin");
+    assert_eq!(r.body["x-keysmith-teams"], "*");
+
+    // A read key may only use safe methods through the example: its POST is refused
+    // at the proxy, whatever it claims about its method or the scope needed.
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", s.server.url),
+        &[("authorization", &bearer)],
+        Some(&serde_json::json!({"name": "dashboard", "scope": "read"})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let reader = format!("Bearer {}", r.body["key"].as_str().unwrap());
+    let r = http("GET", &url, &[("authorization", &reader)], None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["x-keysmith-scopes"], "read", "{}", r.body);
+    assert_eq!(r.body["x-keysmith-user"], "admin");
+    assert_eq!(http("HEAD", &url, &[("authorization", &reader)], None).status, 200);
+    for spoof in [
+        vec![],
+        vec![("x-forwarded-method", "GET")],
+        vec![("x-keysmith-required-scope", "read")],
+        vec![("x-original-method", "GET"), ("x-http-method-override", "GET")],
+    ] {
+        let mut headers = vec![("authorization", reader.as_str())];
+        headers.extend(spoof.iter().copied());
+        let r = http("POST", &url, &headers, Some(&serde_json::json!({})));
+        assert_eq!(r.status, 403, "a read key's POST stops at the proxy ({spoof:?})");
+        assert!(r.body.get("x-keysmith-user").is_none(), "it never reached the service");
+        let r = http("DELETE", &url, &headers, None);
+        assert_eq!(r.status, 403, "{spoof:?}");
+    }
+    let r = http(
+        "POST",
+        &url,
+        &[("authorization", &bearer)],
+        Some(&serde_json::json!({})),
+    );
+    assert_eq!(r.status, 200, "a wider key's POST goes through");
 
     let key_id = seen["x-keysmith-key-id"].as_str().unwrap().to_owned();
     let r = http(

@@ -64,6 +64,9 @@ pub struct ApiKey {
     pub last_used_at: Option<String>,
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// `read`, `write` or `admin` (absent from servers before scopes).
+    #[serde(default)]
+    pub scope: Option<String>,
     /// `active` or `expired`.
     #[serde(default)]
     pub status: Option<String>,
@@ -100,6 +103,9 @@ pub struct CreateKey {
     pub format: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in_days: Option<u32>,
+    /// `read`, `write` or `admin`; default: the scope of the key that asks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// The answer to a create: the only time the key's plaintext is shown.
@@ -114,6 +120,9 @@ pub struct CreatedKey {
     pub created_at: String,
     #[serde(default)]
     pub expires_at: Option<String>,
+    /// `read`, `write` or `admin` (absent from servers before scopes).
+    #[serde(default)]
+    pub scope: Option<String>,
     /// For a rotation: the key this one replaces…
     #[serde(default)]
     pub rotated_from: Option<String>,

@@ -13,6 +13,7 @@ pub mod names;
 pub mod policy;
 pub mod role;
 pub mod scan;
+pub mod scope;
 pub mod secret;
 
 pub use base62::RandomError;
@@ -22,4 +23,5 @@ pub use key_format::{
     generate_v1,
 };
 pub use names::{EntityName, EntityNameError, KeyName, NameError, check_password};
+pub use scope::KeyScope;
 pub use secret::{PlainKey, SecretString};

@@ -11,11 +11,15 @@
 //! | disable key creation for the org                         | no     | no                | yes       |
 //! | anything in another organization                         | no     | no                | no        |
 //!
+//! A key's scope ([`KeyScope`]) narrows this table for requests made with that key:
+//! [`scope_for_key_action`] and [`SCOPE_FOR_ADMINISTRATION`] say which scope each row needs.
+//!
 //! The server loads the caller's [`Roles`] and the target's [`Owner`] and asks here;
 //! nothing else in Keysmith decides a permission. A refusal to read is answered as
 //! "not found" by the caller of these functions, so IDs cannot be probed.
 
 use crate::ids::{OrgId, TeamId};
+use crate::scope::KeyScope;
 use std::collections::BTreeSet;
 
 /// The caller's administrative roles. Membership without a role grants nothing
@@ -76,6 +80,21 @@ pub fn may_act_on_key(roles: &Roles, action: KeyAction, owner: &Owner) -> bool {
         },
     }
 }
+
+/// The scope a key needs to do `action` to a key of `owner` (on top of the table
+/// above): reading needs `read`; changing one's own keys needs `write`; changing
+/// anyone else's (a team's service accounts, an org member's) needs `admin`.
+pub fn scope_for_key_action(action: KeyAction, owner: &Owner) -> KeyScope {
+    match (action, owner) {
+        (KeyAction::Read, _) => KeyScope::Read,
+        (_, Owner::Caller) => KeyScope::Write,
+        _ => KeyScope::Admin,
+    }
+}
+
+/// The scope every other change needs: members, invitations, roles, teams, service
+/// accounts, organization settings, webhooks, sign-in providers and JWT issuers.
+pub const SCOPE_FOR_ADMINISTRATION: KeyScope = KeyScope::Admin;
 
 /// Whether new keys may be created for `owner` given the organizations'
 /// "disable API key creation" settings. `disabled(org)` says whether an org disabled it.
@@ -233,6 +252,33 @@ mod tests {
         }
         assert!(!may_administer_org(&org_admin(), OTHER_ORG));
         assert!(!may_create_org_service_account(&org_admin(), OTHER_ORG));
+    }
+
+    #[test]
+    fn reading_needs_read_own_changes_need_write_and_others_need_admin() {
+        let others = [
+            Owner::User { orgs: vec![O] },
+            Owner::TeamServiceAccount { org: O, team: T },
+            Owner::OrgServiceAccount { org: O },
+        ];
+        for action in KeyAction::ALL {
+            let own = scope_for_key_action(action, &Owner::Caller);
+            let expected = if action == KeyAction::Read {
+                KeyScope::Read
+            } else {
+                KeyScope::Write
+            };
+            assert_eq!(own, expected, "{action:?} on own keys");
+            for owner in &others {
+                let expected = if action == KeyAction::Read {
+                    KeyScope::Read
+                } else {
+                    KeyScope::Admin
+                };
+                assert_eq!(scope_for_key_action(action, owner), expected, "{action:?} on {owner:?}");
+            }
+        }
+        assert_eq!(SCOPE_FOR_ADMINISTRATION, KeyScope::Admin);
     }
 
     #[test]

@@ -137,6 +137,7 @@ fn main() {
                 expires_at: None,
                 rotated_from: None,
                 federated_issuer: None,
+                scope: keysmith_core::KeyScope::Admin,
             };
             store.insert_key(new, &[]).await.unwrap();
             stored.push(g);

@@ -30,6 +30,7 @@ fn record(key: &keysmith_core::GeneratedKey, owner: i64) -> AuthRecord {
         owner_active: true,
         expires_at: None,
         orgs: vec!["default".into()],
+        scope: keysmith_core::KeyScope::Admin,
     }
 }
 

@@ -61,6 +61,12 @@ pub enum ApiError {
     OwnerNotFound,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The key's owner may, but the key's scope does not allow it.
+    #[error("this API key's scope is {has}; this needs a key with scope {needed} (or wider)")]
+    InsufficientScope {
+        needed: keysmith_core::KeyScope,
+        has: keysmith_core::KeyScope,
+    },
     #[error(
         "API key creation has been disabled by your organization administrator. You can still edit, delete, and use existing API keys."
     )]
@@ -170,6 +176,7 @@ impl ApiError {
             Self::ServiceAccountNotFound => "service_account_not_found",
             Self::OwnerNotFound => "owner_not_found",
             Self::Forbidden(_) => "forbidden",
+            Self::InsufficientScope { .. } => "insufficient_scope",
             Self::KeyCreationDisabled => "key_creation_disabled",
             Self::LegacyKeysNotAllowed => "legacy_keys_not_allowed",
             Self::LastAdmin => "last_admin",
@@ -207,6 +214,7 @@ impl ApiError {
             | Self::SsoProviderNotFound => StatusCode::NOT_FOUND,
             Self::CsrfTokenInvalid
             | Self::Forbidden(_)
+            | Self::InsufficientScope { .. }
             | Self::KeyCreationDisabled
             | Self::LegacyKeysNotAllowed
             | Self::SsoRequired => StatusCode::FORBIDDEN,
@@ -249,6 +257,7 @@ impl From<keysmith_app::AppError> for ApiError {
             E::NotFound(M::JwtIssuer) => Self::JwtIssuerNotFound,
             E::NotFound(M::SsoProvider) => Self::SsoProviderNotFound,
             E::Forbidden(why) => Self::Forbidden(why),
+            E::InsufficientScope { needed, has } => Self::InsufficientScope { needed, has },
             E::InvalidName { message, .. } => Self::InvalidName(message),
             E::Invalid { message, .. } => Self::InvalidValue(message),
             E::InvalidQuery(message) => Self::InvalidQuery(message),
@@ -296,6 +305,14 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"keysmith\""),
             );
+        }
+        // RFC 6750 §3.1: the scope a bearer token lacks.
+        if let Self::InsufficientScope { needed, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&format!(
+                "Bearer realm=\"keysmith\", error=\"insufficient_scope\", scope=\"{needed}\""
+            ))
+        {
+            headers.insert(header::WWW_AUTHENTICATE, v);
         }
         if let Self::RateLimited { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())

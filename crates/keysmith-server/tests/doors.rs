@@ -7,10 +7,9 @@
 
 mod common;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use base64::Engine;
-use common::{Auth, Session, TestApp, create_in_browser, get, post};
+use common::{Auth, Session, TestApp, create_in_browser, get, gql, post};
 use keysmith_store::{AuditEntry, AuditQuery};
 use serde_json::{Value, json};
 
@@ -24,19 +23,6 @@ const CREATE_INVITE: &str = "mutation CreateInvite($entity: String!, $email: Str
 const DELETE_INVITE: &str = "mutation DeleteInvite($id: String, $entity: String) { result: deleteInvite(input: {id: $id, entityName: $entity}) { success } }";
 const CREATE_SA: &str = "mutation CreateServiceAccount($entity: String!, $description: String!) {\n  result: createServiceAccount(input: {description: $description, entityName: $entity}) { user { id } }\n}";
 const GET_TEAM: &str = "query GetTeamEntity($name: String!) {\n  entity(name: $name) { id name available photoUrl readOnly readOnlyAdmin isTeam entityType privateOnly\n    storageBytes codeSavingEnabled defaultAccess isPaid\n    members { id admin pending email username name photoUrl accountType apiKey } }\n}";
-
-async fn gql(app: &TestApp, key: &str, query: &str, variables: Value) -> common::Reply {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
-    let request = Request::builder()
-        .method(Method::POST)
-        .uri("/graphql")
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::USER_AGENT, "W&B Public Client 0.31.0")
-        .header(header::AUTHORIZATION, format!("Basic {basic}"))
-        .body(Body::from(json!({"query": query, "variables": variables}).to_string()))
-        .unwrap();
-    app.send(request).await
-}
 
 async fn audit(app: &TestApp, action: &str) -> Vec<AuditEntry> {
     app.store

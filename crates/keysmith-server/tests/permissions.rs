@@ -1,6 +1,7 @@
 //! The permission table of docs/DESIGN.md §3, over HTTP: one test per rule, named after it,
-//! and a generated matrix over roles × actions × owner kinds, judged against a
-//! second, independent reading of the table, so a rule missing from the code fails.
+//! and a generated matrix over roles × key scopes × actions × owner kinds, judged against
+//! a second, independent reading of the table and of the scopes, so a rule missing from
+//! the code fails.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +10,7 @@ mod common;
 use axum::http::{Method, StatusCode};
 use common::{Auth, START_MS, TestApp};
 use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
-use keysmith_core::{KeyPrefix, UserId, generate_v1};
+use keysmith_core::{KeyPrefix, KeyScope, UserId, generate_v1};
 use keysmith_store::{KeyFormat, NewKey, NewServiceAccount, NewUser, Store};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -95,13 +96,30 @@ fn table_allows(actor: Seat, action: Action, owner: Seat) -> bool {
     }
 }
 
+/// The scopes, read afresh from the issue: a `read` key changes nothing; a `write` key
+/// also manages its owner's own keys; an `admin` key has the owner's full power. What
+/// a cell needs, whoever may do it.
+fn scope_needed(actor: Seat, action: Action, owner: Seat) -> KeyScope {
+    match action {
+        Action::Read => KeyScope::Read,
+        _ if actor == owner => KeyScope::Write,
+        _ => KeyScope::Admin,
+    }
+}
+
 struct World {
     app: TestApp,
     /// Each seat's own key (plaintext), to act as that seat.
     keys: BTreeMap<&'static str, String>,
+    /// Each seat's narrower keys: (seat, scope) → plaintext.
+    scoped: BTreeMap<(&'static str, KeyScope), String>,
 }
 
 async fn key_for(store: &dyn Store, owner: UserId, name: &str) -> (String, String) {
+    scoped_key_for(store, owner, name, KeyScope::Admin).await
+}
+
+async fn scoped_key_for(store: &dyn Store, owner: UserId, name: &str, scope: KeyScope) -> (String, String) {
     let k = generate_v1(&KeyPrefix::default()).unwrap();
     store
         .insert_key(
@@ -117,6 +135,7 @@ async fn key_for(store: &dyn Store, owner: UserId, name: &str) -> (String, Strin
                 expires_at: None,
                 rotated_from: None,
                 federated_issuer: None,
+                scope,
             },
             &[],
         )
@@ -183,7 +202,32 @@ async fn world() -> World {
         let (plain, _) = key_for(store.as_ref(), ids[seat.name()], &format!("{} own", seat.name())).await;
         keys.insert(seat.name(), plain);
     }
-    World { app, keys }
+    World {
+        app,
+        keys,
+        scoped: BTreeMap::new(),
+    }
+}
+
+/// The world, where each seat also holds a `read` and a `write` key.
+async fn world_with_scoped_keys() -> World {
+    let mut w = world().await;
+    for seat in SEATS {
+        let owner = w
+            .app
+            .store
+            .find_user_by_username(seat.name())
+            .await
+            .unwrap()
+            .unwrap()
+            .id;
+        for scope in [KeyScope::Read, KeyScope::Write] {
+            let name = format!("{} {scope}", seat.name());
+            let (plain, _) = scoped_key_for(w.app.store.as_ref(), owner, &name, scope).await;
+            w.scoped.insert((seat.name(), scope), plain);
+        }
+    }
+    w
 }
 
 impl World {
@@ -219,8 +263,12 @@ impl World {
 
     /// Runs one cell and returns the status.
     async fn attempt(&self, actor: Seat, action: Action, owner: Seat) -> StatusCode {
-        let auth = self.as_seat(actor);
-        let r = match action {
+        self.attempt_as(self.as_seat(actor), action, owner).await.status
+    }
+
+    /// Runs one cell with `auth` and returns the answer.
+    async fn attempt_as(&self, auth: Auth, action: Action, owner: Seat) -> common::Reply {
+        match action {
             Action::Read => {
                 let key_id = self.fresh_key(owner).await;
                 self.app
@@ -254,8 +302,7 @@ impl World {
                     )
                     .await
             }
-        };
-        r.status
+        }
     }
 }
 
@@ -302,6 +349,66 @@ async fn every_role_action_and_owner_kind_follows_the_permission_table() {
     assert!(
         failures.is_empty(),
         "{} cells differ from the table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// The answer a cell must get with a key of `scope`: the table first (not found, then
+/// forbidden), then the scope (`insufficient_scope`), then success.
+fn expected_scoped(actor: Seat, scope: KeyScope, action: Action, owner: Seat) -> (StatusCode, &'static str) {
+    let plain = expected_status(actor, action, owner);
+    if !plain.is_success() {
+        let code = if plain == StatusCode::NOT_FOUND {
+            match action {
+                Action::Create => "owner_not_found",
+                _ => "api_key_not_found",
+            }
+        } else {
+            "forbidden"
+        };
+        return (plain, code);
+    }
+    if scope < scope_needed(actor, action, owner) {
+        return (StatusCode::FORBIDDEN, "insufficient_scope");
+    }
+    (plain, "")
+}
+
+#[tokio::test]
+async fn every_seat_scope_action_and_owner_kind_follows_the_table_narrowed_by_the_scope() {
+    let w = world_with_scoped_keys().await;
+    let mut failures = Vec::new();
+    let mut cells = 0;
+    for actor in SEATS {
+        for scope in [KeyScope::Read, KeyScope::Write] {
+            let auth = Auth::Bearer(w.scoped[&(actor.name(), scope)].clone());
+            for owner in SEATS {
+                for action in [Action::Read, Action::Create, Action::Rename, Action::Delete] {
+                    cells += 1;
+                    let r = w.attempt_as(auth.clone(), action, owner).await;
+                    let got = (r.status, if r.status.is_success() { "" } else { r.code() });
+                    let want = expected_scoped(actor, scope, action, owner);
+                    if got != want {
+                        failures.push(format!(
+                            "{actor:?} with a {scope} key: {action:?} {owner:?}'s key: got {got:?}, want {want:?}"
+                        ));
+                    }
+                    if r.status == StatusCode::CREATED {
+                        assert_eq!(
+                            r.body["scope"],
+                            scope.as_str(),
+                            "a new key takes the asking key's scope"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(cells, 800);
+    assert!(
+        failures.is_empty(),
+        "{} cells differ from the table and the scopes:\n{}",
         failures.len(),
         failures.join("\n")
     );

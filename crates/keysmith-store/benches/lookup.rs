@@ -41,6 +41,7 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
                     expires_at: None,
                     rotated_from: None,
                     federated_issuer: None,
+                    scope: keysmith_core::KeyScope::Admin,
                 },
                 &[],
             )

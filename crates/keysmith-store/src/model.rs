@@ -1,7 +1,7 @@
 //! The records the store reads and writes.
 
 use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
-use keysmith_core::{KeyDigest, KeyId};
+use keysmith_core::{KeyDigest, KeyId, KeyScope};
 
 pub use keysmith_core::{OrgId, TeamId, UserId};
 
@@ -234,6 +234,8 @@ pub struct NewKey {
     /// For a federated session (an access token a JWT was exchanged for): the JWT's
     /// issuer. `None`: an API key.
     pub federated_issuer: Option<String>,
+    /// What the key may do at most (never more than its owner).
+    pub scope: KeyScope,
 }
 
 /// A key as lists and the API show it: never its secret, and not its digest either.
@@ -254,6 +256,7 @@ pub struct StoredKey {
     pub rotated_to: Option<String>,
     /// For a federated session: the issuer of the JWT it was exchanged for.
     pub federated_issuer: Option<String>,
+    pub scope: KeyScope,
 }
 
 /// A user or service account, as much as verification and lists need.
@@ -272,6 +275,7 @@ pub struct AuthRecord {
     pub owner: UserRef,
     pub owner_active: bool,
     pub expires_at: Option<i64>,
+    pub scope: KeyScope,
     /// The organizations of the owner, by name (for forward auth's identity headers).
     pub orgs: Vec<String>,
 }

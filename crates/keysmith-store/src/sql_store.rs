@@ -17,7 +17,7 @@
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
-     k.expires_at, k.rotated_from, k.federated_issuer, \
+     k.expires_at, k.rotated_from, k.federated_issuer, k.scope, \
      (SELECT s.key_id FROM api_keys s WHERE s.rotated_from = k.key_id LIMIT 1) AS rotated_to, \
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
@@ -89,7 +89,7 @@ macro_rules! sql_store {
         use crate::{Backend, Result, Store, StoreError};
         use keysmith_core::policy::{OwnerScope, Roles};
         use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
-        use keysmith_core::{KeyDigest, KeyId};
+        use keysmith_core::{KeyDigest, KeyId, KeyScope};
         use sqlx::Row;
 
         type DbRow = <$db as sqlx::Database>::Row;
@@ -153,7 +153,12 @@ macro_rules! sql_store {
                 rotated_from: get(row, "rotated_from")?,
                 rotated_to: get(row, "rotated_to")?,
                 federated_issuer: get(row, "federated_issuer")?,
+                scope: scope_from_row(row)?,
             })
+        }
+
+        fn scope_from_row(row: &DbRow) -> Result<KeyScope> {
+            KeyScope::parse(&get::<String>(row, "scope")?).ok_or_else(|| corrupt("key scope"))
         }
 
         fn auth_from_row(row: &DbRow) -> Result<AuthRecord> {
@@ -164,6 +169,7 @@ macro_rules! sql_store {
                 owner: user_ref(row, "owner")?.ok_or_else(|| corrupt("key without owner"))?,
                 owner_active: get(row, "owner_active")?,
                 expires_at: get(row, "expires_at")?,
+                scope: scope_from_row(row)?,
                 orgs: get::<Option<String>>(row, "org_names")?
                     .map(|names| names.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect())
                     .unwrap_or_default(),
@@ -230,7 +236,7 @@ macro_rules! sql_store {
         /// comma-separated column; organization names cannot contain commas.
         const AUTH_SELECT: &str = concat!(
             "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
-             u.username AS owner_username, u.active AS owner_active, k.expires_at, \
+             u.username AS owner_username, u.active AS owner_active, k.expires_at, k.scope, \
              (SELECT ",
             $org_names,
             " FROM orgs o WHERE o.id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
@@ -1970,8 +1976,8 @@ macro_rules! sql_store {
         async fn insert_key_row(tx: &mut Tx<'_>, key: &NewKey) -> Result<()> {
             sqlx::query(
                 "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
-                 created_by_user_id, created_at, expires_at, rotated_from, federated_issuer) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 created_by_user_id, created_at, expires_at, rotated_from, federated_issuer, scope) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(key.key_id.as_str())
             .bind(key.digest.as_bytes().as_slice())
@@ -1984,6 +1990,7 @@ macro_rules! sql_store {
             .bind(key.expires_at)
             .bind(key.rotated_from.as_ref().map(|k| k.as_str().to_owned()))
             .bind(&key.federated_issuer)
+            .bind(key.scope.as_str())
             .execute(&mut **tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;

@@ -36,6 +36,7 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
         expires_at: None,
         rotated_from: None,
         federated_issuer: None,
+        scope: keysmith_core::KeyScope::Admin,
     }
 }
 
@@ -180,6 +181,7 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
                 expires_at: None,
                 rotated_from: None,
                 federated_issuer: None,
+                scope: keysmith_core::KeyScope::Admin,
             },
             &[],
         )
@@ -194,6 +196,21 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
     let mut dup = new_key(owner.id, "dup", 12);
     dup.key_id = key.key_id.clone();
     assert!(matches!(store.insert_key(dup, &[]).await, Err(StoreError::Conflict(_))));
+}
+
+async fn keys_keep_the_scope_they_were_made_with(store: Arc<dyn Store>) {
+    let owner = store.create_user(person("sky"), 1).await.unwrap();
+    for scope in keysmith_core::KeyScope::ALL {
+        let mut key = new_key(owner.id, scope.as_str(), 10);
+        key.scope = scope;
+        let stored = store.insert_key(key.clone(), &[]).await.unwrap();
+        assert_eq!(stored.scope, scope);
+        assert_eq!(store.get_key(&key.key_id).await.unwrap().unwrap().scope, scope);
+        let auth = store.find_key_for_auth(&key.key_id).await.unwrap().unwrap();
+        assert_eq!(auth.scope, scope, "verification reads the scope with the key");
+        let page = store.list_keys(&own_keys(owner.id, None, 10)).await.unwrap();
+        assert!(page.iter().any(|k| k.key_id == key.key_id && k.scope == scope));
+    }
 }
 
 async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
@@ -1679,6 +1696,7 @@ conformance!(
     sessions_are_found_until_they_expire_or_are_deleted,
     ending_sessions_is_announced,
     keys_are_stored_and_found_for_verification,
+    keys_keep_the_scope_they_were_made_with,
     lists_page_newest_first_with_a_stable_cursor,
     keys_are_renamed_and_deleted,
     last_use_is_recorded_in_batches_and_never_moves_backwards,

@@ -238,6 +238,8 @@ impl<'a> Call<'a> {
 /// organization service account.
 pub async fn client(app: &App, caller: Caller) -> Result<ScimClient> {
     let forbidden = |m| Err(ScimError::App(AppError::Forbidden(m)));
+    // Provisioning is administration, reads included (a directory of every member).
+    caller.require_scope(keysmith_core::policy::SCOPE_FOR_ADMINISTRATION)?;
     if caller.principal.user.kind == PrincipalKind::ServiceAccount {
         return match app.store.owner_scope(caller.id()).await? {
             Some(OwnerScope::OrgServiceAccount { org }) => {

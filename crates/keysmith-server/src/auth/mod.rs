@@ -69,6 +69,7 @@ pub fn key_principal(verified: verify::Verified) -> Principal {
         user: verified.owner.user(),
         via: AuthMethod::ApiKey {
             key_id: verified.key_id,
+            scope: verified.scope,
         },
     }
 }

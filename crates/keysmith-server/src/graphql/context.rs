@@ -50,6 +50,7 @@ fn wandb_code(err: &AppError) -> &'static str {
     match err {
         AppError::NotFound(_)
         | AppError::Forbidden(_)
+        | AppError::InsufficientScope { .. }
         | AppError::KeyCreationDisabled
         | AppError::LegacyKeysNotAllowed
         | AppError::ApiKeyExpired
@@ -98,6 +99,10 @@ mod tests {
             AppError::NotFound(Missing::ApiKey),
             AppError::NotFound(Missing::Webhook),
             AppError::Forbidden("no"),
+            AppError::InsufficientScope {
+                needed: keysmith_core::KeyScope::Write,
+                has: keysmith_core::KeyScope::Read,
+            },
             AppError::InvalidName {
                 field: "name",
                 message: "bad".into(),

@@ -18,7 +18,6 @@ use crate::access::Caller;
 use crate::auth::credentials;
 use crate::auth::source::SourceAddr;
 use crate::auth::verify;
-use crate::auth::{AuthMethod, Principal};
 use crate::error::ApiError;
 use crate::state::AppState;
 use async_graphql::parser::types::ExecutableDocument;
@@ -93,12 +92,7 @@ pub async fn graphql(
         .await
         {
             Ok(verified) => {
-                let principal = Principal {
-                    user: verified.owner.user(),
-                    via: AuthMethod::ApiKey {
-                        key_id: verified.key_id,
-                    },
-                };
+                let principal = crate::auth::key_principal(verified);
                 match Caller::load(&state.app, principal).await {
                     Ok(caller) => Some(caller),
                     Err(e) => return ApiError::from(e).into_response(),

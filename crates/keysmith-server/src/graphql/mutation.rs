@@ -119,6 +119,7 @@ impl Mutation {
             owner: None,
             format,
             expires_at: None,
+            scope: None,
         };
         let acting = Acting::new(caller, &c.source, c.state.now());
         let keys::Minted { key, generated, .. } = keys::mint(&c.state.app, &acting, request).await.gql()?;
@@ -180,6 +181,7 @@ impl Mutation {
             owner: Some(account.user.username.clone()),
             format: KeyFormat::V1,
             expires_at: None,
+            scope: None,
         };
         match keys::mint(&c.state.app, &acting, first_key).await {
             Ok(minted) => c.state.handoff.put(

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use keysmith_app::Acting;
 use keysmith_app::keys::{self, Grace, KeyStatus, Minted, NewKeyRequest};
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyName, SecretString};
+use keysmith_core::{KeyName, KeyScope, SecretString};
 use keysmith_store::{KeyFormat, KeySort, StoredKey};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -47,6 +47,21 @@ pub struct CreateApiKeyRequest {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 36500)]
     pub(crate) expires_in_days: Option<u32>,
+    /// What the key may do at most: `read` (read only), `write` (also manage its
+    /// owner's own keys) or `admin` (the owner's full power). Default: the scope of
+    /// the key making the request (`admin` from a session); never wider than it.
+    #[serde(default)]
+    #[schema(pattern = "^(read|write|admin)$")]
+    pub(crate) scope: Option<String>,
+}
+
+/// A scope named in a request: `read`, `write` or `admin`.
+pub(crate) fn parse_scope(raw: Option<&str>) -> Result<Option<KeyScope>, ApiError> {
+    raw.map(|s| {
+        KeyScope::parse(s)
+            .ok_or_else(|| ApiError::InvalidValue(format!("scope must be `read`, `write` or `admin`, not `{s}`")))
+    })
+    .transpose()
 }
 
 fn new_key_name() -> utoipa::openapi::Object {
@@ -97,7 +112,8 @@ pub struct BulkDeleteResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkDeleteResult {
     pub(crate) key_id: String,
-    /// `deleted`, `not_found` (no such key, or not one you may see) or `forbidden`.
+    /// `deleted`, `not_found` (no such key, or not one you may see), `forbidden`, or
+    /// `insufficient_scope` (you may, but the key making the request may not).
     pub(crate) status: &'static str,
 }
 
@@ -125,6 +141,8 @@ pub struct CreatedApiKey {
     pub(crate) owner: OwnerView,
     pub(crate) created_at: String,
     pub(crate) expires_at: Option<String>,
+    /// `read`, `write` or `admin`.
+    pub(crate) scope: &'static str,
     /// For a rotation: the key this one replaces, which keeps working until
     /// `previous_expires_at` (absent: until it is deleted).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -159,6 +177,8 @@ pub struct ApiKeyView {
     pub(crate) last_used_at: Option<String>,
     /// When the key stops working; null: never.
     pub(crate) expires_at: Option<String>,
+    /// What the key may do at most: `read`, `write` or `admin`.
+    pub(crate) scope: &'static str,
     /// `active`, or `expired` (past its expiry or its rotation's grace period).
     #[serde(serialize_with = "status_text")]
     #[schema(value_type = String)]
@@ -250,6 +270,7 @@ impl ApiKeyView {
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
             expires_at: key.expires_at.map(rfc3339),
+            scope: key.scope.as_str(),
             status,
             rotated_from: key.rotated_from,
             rotated_to: key.rotated_to,
@@ -338,7 +359,7 @@ fn list_request(params: ListParams) -> Result<keys::ListRequest, ApiError> {
     responses(
         (status = 201, body = CreatedApiKey, description = "Created; `key` is shown only in this response"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
-        (status = 403, body = ErrorBody, description = "`key_creation_disabled`, `forbidden` or `csrf_token_invalid`"),
+        (status = 403, body = ErrorBody, description = "`key_creation_disabled`, `forbidden`, `insufficient_scope` or `csrf_token_invalid`"),
         (status = 404, body = ErrorBody, description = "`owner_not_found`"), JsonBodyRejections,
     ),
     security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
@@ -373,6 +394,7 @@ pub async fn create_api_key(
         owner: request.owner,
         format,
         expires_at,
+        scope: parse_scope(request.scope.as_deref())?,
     };
     let minted = keys::mint(&state.app, &Acting::new(&caller, &source, now), request).await?;
     Ok(created(minted))
@@ -394,6 +416,7 @@ fn created(
         owner: OwnerView::of(key.owner),
         created_at: rfc3339(key.created_at),
         expires_at: key.expires_at.map(rfc3339),
+        scope: key.scope.as_str(),
         rotated_from: key.rotated_from,
         previous_expires_at: previous_expires_at.map(rfc3339),
     };

@@ -12,6 +12,7 @@ use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use keysmith_core::KeyScope;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -20,13 +21,25 @@ pub const USER: HeaderName = HeaderName::from_static("x-keysmith-user");
 pub const USER_ID: HeaderName = HeaderName::from_static("x-keysmith-user-id");
 pub const ORGS: HeaderName = HeaderName::from_static("x-keysmith-orgs");
 pub const KEY_ID: HeaderName = HeaderName::from_static("x-keysmith-key-id");
+/// The scopes the key holds, comma-separated: `read`, `read,write` or `read,write,admin`.
+pub const SCOPES: HeaderName = HeaderName::from_static("x-keysmith-scopes");
+/// The teams the key is restricted to, comma-separated; `*`: not restricted. Always
+/// sent, so that an upstream can tell "no restriction" from a header that went missing.
+pub const TEAMS: HeaderName = HeaderName::from_static("x-keysmith-teams");
+/// Set by the proxy, never by the client: the scope a request needs (`read`, `write`,
+/// `admin`), or `by-method`: `read` for GET, HEAD and OPTIONS, `write` for anything
+/// else, the method read from `X-Forwarded-Method` (set by Traefik, and by nginx in the
+/// example configuration).
+pub const REQUIRED_SCOPE: HeaderName = HeaderName::from_static("x-keysmith-required-scope");
 
-/// A verified answer's headers for `owner`, with a placeholder key ID (first, where
-/// each answer finds it at once and writes its own). Values a header cannot carry are
-/// left out.
+/// A verified answer's headers for `owner`, with placeholders for the key's ID and
+/// scopes (first, where each answer finds them at once and writes its own). Values a
+/// header cannot carry are left out.
 fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(8);
     h.insert(KEY_ID, HeaderValue::from_static(""));
+    h.insert(SCOPES, HeaderValue::from_static(""));
+    h.insert(TEAMS, HeaderValue::from_static("*"));
     h.insert(KIND, HeaderValue::from_static(owner.kind.as_str()));
     if let Ok(user) = HeaderValue::from_str(&owner.username) {
         h.insert(USER, user);
@@ -43,8 +56,14 @@ fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
 #[utoipa::path(get, path = "/api/v1/forward-auth", tag = "forward-auth",
     responses(
         (status = 200, description = "Valid: identity in X-Keysmith-Principal-Kind (`user` or `service_account`), \
-            X-Keysmith-User, X-Keysmith-User-Id, X-Keysmith-Orgs (comma-separated) and X-Keysmith-Key-Id"),
+            X-Keysmith-User, X-Keysmith-User-Id, X-Keysmith-Orgs (comma-separated) and X-Keysmith-Key-Id; \
+            what the key may do in X-Keysmith-Scopes (`read`, `read,write` or `read,write,admin`) and \
+            X-Keysmith-Teams (`*`: not restricted to teams)"),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: the proxy sent an X-Keysmith-Required-Scope \
+            other than `read`, `write`, `admin` or `by-method`"),
         (status = 401, body = ErrorBody, description = "No key, or not a valid one; WWW-Authenticate names the schemes"),
+        (status = 403, body = ErrorBody, description = "`insufficient_scope`: a valid key whose scope does not include \
+            the one the proxy asked for in X-Keysmith-Required-Scope; WWW-Authenticate names the scope needed"),
         (status = 429, body = ErrorBody, description = "Too many failed verifications from this client address \
             (`rate_limited`); Retry-After gives the seconds to wait. Keys in steady use are not held back",
             headers(("Retry-After" = u64, description = "Seconds until the address may try again"))),
@@ -86,7 +105,7 @@ pub fn answer_now(
         Ok(caller) => verify::verify_now(state, caller.presented.expose(), caller.client())?,
         Err(e) => Err(e),
     };
-    Some(respond(state, result, started))
+    Some(respond(state, headers, result, started))
 }
 
 /// The answer after a store read, when [`answer_now`] could not give it.
@@ -100,7 +119,7 @@ pub async fn answer_stored(
         Ok(caller) => verify::verify_stored(state, caller.presented.expose(), caller.client()).await,
         Err(e) => Err(e),
     };
-    respond(state, result, started)
+    respond(state, headers, result, started)
 }
 
 /// What the request presents: the key (read in place, not copied), and where it
@@ -129,22 +148,71 @@ impl<'r> Caller<'r> {
     }
 }
 
-fn respond(state: &AppState, result: Result<verify::Verified, ApiError>, started: Instant) -> Response {
+/// The scope the proxy asks the key to hold ([`REQUIRED_SCOPE`]): `read` (any key)
+/// when it asks for none.
+fn required_scope(request: &HeaderMap) -> Result<KeyScope, ApiError> {
+    let Some(raw) = request.get(REQUIRED_SCOPE) else {
+        return Ok(KeyScope::Read);
+    };
+    let raw = raw.as_bytes();
+    if raw == b"by-method" {
+        // One header only, which the proxy sets (Traefik does by itself; nginx with
+        // proxy_set_header): a proxy passes the client's other headers on, so reading a
+        // second name would let a client name its own method.
+        let method = request.get("x-forwarded-method").map(HeaderValue::as_bytes);
+        // Without a method to judge, the stricter answer.
+        return Ok(match method {
+            Some(m)
+                if [&b"GET"[..], b"HEAD", b"OPTIONS"]
+                    .iter()
+                    .any(|safe| m.eq_ignore_ascii_case(safe)) =>
+            {
+                KeyScope::Read
+            }
+            _ => KeyScope::Write,
+        });
+    }
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(KeyScope::parse)
+        .ok_or(ApiError::InvalidRequest(
+            "X-Keysmith-Required-Scope must be `read`, `write`, `admin` or `by-method` (a proxy misconfiguration)"
+                .into(),
+        ))
+}
+
+fn respond(
+    state: &AppState,
+    request: &HeaderMap,
+    result: Result<verify::Verified, ApiError>,
+    started: Instant,
+) -> Response {
+    let result = result.and_then(|v| {
+        let needed = required_scope(request)?;
+        if v.scope.includes(needed) {
+            Ok(v)
+        } else {
+            Err(ApiError::InsufficientScope { needed, has: v.scope })
+        }
+    });
     let mut response = match result {
         Ok(v) => {
             let mut response = StatusCode::OK.into_response();
             // The owner's headers, cloned (no header name hashed, no value copied), and
-            // this key's ID in the slot kept for it.
+            // this key's ID and scopes in the slots kept for them.
             let headers = response.headers_mut();
             *headers = match v.owner.memo(answer_headers) {
                 Some(built) => built.clone(),
                 None => answer_headers(&v.owner),
             };
-            let slot = headers
-                .iter_mut()
-                .find_map(|(name, value)| (name == KEY_ID).then_some(value));
-            if let (Some(slot), Ok(key_id)) = (slot, HeaderValue::from_str(v.key_id.as_str())) {
-                *slot = key_id;
+            for (name, slot) in headers.iter_mut().take(2) {
+                if name == KEY_ID {
+                    if let Ok(key_id) = HeaderValue::from_str(v.key_id.as_str()) {
+                        *slot = key_id;
+                    }
+                } else if name == SCOPES {
+                    *slot = HeaderValue::from_static(v.scope.granted());
+                }
             }
             response
         }

@@ -48,6 +48,9 @@ pub struct ViewerAuth<'a> {
     method: &'static str,
     /// The key ID of the key used, when `method` is `api_key`.
     key_id: Option<&'a str>,
+    /// What this request may do at most: the key's scope (`read`, `write` or `admin`),
+    /// `admin` for a session.
+    scope: &'static str,
 }
 
 pub const PATH: &str = "/api/v1/viewer";
@@ -88,13 +91,15 @@ fn viewer_of(caller: &Caller) -> Viewer<'_> {
         .collect();
     let principal = &caller.principal;
     let auth = match &principal.via {
-        AuthMethod::ApiKey { key_id } => ViewerAuth {
+        AuthMethod::ApiKey { key_id, scope } => ViewerAuth {
             method: "api_key",
             key_id: Some(key_id.as_str()),
+            scope: scope.as_str(),
         },
         AuthMethod::Session => ViewerAuth {
             method: "session",
             key_id: None,
+            scope: keysmith_core::KeyScope::Admin.as_str(),
         },
     };
     Viewer {

@@ -21,7 +21,7 @@ use keysmith_app::Acting;
 use keysmith_app::keys::{self, Grace, KeyStatus, NewKeyRequest};
 use keysmith_core::policy::KeyAction;
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyName, SecretString};
+use keysmith_core::{KeyName, KeyScope, SecretString};
 use keysmith_store::KeyFormat;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -269,6 +269,16 @@ fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
                         "Your organization may set a maximum lifetime; without an expiration the key gets that maximum."
                     }
                 }
+                fieldset.choices aria-describedby="scope-hint" {
+                    legend { "What the key may do" }
+                    label { input type="radio" name="scope" value="admin" checked; " Everything its owner may do" }
+                    label { input type="radio" name="scope" value="write"; " Read, and manage its owner’s own keys" }
+                    label { input type="radio" name="scope" value="read"; " Read only" }
+                    p.hint #scope-hint {
+                        "A narrower key does less harm if it leaks. A key never does more than its owner, "
+                        "and it cannot create a key wider than itself."
+                    }
+                }
                 @if legacy_allowed {
                     fieldset.choices {
                         legend { "Key format" }
@@ -358,11 +368,24 @@ pub async fn create(
         Some("legacy") => KeyFormat::Legacy,
         _ => KeyFormat::V1,
     };
+    let scope = match fields.get("scope").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(raw) => match KeyScope::parse(raw) {
+            Some(scope) => Some(scope),
+            None => {
+                return again(
+                    StatusCode::BAD_REQUEST,
+                    "Choose what the key may do from the list.".into(),
+                );
+            }
+        },
+    };
     let request = NewKeyRequest {
         name,
         owner: owner.map(str::to_owned),
         format,
         expires_at,
+        scope,
     };
     let acting = Acting::new(&user.caller, &source, state.now());
     match keys::mint(&state.app, &acting, request).await.map_err(ApiError::from) {
@@ -417,6 +440,7 @@ pub async fn created(
             dt { "Key name" } dd { (key.name) }
             dt { "Key ID" } dd { code data-testid="key-id" { (key.key_id) } }
             dt { "Owner" } dd { (key.owner.username) }
+            dt { "May do" } dd data-testid="key-scope" { (scope_label(key.scope)) }
             dt { "Created on" } dd { (when(Some(key.created_at), "")) }
         }
         div.buttons { a.button href=(back) { "Done" } }
@@ -587,12 +611,22 @@ pub async fn rotate(
     }
 }
 
+/// A key's scope, as the create form words it.
+fn scope_label(scope: KeyScope) -> &'static str {
+    match scope {
+        KeyScope::Read => "Read only",
+        KeyScope::Write => "Read, and manage its owner’s own keys",
+        KeyScope::Admin => "Everything its owner may do",
+    }
+}
+
 fn key_usage(title: &str, key: &ApiKeyView) -> Markup {
     html! {
         section.panel aria-label=(title) {
             h2 { (title) }
             dl.props {
                 dt { "Key ID" } dd { code { (key.key_id) } }
+                dt { "May do" } dd { (KeyScope::parse(key.scope).map_or(key.scope, scope_label)) }
                 dt { "Last used" } dd { @match &key.last_used_at { Some(t) => (when_rfc(t)), None => "Never" } }
                 dt { "Expires" } dd {
                     @if key.status == KeyStatus::Expired { "Expired" }

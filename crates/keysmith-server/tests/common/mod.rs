@@ -198,6 +198,7 @@ impl TestApp {
             expires_at: None,
             rotated_from: None,
             federated_issuer: None,
+            scope: keysmith_core::KeyScope::Admin,
         };
         self.store.insert_key(key, &[]).await.unwrap();
     }
@@ -265,6 +266,21 @@ impl TestApp {
             reply.body["key_id"].as_str().unwrap().to_owned(),
         )
     }
+}
+
+/// `POST /graphql` as wandb 0.31 sends it: the key as Basic `api:KEY`.
+pub async fn gql(app: &TestApp, key: &str, query: &str, variables: Value) -> Reply {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("api:{key}"));
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/graphql")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::USER_AGENT, "W&B Public Client 0.31.0")
+        .header(header::AUTHORIZATION, format!("Basic {basic}"))
+        .body(Body::from(json!({"query": query, "variables": variables}).to_string()))
+        .unwrap();
+    app.send(request).await
 }
 
 // ------------------------------------------------------------ web pages, as a browser
