@@ -343,6 +343,28 @@ await step("a reload shows only the key ID", admin, async () => {
   assert.ok(!(await admin.content()).includes(firstKey));
 });
 
+await step("a read-only key from the form reads but changes nothing", admin, async () => {
+  await admin.getByRole("link", { name: "Create new API key" }).click();
+  await admin.getByLabel("Descriptive name").fill("dashboard");
+  const everything = admin.getByLabel("Everything its owner may do");
+  assert.ok(await everything.isChecked(), "the default is the owner's full power, as before scopes");
+  await admin.getByLabel("Read only").check();
+  await admin.getByRole("button", { name: "Create API key" }).click();
+  await admin.getByRole("heading", { name: "Your new API key" }).waitFor();
+  const key = await readNewKey(admin);
+  assert.equal((await admin.getByTestId("key-scope").textContent()).trim(), "Read only");
+  const me = await api("/api/v1/viewer", key);
+  assert.equal(me.body.auth.scope, "read");
+  const made = await fetch(`${base}/api/v1/api-keys`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "from a read key" }),
+  });
+  assert.equal(made.status, 403);
+  assert.equal((await made.json()).error.code, "insufficient_scope");
+  await admin.getByRole("link", { name: "Done" }).click();
+});
+
 await step("a long key name is cut to fit, the whole name in its tooltip", admin, async () => {
   const long = "nightly evaluation of the multilingual model on the full benchmark suite, west cluster";
   await createKey(admin, long);

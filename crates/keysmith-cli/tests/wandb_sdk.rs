@@ -204,6 +204,67 @@ except Exception as e:
 }
 
 #[test]
+fn sdk_0_31_with_a_read_key_reads_but_cannot_make_keys_and_a_write_key_makes_only_write_keys() {
+    let f = Fixture::start();
+    let sdk = Sdk::new(NEW);
+    let read = f.create_key(json!({"name": "dashboard", "scope": "read"}));
+    let write = f.create_key(json!({"name": "ci", "scope": "write"}));
+    let out = sdk.cli_login(f.url(), &read);
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+    let keys_before = f.as_admin("GET", "/api/v1/api-keys", json!({}))["items"].as_array().unwrap().len();
+
+    let out = sdk.python(
+        f.url(),
+        &read,
+        r#"
+import os, wandb
+url, key = os.environ["KS_URL"], os.environ["KS_KEY"]
+api = wandb.Api(api_key=key, overrides={"base_url": url})
+v = api.viewer
+print("VIEWER", v.username, len(v.api_keys))
+print("GENERATED", v.generate_api_key("from a read key"))
+print("DELETED", v.delete_api_key(v.api_keys[0]))
+# The error the SDK swallowed, as its own GraphQL client reports it.
+try:
+    api._service_api.execute_graphql(
+        'mutation G($d: String) { result: generateApiKey(input: {description: $d}) { apiKey { id } } }',
+        {"d": "raw"},
+    )
+    print("RAW_OK")
+except Exception as e:
+    print("RAW_REFUSED", type(e).__name__, e)
+"#,
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("VIEWER admin 3"), "a read key lists keys: {t}");
+    assert!(t.contains("GENERATED None"), "W&B's refusal, as the SDK shows it: {t}");
+    assert!(t.contains("DELETED False"), "{t}");
+    assert!(
+        t.contains("RAW_REFUSED") && t.contains("this needs a key with scope write"),
+        "{t}"
+    );
+    let keys_after = f.as_admin("GET", "/api/v1/api-keys", json!({}))["items"].as_array().unwrap().len();
+    assert_eq!(keys_after, keys_before, "a read key made and deleted nothing");
+
+    let out = sdk.python(
+        f.url(),
+        &write,
+        r#"
+import os, wandb
+url, key = os.environ["KS_URL"], os.environ["KS_KEY"]
+new = wandb.Api(api_key=key, overrides={"base_url": url}).viewer.generate_api_key("from a write key")
+print("GENERATED", len(new))
+print("NEW_VIEWER", wandb.Api(api_key=new, overrides={"base_url": url}).viewer.username)
+"#,
+    );
+    let t = text(&out);
+    assert!(t.contains("GENERATED 86") && t.contains("NEW_VIEWER admin"), "{t}");
+    let made = f.as_admin("GET", "/api/v1/api-keys?name_contains=from%20a%20write", json!({}));
+    assert_eq!(made["items"][0]["scope"], "write", "no wider than the key that made it: {made}");
+}
+
+#[test]
 fn deleted_mutated_and_unknown_keys_fail_with_user_is_not_logged_in() {
     let f = Fixture::start();
     let doomed = f.create_key(json!({"name": "doomed"}));
