@@ -4,7 +4,8 @@ The run authenticates as the `admin` user with one API key. Schemathesis learns 
 IDs and user names from responses (its stateful phase follows links it infers, such
 as from GET /api/v1/api-keys to DELETE /api/v1/api-keys/{key_id}), so without these
 hooks it deletes or rotates that key, or deactivates, demotes or deletes `admin`,
-part-way through, and every later request only tests the 401 path.
+part-way through, and every later request only tests the 401 path; or it restricts the
+organization's networks to ones the run is not in.
 
 Such requests are still sent, but aimed at stand-ins that scripts/api-fuzz creates
 for the purpose: a second key of the admin's (API_FUZZ_DECOY_KEY_ID) and a second
@@ -39,6 +40,12 @@ def before_call(context, case, kwargs):
         ids = case.body.get("key_ids")
         if isinstance(ids, list) and OWN_KEY_ID in ids:
             case.body["key_ids"] = [DECOY_KEY_ID if i == OWN_KEY_ID else i for i in ids]
+    # An organization allowlist would lock the run's own key out: whatever was
+    # generated is still sent (and parsed), with every address allowed beside it.
+    elif path == "/api/v1/orgs/{org}" and method == "PATCH" and isinstance(case.body, dict):
+        networks = case.body.get("allowed_networks")
+        if isinstance(networks, list):
+            case.body["allowed_networks"] = networks + ["0.0.0.0/0", "::/0"]
     # Deactivating, demoting or deleting the admin.
     elif path == "/api/v1/orgs/{org}/users/{username}" and method in ("PATCH", "DELETE"):
         if params and _is_own_user(params.get("username")):

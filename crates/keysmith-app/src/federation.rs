@@ -552,6 +552,7 @@ async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted 
                 rotated_from: None,
                 federated_issuer: Some(registration.issuer.clone()),
                 scope: KeyScope::Admin,
+                allowed_networks: None,
             },
             &audit,
         )

@@ -3,8 +3,8 @@
 //! the same words, and an action cannot be called with a value no rule has checked.
 
 use crate::error::{AppError, Result};
-use keysmith_core::EntityName;
 use keysmith_core::role::{OrgRole, TeamRole};
+use keysmith_core::{EntityName, Networks};
 
 /// The longest email address kept, in bytes (RFC 5321's path limit less its brackets).
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -13,6 +13,23 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 /// ("username: the name is empty").
 pub fn entity_name(field: &'static str, label: &str, raw: &str) -> Result<EntityName> {
     EntityName::parse(raw).map_err(|e| AppError::invalid(field, format!("{label}: {e}")))
+}
+
+/// A network allowlist given as a list of CIDR blocks (or bare addresses); an empty
+/// list is `None`: no restriction.
+pub fn networks(field: &'static str, items: &[String]) -> Result<Option<Networks>> {
+    if items.iter().all(|i| i.trim().is_empty()) {
+        return Ok(None);
+    }
+    if items.len() > keysmith_core::networks::MAX_NETWORKS {
+        return Err(AppError::invalid(
+            field,
+            format!("in {field}, {}", keysmith_core::networks::NetworksError::Count),
+        ));
+    }
+    Networks::parse(&items.join(","))
+        .map(Some)
+        .map_err(|e| AppError::invalid(field, format!("in {field}, {e}")))
 }
 
 /// An organization role: `admin` or `member`.

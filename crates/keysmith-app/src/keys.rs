@@ -5,14 +5,14 @@
 
 use crate::access::{self, audit_orgs, authorized_key};
 use crate::audit::{Action, AuditContext};
-use crate::caller::Caller;
+use crate::caller::{AuthMethod, Caller};
 use crate::error::{AppError, Missing, Result};
 use crate::time::{DAY_MS, HOUR_MS, rfc3339};
 use crate::{Acting, App};
 use base64::Engine;
 use keysmith_core::policy::{self, KeyAction, OwnerScope};
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{GeneratedKey, KeyId, KeyName, KeyScope, UserId, generate_legacy, generate_v1};
+use keysmith_core::{GeneratedKey, KeyId, KeyName, KeyScope, Networks, UserId, generate_legacy, generate_v1};
 use keysmith_store::{
     KeyCursor, KeyFilter, KeyFormat, KeyListQuery, KeySort, KeySource, NewKey, Org, StoredKey, Visibility,
 };
@@ -37,6 +37,9 @@ pub struct NewKeyRequest {
     /// What the key may do at most; `None` for the scope of the key that asks (a
     /// session's keys are `admin`). Never wider than the asking key's.
     pub scope: Option<KeyScope>,
+    /// Where the key may be used from; `None` for the allowlist of the key that asks
+    /// (none from a session). Never wider than the asking key's.
+    pub allowed_networks: Option<Networks>,
 }
 
 /// Whether a key works now, as lists show it.
@@ -178,6 +181,7 @@ fn new_key(
         rotated_from: None,
         federated_issuer: None,
         scope: KeyScope::Admin,
+        allowed_networks: None,
     }
 }
 
@@ -195,9 +199,15 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
         }
     };
     let plan = plan(app, caller, owner_id).await?;
-    // No key makes a key stronger than itself.
+    // No key makes a key stronger than itself: no wider scope, no wider networks.
     let scope = request.scope.unwrap_or(caller.scope());
     caller.require_scope(scope)?;
+    let networks = match (request.allowed_networks, callers_networks(app, caller).await?) {
+        (None, inherited) => inherited,
+        (Some(asked), None) => Some(asked),
+        (Some(asked), Some(own)) if asked.within(&own) => Some(asked),
+        (Some(_), Some(_)) => return Err(AppError::Forbidden(NETWORKS_NOT_WITHIN)),
+    };
     let expires_at = plan.expiry(acting.now, request.expires_at)?;
     let generated = plan.generate(app, request.format)?;
     let owner_name = request.owner.as_deref().unwrap_or(&caller.principal.user.username);
@@ -211,6 +221,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
             "format": request.format.as_str(),
             "expires_at": expires_at.map(rfc3339),
             "scope": scope.as_str(),
+            "allowed_networks": networks.as_ref().map(ToString::to_string),
         })),
     );
     let mut key = new_key(
@@ -223,6 +234,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
     );
     key.expires_at = expires_at;
     key.scope = scope;
+    key.allowed_networks = networks.map(|n| n.to_string());
     let key = app.store.insert_key(key, &audit).await?;
     tracing::info!(key.id = %key.key_id, user.id = caller.id().0, owner.id = owner_id.0, "API key created");
     Ok(Minted {
@@ -230,6 +242,23 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
         generated,
         previous_expires_at: None,
     })
+}
+
+const NETWORKS_NOT_WITHIN: &str =
+    "a key restricted to networks can only create or rotate keys restricted to networks within its own";
+
+/// The allowlist of the key the caller acts with; `None` for a session or a key
+/// without one. Read from the store: only minting and rotating ask.
+async fn callers_networks(app: &App, caller: &Caller) -> Result<Option<Networks>> {
+    let AuthMethod::ApiKey { key_id, .. } = &caller.principal.via else {
+        return Ok(None);
+    };
+    let stored = app.store.get_key(key_id).await?.and_then(|k| k.allowed_networks);
+    match stored.as_deref().map(Networks::parse).transpose() {
+        Ok(networks) => Ok(networks),
+        // Damaged data fails closed: a list no block is within.
+        Err(_) => Ok(Some(Networks::nothing())),
+    }
 }
 
 /// How long the old key of a rotation keeps working.
@@ -297,6 +326,12 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     // The successor keeps the old key's scope, and its secret goes to the caller: a
     // narrower key must not rotate its way to a wider one.
     caller.require_scope(old.scope)?;
+    if let Some(own) = callers_networks(app, caller).await? {
+        let old_networks = old.allowed_networks.as_deref().map(Networks::parse).transpose();
+        if !matches!(old_networks, Ok(Some(n)) if n.within(&own)) {
+            return Err(AppError::Forbidden(NETWORKS_NOT_WITHIN));
+        }
+    }
     let plan = plan(app, caller, old.owner.id).await?;
     if old.expires_at.is_some_and(|at| at <= now) {
         return Err(AppError::ApiKeyExpired);
@@ -320,6 +355,7 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     key.expires_at = expires_at;
     key.rotated_from = Some(old.key_id.clone());
     key.scope = old.scope;
+    key.allowed_networks = old.allowed_networks.clone();
     let key = app
         .store
         .rotate_key(&old.key_id, key, old_ends, &audit)

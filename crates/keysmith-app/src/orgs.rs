@@ -36,9 +36,14 @@ pub async fn get(app: &App, caller: &Caller, org: &str) -> Result<(Org, OrgRole)
 
 /// Changes the settings given (org admins). Nothing given changes nothing and writes
 /// no audit entry; a lifetime over [`MAX_LIFETIME_DAYS`] is refused whole.
-pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, settings: OrgSettings) -> Result<Org> {
+pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, mut settings: OrgSettings) -> Result<Org> {
     acting.administrator()?;
     let org = admin_org(app, acting.caller, org).await?;
+    // The allowlist as it is already (the web form sends it every time) is no change:
+    // a change makes every cached key of the organization's members stale.
+    if settings.allowed_networks.as_ref() == Some(&org.allowed_networks) {
+        settings.allowed_networks = None;
+    }
     let lifetimes = [
         ("max_user_key_lifetime_days", settings.max_user_key_lifetime_days),
         (
@@ -76,6 +81,7 @@ pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, settings
             "max_user_key_lifetime_days": settings.max_user_key_lifetime_days,
             "max_service_account_key_lifetime_days": settings.max_service_account_key_lifetime_days,
             "sso_required": settings.sso_required,
+            "allowed_networks": settings.allowed_networks,
         })),
     );
     let org = app.store.update_org_settings(org.id, settings, &audit).await?;

@@ -19,6 +19,9 @@ use std::sync::Mutex;
 pub struct Client<'a> {
     pub address: &'a str,
     pub user_agent: &'a str,
+    /// The address itself, for allowlists; `None` when unknown (which no allowlist
+    /// contains).
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// Distinct sources held in memory between two flushes, at most.
@@ -180,6 +183,7 @@ impl UsageRecorder {
                     let client = Client {
                         address: &s.address,
                         user_agent: &s.user_agent,
+                        ip: None,
                     };
                     self.record(&s.key_id, s.first_seen, client);
                     self.record(&s.key_id, s.last_seen, client);
@@ -213,6 +217,7 @@ mod tests {
         let c = Client {
             address: "10.0.0.1",
             user_agent: "wandb",
+            ip: None,
         };
         r.record(&key, 20, c);
         r.record(&key, 10, c);
@@ -229,6 +234,7 @@ mod tests {
             Client {
                 address: "10.0.0.1",
                 user_agent: &long,
+                ip: None,
             },
         );
         r.record(
@@ -237,6 +243,7 @@ mod tests {
             Client {
                 address: "10.0.0.1",
                 user_agent: &long,
+                ip: None,
             },
         );
         assert_eq!(r.pending_sources(&key).len(), 2, "a clipped agent is found again");

@@ -21,6 +21,7 @@ use crate::verify_cache::{Entry, OwnerInfo, VerifyCache};
 use keysmith_core::{KeyDigest, KeyFormatError, KeyId, KeyScope, PresentedKey};
 use keysmith_store::{AuthRecord, Store};
 use prometheus_client::metrics::counter::Counter;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Why a key was refused. The client sees `invalid_api_key`, or `api_key_expired` for
@@ -34,6 +35,8 @@ pub enum Refusal {
     WrongSecret,
     OwnerInactive,
     Expired,
+    /// A genuine key, used from an address outside an allowlist that applies to it.
+    AddressNotAllowed,
 }
 
 impl Refusal {
@@ -46,6 +49,7 @@ impl Refusal {
             Self::WrongSecret => "wrong_secret",
             Self::OwnerInactive => "owner_inactive",
             Self::Expired => "expired",
+            Self::AddressNotAllowed => "ip_not_allowed",
         }
     }
 }
@@ -110,7 +114,7 @@ pub enum Outcome {
 }
 
 /// The outcomes' label values, in the order of [`Outcome::index`].
-pub const OUTCOMES: [&str; 8] = [
+pub const OUTCOMES: [&str; 9] = [
     "accepted",
     "rate_limited",
     "malformed",
@@ -119,6 +123,7 @@ pub const OUTCOMES: [&str; 8] = [
     "wrong_secret",
     "owner_inactive",
     "expired",
+    "ip_not_allowed",
 ];
 
 impl Outcome {
@@ -167,7 +172,7 @@ pub struct VerifierSettings {
     /// Where the cache counts its hits and misses.
     pub cache_counters: CacheCounters,
     /// One counter per [`OUTCOMES`] label, in that order (a metrics family's children).
-    pub outcomes: [Counter; 8],
+    pub outcomes: [Counter; 9],
 }
 
 impl Default for VerifierSettings {
@@ -189,7 +194,7 @@ pub struct Verifier {
     /// Failed verifications per source address (an IPv6 /64 counts as one); also
     /// counts failed GitHub alert signatures.
     pub failures: FailureLimiter,
-    outcomes: [Counter; 8],
+    outcomes: [Counter; 9],
     usage: Arc<UsageRecorder>,
 }
 
@@ -237,7 +242,7 @@ impl Verifier {
         client: Client<'_>,
         now: i64,
     ) -> Option<std::result::Result<Verified, Denied>> {
-        let cached = match self.verify_cached(presented, now) {
+        let cached = match self.verify_cached(presented, client.ip, now) {
             Some(Ok(verified)) => return Some(Ok(self.accept(verified, client, now))),
             other => other,
         };
@@ -257,7 +262,7 @@ impl Verifier {
         client: Client<'_>,
         now: i64,
     ) -> std::result::Result<std::result::Result<Verified, Denied>, keysmith_store::StoreError> {
-        let result = self.check(store, presented, now).await?;
+        let result = self.check(store, presented, client.ip, now).await?;
         Ok(self.finish_counted(result, client, now))
     }
 
@@ -270,6 +275,17 @@ impl Verifier {
     ) -> std::result::Result<Verified, Denied> {
         match result {
             Ok(verified) => Ok(self.accept(verified, client, now)),
+            // The right secret from the wrong place: not a guess, so it does not count
+            // against the address (which may be a whole office's).
+            Err(Refusal::AddressNotAllowed) => {
+                self.count(Outcome::Refused(Refusal::AddressNotAllowed));
+                tracing::warn!(
+                    source.address = client.address,
+                    auth.refusal = Refusal::AddressNotAllowed.as_str(),
+                    "API key used from outside its allowlist"
+                );
+                Err(Denied::Refused(Refusal::AddressNotAllowed))
+            }
             Err(refusal) => {
                 if self.failures.record_failure(&limit_key(client.address), now) == self.failures.max_failures() {
                     tracing::warn!(
@@ -295,7 +311,12 @@ impl Verifier {
     /// The part of verification that needs no database: a malformed key, a bad
     /// checksum, or a key in the cache. `None` when the store must be asked.
     #[inline]
-    fn verify_cached(&self, presented: &str, now: i64) -> Option<std::result::Result<Verified, Refusal>> {
+    fn verify_cached(
+        &self,
+        presented: &str,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> Option<std::result::Result<Verified, Refusal>> {
         let parsed = match parse(presented) {
             Ok(p) => p,
             Err(refusal) => return Some(Err(refusal)),
@@ -303,12 +324,12 @@ impl Verifier {
         match parsed {
             PresentedKey::V1(v1) => {
                 let entry = self.cache.get(v1.key_id(), now)?;
-                Some(judge(KeyId::from(v1), &entry, &parsed.digest(), now))
+                Some(judge(KeyId::from(v1), &entry, &parsed.digest(), ip, now))
             }
             PresentedKey::Legacy(legacy) => {
                 let digest = legacy.digest();
                 let (key_id, entry) = self.cache.get_legacy(&digest, now)?;
-                Some(judge(key_id, &entry, &digest, now))
+                Some(judge(key_id, &entry, &digest, ip, now))
             }
         }
     }
@@ -318,6 +339,7 @@ impl Verifier {
         &self,
         store: &dyn Store,
         presented: &str,
+        ip: Option<IpAddr>,
         now: i64,
     ) -> keysmith_store::Result<std::result::Result<Verified, Refusal>> {
         let parsed = match parse(presented) {
@@ -350,7 +372,7 @@ impl Verifier {
                 }
             }
         };
-        Ok(judge(key_id, &entry, &digest, now))
+        Ok(judge(key_id, &entry, &digest, ip, now))
     }
 }
 
@@ -358,7 +380,13 @@ impl Verifier {
 /// The digest is compared whatever the entry holds, so that an unknown key, a wrong
 /// secret and a deleted key take the same time.
 #[inline]
-fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> std::result::Result<Verified, Refusal> {
+fn judge(
+    key_id: KeyId,
+    entry: &Entry,
+    digest: &KeyDigest,
+    ip: Option<IpAddr>,
+    now: i64,
+) -> std::result::Result<Verified, Refusal> {
     let matches = entry.digest.ct_eq(digest);
     if entry.is_absent() {
         return Err(Refusal::Unknown);
@@ -372,10 +400,13 @@ fn judge(key_id: KeyId, entry: &Entry, digest: &KeyDigest, now: i64) -> std::res
     if entry.expires_at <= now {
         return Err(Refusal::Expired);
     }
+    if !entry.allows(ip) {
+        return Err(Refusal::AddressNotAllowed);
+    }
     Ok(Verified {
         key_id,
         owner: entry.owner.clone(),
-        scope: entry.scope,
+        scope: entry.policy.scope,
     })
 }
 
@@ -392,13 +423,14 @@ mod tests {
             (Refusal::WrongSecret, "wrong_secret"),
             (Refusal::OwnerInactive, "owner_inactive"),
             (Refusal::Expired, "expired"),
+            (Refusal::AddressNotAllowed, "ip_not_allowed"),
         ] {
             assert_eq!(refusal.as_str(), name);
             assert_eq!(Outcome::Refused(refusal).as_str(), name);
         }
         assert_eq!(Outcome::Accepted.as_str(), "accepted");
         assert_eq!(Outcome::RateLimited.as_str(), "rate_limited");
-        assert_eq!(OUTCOMES.len(), 8);
+        assert_eq!(OUTCOMES.len(), 9);
     }
 
     #[test]

@@ -27,7 +27,7 @@
 use crate::fanout_map::CacheCounters;
 use keysmith_core::key_format::LEGACY_HANDLE_PREFIX;
 use keysmith_core::role::PrincipalKind;
-use keysmith_core::{KeyDigest, KeyId, KeyScope, UserId};
+use keysmith_core::{KeyDigest, KeyId, KeyScope, Networks, UserId};
 use keysmith_store::{AuthRecord, Invalidation, UserRef};
 use std::any::Any;
 use std::collections::HashMap;
@@ -62,6 +62,9 @@ pub struct OwnerInfo {
     pub username: Box<str>,
     /// Comma-separated organization names.
     pub orgs: Box<str>,
+    /// The allowlists of the owner's organizations that have one: a key of theirs is
+    /// used from an address in every one of them, or refused.
+    pub networks: Box<[Networks]>,
     /// What a door derived from this owner once and reuses for every answer (forward
     /// auth keeps its answer's headers here); owners never seen there pay 8 bytes.
     memo: OnceLock<Box<dyn Any + Send + Sync>>,
@@ -78,6 +81,7 @@ impl OwnerInfo {
             memo: OnceLock::new(),
             username: record.owner.username.clone().into_boxed_str(),
             orgs: orgs.into_boxed_str(),
+            networks: record.org_networks.iter().map(|text| stored_networks(text)).collect(),
             stale: AtomicBool::new(false),
         }
     }
@@ -105,6 +109,41 @@ impl OwnerInfo {
             && self.active == other.active
             && self.username == other.username
             && self.orgs == other.orgs
+            && self.networks == other.networks
+    }
+}
+
+/// A stored allowlist, read back; one that no longer parses allows nothing.
+fn stored_networks(text: &str) -> Networks {
+    Networks::parse(text).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a stored network allowlist does not parse; refusing every address");
+        Networks::nothing()
+    })
+}
+
+/// What a key may do and where from, beyond its owner's rules: shared by every key
+/// with no allowlist of its own (one static per scope), so that most keys pay 8 bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KeyPolicy {
+    pub scope: KeyScope,
+    /// The key's own allowlist.
+    pub networks: Option<Networks>,
+}
+
+impl KeyPolicy {
+    fn of(scope: KeyScope, networks: Option<&str>) -> Arc<Self> {
+        match networks {
+            Some(text) => Arc::new(Self {
+                scope,
+                networks: Some(stored_networks(text)),
+            }),
+            None => {
+                static PLAIN: OnceLock<[Arc<KeyPolicy>; 3]> = OnceLock::new();
+                let plain =
+                    PLAIN.get_or_init(|| KeyScope::ALL.map(|scope| Arc::new(KeyPolicy { scope, networks: None })));
+                plain[scope as usize].clone()
+            }
+        }
     }
 }
 
@@ -113,12 +152,22 @@ impl OwnerInfo {
 pub struct Entry {
     pub digest: KeyDigest,
     pub owner: Arc<OwnerInfo>,
+    pub policy: Arc<KeyPolicy>,
     /// When the key stops working; [`NEVER`] if it does not expire (an `Option` would
     /// take 8 more bytes).
     pub expires_at: i64,
     loaded_at: i64,
-    /// What the key may do at most.
-    pub scope: KeyScope,
+}
+
+impl Entry {
+    /// Whether the key may be used from `ip`: in its own allowlist, if it has one, and
+    /// in each of its owner's organizations' allowlists. An unknown address is in no
+    /// list.
+    #[inline]
+    pub fn allows(&self, ip: Option<std::net::IpAddr>) -> bool {
+        self.policy.networks.as_ref().is_none_or(|n| n.contains(ip))
+            && self.owner.networks.iter().all(|n| n.contains(ip))
+    }
 }
 
 /// The expiry of a key that never expires.
@@ -134,6 +183,7 @@ fn nobody() -> &'static Arc<OwnerInfo> {
             active: false,
             username: Box::default(),
             orgs: Box::default(),
+            networks: Box::default(),
             memo: OnceLock::new(),
             stale: AtomicBool::new(false),
         })
@@ -147,9 +197,9 @@ impl Entry {
         Self {
             digest: KeyDigest::of(b""),
             owner: nobody().clone(),
+            policy: KeyPolicy::of(KeyScope::Read, None),
             expires_at: NEVER,
             loaded_at: now,
-            scope: KeyScope::Read,
         }
     }
 
@@ -162,9 +212,9 @@ impl Entry {
         Self {
             digest: record.digest,
             owner: Arc::new(OwnerInfo::new(record)),
+            policy: KeyPolicy::of(record.scope, record.key_networks.as_deref()),
             expires_at: record.expires_at.unwrap_or(NEVER),
             loaded_at: now,
-            scope: record.scope,
         }
     }
 }
@@ -392,7 +442,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_entry_stays_at_64_bytes_with_its_scope() {
+    fn an_entry_stays_at_64_bytes_with_its_scope_and_allowlist() {
         assert_eq!(std::mem::size_of::<Entry>(), 64);
     }
 
@@ -408,6 +458,8 @@ mod tests {
             owner_active: true,
             expires_at: None,
             scope: keysmith_core::KeyScope::Admin,
+            key_networks: None,
+            org_networks: Vec::new(),
             orgs: vec!["o".into()],
         };
         Entry::from_record(&record, now)

@@ -164,6 +164,7 @@ impl World {
         let client = Client {
             address: "192.0.2.200",
             user_agent: "test",
+            ip: "192.0.2.200".parse().ok(),
         };
         match self.app.verify_key(token, client).await.unwrap() {
             Ok(verified) => Ok(verified.owner.username.to_string()),

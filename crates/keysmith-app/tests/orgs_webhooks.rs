@@ -341,6 +341,7 @@ async fn an_endpoint_gets_its_events_and_its_secret_is_shown_only_in_answers(w: 
         format: KeyFormat::V1,
         expires_at: None,
         scope: None,
+        allowed_networks: None,
     };
     let minted = keys::mint(&w.app, &acting, request).await.unwrap();
     keys::delete(&w.app, &acting, minted.key.key_id.as_str()).await.unwrap();
@@ -399,6 +400,7 @@ async fn an_exposed_key_is_revoked_audited_and_announced(w: World) {
         format: KeyFormat::V1,
         expires_at: None,
         scope: None,
+        allowed_networks: None,
     };
     let minted = keys::mint(&w.app, &acting, request).await.unwrap();
     let plaintext = minted.generated.plaintext.expose().to_owned();

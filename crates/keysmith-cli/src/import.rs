@@ -63,6 +63,7 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
             rotated_from: None,
             federated_issuer: None,
             scope: keysmith_core::KeyScope::Admin,
+            allowed_networks: None,
         };
         let audit: Vec<NewAuditEntry> = orgs
             .iter()

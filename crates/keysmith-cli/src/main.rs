@@ -470,6 +470,7 @@ Examples:
   keysmith keys create --name laptop
   keysmith keys create --name ci > ci-key && chmod 600 ci-key
   keysmith keys create --name dashboard --scope read
+  keysmith keys create --name cluster --allowed-network 10.20.0.0/16 --allowed-network 2001:db8::/32
   keysmith keys create --name nightly --owner vision-ci | vault kv put secret/ci key=-")]
     Create {
         #[command(flatten)]
@@ -492,6 +493,11 @@ Examples:
         /// scope of the key you are signed in with]
         #[arg(long, value_parser = ["read", "write", "admin"])]
         scope: Option<String>,
+        /// An address or CIDR block the key may be used from (repeat for several);
+        /// used from anywhere else it is refused [default: anywhere, or the
+        /// networks of the key you are signed in with]
+        #[arg(long = "allowed-network", value_name = "CIDR")]
+        allowed_networks: Vec<String>,
     },
     /// Show one key: expiry, rotation, last use and the recent places it was used
     /// from (address and user agent), so you can see when an old key has gone quiet.
@@ -1009,6 +1015,7 @@ async fn run(cli: Cli) -> Result<()> {
             format,
             expires_in_days,
             scope,
+            allowed_networks,
         }) => {
             let request = keysmith_client::CreateKey {
                 name,
@@ -1016,6 +1023,7 @@ async fn run(cli: Cli) -> Result<()> {
                 format,
                 expires_in_days,
                 scope,
+                allowed_networks: (!allowed_networks.is_empty()).then_some(allowed_networks),
             };
             remote::create_key(remote.host.as_deref(), request, remote.output).await?;
         }

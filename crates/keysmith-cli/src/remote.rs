@@ -506,6 +506,9 @@ pub async fn show_key(host: Option<&str>, key_id: &str, output: Output) -> Resul
             );
             println!("status       {}", key.status.as_deref().unwrap_or("active"));
             println!("scope        {}", key.scope.as_deref().unwrap_or("admin"));
+            if !key.allowed_networks.is_empty() {
+                println!("networks     {}", key.allowed_networks.join(", "));
+            }
             println!("created      {}", key.created_at);
             println!("expires      {}", at(&key.expires_at, "never"));
             println!("last used    {}", at(&key.last_used_at, "never"));

@@ -205,6 +205,48 @@ fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
     );
     assert_eq!(r.status, 200, "a wider key's POST goes through");
 
+    // A key restricted to networks, through nginx: the client nginx names counts, and a
+    // client's own X-Forwarded-For does not get it through from elsewhere.
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", s.server.url),
+        &[("authorization", &bearer)],
+        Some(&serde_json::json!({"name": "office", "allowed_networks": ["198.51.100.0/24", "127.0.0.3"]})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let office = format!("Bearer {}", r.body["key"].as_str().unwrap());
+    // This test's clients sit at 127.0.0.1, a trusted address, so they may name a client.
+    let named = |xff: &str| {
+        http(
+            "GET",
+            &url,
+            &[("authorization", &office), ("x-forwarded-for", xff)],
+            None,
+        )
+        .status
+    };
+    assert_eq!(named("198.51.100.7"), 200);
+    assert_eq!(named("203.0.113.5"), 403);
+    // A client at an untrusted address (127.0.0.2 or .3, not Keysmith's trusted
+    // proxies): nginx appends the real address after whatever the client claims.
+    let from = |source: &str, xff: Option<&str>| {
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--interface", source]);
+        curl.args(["-H", &format!("authorization: {office}")]);
+        if let Some(xff) = xff {
+            curl.args(["-H", &format!("x-forwarded-for: {xff}")]);
+        }
+        let out = curl.arg(&url).output().expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        from("127.0.0.2", Some("198.51.100.7")),
+        "403",
+        "a forged X-Forwarded-For"
+    );
+    assert_eq!(from("127.0.0.2", None), "403");
+    assert_eq!(from("127.0.0.3", None), "200", "its real address is allowed");
+
     let key_id = seen["x-keysmith-key-id"].as_str().unwrap().to_owned();
     let r = http(
         "DELETE",

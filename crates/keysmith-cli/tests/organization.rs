@@ -168,6 +168,38 @@ fn rotate_links_a_new_key_and_show_tells_when_the_old_one_goes_quiet() {
 }
 
 #[test]
+fn keys_are_made_with_a_scope_and_networks_from_the_command_line() {
+    let a = Admin::start();
+    let created = a.json(&[
+        "keys",
+        "create",
+        "--name",
+        "cluster",
+        "--scope",
+        "read",
+        "--allowed-network",
+        "10.20.0.0/16",
+        "--allowed-network",
+        "2001:db8::1/32",
+    ]);
+    assert_eq!(created["scope"], "read", "{created}");
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    let out = a.run(&["keys", "show", &key_id]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("scope        read"), "{stdout}");
+    assert!(stdout.contains("networks     10.20.0.0/16, 2001:db8::/32"), "{stdout}");
+    let out = a.run(&["keys", "list"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("SCOPE") && stdout.contains(" read"), "{stdout}");
+    let out = a.run(&["keys", "create", "--name", "x", "--scope", "root"]);
+    assert_eq!(out.status.code(), Some(2), "clap refuses an unknown scope");
+    let out = a.run(&["keys", "create", "--name", "x", "--allowed-network", "intranet"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`intranet` is not a network"), "{stderr}");
+}
+
+#[test]
 fn expiring_keys_are_flagged_and_a_leaked_key_is_revoked_from_stdin() {
     let a = Admin::start();
     let created = a.json(&["keys", "create", "--name", "short", "--expires-in-days", "3"]);

@@ -211,7 +211,10 @@ fn sdk_0_31_with_a_read_key_reads_but_cannot_make_keys_and_a_write_key_makes_onl
     let write = f.create_key(json!({"name": "ci", "scope": "write"}));
     let out = sdk.cli_login(f.url(), &read);
     assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
-    let keys_before = f.as_admin("GET", "/api/v1/api-keys", json!({}))["items"].as_array().unwrap().len();
+    let keys_before = f.as_admin("GET", "/api/v1/api-keys", json!({}))["items"]
+        .as_array()
+        .unwrap()
+        .len();
 
     let out = sdk.python(
         f.url(),
@@ -244,7 +247,10 @@ except Exception as e:
         t.contains("RAW_REFUSED") && t.contains("this needs a key with scope write"),
         "{t}"
     );
-    let keys_after = f.as_admin("GET", "/api/v1/api-keys", json!({}))["items"].as_array().unwrap().len();
+    let keys_after = f.as_admin("GET", "/api/v1/api-keys", json!({}))["items"]
+        .as_array()
+        .unwrap()
+        .len();
     assert_eq!(keys_after, keys_before, "a read key made and deleted nothing");
 
     let out = sdk.python(
@@ -261,7 +267,10 @@ print("NEW_VIEWER", wandb.Api(api_key=new, overrides={"base_url": url}).viewer.u
     let t = text(&out);
     assert!(t.contains("GENERATED 86") && t.contains("NEW_VIEWER admin"), "{t}");
     let made = f.as_admin("GET", "/api/v1/api-keys?name_contains=from%20a%20write", json!({}));
-    assert_eq!(made["items"][0]["scope"], "write", "no wider than the key that made it: {made}");
+    assert_eq!(
+        made["items"][0]["scope"], "write",
+        "no wider than the key that made it: {made}"
+    );
 }
 
 #[test]

@@ -67,6 +67,9 @@ pub struct ApiKey {
     /// `read`, `write` or `admin` (absent from servers before scopes).
     #[serde(default)]
     pub scope: Option<String>,
+    /// CIDR blocks the key may be used from; empty: no list of its own.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
     /// `active` or `expired`.
     #[serde(default)]
     pub status: Option<String>,
@@ -106,6 +109,9 @@ pub struct CreateKey {
     /// `read`, `write` or `admin`; default: the scope of the key that asks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// CIDR blocks the key may be used from; default: the asking key's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_networks: Option<Vec<String>>,
 }
 
 /// The answer to a create: the only time the key's plaintext is shown.

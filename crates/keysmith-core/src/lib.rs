@@ -10,6 +10,7 @@ pub mod base62;
 pub mod ids;
 pub mod key_format;
 pub mod names;
+pub mod networks;
 pub mod policy;
 pub mod role;
 pub mod scan;
@@ -23,5 +24,6 @@ pub use key_format::{
     generate_v1,
 };
 pub use names::{EntityName, EntityNameError, KeyName, NameError, check_password};
+pub use networks::Networks;
 pub use scope::KeyScope;
 pub use secret::{PlainKey, SecretString};

@@ -138,6 +138,7 @@ fn main() {
                 rotated_from: None,
                 federated_issuer: None,
                 scope: keysmith_core::KeyScope::Admin,
+                allowed_networks: None,
             };
             store.insert_key(new, &[]).await.unwrap();
             stored.push(g);
@@ -160,6 +161,7 @@ fn main() {
     let client = Client {
         address: "192.0.2.1",
         user_agent: "timing",
+        ip: "192.0.2.1".parse().ok(),
     };
     let mut order = Order(0x9e37_79b9_7f4a_7c15);
     for cold in [false, true] {

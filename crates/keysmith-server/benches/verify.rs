@@ -31,6 +31,8 @@ fn record(key: &keysmith_core::GeneratedKey, owner: i64) -> AuthRecord {
         expires_at: None,
         orgs: vec!["default".into()],
         scope: keysmith_core::KeyScope::Admin,
+        key_networks: None,
+        org_networks: Vec::new(),
     }
 }
 
@@ -91,6 +93,7 @@ fn cached_verification(c: &mut Criterion) {
         let client = Client {
             address: "10.0.0.1",
             user_agent: "W&B Internal Client 0.31.0",
+            ip: "10.0.0.1".parse().ok(),
         };
         assert!(verify_now(&state, &key, client).expect("cached").is_ok());
         group.bench_with_input(BenchmarkId::from_parameter(n), &key, |b, key| {

@@ -61,6 +61,9 @@ pub enum ApiError {
     OwnerNotFound,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A genuine key used from an address outside an allowlist that applies to it.
+    #[error("this API key may not be used from your network (its own or its organization's allowlist)")]
+    IpNotAllowed,
     /// The key's owner may, but the key's scope does not allow it.
     #[error("this API key's scope is {has}; this needs a key with scope {needed} (or wider)")]
     InsufficientScope {
@@ -177,6 +180,7 @@ impl ApiError {
             Self::OwnerNotFound => "owner_not_found",
             Self::Forbidden(_) => "forbidden",
             Self::InsufficientScope { .. } => "insufficient_scope",
+            Self::IpNotAllowed => "ip_not_allowed",
             Self::KeyCreationDisabled => "key_creation_disabled",
             Self::LegacyKeysNotAllowed => "legacy_keys_not_allowed",
             Self::LastAdmin => "last_admin",
@@ -215,6 +219,7 @@ impl ApiError {
             Self::CsrfTokenInvalid
             | Self::Forbidden(_)
             | Self::InsufficientScope { .. }
+            | Self::IpNotAllowed
             | Self::KeyCreationDisabled
             | Self::LegacyKeysNotAllowed
             | Self::SsoRequired => StatusCode::FORBIDDEN,

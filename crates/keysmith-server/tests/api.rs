@@ -402,7 +402,10 @@ async fn a_key_authenticates_as_basic_bearer_and_x_api_key() {
         assert_eq!(r.body["username"], "admin");
         assert_eq!(r.body["kind"], "user");
         assert_eq!(r.body["orgs"], json!([{"name": "default", "role": "admin"}]));
-        assert_eq!(r.body["auth"], json!({"method": "api_key", "key_id": key_id, "scope": "admin"}));
+        assert_eq!(
+            r.body["auth"],
+            json!({"method": "api_key", "key_id": key_id, "scope": "admin"})
+        );
     }
     // Basic with any user name, as SCIM clients send it.
     use base64::Engine;
@@ -434,7 +437,10 @@ async fn the_viewer_of_a_session_says_so() {
     let r = app
         .request(Method::GET, "/api/v1/viewer", &app.admin().await, None)
         .await;
-    assert_eq!(r.body["auth"], json!({"method": "session", "key_id": null, "scope": "admin"}));
+    assert_eq!(
+        r.body["auth"],
+        json!({"method": "session", "key_id": null, "scope": "admin"})
+    );
     assert_eq!(r.body["email"], "admin@example.com");
 }
 

@@ -1098,6 +1098,7 @@ async fn org_settings_changed_through_rest_or_the_web_are_the_same_change() {
             "admin",
             "org",
             &[
+                "allowed_networks",
                 "key_creation_disabled",
                 "legacy_keys_allowed",
                 "max_service_account_key_lifetime_days",

@@ -136,6 +136,7 @@ async fn scoped_key_for(store: &dyn Store, owner: UserId, name: &str, scope: Key
                 rotated_from: None,
                 federated_issuer: None,
                 scope,
+                allowed_networks: None,
             },
             &[],
         )

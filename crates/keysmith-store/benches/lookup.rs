@@ -42,6 +42,7 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
                     rotated_from: None,
                     federated_issuer: None,
                     scope: keysmith_core::KeyScope::Admin,
+                    allowed_networks: None,
                 },
                 &[],
             )

@@ -21,16 +21,22 @@ pub struct Org {
     /// Members sign in to the web interface through a single sign-on provider, not a
     /// password (admins keep theirs).
     pub sso_required: bool,
+    /// Where its members' and service accounts' keys may be used from (canonical
+    /// CIDR blocks, comma-separated); `None`: anywhere.
+    pub allowed_networks: Option<String>,
 }
 
 /// A change to an organization's settings; `None` leaves a setting as it is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrgSettings {
     pub key_creation_disabled: Option<bool>,
     pub legacy_keys_allowed: Option<bool>,
     pub max_user_key_lifetime_days: Option<u32>,
     pub max_service_account_key_lifetime_days: Option<u32>,
     pub sso_required: Option<bool>,
+    /// `Some(None)` lifts the organization's allowlist; `Some(Some(list))` sets it
+    /// (canonical text).
+    pub allowed_networks: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -236,6 +242,9 @@ pub struct NewKey {
     pub federated_issuer: Option<String>,
     /// What the key may do at most (never more than its owner).
     pub scope: KeyScope,
+    /// Where the key may be used from (canonical CIDR blocks); `None`: anywhere its
+    /// owner's organizations allow.
+    pub allowed_networks: Option<String>,
 }
 
 /// A key as lists and the API show it: never its secret, and not its digest either.
@@ -257,6 +266,7 @@ pub struct StoredKey {
     /// For a federated session: the issuer of the JWT it was exchanged for.
     pub federated_issuer: Option<String>,
     pub scope: KeyScope,
+    pub allowed_networks: Option<String>,
 }
 
 /// A user or service account, as much as verification and lists need.
@@ -276,6 +286,10 @@ pub struct AuthRecord {
     pub owner_active: bool,
     pub expires_at: Option<i64>,
     pub scope: KeyScope,
+    /// The key's own allowlist.
+    pub key_networks: Option<String>,
+    /// The allowlists of the owner's organizations that have one: each applies.
+    pub org_networks: Vec<String>,
     /// The organizations of the owner, by name (for forward auth's identity headers).
     pub orgs: Vec<String>,
 }

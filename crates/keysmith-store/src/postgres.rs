@@ -103,5 +103,6 @@ crate::sql_store::sql_store!(
     crate::sql_store::OrderHint::DisableSort,
     "k.name ILIKE",
     true,
-    "string_agg(o.name, ',')"
+    "string_agg(o.name, ',')",
+    "string_agg(o.allowed_networks, ';')"
 );

@@ -17,7 +17,7 @@
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
-     k.expires_at, k.rotated_from, k.federated_issuer, k.scope, \
+     k.expires_at, k.rotated_from, k.federated_issuer, k.scope, k.allowed_networks, \
      (SELECT s.key_id FROM api_keys s WHERE s.rotated_from = k.key_id LIMIT 1) AS rotated_to, \
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
@@ -30,13 +30,15 @@ pub(crate) const USER_COLUMNS: &str = "id, kind, username, email, active, create
 pub(crate) const ORG_COLUMNS: &str = "o.id AS org_id, o.name AS org_name, o.created_at AS org_created_at, \
      o.key_creation_disabled AS org_key_creation_disabled, o.legacy_keys_allowed AS org_legacy_keys_allowed, \
      o.max_user_key_lifetime_days AS org_max_user_days, \
-     o.max_service_account_key_lifetime_days AS org_max_sa_days, o.sso_required AS org_sso_required";
+     o.max_service_account_key_lifetime_days AS org_max_sa_days, o.sso_required AS org_sso_required, \
+     o.allowed_networks AS org_allowed_networks";
 
 /// `RETURNING` columns of an `orgs` row, named as [`ORG_COLUMNS`] names them.
 pub(crate) const ORG_RETURNING: &str = "RETURNING id AS org_id, name AS org_name, created_at AS org_created_at, \
      key_creation_disabled AS org_key_creation_disabled, legacy_keys_allowed AS org_legacy_keys_allowed, \
      max_user_key_lifetime_days AS org_max_user_days, \
-     max_service_account_key_lifetime_days AS org_max_sa_days, sso_required AS org_sso_required";
+     max_service_account_key_lifetime_days AS org_max_sa_days, sso_required AS org_sso_required, \
+     allowed_networks AS org_allowed_networks";
 
 pub(crate) const TEAM_COLUMNS: &str =
     "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
@@ -80,7 +82,7 @@ pub(crate) fn like_pattern(needle: &str) -> String {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $backend:expr, $begin:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr) => {
+    ($store:ident, $db:ty, $backend:expr, $begin:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr, $org_networks:expr) => {
         use crate::model::*;
         use crate::sql_store::{
             KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
@@ -154,6 +156,7 @@ macro_rules! sql_store {
                 rotated_to: get(row, "rotated_to")?,
                 federated_issuer: get(row, "federated_issuer")?,
                 scope: scope_from_row(row)?,
+                allowed_networks: get(row, "allowed_networks")?,
             })
         }
 
@@ -170,6 +173,10 @@ macro_rules! sql_store {
                 owner_active: get(row, "owner_active")?,
                 expires_at: get(row, "expires_at")?,
                 scope: scope_from_row(row)?,
+                key_networks: get(row, "allowed_networks")?,
+                org_networks: get::<Option<String>>(row, "org_networks")?
+                    .map(|lists| lists.split(';').filter(|n| !n.is_empty()).map(str::to_owned).collect())
+                    .unwrap_or_default(),
                 orgs: get::<Option<String>>(row, "org_names")?
                     .map(|names| names.split(',').filter(|n| !n.is_empty()).map(str::to_owned).collect())
                     .unwrap_or_default(),
@@ -186,6 +193,7 @@ macro_rules! sql_store {
                 max_user_key_lifetime_days: days(get(row, "org_max_user_days")?),
                 max_service_account_key_lifetime_days: days(get(row, "org_max_sa_days")?),
                 sso_required: get(row, "org_sso_required")?,
+                allowed_networks: get(row, "org_allowed_networks")?,
             })
         }
 
@@ -233,14 +241,18 @@ macro_rules! sql_store {
         }
 
         /// The owner's organizations travel with the key (for forward auth), as one
-        /// comma-separated column; organization names cannot contain commas.
+        /// comma-separated column; organization names cannot contain commas. So do
+        /// their allowlists, separated by `;` (a list itself is comma-separated).
         const AUTH_SELECT: &str = concat!(
             "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
              u.username AS owner_username, u.active AS owner_active, k.expires_at, k.scope, \
-             (SELECT ",
+             k.allowed_networks, (SELECT ",
             $org_names,
             " FROM orgs o WHERE o.id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
-             UNION SELECT s.org_id FROM service_accounts s WHERE s.user_id = u.id)) AS org_names \
+             UNION SELECT s.org_id FROM service_accounts s WHERE s.user_id = u.id)) AS org_names, (SELECT ",
+            $org_networks,
+            " FROM orgs o WHERE o.id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
+             UNION SELECT s.org_id FROM service_accounts s WHERE s.user_id = u.id)) AS org_networks \
              FROM api_keys k JOIN users u ON u.id = k.owner_user_id"
         );
 
@@ -406,21 +418,46 @@ macro_rules! sql_store {
                      legacy_keys_allowed = COALESCE($2, legacy_keys_allowed), \
                      max_user_key_lifetime_days = COALESCE($3, max_user_key_lifetime_days), \
                      max_service_account_key_lifetime_days = COALESCE($4, max_service_account_key_lifetime_days), \
-                     sso_required = COALESCE($5, sso_required) \
-                     WHERE id = $6 {ORG_RETURNING}"
+                     sso_required = COALESCE($5, sso_required), \
+                     allowed_networks = CASE WHEN $6 THEN $7 ELSE allowed_networks END \
+                     WHERE id = $8 {ORG_RETURNING}"
                 );
+                let networks = settings.allowed_networks.clone();
                 let row = sqlx::query(&sql)
                     .bind(settings.key_creation_disabled)
                     .bind(settings.legacy_keys_allowed)
                     .bind(settings.max_user_key_lifetime_days.map(i64::from))
                     .bind(settings.max_service_account_key_lifetime_days.map(i64::from))
                     .bind(settings.sso_required)
+                    .bind(networks.is_some())
+                    .bind(networks.flatten())
                     .bind(org.0)
                     .fetch_one(&mut *tx)
                     .await
                     .map_err(backend_err)?;
                 append_audit(&mut tx, audit).await?;
+                // The allowlist travels with every cached key of the organization's
+                // members and service accounts: each of them is stale.
+                let mut invalidations = Vec::new();
+                if settings.allowed_networks.is_some() {
+                    let owners: Vec<i64> = sqlx::query_scalar(
+                        "SELECT user_id FROM org_members WHERE org_id = $1 \
+                         UNION SELECT user_id FROM service_accounts WHERE org_id = $2",
+                    )
+                    .bind(org.0)
+                    .bind(org.0)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    invalidations = owners.into_iter().map(|u| Invalidation::Owner(UserId(u))).collect();
+                    for inv in &invalidations {
+                        invalidate(&mut tx, inv).await?;
+                    }
+                }
                 tx.commit().await.map_err(backend_err)?;
+                for inv in &invalidations {
+                    self.hooks.fire(inv);
+                }
                 org_from_row(&row)
             }
 
@@ -1976,8 +2013,8 @@ macro_rules! sql_store {
         async fn insert_key_row(tx: &mut Tx<'_>, key: &NewKey) -> Result<()> {
             sqlx::query(
                 "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
-                 created_by_user_id, created_at, expires_at, rotated_from, federated_issuer, scope) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                 created_by_user_id, created_at, expires_at, rotated_from, federated_issuer, scope, \
+                 allowed_networks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(key.key_id.as_str())
             .bind(key.digest.as_bytes().as_slice())
@@ -1991,6 +2028,7 @@ macro_rules! sql_store {
             .bind(key.rotated_from.as_ref().map(|k| k.as_str().to_owned()))
             .bind(&key.federated_issuer)
             .bind(key.scope.as_str())
+            .bind(&key.allowed_networks)
             .execute(&mut **tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;

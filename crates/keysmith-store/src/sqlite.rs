@@ -58,7 +58,8 @@ crate::sql_store::sql_store!(
     crate::sql_store::OrderHint::IndexedBy,
     "k.name LIKE",
     false,
-    "group_concat(o.name, ',')"
+    "group_concat(o.name, ',')",
+    "group_concat(o.allowed_networks, ';')"
 );
 
 impl SqliteStore {

@@ -37,6 +37,7 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
         rotated_from: None,
         federated_issuer: None,
         scope: keysmith_core::KeyScope::Admin,
+        allowed_networks: None,
     }
 }
 
@@ -182,6 +183,7 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
                 rotated_from: None,
                 federated_issuer: None,
                 scope: keysmith_core::KeyScope::Admin,
+                allowed_networks: None,
             },
             &[],
         )
@@ -211,6 +213,83 @@ async fn keys_keep_the_scope_they_were_made_with(store: Arc<dyn Store>) {
         let page = store.list_keys(&own_keys(owner.id, None, 10)).await.unwrap();
         assert!(page.iter().any(|k| k.key_id == key.key_id && k.scope == scope));
     }
+}
+
+async fn allowlists_travel_with_the_key_and_an_org_change_invalidates_its_owners(store: Arc<dyn Store>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    store.on_invalidation(Box::new(move |i| sink.lock().unwrap().push(i.clone())));
+    let org = store.create_org("acme", 1).await.unwrap();
+    let other = store.create_org("zeta", 1).await.unwrap();
+    let user = store.create_user(person("nia"), 1).await.unwrap();
+    for o in [org.id, other.id] {
+        store.add_org_member(o, user.id, OrgRole::Member, 1, &[]).await.unwrap();
+    }
+    let mut key = new_key(user.id, "office", 1);
+    key.allowed_networks = Some("198.51.100.0/24,2001:db8::/32".into());
+    let stored = store.insert_key(key.clone(), &[]).await.unwrap();
+    assert_eq!(
+        stored.allowed_networks.as_deref(),
+        Some("198.51.100.0/24,2001:db8::/32")
+    );
+    let auth = store.find_key_for_auth(&key.key_id).await.unwrap().unwrap();
+    assert_eq!(auth.key_networks.as_deref(), Some("198.51.100.0/24,2001:db8::/32"));
+    assert!(auth.org_networks.is_empty(), "no organization restricts it yet");
+
+    seen.lock().unwrap().clear();
+    for (o, list) in [(org.id, "10.0.0.0/8"), (other.id, "10.1.0.0/16,192.0.2.1/32")] {
+        let settings = OrgSettings {
+            allowed_networks: Some(Some(list.into())),
+            ..OrgSettings::default()
+        };
+        let changed = store.update_org_settings(o, settings, &[]).await.unwrap();
+        assert_eq!(changed.allowed_networks.as_deref(), Some(list));
+    }
+    assert!(
+        seen.lock().unwrap().contains(&Invalidation::Owner(user.id)),
+        "every member's cached keys are stale"
+    );
+    let mut lists = store
+        .find_key_for_auth(&key.key_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .org_networks;
+    lists.sort();
+    assert_eq!(
+        lists,
+        ["10.0.0.0/8", "10.1.0.0/16,192.0.2.1/32"],
+        "each organization's list, whole"
+    );
+    let untouched = OrgSettings {
+        sso_required: Some(false),
+        ..OrgSettings::default()
+    };
+    let kept = store.update_org_settings(org.id, untouched, &[]).await.unwrap();
+    assert_eq!(
+        kept.allowed_networks.as_deref(),
+        Some("10.0.0.0/8"),
+        "other settings leave it alone"
+    );
+    let lifted = OrgSettings {
+        allowed_networks: Some(None),
+        ..OrgSettings::default()
+    };
+    assert_eq!(
+        store
+            .update_org_settings(org.id, lifted, &[])
+            .await
+            .unwrap()
+            .allowed_networks,
+        None
+    );
+    let lists = store
+        .find_key_for_auth(&key.key_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .org_networks;
+    assert_eq!(lists, ["10.1.0.0/16,192.0.2.1/32"]);
 }
 
 async fn lists_page_newest_first_with_a_stable_cursor(store: Arc<dyn Store>) {
@@ -1697,6 +1776,7 @@ conformance!(
     ending_sessions_is_announced,
     keys_are_stored_and_found_for_verification,
     keys_keep_the_scope_they_were_made_with,
+    allowlists_travel_with_the_key_and_an_org_change_invalidates_its_owners,
     lists_page_newest_first_with_a_stable_cursor,
     keys_are_renamed_and_deleted,
     last_use_is_recorded_in_batches_and_never_moves_backwards,

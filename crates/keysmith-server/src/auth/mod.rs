@@ -58,6 +58,7 @@ pub async fn presented_key_principal(parts: &Parts, state: &AppState) -> Result<
     let client = verify::Client {
         address: address.as_str(),
         user_agent: source::user_agent(&parts.headers),
+        ip: address.ip(),
     };
     let verified = verify::verify_key(state, key.expose(), client).await?;
     Ok(Some(key_principal(verified)))

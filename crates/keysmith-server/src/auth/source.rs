@@ -94,6 +94,7 @@ pub fn peer(extensions: &Extensions) -> Option<SocketAddr> {
 pub struct AddressText {
     buf: [u8; 48],
     len: usize,
+    ip: Option<IpAddr>,
 }
 
 impl AddressText {
@@ -103,8 +104,13 @@ impl AddressText {
 
     pub fn of_peer(trusted: &TrustedProxies, peer: Option<SocketAddr>, headers: &HeaderMap) -> Self {
         use std::io::Write;
-        let mut text = Self { buf: [0; 48], len: 0 };
-        match client_ip(trusted, peer, headers) {
+        let ip = client_ip(trusted, peer, headers);
+        let mut text = Self {
+            buf: [0; 48],
+            len: 0,
+            ip,
+        };
+        match ip {
             // The common case by hand: `write!` costs several hundred instructions.
             Some(IpAddr::V4(v4)) => {
                 for (i, octet) in v4.octets().into_iter().enumerate() {
@@ -136,6 +142,11 @@ impl AddressText {
             *slot = byte;
             self.len += 1;
         }
+    }
+
+    /// The address itself, for allowlists; `None` when unknown.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.ip
     }
 
     pub fn as_str(&self) -> &str {

@@ -44,6 +44,8 @@ fn denied(denied: Denied) -> ApiError {
     match denied {
         Denied::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
         Denied::Refused(Refusal::Expired) => ApiError::ApiKeyExpired,
+        // Only the key's holder can present it, as for an expired key.
+        Denied::Refused(Refusal::AddressNotAllowed) => ApiError::IpNotAllowed,
         Denied::Refused(_) => ApiError::InvalidApiKey,
     }
 }
@@ -66,6 +68,10 @@ mod tests {
         assert!(matches!(
             denied(Denied::Refused(Refusal::Expired)),
             ApiError::ApiKeyExpired
+        ));
+        assert!(matches!(
+            denied(Denied::Refused(Refusal::AddressNotAllowed)),
+            ApiError::IpNotAllowed
         ));
         assert!(matches!(
             denied(Denied::RateLimited { retry_after_secs: 7 }),

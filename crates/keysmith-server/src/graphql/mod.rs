@@ -87,6 +87,7 @@ pub async fn graphql(
             verify::Client {
                 address: &source,
                 user_agent: crate::auth::source::user_agent(&headers),
+                ip: source.parse().ok(),
             },
         )
         .await
@@ -100,6 +101,17 @@ pub async fn graphql(
             }
             // The database failed: not the client's fault, and not a 401.
             Err(ApiError::Internal(detail)) => return ApiError::Internal(detail).into_response(),
+            // A genuine key from the wrong network: W&B's refusal code, with a message
+            // that says why (wandb 0.31 prints it), and no 401 that would say the key
+            // is wrong.
+            Err(e @ ApiError::IpNotAllowed) => {
+                return (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({ "errors": [{ "message": e.to_string(), "extensions": {
+                        "code": "PERMISSION_ERROR", "keysmith_code": e.code() } }], "data": null })),
+                )
+                    .into_response();
+            }
             Err(_) => None,
         },
         _ => None,

@@ -120,6 +120,7 @@ impl Mutation {
             format,
             expires_at: None,
             scope: None,
+            allowed_networks: None,
         };
         let acting = Acting::new(caller, &c.source, c.state.now());
         let keys::Minted { key, generated, .. } = keys::mint(&c.state.app, &acting, request).await.gql()?;
@@ -182,6 +183,7 @@ impl Mutation {
             format: KeyFormat::V1,
             expires_at: None,
             scope: None,
+            allowed_networks: None,
         };
         match keys::mint(&c.state.app, &acting, first_key).await {
             Ok(minted) => c.state.handoff.put(

@@ -144,6 +144,7 @@ impl<'r> Caller<'r> {
         verify::Client {
             address: self.address.as_str(),
             user_agent: self.user_agent,
+            ip: self.address.ip(),
         }
     }
 }

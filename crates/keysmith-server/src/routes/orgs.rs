@@ -9,7 +9,7 @@ use crate::state::AppState;
 use crate::timestamp::rfc3339;
 use axum::Json;
 use axum::extract::State;
-use keysmith_app::{Acting, orgs};
+use keysmith_app::{Acting, input, orgs};
 use keysmith_core::role::OrgRole;
 use keysmith_store::{Org, OrgSettings};
 use serde::{Deserialize, Serialize};
@@ -32,6 +32,9 @@ pub struct OrgView {
     /// When true, members sign in to the web interface through a single sign-on
     /// provider, not a password; admins keep theirs.
     pub(crate) sso_required: bool,
+    /// Where the keys of the organization's members and service accounts may be used
+    /// from (CIDR blocks); empty: anywhere.
+    pub(crate) allowed_networks: Vec<String>,
     pub(crate) created_at: String,
 }
 
@@ -60,6 +63,11 @@ pub struct UpdateOrgRequest {
     /// must have one); admins keep their passwords, so a provider that is down cannot
     /// lock the organization out. Keys keep working either way.
     pub(crate) sso_required: Option<bool>,
+    /// Where the keys of members and service accounts may be used from: CIDR blocks or
+    /// addresses, IPv4 and IPv6 (at most 64). A key used from elsewhere is refused
+    /// with `ip_not_allowed`, on every replica at once. `[]` lifts the restriction.
+    #[schema(max_items = 64)]
+    pub(crate) allowed_networks: Option<Vec<String>>,
 }
 
 fn view(org: Org, role: OrgRole) -> OrgView {
@@ -71,6 +79,7 @@ fn view(org: Org, role: OrgRole) -> OrgView {
         max_user_key_lifetime_days: org.max_user_key_lifetime_days,
         max_service_account_key_lifetime_days: org.max_service_account_key_lifetime_days,
         sso_required: org.sso_required,
+        allowed_networks: super::api_keys::networks_view(org.allowed_networks.as_deref()),
         created_at: rfc3339(org.created_at),
     }
 }
@@ -126,6 +135,10 @@ pub async fn update_org(
         max_user_key_lifetime_days: request.max_user_key_lifetime_days,
         max_service_account_key_lifetime_days: request.max_service_account_key_lifetime_days,
         sso_required: request.sso_required,
+        allowed_networks: match &request.allowed_networks {
+            None => None,
+            Some(items) => Some(input::networks("allowed_networks", items)?.map(|n| n.to_string())),
+        },
     };
     let acting = Acting::new(&caller, &source, state.now());
     let org = orgs::update_settings(&state.app, &acting, &org, settings).await?;

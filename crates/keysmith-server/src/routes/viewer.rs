@@ -136,6 +136,7 @@ pub fn answer_now(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> La
     let client = verify::Client {
         address: address.as_str(),
         user_agent: source::user_agent(headers),
+        ip: address.ip(),
     };
     let principal = match verify::verify_now(state, presented.expose(), client) {
         Some(Ok(verified)) => key_principal(verified),
@@ -164,6 +165,7 @@ pub async fn answer_stored(state: &AppState, headers: &HeaderMap, peer: SocketAd
         let client = verify::Client {
             address: address.as_str(),
             user_agent: source::user_agent(headers),
+            ip: address.ip(),
         };
         verify::verify_stored(state, presented.expose(), client).await
     };

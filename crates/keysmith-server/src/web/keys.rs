@@ -279,6 +279,14 @@ fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
                         "and it cannot create a key wider than itself."
                     }
                 }
+                div.field {
+                    label for="allowed-networks" { "Networks it may be used from (optional)" }
+                    input #allowed-networks name="allowed_networks" spellcheck="false" autocomplete="off"
+                        placeholder="203.0.113.0/24, 2001:db8::/32" aria-describedby="networks-hint";
+                    p.hint #networks-hint {
+                        "Addresses or CIDR blocks, separated by commas. Used from anywhere else, the key is refused."
+                    }
+                }
                 @if legacy_allowed {
                     fieldset.choices {
                         legend { "Key format" }
@@ -380,12 +388,20 @@ pub async fn create(
             }
         },
     };
+    let allowed_networks = match keysmith_app::input::networks(
+        "allowed_networks",
+        &[fields.get("allowed_networks").unwrap_or_default().to_owned()],
+    ) {
+        Ok(networks) => networks,
+        Err(e) => return again(StatusCode::BAD_REQUEST, ApiError::from(e).message()),
+    };
     let request = NewKeyRequest {
         name,
         owner: owner.map(str::to_owned),
         format,
         expires_at,
         scope,
+        allowed_networks,
     };
     let acting = Acting::new(&user.caller, &source, state.now());
     match keys::mint(&state.app, &acting, request).await.map_err(ApiError::from) {

@@ -411,6 +411,17 @@ pub async fn settings(
                     "expiration get exactly this long. Existing keys keep their expiration."
                 }
             }
+            div.field {
+                label for="allowed-networks" { "Networks keys may be used from" }
+                textarea #allowed-networks name="allowed_networks" rows="3" spellcheck="false"
+                    placeholder="203.0.113.0/24\n2001:db8::/32" aria-describedby="networks-hint" {
+                    (org.allowed_networks.as_deref().unwrap_or_default().replace(',', "\n"))
+                }
+                p.hint #networks-hint {
+                    "One address or CIDR block a line, IPv4 or IPv6. Keys of members and service accounts "
+                    "used from anywhere else are refused at once. Leave empty to allow every network."
+                }
+            }
             div.buttons { button type="submit" { "Save settings" } }
         }
     };
@@ -450,6 +461,13 @@ pub async fn save_settings(
         max_user_key_lifetime_days: user_days,
         max_service_account_key_lifetime_days: sa_days,
         sso_required: Some(fields.checked("sso_required")),
+        allowed_networks: match keysmith_app::input::networks(
+            "allowed_networks",
+            &[fields.get("allowed_networks").unwrap_or_default().to_owned()],
+        ) {
+            Ok(networks) => Some(networks.map(|n| n.to_string())),
+            Err(e) => return failure(Some(&user), e.into()),
+        },
     };
     let acting = Acting::new(&user.caller, &source, state.now());
     match orgs::update_settings(&state.app, &acting, &org_name, settings).await {

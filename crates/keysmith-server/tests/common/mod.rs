@@ -199,6 +199,7 @@ impl TestApp {
             rotated_from: None,
             federated_issuer: None,
             scope: keysmith_core::KeyScope::Admin,
+            allowed_networks: None,
         };
         self.store.insert_key(key, &[]).await.unwrap();
     }
