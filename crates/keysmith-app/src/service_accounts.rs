@@ -8,8 +8,8 @@ use crate::audit::{Action, AuditContext};
 use crate::caller::Caller;
 use crate::error::{AppError, Missing, Result};
 use crate::{Acting, App};
-use keysmith_core::EntityName;
 use keysmith_core::policy::{self, Roles};
+use keysmith_core::{EntityName, Networks};
 use keysmith_store::{NewServiceAccount, Org, ServiceAccount, Team};
 
 /// The longest description, in characters, once trimmed.
@@ -67,6 +67,8 @@ pub struct NewServiceAccountRequest {
     /// For an external service account (identity federation): the JWT `sub` it
     /// accepts from the organization's issuers. `None`: a built-in one.
     pub external_subject: Option<String>,
+    /// Where its keys may be used from; `None`: wherever the organization allows.
+    pub allowed_networks: Option<Networks>,
 }
 
 /// The longest external subject, in characters.
@@ -126,6 +128,10 @@ pub async fn create(
     if let Some(subject) = &external_subject {
         detail["external_subject"] = subject.as_str().into();
     }
+    let allowed_networks = request.allowed_networks.map(|n| n.to_string());
+    if let Some(networks) = &allowed_networks {
+        detail["allowed_networks"] = networks.as_str().into();
+    }
     let audit = AuditContext::of(acting).entry(
         org.id,
         Action::ServiceAccountCreated,
@@ -142,6 +148,7 @@ pub async fn create(
                 description: description.to_owned(),
                 created_by: Some(caller.id()),
                 external_subject,
+                allowed_networks,
             },
             acting.now,
             &audit,

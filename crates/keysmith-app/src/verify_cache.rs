@@ -62,8 +62,9 @@ pub struct OwnerInfo {
     pub username: Box<str>,
     /// Comma-separated organization names.
     pub orgs: Box<str>,
-    /// The allowlists of the owner's organizations that have one: a key of theirs is
-    /// used from an address in every one of them, or refused.
+    /// The allowlists that apply to every key of the owner (a service account's own,
+    /// and each of the owner's organizations' that has one): a key of theirs is used
+    /// from an address in every one of them, or refused.
     pub networks: Box<[Networks]>,
     /// What a door derived from this owner once and reuses for every answer (forward
     /// auth keeps its answer's headers here); owners never seen there pay 8 bytes.
@@ -81,7 +82,12 @@ impl OwnerInfo {
             memo: OnceLock::new(),
             username: record.owner.username.clone().into_boxed_str(),
             orgs: orgs.into_boxed_str(),
-            networks: record.org_networks.iter().map(|text| stored_networks(text)).collect(),
+            networks: record
+                .account_networks
+                .iter()
+                .chain(&record.org_networks)
+                .map(|text| stored_networks(text))
+                .collect(),
             stale: AtomicBool::new(false),
         }
     }
@@ -459,6 +465,7 @@ mod tests {
             expires_at: None,
             scope: keysmith_core::KeyScope::Admin,
             key_networks: None,
+            account_networks: None,
             org_networks: Vec::new(),
             orgs: vec!["o".into()],
         };

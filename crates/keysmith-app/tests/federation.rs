@@ -89,6 +89,7 @@ async fn world(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> World {
                 description: String::new(),
                 created_by: None,
                 external_subject: Some(SA_SUBJECT.into()),
+                allowed_networks: None,
             },
             NOW,
             &[],

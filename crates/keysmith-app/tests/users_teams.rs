@@ -135,6 +135,7 @@ async fn a_description_is_trimmed_then_kept_whole_or_refused() {
         description,
         team: None,
         external_subject: None,
+        allowed_networks: None,
     };
     let acting = w.acting(&w.admin);
     let refused = service_accounts::create(&w.app, &acting, "default", request("long", "x".repeat(1025))).await;

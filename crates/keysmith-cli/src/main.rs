@@ -331,6 +331,10 @@ enum ServiceAccountsCommand {
         /// issuers with this `sub` signs in as it (identity federation)
         #[arg(long)]
         external_subject: Option<String>,
+        /// An address or CIDR block its keys may be used from (repeat for several);
+        /// used from anywhere else, every key of the account is refused
+        #[arg(long = "allowed-network", value_name = "CIDR")]
+        allowed_networks: Vec<String>,
     },
     /// Delete a service account and all its keys.
     Delete {
@@ -871,6 +875,7 @@ async fn run(cli: Cli) -> Result<()> {
                     team,
                     description,
                     external_subject,
+                    allowed_networks,
                 } => (
                     org,
                     A::Create {
@@ -878,6 +883,7 @@ async fn run(cli: Cli) -> Result<()> {
                         team,
                         description,
                         external_subject,
+                        allowed_networks,
                     },
                 ),
                 ServiceAccountsCommand::Delete { org, name } => (org, A::Delete { name }),

@@ -42,6 +42,7 @@ pub enum ServiceAccountAction {
         team: Option<String>,
         description: String,
         external_subject: Option<String>,
+        allowed_networks: Vec<String>,
     },
     Delete {
         name: String,
@@ -82,9 +83,17 @@ pub async fn service_accounts(
             team,
             description,
             external_subject,
+            allowed_networks,
         } => {
             let account = client
-                .create_service_account(&org, &name, &description, team.as_deref(), external_subject.as_deref())
+                .create_service_account(
+                    &org,
+                    &name,
+                    &description,
+                    team.as_deref(),
+                    external_subject.as_deref(),
+                    &allowed_networks,
+                )
                 .await
                 .map_err(api_error)?;
             match output {

@@ -300,10 +300,14 @@ impl Client {
         description: &str,
         team: Option<&str>,
         external_subject: Option<&str>,
+        allowed_networks: &[String],
     ) -> Result<ServiceAccount, ClientError> {
         let mut body = serde_json::json!({ "name": name, "description": description, "team": team });
         if let Some(subject) = external_subject {
             body["external_subject"] = subject.into();
+        }
+        if !allowed_networks.is_empty() {
+            body["allowed_networks"] = allowed_networks.into();
         }
         self.call(
             Method::POST,

@@ -206,6 +206,9 @@ pub struct ServiceAccount {
     /// For an external service account (identity federation): the JWT `sub` it accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_subject: Option<String>,
+    /// CIDR blocks its keys may be used from; empty: wherever the organization allows.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
 }
 
 /// A JWT issuer an organization trusts (identity federation).

@@ -357,3 +357,63 @@ async fn behind_a_trusted_proxy_the_client_is_the_forwarded_address_and_a_forged
     );
     assert_eq!(viewer(&app, ELSEWHERE, &key).await.code(), "ip_not_allowed");
 }
+
+#[tokio::test]
+async fn a_service_accounts_allowlist_applies_to_every_key_of_the_account() {
+    let app = TestApp::sqlite().await;
+    let session = app.admin().await;
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &session,
+            Some(json!({"name": "cluster-bot", "allowed_networks": ["198.51.100.0/24"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    assert_eq!(r.body["allowed_networks"], json!(["198.51.100.0/24"]));
+    let listed = app
+        .request(Method::GET, "/api/v1/orgs/default/service-accounts", &session, None)
+        .await;
+    assert_eq!(listed.body["items"][0]["allowed_networks"], json!(["198.51.100.0/24"]));
+    let mut keys = Vec::new();
+    for name in ["one", "two"] {
+        let r = app
+            .request(
+                Method::POST,
+                KEYS,
+                &session,
+                Some(json!({"name": name, "owner": "cluster-bot"})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        assert_eq!(
+            r.body["allowed_networks"],
+            json!([]),
+            "no list of its own; the account's applies"
+        );
+        keys.push(r.body["key"].as_str().unwrap().to_owned());
+    }
+    for key in &keys {
+        assert_eq!(viewer(&app, OFFICE, key).await.status, StatusCode::OK);
+        assert_eq!(viewer(&app, ELSEWHERE, key).await.code(), "ip_not_allowed");
+        assert_eq!(forward(&app, ELSEWHERE, key, None).await.code(), "ip_not_allowed");
+    }
+    // The admin's own keys are not the account's: unaffected.
+    let (own, _) = app.create_key(&session, "mine").await;
+    assert_eq!(viewer(&app, ELSEWHERE, &own).await.status, StatusCode::OK);
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &session,
+            Some(json!({"name": "bad-bot", "allowed_networks": ["10.0.0.0/99"]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_value"),
+        "{}",
+        r.text
+    );
+}

@@ -194,6 +194,7 @@ async fn world() -> World {
             description: String::new(),
             created_by: None,
             external_subject: None,
+            allowed_networks: None,
         };
         let sa = store.create_service_account(account, START_MS, &[]).await.unwrap();
         ids.insert(seat.name(), sa.user.id);

@@ -72,6 +72,7 @@ async fn principals(store: &dyn Store) -> Fixture {
                 description: String::new(),
                 created_by: None,
                 external_subject: None,
+                allowed_networks: None,
             };
             owners.push(store.create_service_account(sa, 0, &[]).await.expect("sa").user.id);
         }

@@ -79,6 +79,9 @@ pub struct ServiceAccount {
     /// For an external service account: the JWT `sub` it accepts from the
     /// organization's issuers (identity federation). `None`: a built-in one.
     pub external_subject: Option<String>,
+    /// Where its keys may be used from (canonical CIDR blocks); `None`: anywhere its
+    /// organization allows.
+    pub allowed_networks: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -89,6 +92,7 @@ pub struct NewServiceAccount {
     pub description: String,
     pub created_by: Option<UserId>,
     pub external_subject: Option<String>,
+    pub allowed_networks: Option<String>,
 }
 
 /// Why a change to roles or users was refused.
@@ -288,6 +292,8 @@ pub struct AuthRecord {
     pub scope: KeyScope,
     /// The key's own allowlist.
     pub key_networks: Option<String>,
+    /// The allowlist of the service account that owns the key.
+    pub account_networks: Option<String>,
     /// The allowlists of the owner's organizations that have one: each applies.
     pub org_networks: Vec<String>,
     /// The organizations of the owner, by name (for forward auth's identity headers).

@@ -45,6 +45,7 @@ pub(crate) const TEAM_COLUMNS: &str =
 
 pub(crate) const SERVICE_ACCOUNT_SELECT: &str = "SELECT u.id, u.kind, u.username, u.email, u.active, u.created_at, \
      s.org_id AS sa_org_id, s.description AS sa_description, s.external_subject AS sa_subject, \
+     s.allowed_networks AS sa_networks, \
      t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at \
      FROM service_accounts s JOIN users u ON u.id = s.user_id LEFT JOIN teams t ON t.id = s.team_id";
 
@@ -174,6 +175,7 @@ macro_rules! sql_store {
                 expires_at: get(row, "expires_at")?,
                 scope: scope_from_row(row)?,
                 key_networks: get(row, "allowed_networks")?,
+                account_networks: get(row, "account_networks")?,
                 org_networks: get::<Option<String>>(row, "org_networks")?
                     .map(|lists| lists.split(';').filter(|n| !n.is_empty()).map(str::to_owned).collect())
                     .unwrap_or_default(),
@@ -221,6 +223,7 @@ macro_rules! sql_store {
                 },
                 description: get(row, "sa_description")?,
                 external_subject: get(row, "sa_subject")?,
+                allowed_networks: get(row, "sa_networks")?,
             })
         }
 
@@ -246,7 +249,8 @@ macro_rules! sql_store {
         const AUTH_SELECT: &str = concat!(
             "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
              u.username AS owner_username, u.active AS owner_active, k.expires_at, k.scope, \
-             k.allowed_networks, (SELECT ",
+             k.allowed_networks, (SELECT sa.allowed_networks FROM service_accounts sa WHERE sa.user_id = u.id) \
+             AS account_networks, (SELECT ",
             $org_names,
             " FROM orgs o WHERE o.id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
              UNION SELECT s.org_id FROM service_accounts s WHERE s.user_id = u.id)) AS org_names, (SELECT ",
@@ -892,8 +896,8 @@ macro_rules! sql_store {
                 };
                 let user = insert_user(&mut tx, &new_user, now).await?;
                 sqlx::query(
-                    "INSERT INTO service_accounts (user_id, org_id, team_id, description, created_by_user_id, external_subject) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    "INSERT INTO service_accounts (user_id, org_id, team_id, description, created_by_user_id, \
+                     external_subject, allowed_networks) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
                 .bind(user.id.0)
                 .bind(account.org.0)
@@ -901,6 +905,7 @@ macro_rules! sql_store {
                 .bind(&account.description)
                 .bind(account.created_by.map(|u| u.0))
                 .bind(&account.external_subject)
+                .bind(&account.allowed_networks)
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| StoreError::from_sqlx(e, "a service account with this subject"))?;

@@ -510,6 +510,7 @@ async fn world(store: &dyn Store) -> World {
         description: format!("{name} bot"),
         created_by: Some(admin.id),
         external_subject: None,
+        allowed_networks: None,
     };
     let red_sa = store
         .create_service_account(sa("red-bot", Some(red.id)), 5, &[])
@@ -1562,6 +1563,7 @@ async fn committed_changes_announce_invalidations_and_auth_records_carry_the_org
                 description: String::new(),
                 created_by: None,
                 external_subject: None,
+                allowed_networks: None,
             },
             1,
             &[],

@@ -168,6 +168,7 @@ impl Mutation {
             description: input.description,
             team: Some(team.name),
             external_subject: None,
+            allowed_networks: None,
         };
         let account = service_accounts::create(&c.state.app, &acting, &org.name, request)
             .await

@@ -34,6 +34,9 @@ pub struct ServiceAccountView {
     /// from the organization's JWT issuers. Absent for a built-in one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) external_subject: Option<String>,
+    /// Where its keys may be used from (CIDR blocks); empty: wherever the organization
+    /// allows.
+    pub(crate) allowed_networks: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,6 +59,12 @@ pub struct CreateServiceAccountRequest {
     #[serde(default)]
     #[schema(min_length = 1, max_length = 255)]
     pub(crate) external_subject: Option<String>,
+    /// Where the account's keys may be used from: CIDR blocks or addresses, IPv4 and
+    /// IPv6 (at most 64); used from elsewhere, every key of the account is refused
+    /// (`ip_not_allowed`).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub(crate) allowed_networks: Vec<String>,
 }
 
 fn service_account_name() -> utoipa::openapi::Object {
@@ -82,6 +91,7 @@ pub(crate) fn view(account: ServiceAccount) -> ServiceAccountView {
         active: account.user.active,
         created_at: rfc3339(account.user.created_at),
         external_subject: account.external_subject,
+        allowed_networks: super::api_keys::networks_view(account.allowed_networks.as_deref()),
     }
 }
 
@@ -128,6 +138,7 @@ pub async fn create_service_account(
         description: request.description,
         team: request.team,
         external_subject: request.external_subject,
+        allowed_networks: input::networks("allowed_networks", &request.allowed_networks)?,
     };
     let acting = Acting::new(&caller, &source, state.now());
     let account = service_accounts::create(&state.app, &acting, &org, request).await?;

@@ -115,6 +115,14 @@ pub async fn service_accounts_page(
                     code { "sub" } " is this value signs in as this service account."
                 }
             }
+            div.field {
+                label for="sa-networks" { "Networks its keys may be used from (optional)" }
+                input #sa-networks name="allowed_networks" spellcheck="false" autocomplete="off"
+                    placeholder="10.20.0.0/16" aria-describedby="sa-networks-hint";
+                p.hint #sa-networks-hint {
+                    "Addresses or CIDR blocks, separated by commas. Its keys used from anywhere else are refused."
+                }
+            }
             div.buttons { button type="submit" { "Create service account" } }
         }
     };
@@ -152,8 +160,21 @@ pub async fn create_account(
                     .get("external_subject")
                     .filter(|s| !s.is_empty())
                     .map(str::to_owned),
+                allowed_networks: None,
             };
-            service_accounts::create(&state.app, &acting, &org.name, request).await
+            match input::networks(
+                "allowed_networks",
+                &[fields.get("allowed_networks").unwrap_or_default().to_owned()],
+            ) {
+                Ok(networks) => {
+                    let request = NewServiceAccountRequest {
+                        allowed_networks: networks,
+                        ..request
+                    };
+                    service_accounts::create(&state.app, &acting, &org.name, request).await
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };
