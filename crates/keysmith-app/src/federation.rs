@@ -553,6 +553,7 @@ async fn accept(app: &App, assertion: &str, source: &str, now: i64) -> Accepted 
                 federated_issuer: Some(registration.issuer.clone()),
                 scope: KeyScope::Admin,
                 allowed_networks: None,
+                requests_per_minute: None,
             },
             &audit,
         )

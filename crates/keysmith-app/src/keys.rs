@@ -40,7 +40,13 @@ pub struct NewKeyRequest {
     /// Where the key may be used from; `None` for the allowlist of the key that asks
     /// (none from a session). Never wider than the asking key's.
     pub allowed_networks: Option<Networks>,
+    /// At most this many requests a minute (1 to [`MAX_PER_MINUTE`]); `None` for the
+    /// limit of the key that asks (none from a session). Never above the asking key's.
+    pub requests_per_minute: Option<u32>,
 }
+
+/// The highest per-key request limit, per minute (1,000 a second).
+pub const MAX_PER_MINUTE: u32 = 60_000;
 
 /// Whether a key works now, as lists show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +188,7 @@ fn new_key(
         federated_issuer: None,
         scope: KeyScope::Admin,
         allowed_networks: None,
+        requests_per_minute: None,
     }
 }
 
@@ -202,11 +209,25 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
     // No key makes a key stronger than itself: no wider scope, no wider networks.
     let scope = request.scope.unwrap_or(caller.scope());
     caller.require_scope(scope)?;
-    let networks = match (request.allowed_networks, callers_networks(app, caller).await?) {
+    let own = callers_key(app, caller).await?;
+    let networks = match (request.allowed_networks, own.networks) {
         (None, inherited) => inherited,
         (Some(asked), None) => Some(asked),
         (Some(asked), Some(own)) if asked.within(&own) => Some(asked),
         (Some(_), Some(_)) => return Err(AppError::Forbidden(NETWORKS_NOT_WITHIN)),
+    };
+    if let Some(n) = request.requests_per_minute
+        && !(1..=MAX_PER_MINUTE).contains(&n)
+    {
+        return Err(AppError::invalid(
+            "requests_per_minute",
+            format!("requests_per_minute must be 1 to {MAX_PER_MINUTE}"),
+        ));
+    }
+    let per_minute = match (request.requests_per_minute, own.per_minute) {
+        (None, inherited) => inherited,
+        (Some(asked), Some(own)) if asked > own => return Err(AppError::Forbidden(LIMIT_NOT_WITHIN)),
+        (Some(asked), _) => Some(asked),
     };
     let expires_at = plan.expiry(acting.now, request.expires_at)?;
     let generated = plan.generate(app, request.format)?;
@@ -222,6 +243,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
             "expires_at": expires_at.map(rfc3339),
             "scope": scope.as_str(),
             "allowed_networks": networks.as_ref().map(ToString::to_string),
+            "requests_per_minute": per_minute,
         })),
     );
     let mut key = new_key(
@@ -235,6 +257,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
     key.expires_at = expires_at;
     key.scope = scope;
     key.allowed_networks = networks.map(|n| n.to_string());
+    key.requests_per_minute = per_minute;
     let key = app.store.insert_key(key, &audit).await?;
     tracing::info!(key.id = %key.key_id, user.id = caller.id().0, owner.id = owner_id.0, "API key created");
     Ok(Minted {
@@ -247,18 +270,34 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
 const NETWORKS_NOT_WITHIN: &str =
     "a key restricted to networks can only create or rotate keys restricted to networks within its own";
 
-/// The allowlist of the key the caller acts with; `None` for a session or a key
-/// without one. Read from the store: only minting and rotating ask.
-async fn callers_networks(app: &App, caller: &Caller) -> Result<Option<Networks>> {
+const LIMIT_NOT_WITHIN: &str =
+    "a key with a request limit can only create or rotate keys limited to as many requests a minute, or fewer";
+
+/// The limits of the key the caller acts with, which keys it makes may not exceed.
+#[derive(Default)]
+struct OwnLimits {
+    networks: Option<Networks>,
+    per_minute: Option<u32>,
+}
+
+/// The allowlist and request limit of the key the caller acts with; none for a session.
+/// Read from the store: only minting and rotating ask.
+async fn callers_key(app: &App, caller: &Caller) -> Result<OwnLimits> {
     let AuthMethod::ApiKey { key_id, .. } = &caller.principal.via else {
-        return Ok(None);
+        return Ok(OwnLimits::default());
     };
-    let stored = app.store.get_key(key_id).await?.and_then(|k| k.allowed_networks);
-    match stored.as_deref().map(Networks::parse).transpose() {
-        Ok(networks) => Ok(networks),
+    let Some(key) = app.store.get_key(key_id).await? else {
+        return Ok(OwnLimits::default());
+    };
+    let networks = match key.allowed_networks.as_deref().map(Networks::parse).transpose() {
+        Ok(networks) => networks,
         // Damaged data fails closed: a list no block is within.
-        Err(_) => Ok(Some(Networks::nothing())),
-    }
+        Err(_) => Some(Networks::nothing()),
+    };
+    Ok(OwnLimits {
+        networks,
+        per_minute: key.requests_per_minute,
+    })
 }
 
 /// How long the old key of a rotation keeps working.
@@ -326,11 +365,17 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     // The successor keeps the old key's scope, and its secret goes to the caller: a
     // narrower key must not rotate its way to a wider one.
     caller.require_scope(old.scope)?;
-    if let Some(own) = callers_networks(app, caller).await? {
+    let own = callers_key(app, caller).await?;
+    if let Some(own) = own.networks {
         let old_networks = old.allowed_networks.as_deref().map(Networks::parse).transpose();
         if !matches!(old_networks, Ok(Some(n)) if n.within(&own)) {
             return Err(AppError::Forbidden(NETWORKS_NOT_WITHIN));
         }
+    }
+    if let Some(own) = own.per_minute
+        && old.requests_per_minute.is_none_or(|n| n > own)
+    {
+        return Err(AppError::Forbidden(LIMIT_NOT_WITHIN));
     }
     let plan = plan(app, caller, old.owner.id).await?;
     if old.expires_at.is_some_and(|at| at <= now) {
@@ -356,6 +401,7 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     key.rotated_from = Some(old.key_id.clone());
     key.scope = old.scope;
     key.allowed_networks = old.allowed_networks.clone();
+    key.requests_per_minute = old.requests_per_minute;
     let key = app
         .store
         .rotate_key(&old.key_id, key, old_ends, &audit)

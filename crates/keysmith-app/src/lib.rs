@@ -22,6 +22,7 @@ pub mod error;
 mod fanout_map;
 pub mod federation;
 pub mod input;
+pub mod key_limit;
 pub mod keys;
 pub mod leaks;
 pub mod operator;

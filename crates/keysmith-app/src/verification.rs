@@ -15,6 +15,7 @@
 use crate::App;
 use crate::error::Result;
 use crate::fanout_map::CacheCounters;
+use crate::key_limit::{KeyLimiter, Quota};
 use crate::rate_limit::FailureLimiter;
 use crate::usage::{Client, UsageRecorder};
 use crate::verify_cache::{Entry, OwnerInfo, VerifyCache};
@@ -67,7 +68,7 @@ pub fn parse(presented: &str) -> std::result::Result<PresentedKey<'_>, Refusal> 
 pub enum Lookup {
     /// A genuine key (the right secret for a known key ID, or a known legacy key),
     /// whatever its state.
-    Genuine(AuthRecord),
+    Genuine(Box<AuthRecord>),
     Refused(Refusal),
 }
 
@@ -89,7 +90,7 @@ pub async fn lookup(app: &App, presented: &str) -> Result<Lookup> {
     if !record.digest.ct_eq(&digest) {
         return Ok(Lookup::Refused(Refusal::WrongSecret));
     }
-    Ok(Lookup::Genuine(record))
+    Ok(Lookup::Genuine(Box::new(record)))
 }
 
 /// What failure limits count by: the address, or for IPv6 its /64 (one host commonly
@@ -111,10 +112,12 @@ pub enum Outcome {
     Accepted,
     RateLimited,
     Refused(Refusal),
+    /// A genuine key over its own request limit.
+    KeyRateLimited,
 }
 
 /// The outcomes' label values, in the order of [`Outcome::index`].
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 10] = [
     "accepted",
     "rate_limited",
     "malformed",
@@ -124,6 +127,7 @@ pub const OUTCOMES: [&str; 9] = [
     "owner_inactive",
     "expired",
     "ip_not_allowed",
+    "key_rate_limited",
 ];
 
 impl Outcome {
@@ -134,6 +138,7 @@ impl Outcome {
             Self::Accepted => 0,
             Self::RateLimited => 1,
             Self::Refused(r) => 2 + r as usize,
+            Self::KeyRateLimited => 9,
         }
     }
 
@@ -148,7 +153,11 @@ impl Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
     Refused(Refusal),
-    RateLimited { retry_after_secs: u64 },
+    RateLimited {
+        retry_after_secs: u64,
+    },
+    /// A genuine key that used up its own request limit for now.
+    KeyRateLimited(Quota),
 }
 
 /// A key that verified, and what is known about its owner (shared with the cache).
@@ -158,6 +167,10 @@ pub struct Verified {
     pub owner: Arc<OwnerInfo>,
     /// What the key may do at most.
     pub scope: KeyScope,
+    /// Its request limit, per minute, if it has one…
+    pub per_minute: Option<u32>,
+    /// …and what is left of it after this request.
+    pub quota: Option<Quota>,
 }
 
 /// How verification is set up.
@@ -172,7 +185,7 @@ pub struct VerifierSettings {
     /// Where the cache counts its hits and misses.
     pub cache_counters: CacheCounters,
     /// One counter per [`OUTCOMES`] label, in that order (a metrics family's children).
-    pub outcomes: [Counter; 9],
+    pub outcomes: [Counter; 10],
 }
 
 impl Default for VerifierSettings {
@@ -194,8 +207,10 @@ pub struct Verifier {
     /// Failed verifications per source address (an IPv6 /64 counts as one); also
     /// counts failed GitHub alert signatures.
     pub failures: FailureLimiter,
-    outcomes: [Counter; 9],
+    outcomes: [Counter; 10],
     usage: Arc<UsageRecorder>,
+    /// Each limited key's request budget.
+    pub limits: KeyLimiter,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -218,6 +233,7 @@ impl Verifier {
             failures: FailureLimiter::new(settings.failures_per_minute, crate::time::MINUTE_MS),
             outcomes: settings.outcomes,
             usage,
+            limits: KeyLimiter::default(),
         }
     }
 
@@ -243,7 +259,7 @@ impl Verifier {
         now: i64,
     ) -> Option<std::result::Result<Verified, Denied>> {
         let cached = match self.verify_cached(presented, client.ip, now) {
-            Some(Ok(verified)) => return Some(Ok(self.accept(verified, client, now))),
+            Some(Ok(verified)) => return Some(self.admit(verified, client, now)),
             other => other,
         };
         if let Err(retry_after_secs) = self.failures.check(&limit_key(client.address), now) {
@@ -274,7 +290,7 @@ impl Verifier {
         now: i64,
     ) -> std::result::Result<Verified, Denied> {
         match result {
-            Ok(verified) => Ok(self.accept(verified, client, now)),
+            Ok(verified) => self.admit(verified, client, now),
             // The right secret from the wrong place: not a guess, so it does not count
             // against the address (which may be a whole office's).
             Err(Refusal::AddressNotAllowed) => {
@@ -298,6 +314,22 @@ impl Verifier {
                 Err(Denied::Refused(refusal))
             }
         }
+    }
+
+    /// A verified key, within its request limit if it has one: accepted; else refused
+    /// until a token is back. Only requests that pass every other check take a token.
+    #[inline]
+    fn admit(&self, mut verified: Verified, client: Client<'_>, now: i64) -> std::result::Result<Verified, Denied> {
+        if let Some(per_minute) = verified.per_minute {
+            match self.limits.take(&verified.key_id, per_minute, now) {
+                Ok(quota) => verified.quota = Some(quota),
+                Err(quota) => {
+                    self.count(Outcome::KeyRateLimited);
+                    return Err(Denied::KeyRateLimited(quota));
+                }
+            }
+        }
+        Ok(self.accept(verified, client, now))
     }
 
     /// Notes the use and its source, and counts the acceptance.
@@ -407,6 +439,8 @@ fn judge(
         key_id,
         owner: entry.owner.clone(),
         scope: entry.policy.scope,
+        per_minute: entry.policy.per_minute,
+        quota: None,
     })
 }
 
@@ -430,7 +464,8 @@ mod tests {
         }
         assert_eq!(Outcome::Accepted.as_str(), "accepted");
         assert_eq!(Outcome::RateLimited.as_str(), "rate_limited");
-        assert_eq!(OUTCOMES.len(), 9);
+        assert_eq!(OUTCOMES.len(), 10);
+        assert_eq!(Outcome::KeyRateLimited.as_str(), "key_rate_limited");
     }
 
     #[test]

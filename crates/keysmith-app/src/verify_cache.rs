@@ -134,22 +134,30 @@ pub struct KeyPolicy {
     pub scope: KeyScope,
     /// The key's own allowlist.
     pub networks: Option<Networks>,
+    /// Its request limit, per minute.
+    pub per_minute: Option<u32>,
 }
 
 impl KeyPolicy {
-    fn of(scope: KeyScope, networks: Option<&str>) -> Arc<Self> {
-        match networks {
-            Some(text) => Arc::new(Self {
-                scope,
-                networks: Some(stored_networks(text)),
-            }),
-            None => {
-                static PLAIN: OnceLock<[Arc<KeyPolicy>; 3]> = OnceLock::new();
-                let plain =
-                    PLAIN.get_or_init(|| KeyScope::ALL.map(|scope| Arc::new(KeyPolicy { scope, networks: None })));
-                plain[scope as usize].clone()
-            }
+    fn of(scope: KeyScope, networks: Option<&str>, per_minute: Option<u32>) -> Arc<Self> {
+        if networks.is_none() && per_minute.is_none() {
+            static PLAIN: OnceLock<[Arc<KeyPolicy>; 3]> = OnceLock::new();
+            let plain = PLAIN.get_or_init(|| {
+                KeyScope::ALL.map(|scope| {
+                    Arc::new(KeyPolicy {
+                        scope,
+                        networks: None,
+                        per_minute: None,
+                    })
+                })
+            });
+            return plain[scope as usize].clone();
         }
+        Arc::new(Self {
+            scope,
+            networks: networks.map(stored_networks),
+            per_minute,
+        })
     }
 }
 
@@ -203,7 +211,7 @@ impl Entry {
         Self {
             digest: KeyDigest::of(b""),
             owner: nobody().clone(),
-            policy: KeyPolicy::of(KeyScope::Read, None),
+            policy: KeyPolicy::of(KeyScope::Read, None, None),
             expires_at: NEVER,
             loaded_at: now,
         }
@@ -218,7 +226,7 @@ impl Entry {
         Self {
             digest: record.digest,
             owner: Arc::new(OwnerInfo::new(record)),
-            policy: KeyPolicy::of(record.scope, record.key_networks.as_deref()),
+            policy: KeyPolicy::of(record.scope, record.key_networks.as_deref(), record.requests_per_minute),
             expires_at: record.expires_at.unwrap_or(NEVER),
             loaded_at: now,
         }
@@ -465,6 +473,7 @@ mod tests {
             expires_at: None,
             scope: keysmith_core::KeyScope::Admin,
             key_networks: None,
+            requests_per_minute: None,
             account_networks: None,
             org_networks: Vec::new(),
             orgs: vec!["o".into()],

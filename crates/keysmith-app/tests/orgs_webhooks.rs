@@ -342,6 +342,7 @@ async fn an_endpoint_gets_its_events_and_its_secret_is_shown_only_in_answers(w: 
         expires_at: None,
         scope: None,
         allowed_networks: None,
+        requests_per_minute: None,
     };
     let minted = keys::mint(&w.app, &acting, request).await.unwrap();
     keys::delete(&w.app, &acting, minted.key.key_id.as_str()).await.unwrap();
@@ -401,6 +402,7 @@ async fn an_exposed_key_is_revoked_audited_and_announced(w: World) {
         expires_at: None,
         scope: None,
         allowed_networks: None,
+        requests_per_minute: None,
     };
     let minted = keys::mint(&w.app, &acting, request).await.unwrap();
     let plaintext = minted.generated.plaintext.expose().to_owned();

@@ -64,6 +64,7 @@ pub async fn run(store: &dyn Store, username: &str, file: Option<&Path>, digests
             federated_issuer: None,
             scope: keysmith_core::KeyScope::Admin,
             allowed_networks: None,
+            requests_per_minute: None,
         };
         let audit: Vec<NewAuditEntry> = orgs
             .iter()

@@ -502,6 +502,10 @@ Examples:
         /// networks of the key you are signed in with]
         #[arg(long = "allowed-network", value_name = "CIDR")]
         allowed_networks: Vec<String>,
+        /// At most this many requests a minute with the key (per server), 1 to 60000
+        /// [default: no limit, or the limit of the key you are signed in with]
+        #[arg(long, value_name = "N")]
+        requests_per_minute: Option<u32>,
     },
     /// Show one key: expiry, rotation, last use and the recent places it was used
     /// from (address and user agent), so you can see when an old key has gone quiet.
@@ -1022,6 +1026,7 @@ async fn run(cli: Cli) -> Result<()> {
             expires_in_days,
             scope,
             allowed_networks,
+            requests_per_minute,
         }) => {
             let request = keysmith_client::CreateKey {
                 name,
@@ -1030,6 +1035,7 @@ async fn run(cli: Cli) -> Result<()> {
                 expires_in_days,
                 scope,
                 allowed_networks: (!allowed_networks.is_empty()).then_some(allowed_networks),
+                requests_per_minute,
             };
             remote::create_key(remote.host.as_deref(), request, remote.output).await?;
         }

@@ -509,6 +509,9 @@ pub async fn show_key(host: Option<&str>, key_id: &str, output: Output) -> Resul
             if !key.allowed_networks.is_empty() {
                 println!("networks     {}", key.allowed_networks.join(", "));
             }
+            if let Some(n) = key.requests_per_minute {
+                println!("limit        {n} requests a minute");
+            }
             println!("created      {}", key.created_at);
             println!("expires      {}", at(&key.expires_at, "never"));
             println!("last used    {}", at(&key.last_used_at, "never"));

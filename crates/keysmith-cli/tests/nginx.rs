@@ -39,6 +39,31 @@ print(server.server_address[1], flush=True)
 server.serve_forever()
 "#;
 
+/// Reads a response's head (from `curl -D -`) on stdin; prints its status, Retry-After
+/// and the RateLimit fields parsed by http-sf, checking that each item is a String and
+/// each parameter a non-negative Integer, as draft-ietf-httpapi-ratelimit-headers-11
+/// requires (a parser also accepts Tokens, Decimals and Booleans).
+const RATELIMIT_FIELDS: &str = r#"
+import json, sys, http_sf
+status, fields = None, {}
+for line in sys.stdin.read().split("\r\n"):
+    if line.startswith("HTTP/"):
+        status = int(line.split()[1])
+    elif ":" in line:
+        name, value = line.split(":", 1)
+        fields.setdefault(name.strip().lower(), []).append(value.strip())
+out = {"status": status, "retry-after": fields.get("retry-after", [None])[0]}
+for name in ("ratelimit", "ratelimit-policy"):
+    if name in fields:
+        items = []
+        for value, params in http_sf.parse(", ".join(fields[name]).encode(), tltype="list"):
+            assert type(value) is str, (name, value)
+            assert all(type(p) is int and p >= 0 for p in params.values()), (name, params)
+            items.append([value, dict(params)])
+        out[name] = items
+print(json.dumps(out))
+"#;
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -246,6 +271,57 @@ fn nginx_lets_only_valid_keys_through_with_the_callers_identity() {
     );
     assert_eq!(from("127.0.0.2", None), "403");
     assert_eq!(from("127.0.0.3", None), "200", "its real address is allowed");
+
+    // A key with a request limit: the IETF RateLimit fields reach the client on every
+    // answer, and its 429 comes through nginx with them, read by an independent parser
+    // of structured fields (http-sf, RFC 9651).
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", s.server.url),
+        &[("authorization", &bearer)],
+        Some(&serde_json::json!({"name": "metered", "requests_per_minute": 3})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let metered = format!("authorization: Bearer {}", r.body["key"].as_str().unwrap());
+    let python = common::python_tools();
+    let fields = || {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-D", "-", "-H", &metered, &url])
+            .output()
+            .expect("curl");
+        let mut parse = Command::new(&python)
+            .args(["-c", RATELIMIT_FIELDS])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        parse.stdin.take().unwrap().write_all(&out.stdout).unwrap();
+        let parsed = parse.wait_with_output().unwrap();
+        assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+        serde_json::from_slice::<Value>(&parsed.stdout).unwrap()
+    };
+    let policy = serde_json::json!([["per-key", {"q": 3, "w": 60}]]);
+    for left in [2, 1, 0] {
+        let f = fields();
+        assert_eq!(f["status"], 200, "{f}");
+        assert_eq!(
+            f["ratelimit"],
+            serde_json::json!([["per-key", {"r": left, "t": 20}]]),
+            "{f}"
+        );
+        assert_eq!(f["ratelimit-policy"], policy, "{f}");
+    }
+    let f = fields();
+    assert_eq!(f["status"], 429, "nginx passes on the key's 429: {f}");
+    assert_eq!(f["retry-after"], "20", "{f}");
+    assert_eq!(
+        f["ratelimit"],
+        serde_json::json!([["per-key", {"r": 0, "t": 20}]]),
+        "{f}"
+    );
+    assert_eq!(f["ratelimit-policy"], policy, "{f}");
 
     let key_id = seen["x-keysmith-key-id"].as_str().unwrap().to_owned();
     let r = http(

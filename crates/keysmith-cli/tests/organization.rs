@@ -191,7 +191,13 @@ fn keys_are_made_with_a_scope_and_networks_from_the_command_line() {
     let out = a.run(&["keys", "list"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("SCOPE") && stdout.contains(" read"), "{stdout}");
-    let bot = a.json(&["service-accounts", "create", "lab-bot", "--allowed-network", "192.0.2.0/24"]);
+    let bot = a.json(&[
+        "service-accounts",
+        "create",
+        "lab-bot",
+        "--allowed-network",
+        "192.0.2.0/24",
+    ]);
     assert_eq!(bot["allowed_networks"], serde_json::json!(["192.0.2.0/24"]), "{bot}");
     let out = a.run(&["keys", "create", "--name", "x", "--scope", "root"]);
     assert_eq!(out.status.code(), Some(2), "clap refuses an unknown scope");

@@ -70,6 +70,9 @@ pub struct ApiKey {
     /// CIDR blocks the key may be used from; empty: no list of its own.
     #[serde(default)]
     pub allowed_networks: Vec<String>,
+    /// Its request limit per minute; none: no limit.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
     /// `active` or `expired`.
     #[serde(default)]
     pub status: Option<String>,
@@ -112,6 +115,9 @@ pub struct CreateKey {
     /// CIDR blocks the key may be used from; default: the asking key's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub allowed_networks: Option<Vec<String>>,
+    /// At most this many requests a minute; default: the asking key's limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
 }
 
 /// The answer to a create: the only time the key's plaintext is shown.

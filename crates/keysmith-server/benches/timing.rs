@@ -139,6 +139,7 @@ fn main() {
                 federated_issuer: None,
                 scope: keysmith_core::KeyScope::Admin,
                 allowed_networks: None,
+                requests_per_minute: None,
             };
             store.insert_key(new, &[]).await.unwrap();
             stored.push(g);

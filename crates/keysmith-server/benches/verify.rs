@@ -32,6 +32,7 @@ fn record(key: &keysmith_core::GeneratedKey, owner: i64) -> AuthRecord {
         orgs: vec!["default".into()],
         scope: keysmith_core::KeyScope::Admin,
         key_networks: None,
+        requests_per_minute: None,
         account_networks: None,
         org_networks: Vec::new(),
     }

@@ -2,7 +2,7 @@
 //! `{"error": {"code": "stable_snake_case", "message": "…"}}` (docs/DESIGN.md §4); codes are
 //! part of the API and never change meaning.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -61,6 +61,13 @@ pub enum ApiError {
     OwnerNotFound,
     #[error("{0}")]
     Forbidden(&'static str),
+    /// A genuine key over its own request limit.
+    #[error(
+        "this API key's request limit ({} a minute) is used up; retry after {}",
+        .0.per_minute,
+        seconds(.0.reset_secs)
+    )]
+    KeyRateLimited(keysmith_app::key_limit::Quota),
     /// A genuine key used from an address outside an allowlist that applies to it.
     #[error("this API key may not be used from your network (its own or its organization's allowlist)")]
     IpNotAllowed,
@@ -181,6 +188,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::InsufficientScope { .. } => "insufficient_scope",
             Self::IpNotAllowed => "ip_not_allowed",
+            Self::KeyRateLimited(_) => "key_rate_limited",
             Self::KeyCreationDisabled => "key_creation_disabled",
             Self::LegacyKeysNotAllowed => "legacy_keys_not_allowed",
             Self::LastAdmin => "last_admin",
@@ -229,7 +237,7 @@ impl ApiError {
             | Self::UserNotFound
             | Self::ServiceAccountNotFound
             | Self::OwnerNotFound => StatusCode::NOT_FOUND,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::KeyRateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::ApiKeyNotFound | Self::RouteNotFound => StatusCode::NOT_FOUND,
             Self::InvalidName(_)
             | Self::InvalidCursor
@@ -319,12 +327,30 @@ impl IntoResponse for ApiError {
         {
             headers.insert(header::WWW_AUTHENTICATE, v);
         }
+        if let Self::KeyRateLimited(quota) = &self {
+            rate_limit_headers(headers, quota, true);
+        }
         if let Self::RateLimited { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             headers.insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+/// The IETF RateLimit fields (draft-ietf-httpapi-ratelimit-headers-11) of a key with a
+/// request limit: the policy (`q` requests in `w` = 60 seconds) and what is left (`r`,
+/// and `t` seconds until the next request is back); with `Retry-After` on a refusal.
+pub fn rate_limit_headers(headers: &mut axum::http::HeaderMap, quota: &keysmith_app::key_limit::Quota, refused: bool) {
+    let policy = format!("\"per-key\";q={};w=60", quota.per_minute);
+    let left = format!("\"per-key\";r={};t={}", quota.remaining, quota.reset_secs);
+    if let (Ok(policy), Ok(left)) = (HeaderValue::from_str(&policy), HeaderValue::from_str(&left)) {
+        headers.insert(HeaderName::from_static("ratelimit-policy"), policy);
+        headers.insert(HeaderName::from_static("ratelimit"), left);
+    }
+    if refused {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(quota.reset_secs));
     }
 }
 

@@ -137,6 +137,7 @@ async fn scoped_key_for(store: &dyn Store, owner: UserId, name: &str, scope: Key
                 federated_issuer: None,
                 scope,
                 allowed_networks: None,
+                requests_per_minute: None,
             },
             &[],
         )

@@ -43,6 +43,7 @@ async fn fill(store: &dyn Store) -> Vec<keysmith_core::KeyId> {
                     federated_issuer: None,
                     scope: keysmith_core::KeyScope::Admin,
                     allowed_networks: None,
+                    requests_per_minute: None,
                 },
                 &[],
             )

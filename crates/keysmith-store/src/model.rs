@@ -249,6 +249,8 @@ pub struct NewKey {
     /// Where the key may be used from (canonical CIDR blocks); `None`: anywhere its
     /// owner's organizations allow.
     pub allowed_networks: Option<String>,
+    /// At most this many requests a minute (per replica); `None`: no limit.
+    pub requests_per_minute: Option<u32>,
 }
 
 /// A key as lists and the API show it: never its secret, and not its digest either.
@@ -271,6 +273,7 @@ pub struct StoredKey {
     pub federated_issuer: Option<String>,
     pub scope: KeyScope,
     pub allowed_networks: Option<String>,
+    pub requests_per_minute: Option<u32>,
 }
 
 /// A user or service account, as much as verification and lists need.
@@ -292,6 +295,8 @@ pub struct AuthRecord {
     pub scope: KeyScope,
     /// The key's own allowlist.
     pub key_networks: Option<String>,
+    /// The key's request limit, per minute.
+    pub requests_per_minute: Option<u32>,
     /// The allowlist of the service account that owns the key.
     pub account_networks: Option<String>,
     /// The allowlists of the owner's organizations that have one: each applies.

@@ -17,7 +17,7 @@
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
-     k.expires_at, k.rotated_from, k.federated_issuer, k.scope, k.allowed_networks, \
+     k.expires_at, k.rotated_from, k.federated_issuer, k.scope, k.allowed_networks, k.requests_per_minute, \
      (SELECT s.key_id FROM api_keys s WHERE s.rotated_from = k.key_id LIMIT 1) AS rotated_to, \
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
@@ -158,7 +158,14 @@ macro_rules! sql_store {
                 federated_issuer: get(row, "federated_issuer")?,
                 scope: scope_from_row(row)?,
                 allowed_networks: get(row, "allowed_networks")?,
+                requests_per_minute: per_minute(row)?,
             })
+        }
+
+        fn per_minute(row: &DbRow) -> Result<Option<u32>> {
+            get::<Option<i64>>(row, "requests_per_minute")?
+                .map(|n| u32::try_from(n).map_err(|_| corrupt("key request limit")))
+                .transpose()
         }
 
         fn scope_from_row(row: &DbRow) -> Result<KeyScope> {
@@ -175,6 +182,7 @@ macro_rules! sql_store {
                 expires_at: get(row, "expires_at")?,
                 scope: scope_from_row(row)?,
                 key_networks: get(row, "allowed_networks")?,
+                requests_per_minute: per_minute(row)?,
                 account_networks: get(row, "account_networks")?,
                 org_networks: get::<Option<String>>(row, "org_networks")?
                     .map(|lists| lists.split(';').filter(|n| !n.is_empty()).map(str::to_owned).collect())
@@ -249,7 +257,7 @@ macro_rules! sql_store {
         const AUTH_SELECT: &str = concat!(
             "SELECT k.key_id, k.digest, u.id AS owner_id, u.kind AS owner_kind, \
              u.username AS owner_username, u.active AS owner_active, k.expires_at, k.scope, \
-             k.allowed_networks, (SELECT sa.allowed_networks FROM service_accounts sa WHERE sa.user_id = u.id) \
+             k.allowed_networks, k.requests_per_minute, (SELECT sa.allowed_networks FROM service_accounts sa WHERE sa.user_id = u.id) \
              AS account_networks, (SELECT ",
             $org_names,
             " FROM orgs o WHERE o.id IN (SELECT m.org_id FROM org_members m WHERE m.user_id = u.id \
@@ -2019,7 +2027,8 @@ macro_rules! sql_store {
             sqlx::query(
                 "INSERT INTO api_keys (key_id, digest, format, display, name, owner_user_id, \
                  created_by_user_id, created_at, expires_at, rotated_from, federated_issuer, scope, \
-                 allowed_networks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 allowed_networks, requests_per_minute) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             )
             .bind(key.key_id.as_str())
             .bind(key.digest.as_bytes().as_slice())
@@ -2034,6 +2043,7 @@ macro_rules! sql_store {
             .bind(&key.federated_issuer)
             .bind(key.scope.as_str())
             .bind(&key.allowed_networks)
+            .bind(key.requests_per_minute.map(i64::from))
             .execute(&mut **tx)
             .await
             .map_err(|e| StoreError::from_sqlx(e, "a key with this ID or digest"))?;

@@ -38,6 +38,7 @@ fn new_key(owner: UserId, name: &str, at: i64) -> NewKey {
         federated_issuer: None,
         scope: keysmith_core::KeyScope::Admin,
         allowed_networks: None,
+        requests_per_minute: None,
     }
 }
 
@@ -184,6 +185,7 @@ async fn keys_are_stored_and_found_for_verification(store: Arc<dyn Store>) {
                 federated_issuer: None,
                 scope: keysmith_core::KeyScope::Admin,
                 allowed_networks: None,
+                requests_per_minute: None,
             },
             &[],
         )

@@ -43,6 +43,7 @@ pub async fn verify_stored(state: &AppState, presented: &str, client: Client<'_>
 fn denied(denied: Denied) -> ApiError {
     match denied {
         Denied::RateLimited { retry_after_secs } => ApiError::RateLimited { retry_after_secs },
+        Denied::KeyRateLimited(quota) => ApiError::KeyRateLimited(quota),
         Denied::Refused(Refusal::Expired) => ApiError::ApiKeyExpired,
         // Only the key's holder can present it, as for an expired key.
         Denied::Refused(Refusal::AddressNotAllowed) => ApiError::IpNotAllowed,

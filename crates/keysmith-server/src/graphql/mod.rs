@@ -54,6 +54,29 @@ fn request_error(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
+/// A genuine key refused before anything runs: from the wrong network (403, W&B's
+/// `PERMISSION_ERROR`), or over its request limit (429 with Retry-After and the
+/// RateLimit fields, which wandb-core honours as it retries). The message says why;
+/// never the 401 that would say the key is wrong.
+fn refused_key(e: ApiError) -> Response {
+    let status = e.status();
+    let code = if status == StatusCode::TOO_MANY_REQUESTS {
+        "RATE_LIMITED"
+    } else {
+        "PERMISSION_ERROR"
+    };
+    let mut response = (
+        status,
+        Json(json!({ "errors": [{ "message": e.to_string(), "extensions": {
+            "code": code, "keysmith_code": e.code() } }], "data": null })),
+    )
+        .into_response();
+    if let ApiError::KeyRateLimited(quota) = &e {
+        crate::error::rate_limit_headers(response.headers_mut(), quota, true);
+    }
+    response
+}
+
 /// SDKs older than 0.22.3 (`W&B Internal Client 0.21.0`) reject longer keys at login.
 fn is_old_sdk(headers: &HeaderMap) -> bool {
     let Some(agent) = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()) else {
@@ -104,14 +127,7 @@ pub async fn graphql(
             // A genuine key from the wrong network: W&B's refusal code, with a message
             // that says why (wandb 0.31 prints it), and no 401 that would say the key
             // is wrong.
-            Err(e @ ApiError::IpNotAllowed) => {
-                return (
-                    StatusCode::FORBIDDEN,
-                    Json(json!({ "errors": [{ "message": e.to_string(), "extensions": {
-                        "code": "PERMISSION_ERROR", "keysmith_code": e.code() } }], "data": null })),
-                )
-                    .into_response();
-            }
+            Err(e @ (ApiError::IpNotAllowed | ApiError::KeyRateLimited(_))) => return refused_key(e),
             Err(_) => None,
         },
         _ => None,

@@ -121,6 +121,7 @@ impl Mutation {
             expires_at: None,
             scope: None,
             allowed_networks: None,
+            requests_per_minute: None,
         };
         let acting = Acting::new(caller, &c.source, c.state.now());
         let keys::Minted { key, generated, .. } = keys::mint(&c.state.app, &acting, request).await.gql()?;
@@ -185,6 +186,7 @@ impl Mutation {
             expires_at: None,
             scope: None,
             allowed_networks: None,
+            requests_per_minute: None,
         };
         match keys::mint(&c.state.app, &acting, first_key).await {
             Ok(minted) => c.state.handoff.put(

@@ -59,6 +59,13 @@ pub struct CreateApiKeyRequest {
     #[serde(default)]
     #[schema(max_items = 64)]
     pub(crate) allowed_networks: Option<Vec<String>>,
+    /// At most this many requests a minute with the key (1 to 60000), as a token
+    /// bucket on each replica; over it, `429 key_rate_limited` with Retry-After and the
+    /// IETF RateLimit fields. Default: the limit of the key making the request (none
+    /// from a session); never above it.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 60000)]
+    pub(crate) requests_per_minute: Option<u32>,
 }
 
 /// A stored allowlist as the API shows it: its blocks, or none.
@@ -159,6 +166,8 @@ pub struct CreatedApiKey {
     /// Where the key may be used from (CIDR blocks); empty: wherever its owner's
     /// organizations allow.
     pub(crate) allowed_networks: Vec<String>,
+    /// Its request limit per minute (per replica); null: none.
+    pub(crate) requests_per_minute: Option<u32>,
     /// For a rotation: the key this one replaces, which keeps working until
     /// `previous_expires_at` (absent: until it is deleted).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -198,6 +207,8 @@ pub struct ApiKeyView {
     /// Where the key may be used from (CIDR blocks); empty: wherever its owner's
     /// organizations allow.
     pub(crate) allowed_networks: Vec<String>,
+    /// Its request limit per minute (per replica); null: none.
+    pub(crate) requests_per_minute: Option<u32>,
     /// `active`, or `expired` (past its expiry or its rotation's grace period).
     #[serde(serialize_with = "status_text")]
     #[schema(value_type = String)]
@@ -291,6 +302,7 @@ impl ApiKeyView {
             expires_at: key.expires_at.map(rfc3339),
             scope: key.scope.as_str(),
             allowed_networks: networks_view(key.allowed_networks.as_deref()),
+            requests_per_minute: key.requests_per_minute,
             status,
             rotated_from: key.rotated_from,
             rotated_to: key.rotated_to,
@@ -419,6 +431,7 @@ pub async fn create_api_key(
             Some(items) => keysmith_app::input::networks("allowed_networks", items)?,
             None => None,
         },
+        requests_per_minute: request.requests_per_minute,
     };
     let minted = keys::mint(&state.app, &Acting::new(&caller, &source, now), request).await?;
     Ok(created(minted))
@@ -442,6 +455,7 @@ fn created(
         expires_at: key.expires_at.map(rfc3339),
         scope: key.scope.as_str(),
         allowed_networks: networks_view(key.allowed_networks.as_deref()),
+        requests_per_minute: key.requests_per_minute,
         rotated_from: key.rotated_from,
         previous_expires_at: previous_expires_at.map(rfc3339),
     };

@@ -65,7 +65,9 @@ fn answer_headers(owner: &OwnerInfo) -> HeaderMap {
         (status = 403, body = ErrorBody, description = "`insufficient_scope`: a valid key whose scope does not include \
             the one the proxy asked for in X-Keysmith-Required-Scope; WWW-Authenticate names the scope needed"),
         (status = 429, body = ErrorBody, description = "Too many failed verifications from this client address \
-            (`rate_limited`); Retry-After gives the seconds to wait. Keys in steady use are not held back",
+            (`rate_limited`), or a key over its own request limit (`key_rate_limited`, with the IETF RateLimit and \
+            RateLimit-Policy fields); Retry-After gives the seconds to wait. Keys in steady use are not held back \
+            by others' failures",
             headers(("Retry-After" = u64, description = "Seconds until the address may try again"))),
     ))]
 pub async fn forward_auth(State(state): State<AppState>, request: Request) -> Response {
@@ -214,6 +216,11 @@ fn respond(
                 } else if name == SCOPES {
                     *slot = HeaderValue::from_static(v.scope.granted());
                 }
+            }
+            // A key with a request limit says what is left of it, for the proxy to
+            // pass on.
+            if let Some(quota) = &v.quota {
+                crate::error::rate_limit_headers(headers, quota, false);
             }
             response
         }

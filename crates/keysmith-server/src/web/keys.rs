@@ -287,6 +287,12 @@ fn new_key_page(user: &WebUser, form: NewKeyForm<'_>) -> Markup {
                         "Addresses or CIDR blocks, separated by commas. Used from anywhere else, the key is refused."
                     }
                 }
+                div.field {
+                    label for="requests-per-minute" { "Requests per minute (optional)" }
+                    input.short #requests-per-minute name="requests_per_minute" type="number" min="1"
+                        max=(keys::MAX_PER_MINUTE) aria-describedby="rpm-hint";
+                    p.hint #rpm-hint { "Past it, requests with the key wait. Leave empty for no limit." }
+                }
                 @if legacy_allowed {
                     fieldset.choices {
                         legend { "Key format" }
@@ -395,6 +401,23 @@ pub async fn create(
         Ok(networks) => networks,
         Err(e) => return again(StatusCode::BAD_REQUEST, ApiError::from(e).message()),
     };
+    let requests_per_minute = match fields
+        .get("requests_per_minute")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                let message = format!(
+                    "Requests per minute: a whole number from 1 to {}.",
+                    keys::MAX_PER_MINUTE
+                );
+                return again(StatusCode::BAD_REQUEST, message);
+            }
+        },
+    };
     let request = NewKeyRequest {
         name,
         owner: owner.map(str::to_owned),
@@ -402,6 +425,7 @@ pub async fn create(
         expires_at,
         scope,
         allowed_networks,
+        requests_per_minute,
     };
     let acting = Acting::new(&user.caller, &source, state.now());
     match keys::mint(&state.app, &acting, request).await.map_err(ApiError::from) {

@@ -200,6 +200,7 @@ impl TestApp {
             federated_issuer: None,
             scope: keysmith_core::KeyScope::Admin,
             allowed_networks: None,
+            requests_per_minute: None,
         };
         self.store.insert_key(key, &[]).await.unwrap();
     }
