@@ -25,14 +25,14 @@ start_keysmith() { # name port [VAR=value …]
     wait_port "$port"
 }
 
-admin_key() { # url → a new admin key on stdout
-    local url=$1 jar="$WORK/cookies.$RANDOM"
+admin_key() { # url [JSON body of the key] → a new admin key on stdout
+    local url=$1 body=${2:-'{"name":"script"}'} jar="$WORK/cookies.$RANDOM"
     local csrf
     csrf=$(curl -fsS -c "$jar" -H 'Content-Type: application/json' \
         -d "{\"username\":\"admin\",\"password\":\"$PASSWORD\"}" "$url/api/v1/session" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["csrf_token"])')
     curl -fsS -b "$jar" -H "X-CSRF-Token: $csrf" -H 'Content-Type: application/json' \
-        -d '{"name":"script"}' "$url/api/v1/api-keys" |
+        -d "$body" "$url/api/v1/api-keys" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
     rm -f "$jar"
 }

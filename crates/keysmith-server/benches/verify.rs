@@ -50,6 +50,15 @@ fn resident_bytes() -> u64 {
 
 /// A state whose cache holds `n` keys; returns it with one of those keys in full.
 fn state_with(n: usize, runtime: &tokio::runtime::Runtime) -> (AppState, String, tempfile::TempDir) {
+    state_of(n, runtime, |_, _| {})
+}
+
+/// The same, each key's record shaped by `shape` (its index and record) first.
+fn state_of(
+    n: usize,
+    runtime: &tokio::runtime::Runtime,
+    shape: impl Fn(usize, &mut AuthRecord),
+) -> (AppState, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = runtime
         .block_on(SqliteStore::open(&dir.path().join("bench.db")))
@@ -63,7 +72,9 @@ fn state_with(n: usize, runtime: &tokio::runtime::Runtime) -> (AppState, String,
     let mut probe = String::new();
     for i in 0..n {
         let key = generate_v1(&prefix).unwrap();
-        let entry = Entry::from_record(&record(&key, (i % 1000) as i64), 1_000);
+        let mut record = record(&key, (i % 1000) as i64);
+        shape(i, &mut record);
+        let entry = Entry::from_record(&record, 1_000);
         state.cache.fill(state.cache.ticket(), key.key_id.as_str(), entry);
         if i == n / 2 {
             probe = key.plaintext.expose().to_owned();
@@ -86,6 +97,20 @@ fn cached_verification(c: &mut Criterion) {
         state.cache.len(),
         after.saturating_sub(before) as f64 / state.cache.len() as f64,
         after.saturating_sub(before) / (1 << 20)
+    );
+    drop(state);
+    // The worst case: every key with a scope, an allowlist and a request limit of its
+    // own, so that no key shares its policy.
+    let before = resident_bytes();
+    let (state, _, _dir) = state_of(1_000_000, &runtime, |i, r| {
+        r.scope = keysmith_core::KeyScope::Read;
+        r.key_networks = Some(format!("10.{}.{}.0/24", (i >> 8) & 255, i & 255));
+        r.requests_per_minute = Some(600);
+    });
+    let after = resident_bytes();
+    eprintln!(
+        "cache memory, every key with its own allowlist and limit: {:.0} bytes per key",
+        after.saturating_sub(before) as f64 / state.cache.len() as f64,
     );
     drop(state);
 
