@@ -44,10 +44,13 @@ pub enum Action {
     TeamDeleted,
     SsoProviderAdded,
     SsoProviderRemoved,
+    /// A genuine key used from outside an allowlist (at most once a minute per key and
+    /// replica).
+    ApiKeyIpNotAllowed,
 }
 
 impl Action {
-    pub const ALL: [Action; 34] = [
+    pub const ALL: [Action; 35] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
@@ -82,6 +85,7 @@ impl Action {
         Self::TeamDeleted,
         Self::SsoProviderAdded,
         Self::SsoProviderRemoved,
+        Self::ApiKeyIpNotAllowed,
     ];
 
     /// The events a webhook endpoint may subscribe to.
@@ -129,6 +133,7 @@ impl Action {
             Self::TeamDeleted => "team.deleted",
             Self::SsoProviderAdded => "sso_provider.added",
             Self::SsoProviderRemoved => "sso_provider.removed",
+            Self::ApiKeyIpNotAllowed => "api_key.ip_not_allowed",
         }
     }
 

@@ -211,6 +211,9 @@ pub struct Verifier {
     usage: Arc<UsageRecorder>,
     /// Each limited key's request budget.
     pub limits: KeyLimiter,
+    /// Keys refused for their address, waiting to be audited (at most once a minute
+    /// per key).
+    pub refused_addresses: AddressRefusals,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -234,6 +237,7 @@ impl Verifier {
             outcomes: settings.outcomes,
             usage,
             limits: KeyLimiter::default(),
+            refused_addresses: AddressRefusals::default(),
         }
     }
 
@@ -356,12 +360,12 @@ impl Verifier {
         match parsed {
             PresentedKey::V1(v1) => {
                 let entry = self.cache.get(v1.key_id(), now)?;
-                Some(judge(KeyId::from(v1), &entry, &parsed.digest(), ip, now))
+                Some(self.judged(judge(KeyId::from(v1), &entry, &parsed.digest(), ip, now), ip, now))
             }
             PresentedKey::Legacy(legacy) => {
                 let digest = legacy.digest();
                 let (key_id, entry) = self.cache.get_legacy(&digest, now)?;
-                Some(judge(key_id, &entry, &digest, ip, now))
+                Some(self.judged(judge(key_id, &entry, &digest, ip, now), ip, now))
             }
         }
     }
@@ -404,8 +408,90 @@ impl Verifier {
                 }
             }
         };
-        Ok(judge(key_id, &entry, &digest, ip, now))
+        Ok(self.judged(judge(key_id, &entry, &digest, ip, now), ip, now))
     }
+
+    /// A judgement, with a refusal for the address noted for the audit log.
+    #[inline]
+    fn judged(
+        &self,
+        judgement: std::result::Result<Verified, (Refusal, KeyId)>,
+        ip: Option<IpAddr>,
+        now: i64,
+    ) -> std::result::Result<Verified, Refusal> {
+        judgement.map_err(|(refusal, key_id)| {
+            if refusal == Refusal::AddressNotAllowed {
+                self.refused_addresses.note(key_id, ip, now);
+            }
+            refusal
+        })
+    }
+}
+
+/// Genuine keys refused for the address they came from, kept until the server writes
+/// them to the audit log: one entry per key a minute at most (per replica), so that a
+/// leaked key tried in a loop cannot flood the log.
+#[derive(Debug, Default)]
+pub struct AddressRefusals {
+    inner: std::sync::Mutex<RefusalLog>,
+}
+
+#[derive(Debug, Default)]
+struct RefusalLog {
+    last_noted: std::collections::HashMap<KeyId, i64>,
+    pending: Vec<(KeyId, Option<IpAddr>, i64)>,
+}
+
+/// Keys whose refusals are remembered at most (the oldest are forgotten past it).
+const MAX_REFUSED_KEYS: usize = 10_000;
+
+impl AddressRefusals {
+    fn note(&self, key_id: KeyId, ip: Option<IpAddr>, now: i64) {
+        let mut log = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if log
+            .last_noted
+            .get(&key_id)
+            .is_some_and(|at| now - at < crate::time::MINUTE_MS)
+        {
+            return;
+        }
+        if log.last_noted.len() >= MAX_REFUSED_KEYS {
+            log.last_noted.retain(|_, at| now - *at < crate::time::MINUTE_MS);
+        }
+        if log.pending.len() < MAX_REFUSED_KEYS {
+            log.last_noted.insert(key_id.clone(), now);
+            log.pending.push((key_id, ip, now));
+        }
+    }
+
+    /// The refusals noted since the last call.
+    pub fn take(&self) -> Vec<(KeyId, Option<IpAddr>, i64)> {
+        std::mem::take(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()).pending)
+    }
+}
+
+/// Writes the refusals for an address noted since the last call to the audit log
+/// (`api_key.ip_not_allowed`, in each organization of the key's owner, with the
+/// address). Returns how many were written.
+pub async fn audit_refused_addresses(app: &App) -> Result<usize> {
+    let mut written = 0;
+    for (key_id, ip, at) in app.verifier.refused_addresses.take() {
+        let Some(key) = app.store.get_key(&key_id).await? else {
+            continue;
+        };
+        let orgs = crate::access::audit_orgs(app, key.owner.id).await?;
+        let address = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_canonical().to_string());
+        let detail = serde_json::json!({ "name": key.name, "owner": key.owner.username, "address": address });
+        let entries = crate::audit::AuditContext::reported(at, &address).entries(
+            &orgs,
+            crate::audit::Action::ApiKeyIpNotAllowed,
+            key_id.as_str(),
+            Some(detail),
+        );
+        app.store.append_audit_entries(&entries).await?;
+        written += 1;
+    }
+    Ok(written)
 }
 
 /// The checks after the lookup, the same for a cached and a freshly read key.
@@ -418,22 +504,22 @@ fn judge(
     digest: &KeyDigest,
     ip: Option<IpAddr>,
     now: i64,
-) -> std::result::Result<Verified, Refusal> {
+) -> std::result::Result<Verified, (Refusal, KeyId)> {
     let matches = entry.digest.ct_eq(digest);
     if entry.is_absent() {
-        return Err(Refusal::Unknown);
+        return Err((Refusal::Unknown, key_id));
     }
     if !matches {
-        return Err(Refusal::WrongSecret);
+        return Err((Refusal::WrongSecret, key_id));
     }
     if !entry.owner.active {
-        return Err(Refusal::OwnerInactive);
+        return Err((Refusal::OwnerInactive, key_id));
     }
     if entry.expires_at <= now {
-        return Err(Refusal::Expired);
+        return Err((Refusal::Expired, key_id));
     }
     if !entry.allows(ip) {
-        return Err(Refusal::AddressNotAllowed);
+        return Err((Refusal::AddressNotAllowed, key_id));
     }
     Ok(Verified {
         key_id,

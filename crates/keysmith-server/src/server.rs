@@ -259,8 +259,8 @@ async fn background_work(state: AppState, interval: Duration) {
     }
 }
 
-/// Every second: queue new events for webhooks and send what is due; every minute:
-/// announce keys that expire soon.
+/// Every second: audit keys refused for their address, queue new events for webhooks
+/// and send what is due; every minute: announce keys that expire soon.
 async fn webhook_work(state: AppState) {
     let client = match crate::webhooks::client() {
         Ok(client) => client,
@@ -280,6 +280,9 @@ async fn webhook_work(state: AppState) {
             tracing::warn!(error.detail = %e, "could not announce expiring keys");
         }
         ticks += 1;
+        if let Err(e) = keysmith_app::verification::audit_refused_addresses(&state.app).await {
+            tracing::warn!(error.detail = %e, "could not audit keys refused for their address");
+        }
         if let Err(e) = crate::webhooks::pump(&state).await {
             tracing::warn!(error.detail = %e, "could not queue webhook deliveries");
         }

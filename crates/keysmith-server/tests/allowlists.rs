@@ -417,3 +417,48 @@ async fn a_service_accounts_allowlist_applies_to_every_key_of_the_account() {
         r.text
     );
 }
+
+/// Writes the refusals noted so far (the server does it every second) and lists the
+/// audit entries for them, newest first.
+async fn audited_refusals(app: &TestApp) -> Vec<Value> {
+    keysmith_app::verification::audit_refused_addresses(&app.state.app)
+        .await
+        .unwrap();
+    let session = app.admin().await;
+    let r = app
+        .request(
+            Method::GET,
+            "/api/v1/orgs/default/audit?action=api_key.ip_not_allowed",
+            &session,
+            None,
+        )
+        .await;
+    r.body["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_key_refused_for_its_address_is_audited_at_most_once_a_minute() {
+    let app = TestApp::sqlite().await;
+    let key = restricted_key(&app, json!(["198.51.100.0/24"])).await.body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for _ in 0..5 {
+        assert_eq!(viewer(&app, ELSEWHERE, &key).await.code(), "ip_not_allowed");
+        assert_eq!(forward(&app, "2001:db8::9", &key, None).await.code(), "ip_not_allowed");
+    }
+    let entries = audited_refusals(&app).await;
+    assert_eq!(entries.len(), 1, "ten refusals within a minute: one entry: {entries:?}");
+    assert_eq!(entries[0]["detail"]["address"], ELSEWHERE, "{entries:?}");
+    assert_eq!(entries[0]["source_address"], ELSEWHERE);
+    assert!(
+        entries[0]["target"].as_str().unwrap().starts_with("wandb_v1_"),
+        "{entries:?}"
+    );
+    app.clock.advance_ms(61_000);
+    assert_eq!(forward(&app, "2001:db8::9", &key, None).await.code(), "ip_not_allowed");
+    let entries = audited_refusals(&app).await;
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(entries[0]["detail"]["address"], "2001:db8::9");
+    assert_eq!(audited_refusals(&app).await.len(), 2, "each refusal is written once");
+}

@@ -176,6 +176,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ------------------------------------------------------------ keys
     async fn insert_key(&self, key: NewKey, audit: &[NewAuditEntry]) -> Result<StoredKey>;
+    /// Appends audit entries that record no change (a refusal worth keeping).
+    async fn append_audit_entries(&self, audit: &[NewAuditEntry]) -> Result<()>;
     /// What verification needs for a v1 key: its digest and its owner's state.
     async fn find_key_for_auth(&self, key_id: &KeyId) -> Result<Option<AuthRecord>>;
     /// What verification needs for a legacy key, found by the digest of the whole key.

@@ -1145,6 +1145,12 @@ macro_rules! sql_store {
                 rows.iter().map(key_from_row).collect()
             }
 
+            async fn append_audit_entries(&self, audit: &[NewAuditEntry]) -> Result<()> {
+                let mut tx = self.begin().await?;
+                append_audit(&mut tx, audit).await?;
+                tx.commit().await.map_err(backend_err)
+            }
+
             async fn mark_expiry_warned(&self, key_id: &KeyId, at: i64, audit: &[NewAuditEntry]) -> Result<bool> {
                 let mut tx = self.begin().await?;
                 let done = sqlx::query(
