@@ -17,7 +17,8 @@ pub fn entity_name(field: &'static str, label: &str, raw: &str) -> Result<Entity
 
 /// A network allowlist given as a list of CIDR blocks (or bare addresses); an empty
 /// list is `None`: no restriction.
-pub fn networks(field: &'static str, items: &[String]) -> Result<Option<Networks>> {
+pub fn networks<S: AsRef<str>>(field: &'static str, items: &[S]) -> Result<Option<Networks>> {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
     if items.iter().all(|i| i.trim().is_empty()) {
         return Ok(None);
     }

@@ -209,13 +209,10 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
     // No key makes a key stronger than itself: no wider scope, no wider networks.
     let scope = request.scope.unwrap_or(caller.scope());
     caller.require_scope(scope)?;
+    // What is not asked for is the asking key's own; nothing may exceed it.
     let own = callers_key(app, caller).await?;
-    let networks = match (request.allowed_networks, own.networks) {
-        (None, inherited) => inherited,
-        (Some(asked), None) => Some(asked),
-        (Some(asked), Some(own)) if asked.within(&own) => Some(asked),
-        (Some(_), Some(_)) => return Err(AppError::Forbidden(NETWORKS_NOT_WITHIN)),
-    };
+    let networks = request.allowed_networks.or_else(|| own.networks.clone());
+    own.bound_networks(networks.as_ref())?;
     if let Some(n) = request.requests_per_minute
         && !(1..=MAX_PER_MINUTE).contains(&n)
     {
@@ -224,11 +221,8 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
             format!("requests_per_minute must be 1 to {MAX_PER_MINUTE}"),
         ));
     }
-    let per_minute = match (request.requests_per_minute, own.per_minute) {
-        (None, inherited) => inherited,
-        (Some(asked), Some(own)) if asked > own => return Err(AppError::Forbidden(LIMIT_NOT_WITHIN)),
-        (Some(asked), _) => Some(asked),
-    };
+    let per_minute = request.requests_per_minute.or(own.per_minute);
+    own.bound_limit(per_minute)?;
     let expires_at = plan.expiry(acting.now, request.expires_at)?;
     let generated = plan.generate(app, request.format)?;
     let owner_name = request.owner.as_deref().unwrap_or(&caller.principal.user.username);
@@ -278,6 +272,24 @@ const LIMIT_NOT_WITHIN: &str =
 struct OwnLimits {
     networks: Option<Networks>,
     per_minute: Option<u32>,
+}
+
+impl OwnLimits {
+    /// Refuses an allowlist (`None`: none, the widest) reaching beyond the asking key's.
+    fn bound_networks(&self, networks: Option<&Networks>) -> Result<()> {
+        match &self.networks {
+            Some(own) if !networks.is_some_and(|n| n.within(own)) => Err(AppError::Forbidden(NETWORKS_NOT_WITHIN)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses a request limit (`None`: none, the widest) above the asking key's.
+    fn bound_limit(&self, per_minute: Option<u32>) -> Result<()> {
+        match self.per_minute {
+            Some(own) if per_minute.is_none_or(|n| n > own) => Err(AppError::Forbidden(LIMIT_NOT_WITHIN)),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The allowlist and request limit of the key the caller acts with; none for a session.
@@ -365,18 +377,11 @@ pub async fn rotate(app: &App, acting: &Acting<'_>, old_key_id: &str, grace: Gra
     // The successor keeps the old key's scope, and its secret goes to the caller: a
     // narrower key must not rotate its way to a wider one.
     caller.require_scope(old.scope)?;
+    // A stored list that no longer parses counts as none: the widest.
+    let old_networks = old.allowed_networks.as_deref().and_then(|n| Networks::parse(n).ok());
     let own = callers_key(app, caller).await?;
-    if let Some(own) = own.networks {
-        let old_networks = old.allowed_networks.as_deref().map(Networks::parse).transpose();
-        if !matches!(old_networks, Ok(Some(n)) if n.within(&own)) {
-            return Err(AppError::Forbidden(NETWORKS_NOT_WITHIN));
-        }
-    }
-    if let Some(own) = own.per_minute
-        && old.requests_per_minute.is_none_or(|n| n > own)
-    {
-        return Err(AppError::Forbidden(LIMIT_NOT_WITHIN));
-    }
+    own.bound_networks(old_networks.as_ref())?;
+    own.bound_limit(old.requests_per_minute)?;
     let plan = plan(app, caller, old.owner.id).await?;
     if old.expires_at.is_some_and(|at| at <= now) {
         return Err(AppError::ApiKeyExpired);

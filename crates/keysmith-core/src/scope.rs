@@ -51,7 +51,7 @@ impl KeyScope {
     /// Every scope this one includes, comma-separated, as forward auth's
     /// `X-Keysmith-Scopes` header names them: an upstream checks for the one it needs
     /// without knowing their order.
-    pub fn granted(self) -> &'static str {
+    pub const fn granted(self) -> &'static str {
         match self {
             Self::Read => "read",
             Self::Write => "read,write",

@@ -394,10 +394,7 @@ pub async fn create(
             }
         },
     };
-    let allowed_networks = match keysmith_app::input::networks(
-        "allowed_networks",
-        &[fields.get("allowed_networks").unwrap_or_default().to_owned()],
-    ) {
+    let allowed_networks = match fields.networks("allowed_networks") {
         Ok(networks) => networks,
         Err(e) => return again(StatusCode::BAD_REQUEST, ApiError::from(e).message()),
     };

@@ -228,6 +228,12 @@ impl Fields {
             .collect()
     }
 
+    /// A network allowlist typed into one field (blocks separated by commas, spaces or
+    /// lines); empty is `None`, no restriction.
+    pub fn networks(&self, name: &'static str) -> Result<Option<keysmith_core::Networks>, keysmith_app::AppError> {
+        keysmith_app::input::networks(name, &[self.get(name).unwrap_or_default()])
+    }
+
     /// A checkbox: present means ticked.
     pub fn checked(&self, name: &str) -> bool {
         self.get(name).is_some()

@@ -461,10 +461,7 @@ pub async fn save_settings(
         max_user_key_lifetime_days: user_days,
         max_service_account_key_lifetime_days: sa_days,
         sso_required: Some(fields.checked("sso_required")),
-        allowed_networks: match keysmith_app::input::networks(
-            "allowed_networks",
-            &[fields.get("allowed_networks").unwrap_or_default().to_owned()],
-        ) {
+        allowed_networks: match fields.networks("allowed_networks") {
             Ok(networks) => Some(networks.map(|n| n.to_string())),
             Err(e) => return failure(Some(&user), e.into()),
         },

@@ -150,35 +150,20 @@ pub async fn create_account(
         Err(page) => return page,
     };
     let acting = Acting::new(&user.caller, &source, state.now());
-    let result = match input::entity_name("name", "service account name", fields.get("name").unwrap_or("")) {
-        Ok(name) => {
-            let request = NewServiceAccountRequest {
-                name,
-                description: fields.get("description").unwrap_or("").to_owned(),
-                team: Some(team.name.clone()),
-                external_subject: fields
-                    .get("external_subject")
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-                allowed_networks: None,
-            };
-            match input::networks(
-                "allowed_networks",
-                &[fields.get("allowed_networks").unwrap_or_default().to_owned()],
-            ) {
-                Ok(networks) => {
-                    let request = NewServiceAccountRequest {
-                        allowed_networks: networks,
-                        ..request
-                    };
-                    service_accounts::create(&state.app, &acting, &org.name, request).await
-                }
-                Err(e) => Err(e),
-            }
-        }
-        Err(e) => Err(e),
+    let create = async {
+        let request = NewServiceAccountRequest {
+            name: input::entity_name("name", "service account name", fields.get("name").unwrap_or(""))?,
+            description: fields.get("description").unwrap_or("").to_owned(),
+            team: Some(team.name.clone()),
+            external_subject: fields
+                .get("external_subject")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            allowed_networks: fields.networks("allowed_networks")?,
+        };
+        service_accounts::create(&state.app, &acting, &org.name, request).await
     };
-    match result {
+    match create.await {
         Ok(_) => see_other(&with_notice(&team_path(&team, &user), "service-account-created")),
         Err(e) => failure(Some(&user), e.into()),
     }
