@@ -218,7 +218,7 @@ pub async fn mint(app: &App, acting: &Acting<'_>, request: NewKeyRequest) -> Res
     {
         return Err(AppError::invalid(
             "requests_per_minute",
-            format!("requests_per_minute must be 1 to {MAX_PER_MINUTE}"),
+            format!("a request limit (requests_per_minute) is 1 to {MAX_PER_MINUTE} a minute"),
         ));
     }
     let per_minute = request.requests_per_minute.or(own.per_minute);

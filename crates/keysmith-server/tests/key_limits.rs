@@ -155,6 +155,10 @@ async fn a_limited_key_makes_no_key_with_a_higher_limit_and_bad_limits_are_refus
             "{bad}: {}",
             r.text
         );
+        assert_eq!(
+            r.body["error"]["message"],
+            "A request limit (requests_per_minute) is 1 to 60000 a minute."
+        );
     }
     let r = app
         .request(
