@@ -14,7 +14,11 @@ pub enum Action {
     ApiKeyRenamed,
     ApiKeyRotated,
     ApiKeyDeleted,
+    /// Before issue 17's notices: one warning, 7 days ahead. Old entries keep the
+    /// name; no new entry takes it.
     ApiKeyExpiringSoon,
+    ApiKeyExpiring,
+    ApiKeyUnused,
     ApiKeyExposed,
     ApiKeyImported,
     UserCreated,
@@ -50,12 +54,14 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 35] = [
+    pub const ALL: [Action; 37] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
         Self::ApiKeyDeleted,
         Self::ApiKeyExpiringSoon,
+        Self::ApiKeyExpiring,
+        Self::ApiKeyUnused,
         Self::ApiKeyExposed,
         Self::ApiKeyImported,
         Self::UserCreated,
@@ -89,11 +95,12 @@ impl Action {
     ];
 
     /// The events a webhook endpoint may subscribe to.
-    pub const EVENTS: [Action; 5] = [
+    pub const EVENTS: [Action; 6] = [
         Self::ApiKeyCreated,
         Self::ApiKeyDeleted,
         Self::ApiKeyRotated,
-        Self::ApiKeyExpiringSoon,
+        Self::ApiKeyExpiring,
+        Self::ApiKeyUnused,
         Self::ApiKeyExposed,
     ];
 
@@ -104,6 +111,8 @@ impl Action {
             Self::ApiKeyRotated => "api_key.rotated",
             Self::ApiKeyDeleted => "api_key.deleted",
             Self::ApiKeyExpiringSoon => "api_key.expiring_soon",
+            Self::ApiKeyExpiring => "api_key.expiring",
+            Self::ApiKeyUnused => "api_key.unused",
             Self::ApiKeyExposed => "api_key.exposed",
             Self::ApiKeyImported => "api_key.imported",
             Self::UserCreated => "user.created",

@@ -25,6 +25,7 @@ pub mod input;
 pub mod key_limit;
 pub mod keys;
 pub mod leaks;
+pub mod notices;
 pub mod operator;
 pub mod orgs;
 pub mod password;
@@ -80,6 +81,8 @@ pub struct Inner {
     pub issuer_keys: federation::IssuerKeys,
     /// Where single sign-on client secrets are read from (`sso::read_secret`).
     pub sso_secrets_dir: std::path::PathBuf,
+    /// When keys are warned about before they expire.
+    pub notices: notices::NoticeSettings,
 }
 
 impl std::ops::Deref for App {
@@ -114,6 +117,8 @@ pub struct Settings {
     pub issuer_fetcher: federation::Fetcher,
     /// The directory of single sign-on client secrets, one file each.
     pub sso_secrets_dir: std::path::PathBuf,
+    /// When keys are warned about before they expire.
+    pub notices: notices::NoticeSettings,
 }
 
 impl Default for Settings {
@@ -130,6 +135,7 @@ impl Default for Settings {
             verification: verification::VerifierSettings::default(),
             issuer_fetcher: federation::Fetcher::default(),
             sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
+            notices: notices::NoticeSettings::default(),
         }
     }
 }
@@ -172,6 +178,7 @@ impl App {
             exposure_reports: rate_limit::FailureLimiter::new(settings.exposure_reports_per_minute, time::MINUTE_MS),
             issuer_keys: federation::IssuerKeys::new(settings.issuer_fetcher),
             sso_secrets_dir: settings.sso_secrets_dir,
+            notices: settings.notices,
         }))
     }
 

@@ -59,6 +59,18 @@ pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, mut sett
             ));
         }
     }
+    if settings
+        .unused_key_notice_days
+        .is_some_and(|d| d > crate::notices::MAX_DAYS)
+    {
+        return Err(AppError::invalid(
+            "unused_key_notice_days",
+            format!(
+                "keys are announced as idle (unused_key_notice_days) after at most {} days (0 for never)",
+                crate::notices::MAX_DAYS
+            ),
+        ));
+    }
     if settings == OrgSettings::default() {
         return Ok(org);
     }
@@ -82,6 +94,7 @@ pub async fn update_settings(app: &App, acting: &Acting<'_>, org: &str, mut sett
             "max_service_account_key_lifetime_days": settings.max_service_account_key_lifetime_days,
             "sso_required": settings.sso_required,
             "allowed_networks": settings.allowed_networks,
+            "unused_key_notice_days": settings.unused_key_notice_days,
         })),
     );
     let org = app.store.update_org_settings(org.id, settings, &audit).await?;

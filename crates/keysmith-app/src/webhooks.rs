@@ -16,7 +16,7 @@
 //! specification allows (`v1,<new> v1,<previous>`), so the receiver can switch to the
 //! new secret at its own pace.
 
-use crate::access::{admin_org, audit_orgs};
+use crate::access::admin_org;
 use crate::audit::{Action, AuditContext};
 use crate::caller::Caller;
 use crate::error::{AppError, Missing, Result};
@@ -29,8 +29,6 @@ use keysmith_store::{AuditEntry, Delivery, NewDelivery, NewWebhook, Org, Webhook
 use sha2::Sha256;
 use std::collections::HashMap;
 
-/// How far ahead "expiring soon" looks.
-pub const EXPIRING_SOON_MS: i64 = 7 * DAY_MS;
 /// How long after a rotation deliveries are signed with the previous secret as well.
 pub const SECRET_GRACE_MS: i64 = DAY_MS;
 /// The longest endpoint URL.
@@ -199,6 +197,13 @@ fn parse_events(events: Option<Vec<String>>) -> Result<Vec<String>> {
         None => Ok(Action::EVENTS.iter().map(|e| e.as_str().to_owned()).collect()),
         Some(events) if events.is_empty() => Err(AppError::invalid("events", "events: name at least one event")),
         Some(mut events) => {
+            // The event's name before it had lead times, as subscriptions made with
+            // it were migrated (migration 0014).
+            for event in &mut events {
+                if event == Action::ApiKeyExpiringSoon.as_str() {
+                    Action::ApiKeyExpiring.as_str().clone_into(event);
+                }
+            }
             if let Some(bad) = events.iter().find(|e| !Action::parse(e).is_some_and(Action::is_event)) {
                 return Err(AppError::invalid(
                     "events",
@@ -365,27 +370,6 @@ pub async fn pump(app: &App) -> Result<usize> {
         }
         // Else another replica moved the cursor first; read again from where it is.
     }
-}
-
-/// Announces keys that expire within [`EXPIRING_SOON_MS`], once each, in the audit
-/// log (and so by webhook). Returns how many.
-pub async fn announce_expiring(app: &App) -> Result<usize> {
-    let now = app.now();
-    let mut announced = 0;
-    for key in app.store.keys_expiring(now, now + EXPIRING_SOON_MS, 200).await? {
-        let orgs = audit_orgs(app, key.owner.id).await?;
-        let detail = serde_json::json!({
-            "name": key.name,
-            "owner": key.owner.username,
-            "expires_at": key.expires_at.map(rfc3339),
-        });
-        let entries =
-            AuditContext::operator(now).entries(&orgs, Action::ApiKeyExpiringSoon, key.key_id.as_str(), Some(detail));
-        if app.store.mark_expiry_warned(&key.key_id, now, &entries).await? {
-            announced += 1;
-        }
-    }
-    Ok(announced)
 }
 
 #[cfg(test)]

@@ -276,7 +276,12 @@ async fn a_jwt_becomes_an_access_token(w: World) {
         assert!(!text.contains(&jwt[jwt.len() - 20..]) && !text.contains(grant.access_token.expose()));
     }
     // Not "expiring soon": a session is short by design.
-    let expiring = w.app.store.keys_expiring(NOW, NOW + 7 * 86_400_000, 100).await.unwrap();
+    let expiring = w
+        .app
+        .store
+        .keys_expiring(NOW, NOW + 7 * 86_400_000, "expiring:7", 100)
+        .await
+        .unwrap();
     assert!(expiring.is_empty(), "{expiring:?}");
 
     // It is a session, not a key: no rename, no rotation; deleting ends it at once.

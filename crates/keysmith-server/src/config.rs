@@ -83,6 +83,9 @@ pub struct Config {
     /// gets 429 until the minute ends (an IPv6 /64 counts as one address); 0 turns the
     /// limit off.
     pub exposure_reports_per_minute: u32,
+    /// When keys are warned about before they expire (`api_key.expiring`): days
+    /// ahead, comma-separated; `off` for never. Each warning is given once per key.
+    pub key_expiry_notice_days: String,
     /// Comma-separated addresses or CIDR ranges of reverse proxies whose
     /// `X-Forwarded-For` names the client, e.g. `127.0.0.1, 10.0.0.0/8`. Empty: the
     /// peer's address is the client's.
@@ -168,6 +171,7 @@ impl std::fmt::Debug for Config {
             .field("usage_flush_seconds", &self.usage_flush_seconds)
             .field("key_failures_per_minute", &self.key_failures_per_minute)
             .field("exposure_reports_per_minute", &self.exposure_reports_per_minute)
+            .field("key_expiry_notice_days", &self.key_expiry_notice_days)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
@@ -205,6 +209,7 @@ impl Default for Config {
             cache_max_age_seconds: 60,
             key_failures_per_minute: 60,
             exposure_reports_per_minute: 30,
+            key_expiry_notice_days: "7,1".to_owned(),
             trusted_proxies: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
@@ -382,6 +387,7 @@ impl Config {
             ));
         }
         crate::auth::source::TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::Invalid)?;
+        self.notices()?;
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert_file and tls_key_file to serve HTTPS, or neither".into(),
@@ -407,6 +413,12 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("keysmith.db").display()),
         }
+    }
+
+    /// `key_expiry_notice_days`, checked.
+    pub fn notices(&self) -> Result<keysmith_app::notices::NoticeSettings, ConfigError> {
+        keysmith_app::notices::NoticeSettings::parse(&self.key_expiry_notice_days)
+            .map_err(|e| ConfigError::Invalid(format!("key_expiry_notice_days: {e}")))
     }
 
     pub fn key_prefix(&self) -> KeyPrefix {
@@ -641,6 +653,20 @@ mod tests {
         assert!(c.tls_cert_file.is_some());
         let c = load(&[("KEYSMITH_SERVER_SECRET_FILE", "/var/lib/keysmith/secret")]).unwrap();
         assert_eq!(c.server_secret_file.unwrap().to_str(), Some("/var/lib/keysmith/secret"));
+    }
+
+    #[test]
+    fn expiry_warnings_are_days_ahead_or_off() {
+        let load = |pairs: &[(&str, &str)]| Config::load_from(None, &ConfigOverrides::default(), env(pairs));
+        assert_eq!(load(&[]).unwrap().notices().unwrap().expiry_lead_days(), [1, 7]);
+        let c = load(&[("KEYSMITH_KEY_EXPIRY_NOTICE_DAYS", "30,7,1")]).unwrap();
+        assert_eq!(c.notices().unwrap().expiry_lead_days(), [1, 7, 30]);
+        let c = load(&[("KEYSMITH_KEY_EXPIRY_NOTICE_DAYS", "off")]).unwrap();
+        assert!(c.notices().unwrap().expiry_lead_days().is_empty());
+        let err = load(&[("KEYSMITH_KEY_EXPIRY_NOTICE_DAYS", "7,0")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key_expiry_notice_days") && err.contains("`0`"), "{err}");
     }
 
     #[test]

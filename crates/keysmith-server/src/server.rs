@@ -172,6 +172,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             server_secret,
             cache_max_keys: config.cache_max_keys,
             cache_max_age_ms: i64::from(config.cache_max_age_seconds) * 1000,
+            notices: config.notices().map_err(|e| RunError::Setting(e.to_string()))?,
         },
     );
     let configured: Vec<keysmith_app::sso::ConfiguredProvider> = config
@@ -260,7 +261,8 @@ async fn background_work(state: AppState, interval: Duration) {
 }
 
 /// Every second: audit keys refused for their address, queue new events for webhooks
-/// and send what is due; every minute: announce keys that expire soon.
+/// and send what is due; every minute: warn about keys that reach a lead time before
+/// their expiry; every hour: announce idle keys.
 async fn webhook_work(state: AppState) {
     let client = match crate::webhooks::client() {
         Ok(client) => client,
@@ -278,6 +280,11 @@ async fn webhook_work(state: AppState) {
             && let Err(e) = crate::webhooks::announce_expiring(&state).await
         {
             tracing::warn!(error.detail = %e, "could not announce expiring keys");
+        }
+        if ticks.is_multiple_of(3600)
+            && let Err(e) = crate::webhooks::announce_idle(&state).await
+        {
+            tracing::warn!(error.detail = %e, "could not announce idle keys");
         }
         ticks += 1;
         if let Err(e) = keysmith_app::verification::audit_refused_addresses(&state.app).await {

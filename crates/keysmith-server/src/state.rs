@@ -76,6 +76,8 @@ pub struct Settings {
     pub sso_secrets_dir: std::path::PathBuf,
     /// This server's origin as clients reach it (`public_url`); `None`: the request's Host.
     pub public_origin: Option<String>,
+    /// When keys are warned about before they expire.
+    pub notices: keysmith_app::notices::NoticeSettings,
 }
 
 impl Default for Settings {
@@ -94,6 +96,7 @@ impl Default for Settings {
             trusted_proxies: TrustedProxies::default(),
             sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
             public_origin: None,
+            notices: keysmith_app::notices::NoticeSettings::default(),
         }
     }
 }
@@ -130,6 +133,7 @@ impl AppState {
                 },
                 issuer_fetcher: keysmith_app::federation::Fetcher(oidc_http.clone()),
                 sso_secrets_dir: settings.sso_secrets_dir.clone(),
+                notices: settings.notices.clone(),
             },
             usage.clone(),
         );

@@ -9,7 +9,7 @@ use keysmith_app::webhooks::signatures;
 use keysmith_store::{AttemptResult, Delivery, DeliveryStatus, Webhook};
 use std::time::Duration;
 
-pub use keysmith_app::webhooks::{EXPIRING_SOON_MS, SECRET_GRACE_MS};
+pub use keysmith_app::webhooks::SECRET_GRACE_MS;
 
 /// Waits before the 2nd, 3rd, … attempt; after the last, the delivery has failed.
 pub const BACKOFF_SECS: [i64; 7] = [5, 30, 120, 600, 1800, 3600, 3 * 3600];
@@ -23,9 +23,16 @@ pub async fn pump(state: &AppState) -> Result<usize, ApiError> {
     Ok(keysmith_app::webhooks::pump(&state.app).await?)
 }
 
-/// Announces keys that expire soon (`keysmith_app::webhooks::announce_expiring`).
+/// Warns about keys that reach a lead time before their expiry
+/// (`keysmith_app::notices::announce_expiring`).
 pub async fn announce_expiring(state: &AppState) -> Result<usize, ApiError> {
-    Ok(keysmith_app::webhooks::announce_expiring(&state.app).await?)
+    Ok(keysmith_app::notices::announce_expiring(&state.app).await?)
+}
+
+/// Announces keys idle for their organization's number of days
+/// (`keysmith_app::notices::announce_idle`).
+pub async fn announce_idle(state: &AppState) -> Result<usize, ApiError> {
+    Ok(keysmith_app::notices::announce_idle(&state.app).await?)
 }
 
 /// The HTTP client deliveries are sent with (`outbound_client`).

@@ -1104,6 +1104,7 @@ async fn org_settings_changed_through_rest_or_the_web_are_the_same_change() {
                 "max_service_account_key_lifetime_days",
                 "max_user_key_lifetime_days",
                 "sso_required",
+                "unused_key_notice_days",
             ],
         ),
     );

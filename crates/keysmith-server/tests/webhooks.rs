@@ -87,6 +87,7 @@ async fn register(app: &TestApp, auth: &Auth, url: &str, events: Option<Value>) 
 
 async fn run_worker(app: &TestApp) -> usize {
     webhooks::announce_expiring(&app.state).await.unwrap();
+    webhooks::announce_idle(&app.state).await.unwrap();
     webhooks::pump(&app.state).await.unwrap();
     webhooks::deliver_due(&app.state, &webhooks::client().unwrap())
         .await
@@ -222,7 +223,7 @@ async fn every_key_event_is_announced_to_the_endpoints_that_asked_for_it() {
             "api_key.created",
             "api_key.created",
             "api_key.deleted",
-            "api_key.expiring_soon",
+            "api_key.expiring",
             "api_key.exposed",
             "api_key.rotated",
         ]
@@ -234,6 +235,110 @@ async fn every_key_event_is_announced_to_the_endpoints_that_asked_for_it() {
         .collect();
     assert_eq!(only.len(), 1);
     assert_eq!(only[0]["type"], "api_key.deleted");
+}
+
+/// Warnings before expiry carry their lead time; idle keys are announced after the
+/// organization's number of days; an endpoint subscribed under the event's old name
+/// (`api_key.expiring_soon`) gets the warnings.
+#[tokio::test]
+async fn expiry_warnings_and_idle_keys_reach_their_endpoints() {
+    let app = TestApp::sqlite().await;
+    let admin = app.admin().await;
+    let warnings = Receiver::default();
+    let idle = Receiver::default();
+    let (warnings_url, idle_url) = (warnings.start().await, idle.start().await);
+    let r = register(&app, &admin, &warnings_url, Some(json!(["api_key.expiring_soon"]))).await;
+    assert_eq!(
+        r.body["events"],
+        json!(["api_key.expiring"]),
+        "the old name is the new event"
+    );
+    let warnings_secret = r.body["secret"].as_str().unwrap().to_owned();
+    let r = register(&app, &admin, &idle_url, Some(json!(["api_key.unused"]))).await;
+    let idle_secret = r.body["secret"].as_str().unwrap().to_owned();
+
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/api-keys",
+            &admin,
+            Some(json!({"name": "nightly", "expires_in_days": 3})),
+        )
+        .await;
+    let (secret, key_id) = (
+        r.body["key"].as_str().unwrap().to_owned(),
+        r.body["key_id"].as_str().unwrap().to_owned(),
+    );
+    let r = app
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default",
+            &admin,
+            Some(json!({"unused_key_notice_days": 2})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["unused_key_notice_days"], 2);
+    let r = app
+        .request(
+            Method::PATCH,
+            "/api/v1/orgs/default",
+            &admin,
+            Some(json!({"unused_key_notice_days": 3651})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.text.contains("unused_key_notice_days"), "{}", r.text);
+
+    run_worker(&app).await;
+    app.clock.advance_ms(2 * 86_400_000 + 1);
+    run_worker(&app).await;
+    assert_eq!(run_worker(&app).await, 0, "each notice is delivered once");
+
+    let bodies = |r: &Receiver, signing: &str| -> Vec<Value> {
+        r.seen()
+            .iter()
+            .map(|(h, body)| {
+                assert!(verify(signing, h, body), "signed as Standard Webhooks says");
+                assert!(!body.contains(signing), "no signing secret in a delivery");
+                serde_json::from_str(body).unwrap()
+            })
+            .collect()
+    };
+    let given = bodies(&warnings, &warnings_secret);
+    let leads: Vec<(&str, &str, u64)> = given
+        .iter()
+        .map(|b| {
+            (
+                b["type"].as_str().unwrap(),
+                b["data"]["key_id"].as_str().unwrap(),
+                b["data"]["detail"]["lead_time_days"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        leads,
+        [
+            ("api_key.expiring", key_id.as_str(), 7),
+            ("api_key.expiring", key_id.as_str(), 1)
+        ],
+        "a week ahead (3 days left), then a day ahead"
+    );
+    assert_eq!(given[0]["data"]["detail"]["name"], "nightly");
+    let announced = bodies(&idle, &idle_secret);
+    assert!(!announced.is_empty());
+    assert!(
+        announced
+            .iter()
+            .all(|b| b["type"] == "api_key.unused" && b["data"]["detail"]["unused_days"] == 2)
+    );
+    assert!(
+        announced.iter().any(|b| b["data"]["key_id"] == key_id.as_str()),
+        "the key made and never used: {announced:?}"
+    );
+    for body in given.iter().chain(&announced) {
+        assert!(!body.to_string().contains(&secret), "no key in a notice");
+    }
 }
 
 #[tokio::test]

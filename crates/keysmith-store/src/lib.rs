@@ -205,12 +205,27 @@ pub trait Store: Send + Sync + 'static {
         old_expires_at: Option<i64>,
         audit: &[NewAuditEntry],
     ) -> Result<Option<StoredKey>>;
-    /// Keys that expire after `now` and by `until` and were not yet announced as
-    /// expiring soon.
-    async fn keys_expiring(&self, now: i64, until: i64, limit: u32) -> Result<Vec<StoredKey>>;
-    /// Marks a key as announced, with its audit entries; `false` if another replica
-    /// did it first (or the key is gone).
-    async fn mark_expiry_warned(&self, key_id: &KeyId, at: i64, audit: &[NewAuditEntry]) -> Result<bool>;
+    /// Keys (not federated) that expire after `now` and by `until` and have no notice
+    /// `kind` about that expiry yet.
+    async fn keys_expiring(&self, now: i64, until: i64, kind: &str, limit: u32) -> Result<Vec<StoredKey>>;
+    /// Keys of `org`'s members and service accounts (not federated, not expired at
+    /// `now`) last used, or made and never used, at or before `idle_since`, with no
+    /// notice `kind` about that last activity yet.
+    async fn idle_keys(&self, org: OrgId, idle_since: i64, now: i64, kind: &str, limit: u32) -> Result<Vec<StoredKey>>;
+    /// Organizations that announce idle keys (`unused_key_notice_days` > 0).
+    async fn orgs_announcing_idle_keys(&self) -> Result<Vec<Org>>;
+    /// Records the notices `kinds` about `key_id`'s `due_at` (the first is the one
+    /// given; the others are recorded as no longer needed) with the notice's audit
+    /// entries, in one transaction; `false`, writing nothing, if the first was already
+    /// given (by another replica) or the key is gone.
+    async fn claim_key_notice(
+        &self,
+        key_id: &KeyId,
+        kinds: &[String],
+        due_at: i64,
+        at: i64,
+        audit: &[NewAuditEntry],
+    ) -> Result<bool>;
 
     // ------------------------------------------------------------ invalidations
     /// Registers a hook called after each committed change that makes cached

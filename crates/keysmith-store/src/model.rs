@@ -24,6 +24,9 @@ pub struct Org {
     /// Where its members' and service accounts' keys may be used from (canonical
     /// CIDR blocks, comma-separated); `None`: anywhere.
     pub allowed_networks: Option<String>,
+    /// Keys not used for this many days are announced as idle (`api_key.unused`); 0:
+    /// never.
+    pub unused_key_notice_days: u32,
 }
 
 /// A change to an organization's settings; `None` leaves a setting as it is.
@@ -37,6 +40,8 @@ pub struct OrgSettings {
     /// `Some(None)` lifts the organization's allowlist; `Some(Some(list))` sets it
     /// (canonical text).
     pub allowed_networks: Option<Option<String>>,
+    /// Keys not used for this many days are announced as idle; 0: never.
+    pub unused_key_notice_days: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

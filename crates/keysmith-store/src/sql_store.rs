@@ -31,14 +31,14 @@ pub(crate) const ORG_COLUMNS: &str = "o.id AS org_id, o.name AS org_name, o.crea
      o.key_creation_disabled AS org_key_creation_disabled, o.legacy_keys_allowed AS org_legacy_keys_allowed, \
      o.max_user_key_lifetime_days AS org_max_user_days, \
      o.max_service_account_key_lifetime_days AS org_max_sa_days, o.sso_required AS org_sso_required, \
-     o.allowed_networks AS org_allowed_networks";
+     o.allowed_networks AS org_allowed_networks, o.unused_key_notice_days AS org_unused_days";
 
 /// `RETURNING` columns of an `orgs` row, named as [`ORG_COLUMNS`] names them.
 pub(crate) const ORG_RETURNING: &str = "RETURNING id AS org_id, name AS org_name, created_at AS org_created_at, \
      key_creation_disabled AS org_key_creation_disabled, legacy_keys_allowed AS org_legacy_keys_allowed, \
      max_user_key_lifetime_days AS org_max_user_days, \
      max_service_account_key_lifetime_days AS org_max_sa_days, sso_required AS org_sso_required, \
-     allowed_networks AS org_allowed_networks";
+     allowed_networks AS org_allowed_networks, unused_key_notice_days AS org_unused_days";
 
 pub(crate) const TEAM_COLUMNS: &str =
     "t.id AS team_id, t.org_id AS team_org_id, t.name AS team_name, t.created_at AS team_created_at";
@@ -204,6 +204,7 @@ macro_rules! sql_store {
                 max_service_account_key_lifetime_days: days(get(row, "org_max_sa_days")?),
                 sso_required: get(row, "org_sso_required")?,
                 allowed_networks: get(row, "org_allowed_networks")?,
+                unused_key_notice_days: days(get(row, "org_unused_days")?),
             })
         }
 
@@ -431,8 +432,9 @@ macro_rules! sql_store {
                      max_user_key_lifetime_days = COALESCE($3, max_user_key_lifetime_days), \
                      max_service_account_key_lifetime_days = COALESCE($4, max_service_account_key_lifetime_days), \
                      sso_required = COALESCE($5, sso_required), \
-                     allowed_networks = CASE WHEN $6 THEN $7 ELSE allowed_networks END \
-                     WHERE id = $8 {ORG_RETURNING}"
+                     allowed_networks = CASE WHEN $6 THEN $7 ELSE allowed_networks END, \
+                     unused_key_notice_days = COALESCE($8, unused_key_notice_days) \
+                     WHERE id = $9 {ORG_RETURNING}"
                 );
                 let networks = settings.allowed_networks.clone();
                 let row = sqlx::query(&sql)
@@ -443,6 +445,7 @@ macro_rules! sql_store {
                     .bind(settings.sso_required)
                     .bind(networks.is_some())
                     .bind(networks.flatten())
+                    .bind(settings.unused_key_notice_days.map(i64::from))
                     .bind(org.0)
                     .fetch_one(&mut *tx)
                     .await
@@ -1130,19 +1133,51 @@ macro_rules! sql_store {
                 self.get_key(&new.key_id).await
             }
 
-            async fn keys_expiring(&self, now: i64, until: i64, limit: u32) -> Result<Vec<StoredKey>> {
+            async fn keys_expiring(&self, now: i64, until: i64, kind: &str, limit: u32) -> Result<Vec<StoredKey>> {
                 let sql = format!(
                     "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE k.expires_at > $1 AND k.expires_at <= $2 \
-                     AND k.expiry_warned_at IS NULL AND k.federated_issuer IS NULL ORDER BY k.expires_at LIMIT $3"
+                     AND k.federated_issuer IS NULL AND NOT EXISTS (SELECT 1 FROM key_notices n \
+                     WHERE n.key_id = k.key_id AND n.kind = $3 AND n.due_at = k.expires_at) \
+                     AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id) \
+                     ORDER BY k.expires_at LIMIT $4"
                 );
                 let rows = sqlx::query(&sql)
                     .bind(now)
                     .bind(until)
+                    .bind(kind)
                     .bind(i64::from(limit))
                     .fetch_all(&self.pool)
                     .await
                     .map_err(backend_err)?;
                 rows.iter().map(key_from_row).collect()
+            }
+
+            async fn idle_keys(&self, org: OrgId, idle_since: i64, now: i64, kind: &str, limit: u32) -> Result<Vec<StoredKey>> {
+                let sql = format!(
+                    "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE COALESCE(k.last_used_at, k.created_at) <= $1 \
+                     AND (k.expires_at IS NULL OR k.expires_at > $2) AND k.federated_issuer IS NULL \
+                     AND EXISTS (SELECT 1 FROM org_members m WHERE m.user_id = k.owner_user_id AND m.org_id = $3) \
+                     AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.key_id AND n.kind = $4 \
+                     AND n.due_at = COALESCE(k.last_used_at, k.created_at)) \
+                     AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id) \
+                     ORDER BY COALESCE(k.last_used_at, k.created_at), k.key_id LIMIT $5"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(idle_since)
+                    .bind(now)
+                    .bind(org.0)
+                    .bind(kind)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            async fn orgs_announcing_idle_keys(&self) -> Result<Vec<Org>> {
+                let sql = format!("SELECT {ORG_COLUMNS} FROM orgs o WHERE o.unused_key_notice_days > 0 ORDER BY o.id");
+                let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(backend_err)?;
+                rows.iter().map(org_from_row).collect()
             }
 
             async fn append_audit_entries(&self, audit: &[NewAuditEntry]) -> Result<()> {
@@ -1151,18 +1186,36 @@ macro_rules! sql_store {
                 tx.commit().await.map_err(backend_err)
             }
 
-            async fn mark_expiry_warned(&self, key_id: &KeyId, at: i64, audit: &[NewAuditEntry]) -> Result<bool> {
-                let mut tx = self.begin().await?;
-                let done = sqlx::query(
-                    "UPDATE api_keys SET expiry_warned_at = $1 WHERE key_id = $2 AND expiry_warned_at IS NULL",
-                )
-                .bind(at)
-                .bind(key_id.as_str())
-                .execute(&mut *tx)
-                .await
-                .map_err(backend_err)?;
-                if done.rows_affected() == 0 {
+            async fn claim_key_notice(
+                &self,
+                key_id: &KeyId,
+                kinds: &[String],
+                due_at: i64,
+                at: i64,
+                audit: &[NewAuditEntry],
+            ) -> Result<bool> {
+                if kinds.is_empty() {
                     return Ok(false);
+                }
+                let mut tx = self.begin().await?;
+                for (i, kind) in kinds.iter().enumerate() {
+                    // The key may be gone: then nothing is inserted, and the first
+                    // notice counts as not given here.
+                    let done = sqlx::query(
+                        "INSERT INTO key_notices (key_id, kind, due_at, announced_at) \
+                         SELECT key_id, $1, $2, $3 FROM api_keys WHERE key_id = $4 \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(kind)
+                    .bind(due_at)
+                    .bind(at)
+                    .bind(key_id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                    if i == 0 && done.rows_affected() == 0 {
+                        return Ok(false);
+                    }
                 }
                 append_audit(&mut tx, audit).await?;
                 tx.commit().await.map_err(backend_err)?;

@@ -1256,15 +1256,30 @@ async fn expiring_keys_are_found_and_announced_once(store: Arc<dyn Store>) {
     past.expires_at = Some(10);
     store.insert_key(past, &[]).await.unwrap();
     store.insert_key(new_key(owner.id, "never", 1), &[]).await.unwrap();
-    let found = store.keys_expiring(100, 2_000, 10).await.unwrap();
+    let found = store.keys_expiring(100, 2_000, "expiring:7", 10).await.unwrap();
     assert_eq!(found.iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["soon"]);
-    let audit = [entry(org.id, "api_key.expiring_soon", soon.key_id.as_str())];
-    assert!(store.mark_expiry_warned(&soon.key_id, 100, &audit).await.unwrap());
+    let audit = [entry(org.id, "api_key.expiring", soon.key_id.as_str())];
+    let kinds = ["expiring:7".to_owned()];
     assert!(
-        !store.mark_expiry_warned(&soon.key_id, 101, &audit).await.unwrap(),
+        store
+            .claim_key_notice(&soon.key_id, &kinds, 1_000, 100, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_key_notice(&soon.key_id, &kinds, 1_000, 101, &audit)
+            .await
+            .unwrap(),
         "once"
     );
-    assert!(store.keys_expiring(100, 2_000, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .keys_expiring(100, 2_000, "expiring:7", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let logged = store
         .list_audit(&AuditQuery {
             limit: 10,
@@ -1287,6 +1302,149 @@ async fn expiring_keys_are_found_and_announced_once(store: Arc<dyn Store>) {
     let mut names: Vec<&str> = listed.iter().map(|k| k.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["later", "soon"]);
+}
+
+/// Notices (issue 17): one per key, kind and due time; a longer lead time recorded with
+/// a shorter one is not found again; a new use arms the idle notice anew; a key that
+/// was rotated away or is gone gets none.
+async fn key_notices_are_given_once_per_kind_and_due_time(store: Arc<dyn Store>) {
+    let org = store.create_org("notices", 1).await.unwrap();
+    let other = store.create_org("elsewhere", 1).await.unwrap();
+    let owner = store.create_user(person("nora"), 1).await.unwrap();
+    store
+        .add_org_member(org.id, owner.id, OrgRole::Member, 1, &[])
+        .await
+        .unwrap();
+    let outsider = store.create_user(person("olaf"), 1).await.unwrap();
+    store
+        .add_org_member(other.id, outsider.id, OrgRole::Member, 1, &[])
+        .await
+        .unwrap();
+    let mut close = new_key(owner.id, "close", 1);
+    close.expires_at = Some(1_000);
+    let close = store.insert_key(close, &[]).await.unwrap();
+    let week = ["expiring:7".to_owned()];
+    let day_and_week = ["expiring:1".to_owned(), "expiring:7".to_owned()];
+    let audit = [entry(org.id, "api_key.expiring", close.key_id.as_str())];
+    assert!(
+        store
+            .claim_key_notice(&close.key_id, &day_and_week, 1_000, 100, &audit)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .keys_expiring(100, 2_000, "expiring:7", 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the longer lead time is recorded with the shorter"
+    );
+    assert!(
+        store
+            .keys_expiring(100, 2_000, "expiring:1", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.keys_expiring(100, 2_000, "expiring:30", 10).await.unwrap().len(),
+        1,
+        "another lead time is another notice"
+    );
+    assert!(
+        !store
+            .claim_key_notice(&close.key_id, &week, 1_000, 101, &audit)
+            .await
+            .unwrap(),
+        "recorded, so not given again"
+    );
+    assert!(
+        store
+            .claim_key_notice(&close.key_id, &week, 1_500, 101, &audit)
+            .await
+            .unwrap(),
+        "a new expiry is a new notice"
+    );
+    let gone = store.insert_key(new_key(owner.id, "gone", 1), &[]).await.unwrap();
+    store.delete_key(&gone.key_id, &[]).await.unwrap();
+    assert!(
+        !store
+            .claim_key_notice(&gone.key_id, &week, 1_000, 100, &[])
+            .await
+            .unwrap(),
+        "no such key"
+    );
+    assert!(
+        !store
+            .claim_key_notice(&close.key_id, &[], 1_000, 100, &[])
+            .await
+            .unwrap()
+    );
+
+    // A key rotated away expires by the rotation's design: no warning.
+    let mut old = new_key(owner.id, "old", 1);
+    old.expires_at = Some(50_000);
+    let old = store.insert_key(old, &[]).await.unwrap();
+    let mut next = new_key(owner.id, "next", 2);
+    next.rotated_from = Some(old.key_id.clone());
+    store
+        .rotate_key(&old.key_id, next, Some(1_200), &[])
+        .await
+        .unwrap()
+        .unwrap();
+    let expiring: Vec<String> = store
+        .keys_expiring(100, 2_000, "expiring:9", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(expiring, ["close"], "the rotated key is not warned about");
+
+    // Idle: created at 1 and never used, or last used before the cut.
+    let idle = store.insert_key(new_key(owner.id, "idle", 1), &[]).await.unwrap();
+    let used = store.insert_key(new_key(owner.id, "used", 1), &[]).await.unwrap();
+    store.insert_key(new_key(outsider.id, "theirs", 1), &[]).await.unwrap();
+    store.record_key_use(&[(used.key_id.clone(), 5_000)]).await.unwrap();
+    let kind = format!("unused:{}", org.id.0);
+    let names = |keys: Vec<StoredKey>| keys.into_iter().map(|k| k.name).collect::<Vec<_>>();
+    let found = names(store.idle_keys(org.id, 2_000, 2_000, &kind, 10).await.unwrap());
+    assert!(
+        found.contains(&"idle".to_owned()) && !found.contains(&"used".to_owned()),
+        "{found:?}"
+    );
+    assert!(!found.contains(&"theirs".to_owned()), "another organization's key");
+    assert!(!found.contains(&"close".to_owned()), "expired by then");
+    assert!(!found.contains(&"old".to_owned()), "rotated away: {found:?}");
+    assert!(found.contains(&"next".to_owned()), "its successor is idle: {found:?}");
+    let audit = [entry(org.id, "api_key.unused", idle.key_id.as_str())];
+    assert!(
+        store
+            .claim_key_notice(&idle.key_id, std::slice::from_ref(&kind), 1, 2_000, &audit)
+            .await
+            .unwrap()
+    );
+    let found = names(store.idle_keys(org.id, 2_000, 2_000, &kind, 10).await.unwrap());
+    assert!(!found.contains(&"idle".to_owned()), "announced once: {found:?}");
+    store.record_key_use(&[(idle.key_id.clone(), 2_500)]).await.unwrap();
+    let found = names(store.idle_keys(org.id, 3_000, 3_000, &kind, 10).await.unwrap());
+    assert!(
+        found.contains(&"idle".to_owned()),
+        "idle again after a new use: {found:?}"
+    );
+    assert!(!found.contains(&"used".to_owned()), "used since: {found:?}");
+
+    assert!(store.orgs_announcing_idle_keys().await.unwrap().is_empty());
+    let settings = OrgSettings {
+        unused_key_notice_days: Some(30),
+        ..OrgSettings::default()
+    };
+    let changed = store.update_org_settings(org.id, settings, &[]).await.unwrap();
+    assert_eq!(changed.unused_key_notice_days, 30);
+    let announcing = store.orgs_announcing_idle_keys().await.unwrap();
+    assert_eq!(announcing.iter().map(|o| o.id).collect::<Vec<_>>(), [org.id]);
+    assert_eq!(announcing[0].unused_key_notice_days, 30);
 }
 
 async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(store: Arc<dyn Store>) {
@@ -1795,6 +1953,7 @@ conformance!(
     rotation_links_the_keys_and_only_ever_brings_the_old_expiry_forward,
     key_sources_are_merged_and_bounded_per_key,
     expiring_keys_are_found_and_announced_once,
+    key_notices_are_given_once_per_kind_and_due_time,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
     webhook_secrets_rotate_keeping_the_previous_version_with_its_time,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,

@@ -35,6 +35,9 @@ pub struct OrgView {
     /// Where the keys of the organization's members and service accounts may be used
     /// from (CIDR blocks); empty: anywhere.
     pub(crate) allowed_networks: Vec<String>,
+    /// Keys not used for this many days are announced as idle (`api_key.unused`); 0:
+    /// never.
+    pub(crate) unused_key_notice_days: u32,
     pub(crate) created_at: String,
 }
 
@@ -68,6 +71,11 @@ pub struct UpdateOrgRequest {
     /// with `ip_not_allowed`, on every replica at once. `[]` lifts the restriction.
     #[schema(max_items = 64)]
     pub(crate) allowed_networks: Option<Vec<String>>,
+    /// Announce keys of members and service accounts not used for this many days
+    /// (at most 3650), once per idle spell, as the webhook event `api_key.unused`;
+    /// 0 turns it off.
+    #[schema(maximum = 3650)]
+    pub(crate) unused_key_notice_days: Option<u32>,
 }
 
 fn view(org: Org, role: OrgRole) -> OrgView {
@@ -80,6 +88,7 @@ fn view(org: Org, role: OrgRole) -> OrgView {
         max_service_account_key_lifetime_days: org.max_service_account_key_lifetime_days,
         sso_required: org.sso_required,
         allowed_networks: super::api_keys::networks_view(org.allowed_networks.as_deref()),
+        unused_key_notice_days: org.unused_key_notice_days,
         created_at: rfc3339(org.created_at),
     }
 }
@@ -139,6 +148,7 @@ pub async fn update_org(
             None => None,
             Some(items) => Some(input::networks("allowed_networks", items)?.map(|n| n.to_string())),
         },
+        unused_key_notice_days: request.unused_key_notice_days,
     };
     let acting = Acting::new(&caller, &source, state.now());
     let org = orgs::update_settings(&state.app, &acting, &org, settings).await?;

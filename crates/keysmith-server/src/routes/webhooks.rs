@@ -25,7 +25,9 @@ pub struct CreateWebhookRequest {
     /// Where to POST events: an `https://` (or `http://`) URL.
     pub(crate) url: String,
     /// Which events to send (default: all): `api_key.created`, `api_key.deleted`,
-    /// `api_key.rotated`, `api_key.expiring_soon`, `api_key.exposed`.
+    /// `api_key.rotated`, `api_key.expiring` (at each lead time before expiry),
+    /// `api_key.unused` (idle for the organization's `unused_key_notice_days`),
+    /// `api_key.exposed`. The former `api_key.expiring_soon` means `api_key.expiring`.
     #[serde(default)]
     pub(crate) events: Option<Vec<String>>,
     #[serde(default)]

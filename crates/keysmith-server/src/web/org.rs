@@ -422,6 +422,15 @@ pub async fn settings(
                     "used from anywhere else are refused at once. Leave empty to allow every network."
                 }
             }
+            div.field {
+                label for="unused-days" { "Announce keys unused for (days)" }
+                input.short #unused-days type="number" min="0" max="3650" name="unused_key_notice_days"
+                    value=(org.unused_key_notice_days) aria-describedby="unused-hint";
+                p.hint #unused-hint {
+                    "0 means never. A key of a member or service account not used for this long is announced "
+                    "once to the organization's webhooks (api_key.unused), so it can be narrowed or deleted."
+                }
+            }
             div.buttons { button type="submit" { "Save settings" } }
         }
     };
@@ -455,6 +464,21 @@ pub async fn save_settings(
         (Ok(u), Ok(s)) => (u, s),
         (Err(e), _) | (_, Err(e)) => return failure(Some(&user), e),
     };
+    let unused_days = match fields
+        .get("unused_key_notice_days")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        None => Some(0),
+        Some(v) => match v.parse() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                let e =
+                    ApiError::InvalidValue("idle keys are announced after a whole number of days (0 for never)".into());
+                return failure(Some(&user), e);
+            }
+        },
+    };
     let settings = OrgSettings {
         key_creation_disabled: Some(fields.checked("key_creation_disabled")),
         legacy_keys_allowed: Some(fields.checked("legacy_keys_allowed")),
@@ -465,6 +489,7 @@ pub async fn save_settings(
             Ok(networks) => Some(networks.map(|n| n.to_string())),
             Err(e) => return failure(Some(&user), e.into()),
         },
+        unused_key_notice_days: unused_days,
     };
     let acting = Acting::new(&user.caller, &source, state.now());
     match orgs::update_settings(&state.app, &acting, &org_name, settings).await {
