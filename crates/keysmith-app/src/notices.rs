@@ -12,7 +12,8 @@ use crate::access::audit_orgs;
 use crate::audit::{Action, AuditContext};
 use crate::error::Result;
 use crate::time::{DAY_MS, rfc3339};
-use keysmith_store::StoredKey;
+use keysmith_core::role::PrincipalKind;
+use keysmith_store::{NewEmail, StoredKey, User};
 
 /// Keys each announcement pass takes per lead time or organization; the rest wait
 /// for the next pass.
@@ -20,18 +21,25 @@ const BATCH: u32 = 200;
 /// The longest lead time and idle period, in days.
 pub const MAX_DAYS: u32 = 3650;
 
-/// When keys are warned about before they expire.
+/// When keys are warned about before they expire, and whether by email too.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoticeSettings {
     /// Lead times in days, shortest first, without repeats; empty: no warnings.
     expiry_lead_days: Vec<u32>,
+    /// Queue an email for each notice (the server sends them when SMTP is set up).
+    pub email: bool,
+    /// Where people reach the web interface (`https://keys.example.com`), for links
+    /// in emails; `None`: no link.
+    pub public_origin: Option<String>,
 }
 
 impl Default for NoticeSettings {
-    /// A week ahead and a day ahead.
+    /// A week ahead and a day ahead; no email.
     fn default() -> Self {
         Self {
             expiry_lead_days: vec![1, 7],
+            email: false,
+            public_origin: None,
         }
     }
 }
@@ -44,6 +52,7 @@ impl NoticeSettings {
         if text.is_empty() || text.eq_ignore_ascii_case("off") {
             return Ok(Self {
                 expiry_lead_days: Vec::new(),
+                ..Self::default()
             });
         }
         let mut days = Vec::new();
@@ -60,7 +69,10 @@ impl NoticeSettings {
         }
         days.sort_unstable();
         days.dedup();
-        Ok(Self { expiry_lead_days: days })
+        Ok(Self {
+            expiry_lead_days: days,
+            ..Self::default()
+        })
     }
 
     /// The lead times, shortest first.
@@ -98,7 +110,8 @@ pub async fn announce_expiring(app: &App) -> Result<usize> {
                 "expires_at": rfc3339(expires_at),
                 "lead_time_days": days,
             });
-            if give(app, &key, Action::ApiKeyExpiring, &kinds, expires_at, detail, None).await? {
+            let notice = Notice::Expiring { expires_at };
+            if give(app, &key, &notice, &kinds, expires_at, detail, None).await? {
                 given += 1;
             }
         }
@@ -126,17 +139,8 @@ pub async fn announce_idle(app: &App) -> Result<usize> {
                 "unused_days": days,
             });
             let kinds = [kind.clone()];
-            if give(
-                app,
-                &key,
-                Action::ApiKeyUnused,
-                &kinds,
-                last_activity,
-                detail,
-                Some(org.id),
-            )
-            .await?
-            {
+            let notice = Notice::Unused { days, org: &org.name };
+            if give(app, &key, &notice, &kinds, last_activity, detail, Some(org.id)).await? {
                 given += 1;
             }
         }
@@ -144,12 +148,27 @@ pub async fn announce_idle(app: &App) -> Result<usize> {
     Ok(given)
 }
 
-/// Records one notice with its audit entries: in `org`, or in each organization of
-/// the key's owner.
+/// What a notice tells of.
+enum Notice<'a> {
+    Expiring { expires_at: i64 },
+    Unused { days: u32, org: &'a str },
+}
+
+impl Notice<'_> {
+    fn action(&self) -> Action {
+        match self {
+            Self::Expiring { .. } => Action::ApiKeyExpiring,
+            Self::Unused { .. } => Action::ApiKeyUnused,
+        }
+    }
+}
+
+/// Records one notice with its audit entries (in `org`, or in each organization of
+/// the key's owner) and, when email is on, its messages.
 async fn give(
     app: &App,
     key: &StoredKey,
-    action: Action,
+    notice: &Notice<'_>,
     kinds: &[String],
     due_at: i64,
     detail: serde_json::Value,
@@ -160,11 +179,139 @@ async fn give(
         Some(org) => vec![org],
         None => audit_orgs(app, key.owner.id).await?,
     };
-    let entries = AuditContext::operator(now).entries(&orgs, action, key.key_id.as_str(), Some(detail));
+    let entries = AuditContext::operator(now).entries(&orgs, notice.action(), key.key_id.as_str(), Some(detail));
+    let mut emails = Vec::new();
+    if app.notices.email {
+        for (to, name) in recipients(app, key).await? {
+            let (subject, body) = message(app, key, notice, &name, now);
+            emails.push(NewEmail {
+                dedupe: format!("{}:{}:{due_at}:{to}", kinds[0], key.key_id.as_str()),
+                to,
+                subject,
+                body,
+                created_at: now,
+            });
+        }
+    }
     Ok(app
         .store
-        .claim_key_notice(&key.key_id, kinds, due_at, now, &entries)
+        .claim_key_notice(&key.key_id, kinds, due_at, now, &entries, &emails)
         .await?)
+}
+
+/// Who hears of a key by email, with the name to greet them by: its owner, or for a
+/// service account's key the person who made it; only an active account with an
+/// address.
+async fn recipients(app: &App, key: &StoredKey) -> Result<Vec<(String, String)>> {
+    let person = match key.owner.kind {
+        PrincipalKind::User => Some(key.owner.id),
+        PrincipalKind::ServiceAccount => key.created_by.as_ref().map(|u| u.id),
+    };
+    let Some(person) = person else {
+        return Ok(Vec::new());
+    };
+    Ok(match app.store.get_user(person).await? {
+        Some(User {
+            email: Some(email),
+            active: true,
+            kind: PrincipalKind::User,
+            username,
+            ..
+        }) => vec![(email, username)],
+        _ => Vec::new(),
+    })
+}
+
+/// Text that came from people (names), with every control character taken out, so
+/// no line break ever reaches a header or starts a line of its own.
+fn plain(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// "in 7 days", "in 5 hours", "within the hour": the time left, to the nearest hour
+/// and, from a day on, to the nearest day.
+fn within(ms: i64) -> String {
+    let hours = (ms + crate::time::HOUR_MS / 2) / crate::time::HOUR_MS;
+    match hours {
+        ..=0 => "within the hour".to_owned(),
+        1 => "in 1 hour".to_owned(),
+        2..=23 => format!("in {hours} hours"),
+        _ => match (hours + 12) / 24 {
+            1 => "in 1 day".to_owned(),
+            days => format!("in {days} days"),
+        },
+    }
+}
+
+/// The subject and plain-text body of a notice's email. It names the key by its ID,
+/// never its secret.
+fn message(app: &App, key: &StoredKey, notice: &Notice<'_>, greet: &str, now: i64) -> (String, String) {
+    let name = plain(&key.name);
+    let owner = plain(&key.owner.username);
+    let id = key.key_id.as_str();
+    let whose = match key.owner.kind {
+        PrincipalKind::User => format!("your API key \"{name}\""),
+        PrincipalKind::ServiceAccount => format!("the API key \"{name}\" of the service account {owner}"),
+    };
+    // The page of the action the message suggests.
+    let link = |action: &str, label: &str| {
+        app.notices
+            .public_origin
+            .as_deref()
+            .map(|origin| format!("\n{label} in the web interface: {origin}/keys/{id}/{action}\n"))
+            .unwrap_or_default()
+    };
+    let (subject, body) = match notice {
+        Notice::Expiring { expires_at, .. } => {
+            let when = within(expires_at - now);
+            (
+                format!("Keysmith: {whose} expires {when}"),
+                format!(
+                    "Hello {greet},\n\n\
+                     {Whose} ({id}) expires {when}, at {at}. Requests with it will be refused from then on.\n\n\
+                     To keep what uses it working, rotate it before then and put the new key where the old one was:\n\n\
+                     \x20   keysmith keys rotate {id}\n\n\
+                     If nothing uses it any more, let it expire, or delete it now.\n{link}",
+                    link = link("rotate", "Rotate it"),
+                    greet = plain(greet),
+                    Whose = capitalized(&whose),
+                    at = rfc3339(*expires_at),
+                ),
+            )
+        }
+        Notice::Unused { days, org } => {
+            let since = match key.last_used_at {
+                Some(t) => format!("has not been used since {}", rfc3339(t)),
+                None => format!("has never been used since it was made, at {}", rfc3339(key.created_at)),
+            };
+            (
+                format!("Keysmith: {whose} has not been used for {days} days"),
+                format!(
+                    "Hello {greet},\n\n\
+                     {Whose} ({id}) {since}. The organization {org} announces keys unused for {days} days.\n\n\
+                     A key nobody uses can only leak. If nothing needs it, delete it:\n\n\
+                     \x20   keysmith keys delete {id}\n\n\
+                     If something does, consider a narrower key: a read scope, or a network allowlist.\n{link}",
+                    link = link("delete", "Delete it"),
+                    greet = plain(greet),
+                    Whose = capitalized(&whose),
+                    org = plain(org),
+                ),
+            )
+        }
+    };
+    (
+        subject,
+        format!("{body}\nThis message names the key by its ID only; Keysmith never sends a key.\n"),
+    )
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -185,5 +332,24 @@ mod tests {
             let e = NoticeSettings::parse(bad).unwrap_err();
             assert!(e.contains("lead time"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn times_left_read_as_people_say_them() {
+        let h = crate::time::HOUR_MS;
+        assert_eq!(within(7 * DAY_MS), "in 7 days");
+        assert_eq!(within(7 * DAY_MS - 1), "in 7 days");
+        assert_eq!(within(DAY_MS + 11 * h), "in 1 day");
+        assert_eq!(within(DAY_MS + 12 * h), "in 2 days");
+        assert_eq!(within(DAY_MS - 1), "in 1 day");
+        assert_eq!(within(12 * h - 1), "in 12 hours");
+        assert_eq!(within(h + 1), "in 1 hour");
+        assert_eq!(within(h / 2 - 1), "within the hour");
+    }
+
+    #[test]
+    fn names_lose_their_control_characters() {
+        assert_eq!(plain("a\r\nBcc: x@y\u{7}"), "aBcc: x@y");
+        assert_eq!(capitalized("your key"), "Your key");
     }
 }

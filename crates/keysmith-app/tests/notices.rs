@@ -28,8 +28,27 @@ fn app(store: Arc<dyn Store>, clock: &Arc<ManualClock>, settings: keysmith_app::
     App::new(store, clock.clone(), settings, Arc::default())
 }
 
+/// Notices by email too, with links to the web interface.
+fn with_email() -> keysmith_app::Settings {
+    let mut settings = keysmith_app::Settings::default();
+    settings.notices.email = true;
+    settings.notices.public_origin = Some("https://keys.example.test".into());
+    settings
+}
+
 async fn insert_key(store: &Arc<dyn Store>, owner: &str, name: &str, expires_at: Option<i64>) -> StoredKey {
+    insert_key_by(store, owner, owner, name, expires_at).await
+}
+
+async fn insert_key_by(
+    store: &Arc<dyn Store>,
+    owner: &str,
+    creator: &str,
+    name: &str,
+    expires_at: Option<i64>,
+) -> StoredKey {
     let owner = store.find_user_by_username(owner).await.unwrap().unwrap();
+    let creator = store.find_user_by_username(creator).await.unwrap().unwrap();
     let k = generate_v1(&KeyPrefix::default()).unwrap();
     let key = NewKey {
         key_id: k.key_id,
@@ -38,7 +57,7 @@ async fn insert_key(store: &Arc<dyn Store>, owner: &str, name: &str, expires_at:
         display: k.display,
         name: name.into(),
         owner: owner.id,
-        created_by: Some(owner.id),
+        created_by: Some(creator.id),
         created_at: NOW,
         expires_at,
         rotated_from: None,
@@ -50,7 +69,7 @@ async fn insert_key(store: &Arc<dyn Store>, owner: &str, name: &str, expires_at:
     store.insert_key(key, &[]).await.unwrap()
 }
 
-/// Organization `default` with `admin` and `member`.
+/// Organization `default` with `admin`, `member` and the service account `ci-bot`.
 async fn setup(store: &Arc<dyn Store>) {
     let (org, _) = store
         .bootstrap("default", new_user("admin", Some("admin@example.test")), NOW)
@@ -67,6 +86,16 @@ async fn setup(store: &Arc<dyn Store>) {
         )
         .await
         .unwrap();
+    let bot = keysmith_store::NewServiceAccount {
+        org: org.id,
+        team: None,
+        username: "ci-bot".into(),
+        description: String::new(),
+        created_by: None,
+        external_subject: None,
+        allowed_networks: None,
+    };
+    store.create_service_account(bot, NOW, &[]).await.unwrap();
 }
 
 /// Both replicas announce at once; how many notices they gave together.
@@ -110,11 +139,16 @@ async fn each_lead_time_warns_once_per_key(r: Replicas) {
     let hours = insert_key(&store, "member", "hours", Some(NOW + 12 * HOUR_MS)).await;
     insert_key(&store, "admin", "forever", None).await;
     insert_key(&store, "admin", "lapsed", Some(NOW - DAY_MS)).await;
+    let deploy = insert_key_by(&store, "ci-bot", "admin", "deploy", Some(NOW + DAY_MS + 12 * HOUR_MS)).await;
 
-    assert_eq!(both(&r, false).await, 1, "12 hours ahead: the 1-day warning only");
+    assert_eq!(
+        both(&r, false).await,
+        2,
+        "12 hours ahead: the 1-day warning only; 36 hours: the 7-day one"
+    );
     assert_eq!(both(&r, false).await, 0, "and only once");
     r.clock.advance_ms(DAY_MS + 1);
-    assert_eq!(both(&r, false).await, 1, "7 days ahead");
+    assert_eq!(both(&r, false).await, 2, "7 days ahead; the bot's key 1 day ahead");
     assert_eq!(both(&r, false).await, 0);
     r.clock.advance_ms(5 * DAY_MS);
     assert_eq!(both(&r, false).await, 0, "2 days ahead: nothing new");
@@ -132,16 +166,49 @@ async fn each_lead_time_warns_once_per_key(r: Replicas) {
         got,
         [
             (hours.key_id.as_str(), 1),
+            (deploy.key_id.as_str(), 7),
+            (deploy.key_id.as_str(), 1),
             (week.key_id.as_str(), 7),
             (week.key_id.as_str(), 1)
         ]
     );
-    assert_eq!(given[1].1["name"], "week");
-    assert_eq!(given[1].1["owner"], "admin");
-    assert_eq!(given[1].1["expires_at"], keysmith_app::time::rfc3339(NOW + 8 * DAY_MS));
+    assert_eq!(given[3].1["name"], "week");
+    assert_eq!(given[3].1["owner"], "admin");
+    assert_eq!(given[3].1["expires_at"], keysmith_app::time::rfc3339(NOW + 8 * DAY_MS));
+    assert_eq!(given[1].1["owner"], "ci-bot");
     assert!(
         announced(&r.a, "api_key.expiring_soon").await.is_empty(),
         "the old event is gone"
+    );
+
+    // One email per warning to the owner with an address (the member has none), and
+    // for a service account's key to the person who made it.
+    let mut emails = r.a.store.list_emails(100).await.unwrap();
+    emails.reverse();
+    let subjects: Vec<(&str, &str)> = emails.iter().map(|e| (e.to.as_str(), e.subject.as_str())).collect();
+    let bot = "Keysmith: the API key \"deploy\" of the service account ci-bot expires";
+    let mine = "Keysmith: your API key \"week\" expires";
+    assert_eq!(
+        subjects,
+        [
+            ("admin@example.test", format!("{bot} in 2 days").as_str()),
+            ("admin@example.test", format!("{bot} in 12 hours").as_str()),
+            ("admin@example.test", format!("{mine} in 7 days").as_str()),
+            ("admin@example.test", format!("{mine} in 1 day").as_str()),
+        ]
+    );
+    let body = &emails[2].body;
+    assert!(body.starts_with("Hello admin,"), "{body}");
+    assert!(
+        body.contains(week.key_id.as_str()) && body.contains("keysmith keys rotate"),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "https://keys.example.test/keys/{}/rotate",
+            week.key_id.as_str()
+        )),
+        "{body}"
     );
 
     // Each warning is an event an endpoint subscribed under the old name receives.
@@ -223,12 +290,19 @@ async fn idle_keys_are_announced_once_per_idle_spell(r: Replicas) {
     assert_eq!(given[0].1["last_used_at"], Value::Null);
     assert_eq!(given[1].1["owner"], "admin");
     assert!(given[2].1["last_used_at"].is_string());
+    let emails = r.a.store.list_emails(100).await.unwrap();
+    assert_eq!(emails.len(), 1, "the admin's key only; the member has no address");
+    assert_eq!(
+        emails[0].subject,
+        "Keysmith: your API key \"busy\" has not been used for 30 days"
+    );
+    assert!(emails[0].body.contains("keysmith keys delete"), "{}", emails[0].body);
 }
 
 async fn sqlite() -> (Replicas, tempfile::TempDir) {
     let (store, dir) = common::sqlite_store().await;
     let clock = Arc::new(ManualClock::new(NOW));
-    let a = app(store, &clock, keysmith_app::Settings::default());
+    let a = app(store, &clock, with_email());
     let b = a.clone();
     (Replicas { a, b, clock }, dir)
 }
@@ -274,8 +348,8 @@ async fn two_replicas_on_postgresql() {
         let url = cluster.create_database().unwrap();
         let clock = Arc::new(ManualClock::new(NOW));
         let open = || async { Arc::new(keysmith_store::PostgresStore::open(&url).await.unwrap()) as Arc<dyn Store> };
-        let a = app(open().await, &clock, keysmith_app::Settings::default());
-        let b = app(open().await, &clock, keysmith_app::Settings::default());
+        let a = app(open().await, &clock, with_email());
+        let b = app(open().await, &clock, with_email());
         let r = Replicas { a, b, clock };
         if test == 0 {
             each_lead_time_warns_once_per_key(r).await;

@@ -24,10 +24,11 @@ const PATH_SETTINGS: &[&str] = &[
     "github_secret_scanning_keys_file",
     "tls_cert_file",
     "tls_key_file",
+    "smtp_ca_file",
 ];
 
 /// Settings whose value may be read from a file named by `KEYSMITH_<NAME>_FILE`.
-const FILE_SECRETS: &[&str] = &["admin_password", "database_url"];
+const FILE_SECRETS: &[&str] = &["admin_password", "database_url", "smtp_password"];
 
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +87,24 @@ pub struct Config {
     /// When keys are warned about before they expire (`api_key.expiring`): days
     /// ahead, comma-separated; `off` for never. Each warning is given once per key.
     pub key_expiry_notice_days: String,
+    /// The mail server notices are sent through by email: `smtps://host[:465]` (TLS
+    /// from the start), `smtp://host[:587]` (STARTTLS, required), or
+    /// `smtp://127.0.0.1:port?tls=none` (plain text, to this machine only). Unset:
+    /// notices go to webhooks only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_url: Option<String>,
+    /// The sender of notices, e.g. `Keysmith <keysmith@example.com>`; required with
+    /// `smtp_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_username: Option<String>,
+    /// Better from a file: `KEYSMITH_SMTP_PASSWORD_FILE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_password: Option<String>,
+    /// A PEM certificate to trust for the mail server besides the public roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smtp_ca_file: Option<PathBuf>,
     /// Comma-separated addresses or CIDR ranges of reverse proxies whose
     /// `X-Forwarded-For` names the client, e.g. `127.0.0.1, 10.0.0.0/8`. Empty: the
     /// peer's address is the client's.
@@ -172,6 +191,7 @@ impl std::fmt::Debug for Config {
             .field("key_failures_per_minute", &self.key_failures_per_minute)
             .field("exposure_reports_per_minute", &self.exposure_reports_per_minute)
             .field("key_expiry_notice_days", &self.key_expiry_notice_days)
+            .field("smtp", &self.smtp())
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
@@ -210,6 +230,11 @@ impl Default for Config {
             key_failures_per_minute: 60,
             exposure_reports_per_minute: 30,
             key_expiry_notice_days: "7,1".to_owned(),
+            smtp_url: None,
+            smtp_from: None,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_ca_file: None,
             trusted_proxies: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
@@ -388,6 +413,7 @@ impl Config {
         }
         crate::auth::source::TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::Invalid)?;
         self.notices()?;
+        self.mailer()?;
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert_file and tls_key_file to serve HTTPS, or neither".into(),
@@ -413,6 +439,41 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("keysmith.db").display()),
         }
+    }
+
+    /// The `smtp_*` settings, if email is set up.
+    pub fn smtp(&self) -> Option<crate::email::SmtpSettings> {
+        self.smtp_url.as_ref().map(|url| crate::email::SmtpSettings {
+            url: url.clone(),
+            from: self.smtp_from.clone().unwrap_or_default(),
+            username: self.smtp_username.clone(),
+            password: self.smtp_password.clone(),
+            ca_file: self.smtp_ca_file.clone(),
+        })
+    }
+
+    /// The SMTP client notices are sent with, checked; `None` when `smtp_url` is unset.
+    pub fn mailer(&self) -> Result<Option<crate::email::Mailer>, ConfigError> {
+        let Some(smtp) = self.smtp() else {
+            let set = [
+                ("smtp_from", self.smtp_from.is_some()),
+                ("smtp_username", self.smtp_username.is_some()),
+                ("smtp_password", self.smtp_password.is_some()),
+                ("smtp_ca_file", self.smtp_ca_file.is_some()),
+            ];
+            if let Some((name, _)) = set.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} is set but smtp_url is not: set smtp_url to send notices by email"
+                )));
+            }
+            return Ok(None);
+        };
+        if self.smtp_from.is_none() {
+            return Err(ConfigError::Invalid(
+                "smtp_url is set but smtp_from is not: set the sender, e.g. `Keysmith <keysmith@example.com>`".into(),
+            ));
+        }
+        crate::email::Mailer::new(&smtp).map(Some).map_err(ConfigError::Invalid)
     }
 
     /// `key_expiry_notice_days`, checked.
@@ -653,6 +714,40 @@ mod tests {
         assert!(c.tls_cert_file.is_some());
         let c = load(&[("KEYSMITH_SERVER_SECRET_FILE", "/var/lib/keysmith/secret")]).unwrap();
         assert_eq!(c.server_secret_file.unwrap().to_str(), Some("/var/lib/keysmith/secret"));
+    }
+
+    #[test]
+    fn email_needs_a_url_and_a_sender_and_keeps_its_password_to_itself() {
+        let load = |pairs: &[(&str, &str)]| Config::load_from(None, &ConfigOverrides::default(), env(pairs));
+        assert!(load(&[]).unwrap().mailer().unwrap().is_none(), "off by default");
+        let err = load(&[("KEYSMITH_SMTP_URL", "smtp://mail.example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smtp_from"), "{err}");
+        let err = load(&[("KEYSMITH_SMTP_FROM", "k@example.com")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smtp_url"), "{err}");
+        let err = load(&[
+            ("KEYSMITH_SMTP_URL", "smtp://mail.example.com?tls=none"),
+            ("KEYSMITH_SMTP_FROM", "k@example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("only to this machine"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "mail-secret-123\n").unwrap();
+        let c = load(&[
+            ("KEYSMITH_SMTP_URL", "smtps://mail.example.com"),
+            ("KEYSMITH_SMTP_FROM", "Keysmith <k@example.com>"),
+            ("KEYSMITH_SMTP_USERNAME", "keysmith"),
+            ("KEYSMITH_SMTP_PASSWORD_FILE", file.to_str().unwrap()),
+        ])
+        .unwrap();
+        assert!(c.mailer().unwrap().is_some());
+        assert_eq!(c.smtp_password.as_deref(), Some("mail-secret-123"));
+        assert!(!format!("{c:?}").contains("mail-secret-123"), "{c:?}");
     }
 
     #[test]

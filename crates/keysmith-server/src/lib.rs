@@ -14,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod connection;
 mod data_dir;
+pub mod email;
 mod error;
 pub mod federation;
 mod graphql;

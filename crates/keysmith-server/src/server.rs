@@ -152,6 +152,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     };
     let trusted_proxies =
         crate::auth::source::TrustedProxies::parse(&config.trusted_proxies).map_err(RunError::Setting)?;
+    let mailer = config.mailer().map_err(|e| RunError::Setting(e.to_string()))?;
+    let mut notices = config.notices().map_err(|e| RunError::Setting(e.to_string()))?;
+    notices.email = mailer.is_some();
+    notices.public_origin = config.public_origin();
     let state = AppState::new(
         store.clone(),
         clock,
@@ -172,7 +176,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             server_secret,
             cache_max_keys: config.cache_max_keys,
             cache_max_age_ms: i64::from(config.cache_max_age_seconds) * 1000,
-            notices: config.notices().map_err(|e| RunError::Setting(e.to_string()))?,
+            notices,
         },
     );
     let configured: Vec<keysmith_app::sso::ConfiguredProvider> = config
@@ -198,6 +202,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
         Duration::from_secs(u64::from(config.usage_flush_seconds)),
     ));
     let webhook_worker = tokio::spawn(webhook_work(state.clone()));
+    let email_worker = mailer.map(|mailer| tokio::spawn(email_work(state.clone(), mailer)));
 
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(lock) = lock.as_mut() {
@@ -230,6 +235,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     };
     flusher.abort();
     webhook_worker.abort();
+    if let Some(worker) = email_worker {
+        worker.abort();
+    }
     fanout.abort();
     if let Err(e) = state.usage.flush(state.store.as_ref()).await {
         tracing::error!(error.detail = %e, "could not write last-used times at shutdown");
@@ -255,6 +263,11 @@ async fn background_work(state: AppState, interval: Duration) {
                 Ok(n) if n > 0 => tracing::info!(sessions.deleted = n, "expired sessions removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error.detail = %e, "could not remove expired sessions"),
+            }
+            match state.store.purge_emails(state.now() - EMAIL_KEPT_MS).await {
+                Ok(n) if n > 0 => tracing::info!(emails.deleted = n, "old sent or failed emails removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error.detail = %e, "could not remove old emails"),
             }
         }
     }
@@ -295,6 +308,21 @@ async fn webhook_work(state: AppState) {
         }
         if let Err(e) = crate::webhooks::deliver_due(&state, &client).await {
             tracing::warn!(error.detail = %e, "could not send webhook deliveries");
+        }
+    }
+}
+
+/// How long sent and failed messages stay in the outbox (for the operator to read).
+const EMAIL_KEPT_MS: i64 = 30 * keysmith_app::time::DAY_MS;
+
+/// Every second: send the notices by email that are due.
+async fn email_work(state: AppState, mailer: crate::email::Mailer) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = crate::email::send_due(&state, &mailer).await {
+            tracing::warn!(error.detail = %e, "could not send notices by email");
         }
     }
 }

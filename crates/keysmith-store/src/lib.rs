@@ -216,8 +216,8 @@ pub trait Store: Send + Sync + 'static {
     async fn orgs_announcing_idle_keys(&self) -> Result<Vec<Org>>;
     /// Records the notices `kinds` about `key_id`'s `due_at` (the first is the one
     /// given; the others are recorded as no longer needed) with the notice's audit
-    /// entries, in one transaction; `false`, writing nothing, if the first was already
-    /// given (by another replica) or the key is gone.
+    /// entries and messages, in one transaction; `false`, writing nothing, if the
+    /// first was already given (by another replica) or the key is gone.
     async fn claim_key_notice(
         &self,
         key_id: &KeyId,
@@ -225,7 +225,17 @@ pub trait Store: Send + Sync + 'static {
         due_at: i64,
         at: i64,
         audit: &[NewAuditEntry],
+        emails: &[NewEmail],
     ) -> Result<bool>;
+    /// Pending messages due by `now` that no replica holds, each now held by this one
+    /// until `lease_until`, oldest first.
+    async fn claim_emails(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<Email>>;
+    /// Records an attempt to send a message, and releases it.
+    async fn finish_email(&self, id: i64, attempt: &EmailAttempt) -> Result<()>;
+    /// The most recent messages, newest first.
+    async fn list_emails(&self, limit: u32) -> Result<Vec<Email>>;
+    /// Removes messages sent or given up on before `before`; how many.
+    async fn purge_emails(&self, before: i64) -> Result<u64>;
 
     // ------------------------------------------------------------ invalidations
     /// Registers a hook called after each committed change that makes cached

@@ -488,6 +488,69 @@ pub struct AttemptResult {
     pub next_attempt_at: i64,
 }
 
+/// A message to queue: written with the notice it tells of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmail {
+    /// One message per notice and recipient; a second with the same text is not queued.
+    pub dedupe: String,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailStatus {
+    Pending,
+    Sent,
+    Failed,
+}
+
+impl EmailStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(Self::Pending),
+            "sent" => Some(Self::Sent),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A queued message and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub id: i64,
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub status: EmailStatus,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    /// The mail server's last refusal, or why it could not be reached.
+    pub last_error: Option<String>,
+    pub created_at: i64,
+    pub sent_at: Option<i64>,
+}
+
+/// What an attempt to send came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAttempt {
+    pub status: EmailStatus,
+    pub error: Option<String>,
+    pub at: i64,
+    /// When to try again (pending only).
+    pub next_attempt_at: i64,
+}
+
 /// A change that makes cached verification results stale. The store announces it
 /// after the change commits: to hooks in this process, and (PostgreSQL) to every
 /// replica through `LISTEN/NOTIFY`, sent inside the changing transaction.

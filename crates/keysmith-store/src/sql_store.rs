@@ -1193,6 +1193,7 @@ macro_rules! sql_store {
                 due_at: i64,
                 at: i64,
                 audit: &[NewAuditEntry],
+                emails: &[NewEmail],
             ) -> Result<bool> {
                 if kinds.is_empty() {
                     return Ok(false);
@@ -1218,8 +1219,90 @@ macro_rules! sql_store {
                     }
                 }
                 append_audit(&mut tx, audit).await?;
+                for email in emails {
+                    sqlx::query(
+                        "INSERT INTO email_outbox (dedupe, to_address, subject, body, status, next_attempt_at, created_at) \
+                         VALUES ($1, $2, $3, $4, 'pending', $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&email.dedupe)
+                    .bind(&email.to)
+                    .bind(&email.subject)
+                    .bind(&email.body)
+                    .bind(email.created_at)
+                    .bind(email.created_at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                }
                 tx.commit().await.map_err(backend_err)?;
                 Ok(true)
+            }
+
+            async fn claim_emails(&self, now: i64, lease_until: i64, limit: u32) -> Result<Vec<Email>> {
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM email_outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+                     AND locked_until <= $2 ORDER BY next_attempt_at, id LIMIT $3",
+                )
+                .bind(now)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                let mut out = Vec::new();
+                for id in ids {
+                    // Claimed only if no other replica claimed it since the read.
+                    let row = sqlx::query(&format!(
+                        "UPDATE email_outbox SET locked_until = $1 \
+                         WHERE id = $2 AND status = 'pending' AND locked_until <= $3 RETURNING {EMAIL_COLUMNS}"
+                    ))
+                    .bind(lease_until)
+                    .bind(id)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                    if let Some(row) = row {
+                        out.push(email_from_row(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn finish_email(&self, id: i64, a: &EmailAttempt) -> Result<()> {
+                sqlx::query(
+                    "UPDATE email_outbox SET status = $1, attempts = attempts + 1, last_error = $2, \
+                     next_attempt_at = $3, locked_until = 0, \
+                     sent_at = CASE WHEN $4 = 'sent' THEN $5 ELSE sent_at END WHERE id = $6",
+                )
+                .bind(a.status.as_str())
+                .bind(a.error.as_deref())
+                .bind(a.next_attempt_at)
+                .bind(a.status.as_str())
+                .bind(a.at)
+                .bind(id)
+                .execute(&self.pool)
+                .await
+                .map_err(backend_err)?;
+                Ok(())
+            }
+
+            async fn list_emails(&self, limit: u32) -> Result<Vec<Email>> {
+                let rows = sqlx::query(&format!("SELECT {EMAIL_COLUMNS} FROM email_outbox ORDER BY id DESC LIMIT $1"))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(email_from_row).collect()
+            }
+
+            async fn purge_emails(&self, before: i64) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM email_outbox WHERE status <> 'pending' AND created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(done.rows_affected())
             }
 
             async fn find_key_for_auth(&self, key_id: &KeyId) -> Result<Option<AuthRecord>> {
@@ -2045,6 +2128,24 @@ macro_rules! sql_store {
              w.events AS w_events, w.description AS w_description, w.secret_version AS w_secret_version, \
              w.previous_secret_version AS w_previous_secret_version, w.secret_rotated_at AS w_secret_rotated_at, \
              w.created_at AS w_created_at";
+        const EMAIL_COLUMNS: &str = "id, to_address, subject, body, status, attempts, next_attempt_at, last_error, \
+             created_at, sent_at";
+
+        fn email_from_row(row: &DbRow) -> Result<Email> {
+            Ok(Email {
+                id: get(row, "id")?,
+                to: get(row, "to_address")?,
+                subject: get(row, "subject")?,
+                body: get(row, "body")?,
+                status: EmailStatus::parse(&get::<String>(row, "status")?).ok_or_else(|| corrupt("email status"))?,
+                attempts: get(row, "attempts")?,
+                next_attempt_at: get(row, "next_attempt_at")?,
+                last_error: get(row, "last_error")?,
+                created_at: get(row, "created_at")?,
+                sent_at: get(row, "sent_at")?,
+            })
+        }
+
         const DELIVERY_COLUMNS: &str = "d.id, d.endpoint_id, d.message_id, d.event_type, d.payload, d.status, \
              d.attempts, d.next_attempt_at, d.last_status, d.last_error, d.created_at, d.delivered_at";
 

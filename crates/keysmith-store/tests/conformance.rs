@@ -1262,13 +1262,13 @@ async fn expiring_keys_are_found_and_announced_once(store: Arc<dyn Store>) {
     let kinds = ["expiring:7".to_owned()];
     assert!(
         store
-            .claim_key_notice(&soon.key_id, &kinds, 1_000, 100, &audit)
+            .claim_key_notice(&soon.key_id, &kinds, 1_000, 100, &audit, &[])
             .await
             .unwrap()
     );
     assert!(
         !store
-            .claim_key_notice(&soon.key_id, &kinds, 1_000, 101, &audit)
+            .claim_key_notice(&soon.key_id, &kinds, 1_000, 101, &audit, &[])
             .await
             .unwrap(),
         "once"
@@ -1328,7 +1328,7 @@ async fn key_notices_are_given_once_per_kind_and_due_time(store: Arc<dyn Store>)
     let audit = [entry(org.id, "api_key.expiring", close.key_id.as_str())];
     assert!(
         store
-            .claim_key_notice(&close.key_id, &day_and_week, 1_000, 100, &audit)
+            .claim_key_notice(&close.key_id, &day_and_week, 1_000, 100, &audit, &[])
             .await
             .unwrap()
     );
@@ -1354,14 +1354,14 @@ async fn key_notices_are_given_once_per_kind_and_due_time(store: Arc<dyn Store>)
     );
     assert!(
         !store
-            .claim_key_notice(&close.key_id, &week, 1_000, 101, &audit)
+            .claim_key_notice(&close.key_id, &week, 1_000, 101, &audit, &[])
             .await
             .unwrap(),
         "recorded, so not given again"
     );
     assert!(
         store
-            .claim_key_notice(&close.key_id, &week, 1_500, 101, &audit)
+            .claim_key_notice(&close.key_id, &week, 1_500, 101, &audit, &[])
             .await
             .unwrap(),
         "a new expiry is a new notice"
@@ -1370,14 +1370,14 @@ async fn key_notices_are_given_once_per_kind_and_due_time(store: Arc<dyn Store>)
     store.delete_key(&gone.key_id, &[]).await.unwrap();
     assert!(
         !store
-            .claim_key_notice(&gone.key_id, &week, 1_000, 100, &[])
+            .claim_key_notice(&gone.key_id, &week, 1_000, 100, &[], &[])
             .await
             .unwrap(),
         "no such key"
     );
     assert!(
         !store
-            .claim_key_notice(&close.key_id, &[], 1_000, 100, &[])
+            .claim_key_notice(&close.key_id, &[], 1_000, 100, &[], &[])
             .await
             .unwrap()
     );
@@ -1421,7 +1421,7 @@ async fn key_notices_are_given_once_per_kind_and_due_time(store: Arc<dyn Store>)
     let audit = [entry(org.id, "api_key.unused", idle.key_id.as_str())];
     assert!(
         store
-            .claim_key_notice(&idle.key_id, std::slice::from_ref(&kind), 1, 2_000, &audit)
+            .claim_key_notice(&idle.key_id, std::slice::from_ref(&kind), 1, 2_000, &audit, &[])
             .await
             .unwrap()
     );
@@ -1445,6 +1445,88 @@ async fn key_notices_are_given_once_per_kind_and_due_time(store: Arc<dyn Store>)
     let announcing = store.orgs_announcing_idle_keys().await.unwrap();
     assert_eq!(announcing.iter().map(|o| o.id).collect::<Vec<_>>(), [org.id]);
     assert_eq!(announcing[0].unused_key_notice_days, 30);
+}
+
+/// Messages are queued with their notice (never twice for one dedupe text), claimed
+/// under a lease by one replica at a time, retried when due and purged once done.
+async fn emails_are_queued_with_their_notice_and_claimed_under_a_lease(store: Arc<dyn Store>) {
+    let owner = store.create_user(person("mia"), 1).await.unwrap();
+    let key = store.insert_key(new_key(owner.id, "mailed", 1), &[]).await.unwrap();
+    let mail = |dedupe: &str| NewEmail {
+        dedupe: dedupe.into(),
+        to: "mia@example.com".into(),
+        subject: "Keysmith: your API key expires".into(),
+        body: "Hello mia,\n".into(),
+        created_at: 10,
+    };
+    let kind = |k: &str| [k.to_owned()];
+    assert!(
+        store
+            .claim_key_notice(&key.key_id, &kind("expiring:7"), 5, 10, &[], &[mail("a"), mail("a")])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_key_notice(&key.key_id, &kind("expiring:7"), 5, 10, &[], &[mail("b")])
+            .await
+            .unwrap(),
+        "a notice not given queues nothing"
+    );
+    assert!(
+        store
+            .claim_key_notice(&key.key_id, &kind("expiring:1"), 5, 10, &[], &[mail("a")])
+            .await
+            .unwrap()
+    );
+    let queued = store.list_emails(10).await.unwrap();
+    assert_eq!(queued.len(), 1, "one message per dedupe text: {queued:?}");
+    assert_eq!(queued[0].status, EmailStatus::Pending);
+    assert_eq!((queued[0].to.as_str(), queued[0].attempts), ("mia@example.com", 0));
+
+    assert!(
+        store.claim_emails(9, 100, 10).await.unwrap().is_empty(),
+        "not due before it was made"
+    );
+    let claimed = store.claim_emails(10, 100, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store.claim_emails(50, 150, 10).await.unwrap().is_empty(),
+        "held by the lease"
+    );
+    let retry = EmailAttempt {
+        status: EmailStatus::Pending,
+        error: Some("451 4.3.0 try again later".into()),
+        at: 60,
+        next_attempt_at: 200,
+    };
+    store.finish_email(claimed[0].id, &retry).await.unwrap();
+    assert!(
+        store.claim_emails(199, 300, 10).await.unwrap().is_empty(),
+        "not before the retry"
+    );
+    let again = store.claim_emails(200, 300, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    let sent = EmailAttempt {
+        status: EmailStatus::Sent,
+        error: None,
+        at: 210,
+        next_attempt_at: 210,
+    };
+    store.finish_email(again[0].id, &sent).await.unwrap();
+    let done = &store.list_emails(10).await.unwrap()[0];
+    assert_eq!(
+        (done.status, done.attempts, done.sent_at),
+        (EmailStatus::Sent, 2, Some(210))
+    );
+    assert_eq!(done.last_error, None);
+    assert!(
+        store.claim_emails(10_000, 20_000, 10).await.unwrap().is_empty(),
+        "sent is done"
+    );
+    assert_eq!(store.purge_emails(10).await.unwrap(), 0, "made at 10, not before");
+    assert_eq!(store.purge_emails(11).await.unwrap(), 1);
+    assert!(store.list_emails(10).await.unwrap().is_empty());
 }
 
 async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(store: Arc<dyn Store>) {
@@ -1954,6 +2036,7 @@ conformance!(
     key_sources_are_merged_and_bounded_per_key,
     expiring_keys_are_found_and_announced_once,
     key_notices_are_given_once_per_kind_and_due_time,
+    emails_are_queued_with_their_notice_and_claimed_under_a_lease,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
     webhook_secrets_rotate_keeping_the_previous_version_with_its_time,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,

@@ -5,7 +5,7 @@ import json, os, smtplib, ssl, subprocess, sys, tempfile, time
 from email.message import EmailMessage
 
 PY = sys.executable
-SINK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smtp_sink.py")
+SINK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../crates/keysmith-cli/tests/smtp/sink.py")
 TMP = tempfile.mkdtemp(prefix="smtp-sink-")
 OUT, KEY, CRT = (os.path.join(TMP, n) for n in ("out.jsonl", "sink.key", "sink.crt"))
 
