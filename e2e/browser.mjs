@@ -453,6 +453,21 @@ await step("org admins see every key, filter them, and read the audit log", admi
   await admin.getByRole("button", { name: "Apply filters" }).click();
   await admin.getByRole("cell", { name: "nightly eval", exact: true }).waitFor();
   await checkLayout(admin, "org-keys");
+  // A key that expires in three days, made through the API: the report lists it.
+  const expiring = await fetch(`${base}/api/v1/api-keys`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${adminKey}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ name: "weekly sync", expires_in_days: 3 }),
+  });
+  assert.equal(expiring.status, 201);
+  seenKeys.push((await expiring.json()).key);
+  await admin.getByRole("link", { name: "Key report" }).click();
+  await admin.getByRole("heading", { name: "Key report" }).waitFor();
+  await admin.getByRole("heading", { name: "Expiring soon (1)" }).waitFor();
+  await admin.getByRole("cell", { name: "weekly sync", exact: true }).waitFor();
+  await admin.getByRole("heading", { name: /^Over-privileged/ }).waitFor();
+  await assertLabelled(admin);
+  await checkLayout(admin, "key-report");
   await admin.getByRole("link", { name: "Audit log" }).click();
   await admin.getByText("api_key.deleted").first().waitFor();
   await checkLayout(admin, "audit-log");
@@ -906,7 +921,7 @@ await step("no page broke the Content-Security-Policy", null, async () => {
 await step("every page was laid out at 1280, 1920 and 390 px", null, async () => {
   const expected = [
     "sign-in-error", "sign-in", "key-new", "key-new-error", "key-created", "user-settings", "rename", "delete-confirmation", "delete-selected",
-    "org-keys", "audit-log", "users", "teams", "org-settings", "user-invited", "rotate", "rotation",
+    "org-keys", "key-report", "audit-log", "users", "teams", "org-settings", "user-invited", "rotate", "rotation",
     "webhook-secret", "webhooks", "deliveries", "webhook-rotate-secret", "federation", "sign-in-sso", "sso-refused", "sso-providers", "sign-in-sso-required",
     "authorize", "team-service-accounts",
     "not-allowed", "revoke-exposed", "not-found", "invite",

@@ -463,6 +463,85 @@ pub fn last_used(app: &App, key: &StoredKey) -> Option<i64> {
     }
 }
 
+/// Keys each section of the key report holds at most.
+pub const REPORT_LIMIT: u32 = 200;
+/// A key never used is reported once it is this old.
+pub const REPORT_NEVER_USED_DAYS: u32 = 7;
+/// A key is idle after this long without use, unless the organization announces idle
+/// keys after another number of days (`unused_key_notice_days`).
+pub const REPORT_IDLE_DAYS: u32 = 90;
+/// A write or admin key that made only reads for this long could be a read key.
+pub const REPORT_READS_ONLY_DAYS: u32 = 30;
+
+/// One section of the key report: its keys, and whether there were more.
+#[derive(Debug, Clone)]
+pub struct ReportSection {
+    pub keys: Vec<StoredKey>,
+    pub truncated: bool,
+}
+
+/// Keys an organization admin may want to narrow or delete: those of the
+/// organization's members and service accounts that still work and were never used,
+/// are idle, expire soon, or hold more power than their use shows they need.
+#[derive(Debug, Clone)]
+pub struct KeyReport {
+    pub org: keysmith_store::Org,
+    pub generated_at: i64,
+    pub never_used_days: u32,
+    pub idle_days: u32,
+    pub expiring_days: u32,
+    pub reads_only_days: u32,
+    pub never_used: ReportSection,
+    pub idle: ReportSection,
+    pub expiring: ReportSection,
+    /// Write or admin keys in use that made only reads for `reads_only_days`.
+    pub over_privileged: ReportSection,
+}
+
+/// The key report of an organization (org admins).
+pub async fn report(app: &App, caller: &Caller, org: &str) -> Result<KeyReport> {
+    use keysmith_store::ReportKind;
+    let org = access::admin_org(app, caller, org).await?;
+    let now = app.now();
+    let idle_days = match org.unused_key_notice_days {
+        0 => REPORT_IDLE_DAYS,
+        days => days,
+    };
+    let expiring_days = app.notices.expiry_lead_days().last().copied().unwrap_or(7);
+    let days_ago = |days: u32| now - i64::from(days) * DAY_MS;
+    let section = |kind: ReportKind, threshold: i64| {
+        let query = keysmith_store::KeyReportQuery {
+            org: org.id,
+            kind,
+            now,
+            threshold,
+            limit: REPORT_LIMIT + 1,
+        };
+        async move {
+            let mut keys = app.store.key_report(&query).await?;
+            // A use still in memory (not yet written) counts.
+            if matches!(kind, ReportKind::NeverUsed | ReportKind::Idle) {
+                keys.retain(|k| last_used(app, k) <= k.last_used_at);
+            }
+            let truncated = keys.len() > REPORT_LIMIT as usize;
+            keys.truncate(REPORT_LIMIT as usize);
+            Ok::<_, AppError>(ReportSection { keys, truncated })
+        }
+    };
+    Ok(KeyReport {
+        never_used: section(ReportKind::NeverUsed, days_ago(REPORT_NEVER_USED_DAYS)).await?,
+        idle: section(ReportKind::Idle, days_ago(idle_days)).await?,
+        expiring: section(ReportKind::Expiring, now + i64::from(expiring_days) * DAY_MS).await?,
+        over_privileged: section(ReportKind::ReadsOnly, days_ago(REPORT_READS_ONLY_DAYS)).await?,
+        org,
+        generated_at: now,
+        never_used_days: REPORT_NEVER_USED_DAYS,
+        idle_days,
+        expiring_days,
+        reads_only_days: REPORT_READS_ONLY_DAYS,
+    })
+}
+
 /// Renames a key the caller may rename.
 pub async fn rename(app: &App, acting: &Acting<'_>, key_id: &str, name: KeyName) -> Result<StoredKey> {
     let key = authorized_key(app, acting.caller, key_id, KeyAction::Rename).await?;

@@ -22,6 +22,16 @@ pub struct Client<'a> {
     /// The address itself, for allowlists; `None` when unknown (which no allowlist
     /// contains).
     pub ip: Option<std::net::IpAddr>,
+    /// Whether the request may change state: any method but GET, HEAD and OPTIONS,
+    /// and any request whose method is not known (the key report's "reads only").
+    pub write: bool,
+}
+
+impl Client<'_> {
+    /// Whether a request with HTTP method `method` may change state.
+    pub fn writes(method: &str) -> bool {
+        !matches!(method, "GET" | "HEAD" | "OPTIONS")
+    }
 }
 
 /// Distinct sources held in memory between two flushes, at most.
@@ -44,6 +54,8 @@ type Hasher = foldhash::fast::RandomState;
 #[derive(Debug, Default)]
 struct Pending {
     last_used: HashMap<KeyId, i64, Hasher>,
+    /// Of requests that may change state.
+    last_write: HashMap<KeyId, i64, Hasher>,
     /// By a hash of (key, address, user agent), so that a source seen before is found
     /// without building its strings.
     sources: HashMap<u64, Vec<SourceRec>, Hasher>,
@@ -86,6 +98,16 @@ fn clip(user_agent: &str) -> String {
         .collect()
 }
 
+/// Keeps the later of `at` and what `times` holds for `key_id`.
+fn note(times: &mut HashMap<KeyId, i64, Hasher>, key_id: &KeyId, at: i64) {
+    match times.get_mut(key_id) {
+        Some(t) => *t = (*t).max(at),
+        None => {
+            times.insert(key_id.clone(), at);
+        }
+    }
+}
+
 impl UsageRecorder {
     /// Notes that `key_id` was used at `at` by `client`.
     fn shard(&self, key_id: &KeyId) -> &Mutex<Pending> {
@@ -97,11 +119,9 @@ impl UsageRecorder {
     pub fn record(&self, key_id: &KeyId, at: i64, client: Client<'_>) {
         let mut guard = self.shard(key_id).lock().unwrap_or_else(|p| p.into_inner());
         let pending = &mut *guard;
-        match pending.last_used.get_mut(key_id) {
-            Some(t) => *t = (*t).max(at),
-            None => {
-                pending.last_used.insert(key_id.clone(), at);
-            }
+        note(&mut pending.last_used, key_id, at);
+        if client.write {
+            note(&mut pending.last_write, key_id, at);
         }
         // A source seen before costs a hash and a lookup; only a new one allocates.
         let agent = clip_view(client.user_agent);
@@ -156,10 +176,12 @@ impl UsageRecorder {
     /// Writes what is pending; on failure it stays pending for the next try.
     pub async fn flush(&self, store: &dyn Store) -> keysmith_store::Result<usize> {
         let mut uses: Vec<(KeyId, i64)> = Vec::new();
+        let mut writes: Vec<(KeyId, i64)> = Vec::new();
         let mut seen: Vec<KeySourceUse> = Vec::new();
         for shard in self.shards.iter() {
             let pending = std::mem::take(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()));
             uses.extend(pending.last_used);
+            writes.extend(pending.last_write);
             seen.extend(pending.sources.into_values().flatten().map(|s| KeySourceUse {
                 key_id: s.key_id,
                 address: s.address,
@@ -172,7 +194,10 @@ impl UsageRecorder {
             return Ok(0);
         }
         let written = match store.record_key_use(&uses).await {
-            Ok(()) => store.record_key_sources(&seen).await,
+            Ok(()) => match store.record_key_writes(&writes).await {
+                Ok(()) => store.record_key_sources(&seen).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         };
         match written {
@@ -184,14 +209,24 @@ impl UsageRecorder {
                         address: &s.address,
                         user_agent: &s.user_agent,
                         ip: None,
+                        write: false,
                     };
                     self.record(&s.key_id, s.first_seen, client);
                     self.record(&s.key_id, s.last_seen, client);
                 }
                 for (key_id, at) in uses {
-                    let mut pending = self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner());
-                    let t = pending.last_used.entry(key_id).or_insert(at);
-                    *t = (*t).max(at);
+                    note(
+                        &mut self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner()).last_used,
+                        &key_id,
+                        at,
+                    );
+                }
+                for (key_id, at) in writes {
+                    note(
+                        &mut self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner()).last_write,
+                        &key_id,
+                        at,
+                    );
                 }
                 Err(e)
             }
@@ -218,6 +253,7 @@ mod tests {
             address: "10.0.0.1",
             user_agent: "wandb",
             ip: None,
+            write: false,
         };
         r.record(&key, 20, c);
         r.record(&key, 10, c);
@@ -235,6 +271,7 @@ mod tests {
                 address: "10.0.0.1",
                 user_agent: &long,
                 ip: None,
+                write: false,
             },
         );
         r.record(
@@ -244,6 +281,7 @@ mod tests {
                 address: "10.0.0.1",
                 user_agent: &long,
                 ip: None,
+                write: false,
             },
         );
         assert_eq!(r.pending_sources(&key).len(), 2, "a clipped agent is found again");

@@ -166,6 +166,7 @@ impl World {
             address: "192.0.2.200",
             user_agent: "test",
             ip: "192.0.2.200".parse().ok(),
+            write: false,
         };
         match self.app.verify_key(token, client).await.unwrap() {
             Ok(verified) => Ok(verified.owner.username.to_string()),

@@ -468,6 +468,20 @@ Examples:
         #[arg(long, value_name = "DAYS")]
         expiring_within_days: Option<u32>,
     },
+    /// The organization's key report (org admins): keys never used, idle, expiring
+    /// soon, and write or admin keys that made only reads, to narrow or delete.
+    #[command(after_help = "\
+Examples:
+  keysmith keys report
+  keysmith keys report --org research --output json | jq '.over_privileged.items[].key_id'
+
+Over-privileged: a write or admin key in use whose requests for 30 days were all reads
+(GET or HEAD). GraphQL requests, and forward auth without X-Forwarded-Method, count as
+writes, so such a key is never reported by mistake.")]
+    Report {
+        #[command(flatten)]
+        org: OrgArgs,
+    },
     /// Create a key and print it, alone, to standard output (shown only this once).
     #[command(after_help = "\
 Examples:
@@ -985,6 +999,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys(KeysCommand::Rotate { remote, key_id, grace }) => {
             organization::rotate(remote.host.as_deref(), &key_id, &grace, remote.output).await?;
+        }
+        Command::Keys(KeysCommand::Report { org }) => {
+            organization::key_report(org.remote.host.as_deref(), org.org.as_deref(), org.remote.output).await?;
         }
         Command::Keys(KeysCommand::Show { remote, key_id }) => {
             remote::show_key(remote.host.as_deref(), &key_id, remote.output).await?;

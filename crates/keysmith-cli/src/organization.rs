@@ -380,6 +380,82 @@ pub async fn audit(host: Option<&str>, org_flag: Option<&str>, query: AuditQuery
     Ok(())
 }
 
+/// The organization's key report: per section, the keys with what makes them worth a
+/// look, and what to do about them.
+pub async fn key_report(host: Option<&str>, org_flag: Option<&str>, output: Output) -> Result<()> {
+    let client = client(host)?;
+    let org = org(&client, org_flag).await?;
+    let report = client.key_report(&org).await.map_err(api_error)?;
+    if output == Output::Json {
+        return print_json(&report);
+    }
+    let day = |t: &Option<String>| {
+        t.as_deref()
+            .map_or("never".to_owned(), |t| t[..t.len().min(10)].to_owned())
+    };
+    let sections = [
+        (
+            format!("Never used (made {} or more days ago)", report.never_used_days),
+            &report.never_used,
+            "delete them if nothing needs them",
+        ),
+        (
+            format!("Idle (not used for {} days)", report.idle_days),
+            &report.idle,
+            "delete them, or ask their owners",
+        ),
+        (
+            format!("Expiring within {} days", report.expiring_within_days),
+            &report.expiring,
+            "rotate them: keysmith keys rotate <key id>",
+        ),
+        (
+            format!("Over-privileged (only reads for {} days)", report.reads_only_days),
+            &report.over_privileged,
+            "replace them with read keys: keysmith keys create --scope read",
+        ),
+    ];
+    println!(
+        "Key report of {} ({})",
+        report.organization,
+        &report.generated_at[..report.generated_at.len().min(19)]
+    );
+    for (title, section, advice) in sections {
+        println!();
+        println!(
+            "{title}: {}{}",
+            section.items.len(),
+            if section.truncated { "+" } else { "" }
+        );
+        if section.items.is_empty() {
+            continue;
+        }
+        println!(
+            "  {:<38} {:<24} {:<20} {:<6} {:<10} {:<10} EXPIRES",
+            "KEY ID", "NAME", "OWNER", "SCOPE", "CREATED", "LAST USED"
+        );
+        for k in &section.items {
+            let owner = if k.owner.kind == "service_account" {
+                format!("{} (sa)", k.owner.username)
+            } else {
+                k.owner.username.clone()
+            };
+            println!(
+                "  {:<38} {:<24} {:<20} {:<6} {:<10} {:<10} {}",
+                k.display,
+                crate::remote::fit(&k.name, 24),
+                crate::remote::fit(&owner, 20),
+                k.scope.as_deref().unwrap_or("admin"),
+                &k.created_at[..k.created_at.len().min(10)],
+                day(&k.last_used_at),
+                day(&k.expires_at),
+            );
+        }
+        println!("  ({advice})");
+    }
+    Ok(())
+}
+
 /// A new key for the same owner with the same name, printed alone on stdout; the old
 /// key keeps working until it is deleted, so nothing breaks while the new one is rolled
 /// out (the seed's rotation: create, switch, test, delete).

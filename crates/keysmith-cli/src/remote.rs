@@ -577,7 +577,7 @@ pub async fn revoke_exposed(host_flag: Option<&str>, output: Output) -> Result<(
 /// `s` in exactly `width` terminal columns: cut with `…` when wider, padded with
 /// spaces when narrower. Widths are display widths, so Korean, Japanese, Chinese and
 /// emoji (two columns each) keep the next column in line.
-fn fit(s: &str, width: usize) -> String {
+pub(crate) fn fit(s: &str, width: usize) -> String {
     use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
     let mut out = String::new();
     let mut used = 0;

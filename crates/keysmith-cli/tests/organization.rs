@@ -304,3 +304,66 @@ fn an_admin_trusts_a_jwt_issuer_and_creates_an_external_service_account() {
     assert_eq!(a.json(&["jwt-issuers", "remove", &id])["removed"], json!(added["id"]));
     assert_eq!(a.json(&["jwt-issuers", "list"]), json!([]));
 }
+
+/// `keys report`: the organization's keys worth a look, in text and JSON; members
+/// cannot read it.
+#[test]
+fn keys_report_lists_keys_expiring_soon_and_refuses_members() {
+    let a = Admin::start();
+    let created = a.json(&["keys", "create", "--name", "nightly", "--expires-in-days", "3"]);
+    let key_id = created["key_id"].as_str().unwrap().to_owned();
+    let report = a.json(&["keys", "report"]);
+    assert_eq!(report["organization"], "default");
+    let expiring: Vec<&str> = report["expiring"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(expiring, [key_id.as_str()]);
+    assert_eq!(
+        report["never_used"]["items"],
+        json!([]),
+        "keys made a moment ago are not listed"
+    );
+    let out = a.run(&["keys", "report"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Expiring within 7 days: 1"), "{text}");
+    assert!(
+        text.contains("nightly") && text.contains("keysmith keys rotate"),
+        "{text}"
+    );
+    assert!(text.contains("Over-privileged (only reads for 30 days): 0"), "{text}");
+
+    let bearer = format!("Bearer {}", a.key);
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/orgs/default/users", a.server.url),
+        &[("authorization", bearer.as_str())],
+        Some(&json!({"username": "mo", "password": "member-password-1"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (cookie, csrf) = common::sign_in(&a.server.url, "mo", "member-password-1");
+    let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/api-keys", a.server.url),
+        &headers,
+        Some(&json!({"name": "mine"})),
+    );
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_") || k.starts_with("WANDB_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd
+        .args(["keys", "report"])
+        .env("KEYSMITH_HOST", &a.server.url)
+        .env("KEYSMITH_API_KEY", r.body["key"].as_str().unwrap())
+        .env("HOME", a.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("organization admins"), "{err}");
+}

@@ -343,6 +343,12 @@ impl Client {
         self.call::<(), ()>(Method::DELETE, &path, None).await
     }
 
+    /// The organization's key report (org admins).
+    pub async fn key_report(&self, org: &str) -> Result<KeyReport, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("{}/key-report", org_path(org)), None)
+            .await
+    }
+
     pub async fn list_teams(&self, org: &str) -> Result<Vec<Team>, ClientError> {
         Ok(self
             .call::<(), Items<Team>>(Method::GET, &format!("{}/teams", org_path(org)), None)

@@ -62,6 +62,9 @@ pub struct ApiKey {
     pub created_by: Option<Owner>,
     pub created_at: String,
     pub last_used_at: Option<String>,
+    /// The last request that could have changed state (absent from older servers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_write_at: Option<String>,
     #[serde(default)]
     pub expires_at: Option<String>,
     /// `read`, `write` or `admin` (absent from servers before scopes).
@@ -327,4 +330,27 @@ impl AuditQuery {
 #[derive(Debug, Deserialize)]
 pub(crate) struct Items<T> {
     pub items: Vec<T>,
+}
+
+/// One section of an organization's key report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportSection {
+    pub items: Vec<ApiKey>,
+    /// More keys than are listed.
+    pub truncated: bool,
+}
+
+/// `GET /api/v1/orgs/{org}/key-report`: keys to narrow or delete.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyReport {
+    pub organization: String,
+    pub generated_at: String,
+    pub never_used_days: u32,
+    pub never_used: ReportSection,
+    pub idle_days: u32,
+    pub idle: ReportSection,
+    pub expiring_within_days: u32,
+    pub expiring: ReportSection,
+    pub reads_only_days: u32,
+    pub over_privileged: ReportSection,
 }

@@ -163,6 +163,7 @@ fn main() {
         address: "192.0.2.1",
         user_agent: "timing",
         ip: "192.0.2.1".parse().ok(),
+        write: false,
     };
     let mut order = Order(0x9e37_79b9_7f4a_7c15);
     for cold in [false, true] {

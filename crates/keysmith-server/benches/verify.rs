@@ -121,6 +121,7 @@ fn cached_verification(c: &mut Criterion) {
             address: "10.0.0.1",
             user_agent: "W&B Internal Client 0.31.0",
             ip: "10.0.0.1".parse().ok(),
+            write: false,
         };
         assert!(verify_now(&state, &key, client).expect("cached").is_ok());
         group.bench_with_input(BenchmarkId::from_parameter(n), &key, |b, key| {

@@ -190,6 +190,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_key(&self, key_id: &KeyId, audit: &[NewAuditEntry]) -> Result<bool>;
     /// Records last-use times in one transaction; a time never moves backwards.
     async fn record_key_use(&self, uses: &[(KeyId, i64)]) -> Result<()>;
+    /// Records when keys last made a request that may change state, in one
+    /// transaction; a time never moves backwards.
+    async fn record_key_writes(&self, writes: &[(KeyId, i64)]) -> Result<()>;
+    /// One section of an organization's key report, at most `limit` keys.
+    async fn key_report(&self, query: &KeyReportQuery) -> Result<Vec<StoredKey>>;
     /// Records where keys were used from, in one transaction, keeping the
     /// [`MAX_SOURCES_PER_KEY`] most recent distinct sources of each key.
     async fn record_key_sources(&self, uses: &[KeySourceUse]) -> Result<()>;

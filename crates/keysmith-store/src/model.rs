@@ -269,6 +269,8 @@ pub struct StoredKey {
     pub created_by: Option<UserRef>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// The last request that may have changed state (not GET or HEAD).
+    pub last_write_at: Option<i64>,
     pub expires_at: Option<i64>,
     /// The key this one replaced, if it came from a rotation.
     pub rotated_from: Option<String>,
@@ -486,6 +488,30 @@ pub struct AttemptResult {
     pub at: i64,
     /// When to try again (pending only).
     pub next_attempt_at: i64,
+}
+
+/// A section of an organization's key report: keys of its members and service
+/// accounts that still work (not expired, not rotated away, not federated sessions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportKind {
+    /// Never used, and made at or before the threshold.
+    NeverUsed,
+    /// Last used at or before the threshold.
+    Idle,
+    /// Expiring at or before the threshold.
+    Expiring,
+    /// A write or admin key used after the threshold that made no request that may
+    /// change state since then (and was made before it): it could be a read key.
+    ReadsOnly,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyReportQuery {
+    pub org: OrgId,
+    pub kind: ReportKind,
+    pub now: i64,
+    pub threshold: i64,
+    pub limit: u32,
 }
 
 /// A message to queue: written with the notice it tells of.

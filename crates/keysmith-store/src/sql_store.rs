@@ -17,7 +17,7 @@
 
 /// Columns of a key as shown to users, joined with its owner (`u`) and creator (`cb`).
 pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.created_at, k.last_used_at, \
-     k.expires_at, k.rotated_from, k.federated_issuer, k.scope, k.allowed_networks, k.requests_per_minute, \
+     k.last_write_at, k.expires_at, k.rotated_from, k.federated_issuer, k.scope, k.allowed_networks, k.requests_per_minute, \
      (SELECT s.key_id FROM api_keys s WHERE s.rotated_from = k.key_id LIMIT 1) AS rotated_to, \
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
@@ -152,6 +152,7 @@ macro_rules! sql_store {
                 created_by: user_ref(row, "creator")?,
                 created_at: get(row, "created_at")?,
                 last_used_at: get(row, "last_used_at")?,
+                last_write_at: get(row, "last_write_at")?,
                 expires_at: get(row, "expires_at")?,
                 rotated_from: get(row, "rotated_from")?,
                 rotated_to: get(row, "rotated_to")?,
@@ -1514,6 +1515,58 @@ macro_rules! sql_store {
                 }
                 tx.commit().await.map_err(backend_err)?;
                 Ok(())
+            }
+
+            async fn record_key_writes(&self, writes: &[(KeyId, i64)]) -> Result<()> {
+                if writes.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin().await?;
+                for (key_id, at) in writes {
+                    sqlx::query(
+                        "UPDATE api_keys SET last_write_at = $1 \
+                         WHERE key_id = $2 AND (last_write_at IS NULL OR last_write_at < $3)",
+                    )
+                    .bind(*at)
+                    .bind(key_id.as_str())
+                    .bind(*at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(())
+            }
+
+            async fn key_report(&self, q: &KeyReportQuery) -> Result<Vec<StoredKey>> {
+                // Keys of the organization's members and service accounts that still
+                // work: not expired, not rotated away, not federated sessions.
+                let (term, order) = match q.kind {
+                    ReportKind::NeverUsed => ("k.last_used_at IS NULL AND k.created_at <= $3", "k.created_at, k.key_id"),
+                    ReportKind::Idle => ("k.last_used_at <= $3", "k.last_used_at, k.key_id"),
+                    ReportKind::Expiring => ("k.expires_at <= $3", "k.expires_at, k.key_id"),
+                    ReportKind::ReadsOnly => (
+                        "k.scope <> 'read' AND k.last_used_at > $3 AND k.created_at <= $3 \
+                         AND (k.last_write_at IS NULL OR k.last_write_at <= $3)",
+                        "k.last_used_at DESC, k.key_id",
+                    ),
+                };
+                let sql = format!(
+                    "SELECT {KEY_COLUMNS} FROM {KEY_FROM} \
+                     WHERE EXISTS (SELECT 1 FROM org_members m WHERE m.user_id = k.owner_user_id AND m.org_id = $1) \
+                     AND (k.expires_at IS NULL OR k.expires_at > $2) AND k.federated_issuer IS NULL \
+                     AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id) \
+                     AND {term} ORDER BY {order} LIMIT $4"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(q.org.0)
+                    .bind(q.now)
+                    .bind(q.threshold)
+                    .bind(i64::from(q.limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(key_from_row).collect()
             }
 
             async fn record_key_sources(&self, uses: &[KeySourceUse]) -> Result<()> {

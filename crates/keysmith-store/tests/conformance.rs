@@ -5,7 +5,7 @@
 
 use keysmith_core::policy::OwnerScope;
 use keysmith_core::role::{OrgRole, PrincipalKind, TeamRole};
-use keysmith_core::{KeyDigest, KeyId, KeyPrefix, OrgId, TeamId, generate_legacy, generate_v1};
+use keysmith_core::{KeyDigest, KeyId, KeyPrefix, KeyScope, OrgId, TeamId, generate_legacy, generate_v1};
 use keysmith_store::*;
 use std::future::Future;
 use std::pin::Pin;
@@ -1529,6 +1529,102 @@ async fn emails_are_queued_with_their_notice_and_claimed_under_a_lease(store: Ar
     assert!(store.list_emails(10).await.unwrap().is_empty());
 }
 
+/// The key report's sections, and last writes that never move backwards.
+async fn the_key_report_finds_each_kind_of_key(store: Arc<dyn Store>) {
+    let org = store.create_org("report", 1).await.unwrap();
+    let owner = store.create_user(person("rita"), 1).await.unwrap();
+    store
+        .add_org_member(org.id, owner.id, OrgRole::Member, 1, &[])
+        .await
+        .unwrap();
+    let stranger = store.create_user(person("sam"), 1).await.unwrap();
+    let key = |name: &str, scope: KeyScope, expires_at: Option<i64>| {
+        let mut k = new_key(owner.id, name, 10);
+        k.scope = scope;
+        k.expires_at = expires_at;
+        k
+    };
+    store
+        .insert_key(key("fresh", KeyScope::Admin, None), &[])
+        .await
+        .unwrap();
+    let old = store.insert_key(key("old", KeyScope::Admin, None), &[]).await.unwrap();
+    let soon = store
+        .insert_key(key("soon", KeyScope::Read, Some(1_500)), &[])
+        .await
+        .unwrap();
+    store
+        .insert_key(key("gone", KeyScope::Read, Some(50)), &[])
+        .await
+        .unwrap();
+    let reader = store
+        .insert_key(key("reader", KeyScope::Write, None), &[])
+        .await
+        .unwrap();
+    let writer = store
+        .insert_key(key("writer", KeyScope::Admin, None), &[])
+        .await
+        .unwrap();
+    let read_only = store
+        .insert_key(key("read-only", KeyScope::Read, None), &[])
+        .await
+        .unwrap();
+    store.insert_key(new_key(stranger.id, "theirs", 10), &[]).await.unwrap();
+    store
+        .record_key_use(&[
+            (old.key_id.clone(), 100),
+            (soon.key_id.clone(), 900),
+            (reader.key_id.clone(), 900),
+            (writer.key_id.clone(), 900),
+            (read_only.key_id.clone(), 900),
+        ])
+        .await
+        .unwrap();
+    store.record_key_writes(&[(writer.key_id.clone(), 800)]).await.unwrap();
+    store.record_key_writes(&[(writer.key_id.clone(), 700)]).await.unwrap();
+    let section = |kind: ReportKind, threshold: i64| {
+        let store = store.clone();
+        async move {
+            let query = KeyReportQuery {
+                org: org.id,
+                kind,
+                now: 1_000,
+                threshold,
+                limit: 10,
+            };
+            let mut names: Vec<String> = store
+                .key_report(&query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|k| k.name)
+                .collect();
+            names.sort_unstable();
+            names
+        }
+    };
+    assert_eq!(
+        section(ReportKind::NeverUsed, 500).await,
+        ["fresh"],
+        "made by 500, never used"
+    );
+    assert!(section(ReportKind::NeverUsed, 5).await.is_empty(), "all made after 5");
+    assert_eq!(section(ReportKind::Idle, 500).await, ["old"]);
+    assert_eq!(
+        section(ReportKind::Expiring, 2_000).await,
+        ["soon"],
+        "not the one expired"
+    );
+    assert_eq!(section(ReportKind::ReadsOnly, 500).await, ["reader"]);
+    assert_eq!(
+        section(ReportKind::ReadsOnly, 850).await,
+        ["reader", "writer"],
+        "no write since 850"
+    );
+    let writer = store.get_key(&writer.key_id).await.unwrap().unwrap();
+    assert_eq!(writer.last_write_at, Some(800), "never backwards");
+}
+
 async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(store: Arc<dyn Store>) {
     let org = store.create_org("hooks", 1).await.unwrap();
     let hook = store
@@ -2037,6 +2133,7 @@ conformance!(
     expiring_keys_are_found_and_announced_once,
     key_notices_are_given_once_per_kind_and_due_time,
     emails_are_queued_with_their_notice_and_claimed_under_a_lease,
+    the_key_report_finds_each_kind_of_key,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
     webhook_secrets_rotate_keeping_the_previous_version_with_its_time,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,

@@ -59,6 +59,7 @@ pub async fn presented_key_principal(parts: &Parts, state: &AppState) -> Result<
         address: address.as_str(),
         user_agent: source::user_agent(&parts.headers),
         ip: address.ip(),
+        write: changes_state(&parts.method),
     };
     let verified = verify::verify_key(state, key.expose(), client).await?;
     Ok(Some(key_principal(verified)))

@@ -111,6 +111,8 @@ pub async fn graphql(
                 address: &source,
                 user_agent: crate::auth::source::user_agent(&headers),
                 ip: source.parse().ok(),
+                // A GraphQL request may be a mutation.
+                write: true,
             },
         )
         .await

@@ -200,6 +200,8 @@ pub struct ApiKeyView {
     pub(crate) created_by: Option<OwnerView>,
     pub(crate) created_at: String,
     pub(crate) last_used_at: Option<String>,
+    /// The last request that could have changed state (anything but GET and HEAD).
+    pub(crate) last_write_at: Option<String>,
     /// When the key stops working; null: never.
     pub(crate) expires_at: Option<String>,
     /// What the key may do at most: `read`, `write` or `admin`.
@@ -299,6 +301,7 @@ impl ApiKeyView {
             created_by: key.created_by.map(OwnerView::of),
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
+            last_write_at: key.last_write_at.map(rfc3339),
             expires_at: key.expires_at.map(rfc3339),
             scope: key.scope.as_str(),
             allowed_networks: networks_view(key.allowed_networks.as_deref()),

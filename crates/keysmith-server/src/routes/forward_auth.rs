@@ -130,6 +130,9 @@ struct Caller<'r> {
     presented: credentials::Presented<'r>,
     address: AddressText,
     user_agent: &'r str,
+    /// Whether the proxied request may change state: by `X-Forwarded-Method` when the
+    /// proxy sends it, else assumed.
+    write: bool,
 }
 
 impl<'r> Caller<'r> {
@@ -139,6 +142,10 @@ impl<'r> Caller<'r> {
             presented,
             address: AddressText::of_peer(&state.trusted_proxies, peer, headers),
             user_agent: source::user_agent(headers),
+            write: headers
+                .get("x-forwarded-method")
+                .and_then(|m| m.to_str().ok())
+                .is_none_or(verify::Client::writes),
         })
     }
 
@@ -147,6 +154,7 @@ impl<'r> Caller<'r> {
             address: self.address.as_str(),
             user_agent: self.user_agent,
             ip: self.address.ip(),
+            write: self.write,
         }
     }
 }

@@ -47,6 +47,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(api_keys::revoke_exposed))
         .routes(routes!(orgs::list_orgs))
         .routes(routes!(orgs::get_org, orgs::update_org))
+        .routes(routes!(orgs::key_report))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::update_user, users::delete_user))
         .routes(routes!(users::invite_user))

@@ -154,3 +154,79 @@ pub async fn update_org(
     let org = orgs::update_settings(&state.app, &acting, &org, settings).await?;
     Ok(Json(view(org, OrgRole::Admin)))
 }
+
+/// One section of the key report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportSectionView {
+    /// At most 200 keys, the most urgent first.
+    pub(crate) items: Vec<super::api_keys::ApiKeyView>,
+    /// True when there were more than are listed.
+    pub(crate) truncated: bool,
+}
+
+/// Keys to narrow or delete: those of the organization's members and service accounts
+/// that still work and were never used, are idle, expire soon, or are write or admin
+/// keys that made only reads.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyReportView {
+    pub(crate) organization: String,
+    pub(crate) generated_at: String,
+    /// Keys never used, made at least `never_used_days` ago.
+    pub(crate) never_used_days: u32,
+    pub(crate) never_used: ReportSectionView,
+    /// Keys not used for `idle_days` (the organization's `unused_key_notice_days`, or
+    /// 90).
+    pub(crate) idle_days: u32,
+    pub(crate) idle: ReportSectionView,
+    /// Keys that expire within `expiring_within_days`.
+    pub(crate) expiring_within_days: u32,
+    pub(crate) expiring: ReportSectionView,
+    /// Write or admin keys used in the last `reads_only_days` whose requests all that
+    /// time could not change state (GET and HEAD; GraphQL, and forward auth without
+    /// `X-Forwarded-Method`, count as changes): a read key would do.
+    pub(crate) reads_only_days: u32,
+    pub(crate) over_privileged: ReportSectionView,
+}
+
+impl KeyReportView {
+    pub(crate) fn new(report: keysmith_app::keys::KeyReport, state: &AppState) -> Self {
+        let section = |s: keysmith_app::keys::ReportSection| ReportSectionView {
+            items: s
+                .keys
+                .into_iter()
+                .map(|k| super::api_keys::ApiKeyView::new(k, state))
+                .collect(),
+            truncated: s.truncated,
+        };
+        Self {
+            organization: report.org.name,
+            generated_at: rfc3339(report.generated_at),
+            never_used_days: report.never_used_days,
+            never_used: section(report.never_used),
+            idle_days: report.idle_days,
+            idle: section(report.idle),
+            expiring_within_days: report.expiring_days,
+            expiring: section(report.expiring),
+            reads_only_days: report.reads_only_days,
+            over_privileged: section(report.over_privileged),
+        }
+    }
+}
+
+/// The organization's key report (org admins): keys never used, idle, expiring soon,
+/// and write or admin keys that made only reads, so they can be narrowed or deleted.
+#[utoipa::path(get, path = "/api/v1/orgs/{org}/key-report", tag = "orgs",
+    params(("org" = String, Path, description = "Organization name")),
+    responses(
+        (status = 200, body = KeyReportView), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn key_report(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    ApiPath(org): ApiPath<String>,
+) -> Result<Json<KeyReportView>, ApiError> {
+    let report = keysmith_app::keys::report(&state.app, &caller, &org).await?;
+    Ok(Json(KeyReportView::new(report, &state)))
+}

@@ -137,6 +137,7 @@ pub fn answer_now(state: &AppState, headers: &HeaderMap, peer: SocketAddr) -> La
         address: address.as_str(),
         user_agent: source::user_agent(headers),
         ip: address.ip(),
+        write: false,
     };
     let principal = match verify::verify_now(state, presented.expose(), client) {
         Some(Ok(verified)) => key_principal(verified),
@@ -166,6 +167,7 @@ pub async fn answer_stored(state: &AppState, headers: &HeaderMap, peer: SocketAd
             address: address.as_str(),
             user_agent: source::user_agent(headers),
             ip: address.ip(),
+            write: false,
         };
         verify::verify_stored(state, presented.expose(), client).await
     };

@@ -82,6 +82,7 @@ pub fn routes() -> Router<AppState> {
         .route("/org/{org}/sso", get(sso_page::providers).post(sso_page::add_provider))
         .route("/org/{org}/sso/{id}/delete", post(sso_page::remove_provider))
         .route("/org/{org}/keys", get(org::keys))
+        .route("/org/{org}/key-report", get(org::key_report))
         .route("/org/{org}/audit-log", get(org::audit_log))
         .route("/org/{org}/settings", get(org::settings).post(org::save_settings))
         .route("/org/{org}/users", get(org::users).post(org::create_user))

@@ -56,6 +56,7 @@ async fn admin_org(state: &AppState, user: &WebUser, name: &str) -> Result<Org, 
 pub(crate) fn org_nav(org: &str, current: &str) -> Markup {
     let tabs = [
         ("keys", "API keys"),
+        ("key-report", "Key report"),
         ("audit-log", "Audit log"),
         ("users", "Users"),
         ("teams", "Teams"),
@@ -242,6 +243,58 @@ pub async fn keys(
         (next_page(&here, keys.next_cursor.as_deref()))
     };
     org_page(&user, &org.name, "keys", "API keys", body)
+}
+
+/// The key report: keys never used, idle, expiring soon and over-privileged, each
+/// with what to do about them, in the organization's key table (select and delete,
+/// rotate, rename).
+pub async fn key_report(State(state): State<AppState>, user: WebUser, WebPath(org_name): WebPath<String>) -> Response {
+    let report = match keys::report(&state.app, &user.caller, &org_name).await {
+        Ok(report) => report,
+        Err(e) => return failure(Some(&user), e.into()),
+    };
+    let view = routes::orgs::KeyReportView::new(report, &state);
+    let here = format!("/org/{}/key-report", q(&view.organization));
+    let settings = format!("/org/{}/settings", q(&view.organization));
+    let sections = [
+        (
+            format!("Never used ({})", view.never_used.items.len()),
+            html! { "Made " (view.never_used_days) " or more days ago and never used. If nothing needs them, delete them." },
+            &view.never_used,
+        ),
+        (
+            format!("Idle ({})", view.idle.items.len()),
+            html! {
+                "Not used for " (view.idle_days) " days (set the period under "
+                a href=(settings) { "Settings" } "). A key nobody uses can only leak."
+            },
+            &view.idle,
+        ),
+        (
+            format!("Expiring soon ({})", view.expiring.items.len()),
+            html! { "Expire within " (view.expiring_within_days) " days. Rotate the ones still in use before they stop working." },
+            &view.expiring,
+        ),
+        (
+            format!("Over-privileged ({})", view.over_privileged.items.len()),
+            html! {
+                "Write or admin keys whose requests for " (view.reads_only_days) " days only read. "
+                "A read key would do: create one with the scope " strong { "Read only" } ", then delete the old key."
+            },
+            &view.over_privileged,
+        ),
+    ];
+    let body = html! {
+        p.hint { "Keys of the organization's members and service accounts that still work, as of " (super::when_rfc(&view.generated_at)) "." }
+        @for (title, hint, section) in &sections {
+            section.report {
+                h2 { (title) @if section.truncated { "+" } }
+                p.hint { (hint) }
+                (key_table(&user, &section.items, &here, true, html! { "None." }))
+            }
+        }
+    };
+    org_page(&user, &view.organization, "key-report", "Key report", body)
 }
 
 #[derive(Deserialize, Default)]
