@@ -1,6 +1,7 @@
 //! Notices by email, end to end: the real `keysmith` binary sends to an SMTP server
 //! the test runs on loopback (aiosmtpd, `tests/smtp/sink.py`), which prints what it
-//! receives as JSON lines. Warnings are found when the server starts and every minute
+//! receives as JSON lines; the same warning's webhook delivery is checked by the
+//! Standard Webhooks library (`tests/webhooks/receiver.py`). Warnings are found when the server starts and every minute
 //! after, so each test makes its keys, restarts the server and waits for the mail.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,7 +19,8 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "correct-horse-battery";
 const SENDER: &str = "Keysmith <keysmith@example.test>";
 
-/// The SMTP server of a test: its port, and the messages it accepted, in order.
+/// A peer the test runs (the SMTP sink, the webhook receiver): its port, and the JSON
+/// lines it prints after the first, in order.
 struct Sink {
     child: Child,
     _stdin: ChildStdin,
@@ -27,17 +29,28 @@ struct Sink {
 }
 
 impl Sink {
+    /// The SMTP server, with `args`.
     fn start(args: &[&str]) -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/smtp/sink.py");
+        let mut all = vec!["--stdin-lifeline"];
+        all.extend(args);
+        Self::run("tests/smtp/sink.py", &all)
+    }
+
+    /// A webhook receiver (`tests/webhooks/receiver.py serve`).
+    fn receiver() -> Self {
+        Self::run("tests/webhooks/receiver.py", &["serve"])
+    }
+
+    fn run(script: &str, args: &[&str]) -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
         let mut child = Command::new(python_tools())
             .arg(script)
-            .arg("--stdin-lifeline")
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("the SMTP sink starts (aiosmtpd in target/python-tools)");
+            .expect("the peer starts (target/python-tools)");
         let stdin = child.stdin.take().unwrap();
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
@@ -46,7 +59,7 @@ impl Sink {
                 let _ = tx.send(serde_json::from_str::<Value>(&line).unwrap());
             }
         });
-        let first = lines.recv_timeout(Duration::from_secs(30)).expect("the sink listens");
+        let first = lines.recv_timeout(Duration::from_secs(30)).expect("the peer listens");
         assert_eq!(first["event"], "listening", "{first}");
         let port = u16::try_from(first["port"].as_u64().unwrap()).unwrap();
         Sink {
@@ -99,6 +112,30 @@ fn expiring_key(url: &str, session: &(String, String), name: &str) -> (String, S
     )
 }
 
+/// What the Standard Webhooks library's `Webhook(secret).verify` makes of a delivery
+/// the receiver printed: the payload, or its refusal.
+fn standard_webhooks_verify(secret: &str, delivery: &Value) -> Result<Value, String> {
+    use std::io::Write;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/receiver.py");
+    let mut child = Command::new(python_tools())
+        .arg(script)
+        .arg("verify")
+        .env("WEBHOOK_SECRET", secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{delivery}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    if out.status.success() {
+        let payloads: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        Ok(payloads.into_iter().next().unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 fn restart(server: Server, dir: &Path, run: &str, env: &[(&str, &str)]) -> Server {
     server.stop();
     Server::start(dir, run, &[], env)
@@ -121,6 +158,17 @@ fn an_expiring_key_is_announced_by_email_once_with_no_secret() {
     let server = Server::start(dir.path(), "first", &[], &env);
     let sessions = people(&server.url, &[("alice", "alice@example.test")]);
     let (key, key_id) = expiring_key(&server.url, &sessions[0], "nightly");
+    // The same warning goes to the organization's webhook endpoint.
+    let receiver = Sink::receiver();
+    let (cookie, csrf) = sign_in(&server.url, "admin", PASSWORD);
+    let r = http(
+        "POST",
+        &format!("{}/api/v1/orgs/default/webhooks", server.url),
+        &[("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())],
+        Some(&json!({"url": format!("http://127.0.0.1:{}/hook", receiver.port), "events": ["api_key.expiring"]})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let hook_secret = r.body["secret"].as_str().unwrap().to_owned();
     let server = restart(server, dir.path(), "second", &env);
 
     let started = Instant::now();
@@ -155,6 +203,19 @@ fn an_expiring_key_is_announced_by_email_once_with_no_secret() {
     let raw = mail["raw"].as_str().unwrap();
     let secret = &key[key.len() - 40..];
     assert!(!raw.contains(&key) && !raw.contains(secret), "no key in the message");
+
+    // The delivery verifies with the Standard Webhooks library.
+    let delivery = receiver.next(30).expect("the warning is delivered by webhook");
+    let verified = standard_webhooks_verify(&hook_secret, &delivery).unwrap();
+    assert_eq!(verified["type"], "api_key.expiring");
+    assert_eq!(verified["data"]["key_id"], key_id.as_str());
+    assert_eq!(verified["data"]["detail"]["lead_time_days"], 1);
+    let mut tampered = delivery.clone();
+    tampered["body"] = json!(delivery["body"].as_str().unwrap().replace("nightly", "daily"));
+    assert!(
+        standard_webhooks_verify(&hook_secret, &tampered).is_err(),
+        "a changed body does not verify"
+    );
 
     // Once: a restart finds the warning given.
     let server = restart(server, dir.path(), "third", &env);
