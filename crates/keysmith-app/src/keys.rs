@@ -463,6 +463,12 @@ pub fn last_used(app: &App, key: &StoredKey) -> Option<i64> {
     }
 }
 
+/// When a key last made a request that may change state: the later of the stored
+/// time and one still in memory.
+pub fn last_write(app: &App, key: &StoredKey) -> Option<i64> {
+    key.last_write_at.max(app.usage.pending_write(&key.key_id))
+}
+
 /// Keys each section of the key report holds at most.
 pub const REPORT_LIMIT: u32 = 200;
 /// A key never used is reported once it is this old.
@@ -519,9 +525,11 @@ pub async fn report(app: &App, caller: &Caller, org: &str) -> Result<KeyReport> 
         };
         async move {
             let mut keys = app.store.key_report(&query).await?;
-            // A use still in memory (not yet written) counts.
-            if matches!(kind, ReportKind::NeverUsed | ReportKind::Idle) {
-                keys.retain(|k| last_used(app, k) <= k.last_used_at);
+            // A use (or write) still in memory, not yet written, counts.
+            match kind {
+                ReportKind::NeverUsed | ReportKind::Idle => keys.retain(|k| last_used(app, k) <= k.last_used_at),
+                ReportKind::ReadsOnly => keys.retain(|k| last_write(app, k) <= Some(threshold)),
+                ReportKind::Expiring => {}
             }
             let truncated = keys.len() > REPORT_LIMIT as usize;
             keys.truncate(REPORT_LIMIT as usize);

@@ -53,9 +53,8 @@ type Hasher = foldhash::fast::RandomState;
 
 #[derive(Debug, Default)]
 struct Pending {
-    last_used: HashMap<KeyId, i64, Hasher>,
-    /// Of requests that may change state.
-    last_write: HashMap<KeyId, i64, Hasher>,
+    /// One entry per key, so a request costs one lookup for both times.
+    last_used: HashMap<KeyId, Times, Hasher>,
     /// By a hash of (key, address, user agent), so that a source seen before is found
     /// without building its strings.
     sources: HashMap<u64, Vec<SourceRec>, Hasher>,
@@ -98,12 +97,25 @@ fn clip(user_agent: &str) -> String {
         .collect()
 }
 
-/// Keeps the later of `at` and what `times` holds for `key_id`.
-fn note(times: &mut HashMap<KeyId, i64, Hasher>, key_id: &KeyId, at: i64) {
+/// A key's last use and last request that may change state since the last flush.
+#[derive(Debug, Clone, Copy)]
+struct Times {
+    used: i64,
+    /// [`NO_WRITE`]: none.
+    wrote: i64,
+}
+
+const NO_WRITE: i64 = i64::MIN;
+
+/// Keeps the later of each time and what `times` holds for `key_id`.
+fn note(times: &mut HashMap<KeyId, Times, Hasher>, key_id: &KeyId, used: i64, wrote: i64) {
     match times.get_mut(key_id) {
-        Some(t) => *t = (*t).max(at),
+        Some(t) => {
+            t.used = t.used.max(used);
+            t.wrote = t.wrote.max(wrote);
+        }
         None => {
-            times.insert(key_id.clone(), at);
+            times.insert(key_id.clone(), Times { used, wrote });
         }
     }
 }
@@ -119,10 +131,12 @@ impl UsageRecorder {
     pub fn record(&self, key_id: &KeyId, at: i64, client: Client<'_>) {
         let mut guard = self.shard(key_id).lock().unwrap_or_else(|p| p.into_inner());
         let pending = &mut *guard;
-        note(&mut pending.last_used, key_id, at);
-        if client.write {
-            note(&mut pending.last_write, key_id, at);
-        }
+        note(
+            &mut pending.last_used,
+            key_id,
+            at,
+            if client.write { at } else { NO_WRITE },
+        );
         // A source seen before costs a hash and a lookup; only a new one allocates.
         let agent = clip_view(client.user_agent);
         let hash = std::hash::BuildHasher::hash_one(&self.hasher, (key_id.as_str(), client.address, agent));
@@ -156,7 +170,18 @@ impl UsageRecorder {
             .unwrap_or_else(|p| p.into_inner())
             .last_used
             .get(key_id)
-            .copied()
+            .map(|t| t.used)
+    }
+
+    /// The last request that may change state noted since the last flush, if any.
+    pub fn pending_write(&self, key_id: &KeyId) -> Option<i64> {
+        self.shard(key_id)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last_used
+            .get(key_id)
+            .map(|t| t.wrote)
+            .filter(|&t| t != NO_WRITE)
     }
 
     /// The sources of `key_id` noted since the last flush: (address, user agent, first
@@ -180,8 +205,12 @@ impl UsageRecorder {
         let mut seen: Vec<KeySourceUse> = Vec::new();
         for shard in self.shards.iter() {
             let pending = std::mem::take(&mut *shard.lock().unwrap_or_else(|p| p.into_inner()));
-            uses.extend(pending.last_used);
-            writes.extend(pending.last_write);
+            for (key_id, t) in pending.last_used {
+                if t.wrote != NO_WRITE {
+                    writes.push((key_id.clone(), t.wrote));
+                }
+                uses.push((key_id, t.used));
+            }
             seen.extend(pending.sources.into_values().flatten().map(|s| KeySourceUse {
                 key_id: s.key_id,
                 address: s.address,
@@ -214,19 +243,11 @@ impl UsageRecorder {
                     self.record(&s.key_id, s.first_seen, client);
                     self.record(&s.key_id, s.last_seen, client);
                 }
-                for (key_id, at) in uses {
-                    note(
-                        &mut self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner()).last_used,
-                        &key_id,
-                        at,
-                    );
-                }
-                for (key_id, at) in writes {
-                    note(
-                        &mut self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner()).last_write,
-                        &key_id,
-                        at,
-                    );
+                let wrote: HashMap<KeyId, i64> = writes.into_iter().collect();
+                for (key_id, used) in uses {
+                    let at = wrote.get(&key_id).copied().unwrap_or(NO_WRITE);
+                    let mut pending = self.shard(&key_id).lock().unwrap_or_else(|p| p.into_inner());
+                    note(&mut pending.last_used, &key_id, used, at);
                 }
                 Err(e)
             }
@@ -243,6 +264,26 @@ mod tests {
         let long = "a".repeat(500);
         assert_eq!(clip(&long).len(), MAX_USER_AGENT_CHARS);
         assert_eq!(clip("curl/8\r\nX-Injected: 1"), "curl/8X-Injected: 1");
+    }
+
+    #[test]
+    fn writes_are_noted_with_uses_and_only_for_requests_that_may_write() {
+        let r = UsageRecorder::default();
+        let key = KeyId::parse("wandb_v1_aaaaaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+        let client = |write| Client {
+            address: "10.0.0.1",
+            user_agent: "wandb",
+            ip: None,
+            write,
+        };
+        r.record(&key, 10, client(false));
+        assert_eq!((r.pending(&key), r.pending_write(&key)), (Some(10), None));
+        r.record(&key, 30, client(true));
+        r.record(&key, 20, client(true));
+        r.record(&key, 40, client(false));
+        assert_eq!((r.pending(&key), r.pending_write(&key)), (Some(40), Some(30)));
+        assert!(Client::writes("POST") && Client::writes("DELETE") && Client::writes("PATCH"));
+        assert!(!Client::writes("GET") && !Client::writes("HEAD") && !Client::writes("OPTIONS"));
     }
 
     #[test]

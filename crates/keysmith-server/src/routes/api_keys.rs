@@ -291,6 +291,7 @@ pub struct ListParams {
 impl ApiKeyView {
     pub(crate) fn new(key: StoredKey, state: &AppState) -> Self {
         let last_used = keys::last_used(&state.app, &key);
+        let last_write = keys::last_write(&state.app, &key);
         let status = KeyStatus::of(&key, state.now());
         Self {
             key_id: key.key_id.to_string(),
@@ -301,7 +302,7 @@ impl ApiKeyView {
             created_by: key.created_by.map(OwnerView::of),
             created_at: rfc3339(key.created_at),
             last_used_at: last_used.map(rfc3339),
-            last_write_at: key.last_write_at.map(rfc3339),
+            last_write_at: last_write.map(rfc3339),
             expires_at: key.expires_at.map(rfc3339),
             scope: key.scope.as_str(),
             allowed_networks: networks_view(key.allowed_networks.as_deref()),
