@@ -623,6 +623,50 @@ address with whoever was guessing. Works while the server runs.
 Example:
   keysmith admin unlock admin")]
     Unlock(UnlockArgs),
+    /// Copy the whole database, consistent at one moment, into a new file, while the
+    /// server runs (SQLite). Holds key digests, never keys; keep it like the database.
+    #[command(after_help = "\
+The copy is SQLite's VACUUM INTO: one read of every page, so it is the database of one
+moment however much the server writes meanwhile. It never overwrites a file, and is
+checked (SQLite's integrity check) before the command says it is done.
+
+The server's secret (<data dir>/server-secret), from which webhook signing secrets are
+derived, is not in the backup: keep a copy of it apart, like any secret.
+
+PostgreSQL: use its own tools, e.g.
+  pg_dump --format=custom --file=keysmith.dump \"$DATABASE_URL\"
+  pg_restore --no-owner --dbname=\"$NEW_DATABASE_URL\" keysmith.dump
+
+Example:
+  keysmith admin backup /var/backups/keysmith-$(date +%F).db --data-dir /var/lib/keysmith")]
+    Backup(BackupArgs),
+    /// Restore a backup made by `admin backup` into a data directory without a
+    /// database, then start `keysmith serve` on it.
+    #[command(after_help = "\
+The backup is checked first, copied beside its place, synced and renamed into place, so
+an interrupted restore leaves no half database. A backup of an older version is brought
+up to date when it is opened. Put the server's secret back too (server-secret), or
+webhook endpoints' signing secrets change.
+
+Example:
+  keysmith admin restore /var/backups/keysmith-2026-12-07.db --data-dir /var/lib/keysmith")]
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// The file to write (it must not exist)
+    file: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    /// The backup to restore
+    file: PathBuf,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -844,6 +888,18 @@ async fn run(cli: Cli) -> Result<()> {
             let password = operator::read_new_password(args.password_stdin)?;
             let store = open_existing_store(&args.database).await?;
             operator::reset_password(store.as_ref(), &args.username, &password).await?;
+        }
+        Command::Admin(AdminCommand::Backup(args)) => {
+            let store = open_existing_store(&args.database).await?;
+            operator::backup(store.as_ref(), &args.file).await?;
+        }
+        Command::Admin(AdminCommand::Restore(args)) => {
+            let config = load_config(None, &args.database)?;
+            init_logging(&config);
+            if config.database_url.is_some() {
+                bail!("restore writes an embedded SQLite database; for PostgreSQL use pg_restore (see --help)");
+            }
+            operator::restore(&args.file, &config.data_dir).await?;
         }
         Command::Admin(AdminCommand::Unlock(args)) => {
             let store = open_existing_store(&args.database).await?;

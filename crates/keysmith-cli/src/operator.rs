@@ -1,7 +1,8 @@
 //! `keysmith admin reset-password` and `keysmith admin unlock`: the way back in for a
-//! locked-out or forgotten admin, run on the server's machine against its database.
+//! locked-out or forgotten admin, run on the server's machine against its database;
+//! `keysmith admin backup` and `restore`.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use keysmith_core::SecretString;
 use keysmith_server::Clock;
 use keysmith_store::Store;
@@ -56,5 +57,65 @@ pub async fn unlock(store: &dyn Store, username: &str) -> Result<()> {
         "`{}` may sign in again at once from any address, on every server.",
         done.user.username
     );
+    Ok(())
+}
+
+/// Rows per table, as a line for people: "3 orgs, 12 users, 40 api_keys, …" (tables
+/// with rows only).
+fn summary(counts: &[(String, i64)]) -> String {
+    let shown: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(t, n)| format!("{n} {t}"))
+        .collect();
+    if shown.is_empty() {
+        "no rows".to_owned()
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// `admin backup`: the copy, checked, or nothing (a failed copy is removed).
+pub async fn backup(store: &dyn Store, file: &std::path::Path) -> Result<()> {
+    if file.exists() {
+        bail!("{} already exists; a backup never overwrites a file", file.display());
+    }
+    if let Err(e) = store.backup_to(file).await {
+        if file.exists() {
+            let _ = std::fs::remove_file(file);
+        }
+        return Err(e.into());
+    }
+    let counts = match keysmith_store::inspect_backup(file).await {
+        Ok(counts) => counts,
+        Err(e) => {
+            let _ = std::fs::remove_file(file);
+            return Err(e.into());
+        }
+    };
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!("backed up to {} ({size} bytes): {}", file.display(), summary(&counts));
+    eprintln!("keep the server's secret (server-secret in the data directory) apart: it is not in the backup");
+    Ok(())
+}
+
+/// `admin restore`: into `<data_dir>/keysmith.db`, which must not exist.
+pub async fn restore(file: &std::path::Path, data_dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    let target = data_dir.join("keysmith.db");
+    let store = keysmith_store::restore_backup(file, &target).await?;
+    let counts = store.table_counts().await?;
+    println!(
+        "restored {} into {}: {}",
+        file.display(),
+        target.display(),
+        summary(&counts)
+    );
+    if !data_dir.join("server-secret").exists() {
+        eprintln!(
+            "no server-secret in {}: put the old one back before starting the server, or webhook endpoints' signing secrets change",
+            data_dir.display()
+        );
+    }
     Ok(())
 }

@@ -117,6 +117,11 @@ impl PgCluster {
     }
 
     /// The URL of database `name` in this cluster.
+    /// The directory of the PostgreSQL programs the cluster runs (`pg_dump`, …).
+    pub fn bin_dir(&self) -> &Path {
+        &self.bin
+    }
+
     pub fn url(&self, name: &str) -> String {
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }

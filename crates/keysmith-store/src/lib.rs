@@ -21,7 +21,30 @@ pub use model::*;
 pub use open::{Backend, open, sqlite_path};
 pub use postgres::PostgresStore;
 pub use postgres::{INVALIDATION_CHANNEL, LISTENER_APPLICATION_NAME};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, inspect_backup, restore_backup};
+
+/// Every table of Keysmith's schema (not the migrations' own), in an order that keeps
+/// references valid.
+pub const TABLES: &[&str] = &[
+    "orgs",
+    "users",
+    "org_members",
+    "teams",
+    "team_members",
+    "service_accounts",
+    "api_keys",
+    "key_sources",
+    "key_notices",
+    "sessions",
+    "invites",
+    "audit_log",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "webhook_outbox",
+    "email_outbox",
+    "jwt_issuers",
+    "sso_providers",
+];
 
 use keysmith_core::role::{OrgRole, TeamRole};
 use keysmith_core::{KeyDigest, KeyId};
@@ -241,6 +264,14 @@ pub trait Store: Send + Sync + 'static {
     async fn list_emails(&self, limit: u32) -> Result<Vec<Email>>;
     /// Removes messages sent or given up on before `before`; how many.
     async fn purge_emails(&self, before: i64) -> Result<u64>;
+
+    // ------------------------------------------------------------ operations
+    /// A consistent copy of the whole database at one moment, written to `path` (which
+    /// must not exist), while others go on writing. SQLite only: PostgreSQL is backed
+    /// up with its own `pg_dump` (docs/OPERATIONS.md).
+    async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
+    /// Rows per table, for summaries and checks: `(table, rows)`, by table name.
+    async fn table_counts(&self) -> Result<Vec<(String, i64)>>;
 
     // ------------------------------------------------------------ invalidations
     /// Registers a hook called after each committed change that makes cached

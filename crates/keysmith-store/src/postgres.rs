@@ -79,6 +79,15 @@ impl PostgresStore {
         })
     }
 
+    /// PostgreSQL's own tools make its backups.
+    async fn backup_into(&self, _path: &std::path::Path) -> crate::Result<()> {
+        Err(crate::StoreError::Open(
+            "PostgreSQL is backed up with pg_dump: pg_dump --format=custom --file=keysmith.dump \"$DATABASE_URL\" \
+             (docs/OPERATIONS.md, Backups)"
+                .into(),
+        ))
+    }
+
     /// A dedicated connection that `LISTEN`s for other replicas' invalidations.
     async fn subscribe(&self) -> crate::Result<Option<Box<dyn crate::InvalidationFeed>>> {
         let err = |e: sqlx::Error| crate::StoreError::Backend(e.to_string());

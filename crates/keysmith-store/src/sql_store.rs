@@ -1646,6 +1646,22 @@ macro_rules! sql_store {
                 self.subscribe().await
             }
 
+            async fn backup_to(&self, path: &std::path::Path) -> Result<()> {
+                self.backup_into(path).await
+            }
+
+            async fn table_counts(&self) -> Result<Vec<(String, i64)>> {
+                let mut counts = Vec::new();
+                for table in crate::TABLES {
+                    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(backend_err)?;
+                    counts.push(((*table).to_owned(), n));
+                }
+                Ok(counts)
+            }
+
             // -------------------------------------------------------- audit
 
             async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {

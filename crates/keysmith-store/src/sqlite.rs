@@ -47,6 +47,26 @@ impl SqliteStore {
     async fn subscribe(&self) -> crate::Result<Option<Box<dyn crate::InvalidationFeed>>> {
         Ok(None)
     }
+
+    /// `VACUUM INTO`: one read transaction copies every page, so the copy is the
+    /// database of one moment, while the server goes on writing (WAL).
+    async fn backup_into(&self, path: &Path) -> crate::Result<()> {
+        let text = path
+            .to_str()
+            .ok_or_else(|| crate::StoreError::Open(format!("{} is not a UTF-8 path", path.display())))?;
+        if path.exists() {
+            return Err(crate::StoreError::Open(format!(
+                "{} already exists; a backup never overwrites a file",
+                path.display()
+            )));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(text)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| crate::StoreError::Backend(format!("backup to {}: {e}", path.display())))?;
+        Ok(())
+    }
 }
 
 crate::sql_store::sql_store!(
@@ -78,4 +98,66 @@ impl SqliteStore {
             Err(_) => Ok(row.try_get::<i64, _>(0).map_err(backend_err)?.to_string()),
         }
     }
+}
+
+/// Checks that `path` holds a sound Keysmith database (SQLite's integrity check, and
+/// Keysmith's tables), without writing to it, and counts the rows of each table.
+pub async fn inspect_backup(path: &Path) -> crate::Result<Vec<(String, i64)>> {
+    let bad = |why: String| crate::StoreError::Open(format!("{} is not a Keysmith backup: {why}", path.display()));
+    if !path.is_file() {
+        return Err(crate::StoreError::Open(format!("{} does not exist", path.display())));
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .immutable(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&pool)
+        .await
+        .map_err(|e| bad(e.to_string()))?;
+    if check != "ok" {
+        return Err(bad(format!("SQLite's integrity check says {check}")));
+    }
+    let mut counts = Vec::new();
+    for table in crate::TABLES {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| bad(format!("table {table}: {e}")))?;
+        counts.push(((*table).to_owned(), n));
+    }
+    pool.close().await;
+    Ok(counts)
+}
+
+/// Restores the backup at `backup` as the database file `target`, which must not
+/// exist: checked first ([`inspect_backup`]), copied beside the target, synced to disk
+/// and renamed into place, so a crash leaves either no database or the whole one; then
+/// opened, which applies the migrations a backup of an older version lacks.
+pub async fn restore_backup(backup: &Path, target: &Path) -> crate::Result<SqliteStore> {
+    let open_err = |what: &str, e: std::io::Error| crate::StoreError::Open(format!("{what}: {e}"));
+    if target.exists() {
+        return Err(crate::StoreError::Open(format!(
+            "{} already exists; restore only into a data directory without a database",
+            target.display()
+        )));
+    }
+    inspect_backup(backup).await?;
+    let partial = target.with_extension("db.restoring");
+    std::fs::copy(backup, &partial).map_err(|e| open_err(&format!("copy to {}", partial.display()), e))?;
+    std::fs::File::open(&partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| open_err("sync", e))?;
+    std::fs::rename(&partial, target).map_err(|e| open_err(&format!("rename to {}", target.display()), e))?;
+    if let Some(dir) = target.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| open_err("sync the directory", e))?;
+    }
+    SqliteStore::open(target).await
 }

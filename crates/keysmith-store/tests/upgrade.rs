@@ -64,7 +64,11 @@ async fn check(store: Arc<dyn Store>, warned_id: &keysmith_core::KeyId, fresh_id
         .into_iter()
         .map(|k| k.key_id)
         .collect();
-    assert_eq!(found, std::slice::from_ref(fresh_id), "the key never warned about still is");
+    assert_eq!(
+        found,
+        std::slice::from_ref(fresh_id),
+        "the key never warned about still is"
+    );
     assert!(
         store.keys_expiring(0, 10_000, "expiring:1", 10).await.unwrap().len() == 2,
         "the shorter lead time is new for both"
