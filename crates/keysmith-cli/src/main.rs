@@ -651,6 +651,30 @@ webhook endpoints' signing secrets change.
 Example:
   keysmith admin restore /var/backups/keysmith-2026-12-07.db --data-dir /var/lib/keysmith")]
     Restore(RestoreArgs),
+    /// Copy everything into a new, empty database: SQLite to PostgreSQL as an install
+    /// grows, or back for a small install or a test copy. Stop the server first.
+    #[command(after_help = "\
+Every organization, user, team, service account, key digest, audit entry, webhook, notice
+and setting is copied in one transaction on the target, which must be empty (its schema
+is made if missing). Each table's rows are then counted and digested on both sides, and
+the copy is committed only if they agree. Every key that worked before works against the
+new database. Writes made to the source during the copy are not in it: stop the server
+first, then point it at the new database (--database-url or KEYSMITH_DATABASE_URL).
+
+Examples:
+  keysmith admin migrate --to postgres://keysmith@db.internal/keysmith --data-dir /var/lib/keysmith
+  keysmith admin migrate --database-url \"$DATABASE_URL\" --to sqlite:///tmp/copy/keysmith.db")]
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// The new database: postgres://… or sqlite://<path> (better from KEYSMITH_MIGRATE_TO,
+    /// since a URL may hold a password)
+    #[arg(long, value_name = "URL", env = "KEYSMITH_MIGRATE_TO", hide_env_values = true)]
+    to: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -900,6 +924,11 @@ async fn run(cli: Cli) -> Result<()> {
                 bail!("restore writes an embedded SQLite database; for PostgreSQL use pg_restore (see --help)");
             }
             operator::restore(&args.file, &config.data_dir).await?;
+        }
+        Command::Admin(AdminCommand::Migrate(args)) => {
+            let config = load_config(None, &args.database)?;
+            open_existing_store(&args.database).await?;
+            operator::migrate(&config.database_url(), &args.to).await?;
         }
         Command::Admin(AdminCommand::Unlock(args)) => {
             let store = open_existing_store(&args.database).await?;

@@ -50,15 +50,7 @@ fn delete(url: &str, auth: &str, key_id: &str) {
 }
 
 fn works(url: &str, key: &str) -> bool {
-    let bearer = format!("Bearer {key}");
-    http(
-        "GET",
-        &format!("{url}/api/v1/viewer"),
-        &[("authorization", bearer.as_str())],
-        None,
-    )
-    .status
-        == 200
+    common::viewer(url, key).status == 200
 }
 
 /// Every page of a list endpoint, as `field` of each item.

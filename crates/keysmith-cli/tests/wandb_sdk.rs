@@ -549,3 +549,110 @@ fn a_user_deactivated_through_scim_is_refused_by_the_sdk_at_once() {
     let deleted = common::scim_script("provision.py", &[&base, "delete", &ada], &auth);
     assert_eq!(deleted["after"], "NotFoundException", "{deleted}");
 }
+
+/// `keysmith admin migrate` (issue 18) from SQLite to PostgreSQL and back: the API
+/// answers the same, byte for byte, on each copy; the SDKs log in with the keys made
+/// before (0.31 with a new key, 0.21 with a legacy one); a target that is not empty is
+/// refused.
+#[test]
+fn the_sdks_log_in_after_a_migration_to_postgresql_and_back() {
+    let f = Fixture::start();
+    f.as_admin(
+        "PATCH",
+        "/api/v1/orgs/default",
+        json!({"legacy_keys_allowed": true, "unused_key_notice_days": 30}),
+    );
+    let legacy = f.create_key(json!({"name": "old sdk", "format": "legacy"}));
+    let narrow = f.create_key(json!({"name": "dashboard", "scope": "read", "allowed_networks": ["127.0.0.0/8"]}));
+    let gone = f.as_admin("POST", "/api/v1/api-keys", json!({"name": "gone"}));
+    let gone_id = gone["key_id"].as_str().unwrap().to_owned();
+    let headers = [("cookie", f.cookie.as_str()), ("x-csrf-token", f.csrf.as_str())];
+    let r = http(
+        "DELETE",
+        &format!("{}/api/v1/api-keys/{gone_id}", f.url()),
+        &headers,
+        None,
+    );
+    assert_eq!(r.status, 204);
+    f.as_admin("POST", "/api/v1/orgs/default/teams", json!({"name": "vision"}));
+    f.as_admin(
+        "POST",
+        "/api/v1/orgs/default/users",
+        json!({"username": "ada", "email": "ada@example.com", "password": "ada-password-long"}),
+    );
+    f.as_admin(
+        "POST",
+        "/api/v1/orgs/default/webhooks",
+        json!({"url": "https://hooks.example.com/k"}),
+    );
+    let answers = |url: &str| -> Vec<String> {
+        let (cookie, csrf) = sign_in(url, "admin", PASSWORD);
+        let headers = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+        [
+            "/api/v1/api-keys?limit=200",
+            "/api/v1/orgs/default",
+            "/api/v1/orgs/default/users",
+            "/api/v1/orgs/default/teams",
+            "/api/v1/orgs/default/webhooks",
+            "/api/v1/orgs/default/audit?limit=200&action=api_key.created",
+            "/api/v1/orgs/default/audit?limit=200&action=api_key.deleted",
+        ]
+        .iter()
+        .map(|path| {
+            let r = http("GET", &format!("{url}{path}"), &headers, None);
+            assert_eq!(r.status, 200, "{path}: {}", r.body);
+            r.body.to_string()
+        })
+        .collect()
+    };
+    let before = answers(f.url());
+    let dir = f._dir.path().to_owned();
+    f.server.stop();
+
+    let keysmith = |args: &[&str]| {
+        let mut cmd = Command::new(common::BIN);
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("KEYSMITH_")) {
+            cmd.env_remove(k);
+        }
+        cmd.args(args).current_dir(&dir).output().unwrap()
+    };
+    let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
+    let pg = cluster.create_database().unwrap();
+    let out = keysmith(&["admin", "migrate", "--to", &pg]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("the counts and digests agree"),
+        "{}",
+        text(&out)
+    );
+    let again = keysmith(&["admin", "migrate", "--to", &pg]);
+    assert!(!again.status.success());
+    assert!(text(&again).contains("not empty"), "{}", text(&again));
+
+    let on_pg = Server::start(&dir, "postgres", &[], &[("KEYSMITH_DATABASE_URL", pg.as_str())]);
+    assert_eq!(answers(&on_pg.url), before, "the same answers from PostgreSQL");
+    let out = Sdk::new(NEW).cli_login(&on_pg.url, &f.admin_key);
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+    let out = Sdk::new(OLD).cli_login(&on_pg.url, &legacy);
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+    let viewer = |url: &str, key: &str| common::viewer(url, key).body["auth"]["scope"].clone();
+    assert_eq!(viewer(&on_pg.url, &narrow), "read", "the scope travelled with the key");
+    // The keys' last uses moved with those logins: the answers to carry back.
+    let used = answers(&on_pg.url);
+    assert_ne!(used, before);
+    on_pg.stop();
+
+    // And back, into a new SQLite database.
+    let back = tempfile::tempdir().unwrap();
+    let file = back.path().join("data").join("keysmith.db");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let target = format!("sqlite://{}", file.display());
+    let out = keysmith(&["admin", "migrate", "--database-url", &pg, "--to", &target]);
+    assert!(out.status.success(), "{}", text(&out));
+    std::fs::copy(dir.join("data/server-secret"), back.path().join("data/server-secret")).unwrap();
+    let on_sqlite = Server::start(back.path(), "sqlite-again", &[], &[]);
+    assert_eq!(answers(&on_sqlite.url), used, "the same answers from SQLite again");
+    let out = Sdk::new(NEW).cli_login(&on_sqlite.url, &f.admin_key);
+    assert!(text(&out).contains("Currently logged in as: admin"), "{}", text(&out));
+    on_sqlite.stop();
+}

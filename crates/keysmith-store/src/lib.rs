@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod copy;
 mod error;
 pub mod model;
 mod open;
@@ -18,7 +19,7 @@ mod sqlite;
 
 pub use error::StoreError;
 pub use model::*;
-pub use open::{Backend, open, sqlite_path};
+pub use open::{Backend, migrate_database, open, sqlite_path};
 pub use postgres::PostgresStore;
 pub use postgres::{INVALIDATION_CHANNEL, LISTENER_APPLICATION_NAME};
 pub use sqlite::{SqliteStore, inspect_backup, restore_backup};

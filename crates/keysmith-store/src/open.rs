@@ -46,3 +46,29 @@ pub async fn open(url: &str) -> crate::Result<Arc<dyn Store>> {
         "unsupported database URL scheme `{scheme}`: use postgres://user:password@host/db or sqlite://<path>"
     )))
 }
+
+/// The database a URL names, opened and migrated, for a copy.
+async fn side(url: &str) -> crate::Result<crate::copy::Side> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(crate::copy::Side::Postgres(
+            PostgresStore::open(url).await?.pool().clone(),
+        ));
+    }
+    match sqlite_path(url) {
+        Some(path) => Ok(crate::copy::Side::Sqlite(
+            SqliteStore::open(&path).await?.pool().clone(),
+        )),
+        None => Err(StoreError::Open(format!(
+            "unsupported database URL `{}`: use postgres://user:password@host/db or sqlite://<path>",
+            url.split_once("://").map_or("(none)", |(s, _)| s)
+        ))),
+    }
+}
+
+/// Copies the database at `from` into the empty database at `to` (either backend to
+/// either), both brought to this version's schema first; see [`crate::copy`].
+pub async fn migrate_database(from: &str, to: &str) -> crate::Result<Vec<crate::copy::TableCopy>> {
+    let source = side(from).await?;
+    let target = side(to).await?;
+    crate::copy::copy(&source, &target).await
+}

@@ -52,6 +52,11 @@ impl crate::InvalidationFeed for PgFeed {
 }
 
 impl PostgresStore {
+    /// The connection pool, for copying whole databases (`crate::copy`).
+    pub(crate) fn pool(&self) -> &Pool<Postgres> {
+        &self.pool
+    }
+
     /// Connects to `url` (`postgres://…`) and applies migrations.
     pub async fn open(url: &str) -> crate::Result<Self> {
         // JIT compilation pays off for long analytical queries; for short OLTP queries

@@ -14,6 +14,11 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// The connection pool, for copying whole databases (`crate::copy`).
+    pub(crate) fn pool(&self) -> &Pool<Sqlite> {
+        &self.pool
+    }
+
     /// Opens (creating if missing) the database file at `path` and applies migrations.
     pub async fn open(path: &Path) -> crate::Result<Self> {
         let options = SqliteConnectOptions::new()

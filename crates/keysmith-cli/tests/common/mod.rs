@@ -240,3 +240,14 @@ pub fn ensure_e2e_packages() {
         assert!(status.success(), "npm ci in e2e/ failed");
     });
 }
+
+/// `GET /api/v1/viewer` with `key` as a bearer token.
+pub fn viewer(url: &str, key: &str) -> Reply {
+    let bearer = format!("Bearer {key}");
+    http(
+        "GET",
+        &format!("{url}/api/v1/viewer"),
+        &[("authorization", bearer.as_str())],
+        None,
+    )
+}
