@@ -35,6 +35,7 @@ pub enum Action {
     TeamMemberRemoved,
     ServiceAccountCreated,
     ServiceAccountDeleted,
+    ServiceAccountNetworksChanged,
     OrgCreated,
     OrgSettingsChanged,
     WebhookCreated,
@@ -54,7 +55,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 37] = [
+    pub const ALL: [Action; 38] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
@@ -78,6 +79,7 @@ impl Action {
         Self::TeamMemberRemoved,
         Self::ServiceAccountCreated,
         Self::ServiceAccountDeleted,
+        Self::ServiceAccountNetworksChanged,
         Self::OrgCreated,
         Self::OrgSettingsChanged,
         Self::WebhookCreated,
@@ -129,6 +131,7 @@ impl Action {
             Self::TeamMemberRemoved => "team.member_removed",
             Self::ServiceAccountCreated => "service_account.created",
             Self::ServiceAccountDeleted => "service_account.deleted",
+            Self::ServiceAccountNetworksChanged => "service_account.networks_changed",
             Self::OrgCreated => "org.created",
             Self::OrgSettingsChanged => "org.settings_changed",
             Self::WebhookCreated => "webhook.created",

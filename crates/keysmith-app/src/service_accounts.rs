@@ -162,9 +162,9 @@ pub async fn create(
     Ok(account)
 }
 
-/// Deletes a service account the caller manages, and all its keys. One they may not
-/// manage is "not found".
-pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Result<ServiceAccount> {
+/// The service account `name` of `org`, if the caller (with an administering scope)
+/// manages it; "not found" otherwise.
+async fn managed(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Result<(Org, ServiceAccount)> {
     acting.administrator()?;
     let not_found = AppError::NotFound(Missing::ServiceAccount);
     let org = member_org(app, acting.caller, org).await?;
@@ -173,10 +173,48 @@ pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Re
     if account.org != org.id || !may_manage(&acting.caller.roles, &account) {
         return Err(not_found);
     }
+    Ok((org, account))
+}
+
+/// Deletes a service account the caller manages, and all its keys. One they may not
+/// manage is "not found".
+pub async fn delete(app: &App, acting: &Acting<'_>, org: &str, name: &str) -> Result<ServiceAccount> {
+    let (org, account) = managed(app, acting, org, name).await?;
+    let not_found = AppError::NotFound(Missing::ServiceAccount);
     let audit = AuditContext::of(acting).entry(org.id, Action::ServiceAccountDeleted, &account.user.username, None);
     if !app.store.delete_user(account.user.id, &audit).await? {
         return Err(not_found);
     }
     tracing::info!(user.id = account.user.id.0, "service account deleted");
     Ok(account)
+}
+
+/// Sets where a service account's keys may be used from (`None` lifts its own list;
+/// the organization's still applies), for those who manage it. Its keys follow at
+/// once, on every replica. One they may not manage is "not found".
+pub async fn set_networks(
+    app: &App,
+    acting: &Acting<'_>,
+    org: &str,
+    name: &str,
+    networks: Option<keysmith_core::Networks>,
+) -> Result<ServiceAccount> {
+    let (org, account) = managed(app, acting, org, name).await?;
+    let not_found = AppError::NotFound(Missing::ServiceAccount);
+    let text = networks.map(|n| n.to_string());
+    let audit = AuditContext::of(acting).entry(
+        org.id,
+        Action::ServiceAccountNetworksChanged,
+        &account.user.username,
+        Some(serde_json::json!({ "allowed_networks": text })),
+    );
+    if !app
+        .store
+        .set_service_account_networks(account.user.id, text, &audit)
+        .await?
+    {
+        return Err(not_found);
+    }
+    tracing::info!(user.id = account.user.id.0, "service account networks changed");
+    app.store.get_service_account(account.user.id).await?.ok_or(not_found)
 }

@@ -418,6 +418,105 @@ async fn a_service_accounts_allowlist_applies_to_every_key_of_the_account() {
     );
 }
 
+/// A service account's list changes after it was made, with its keys following at
+/// once (warm in the cache); only those who manage it may change it, and the change is
+/// audited.
+#[tokio::test]
+async fn a_service_accounts_allowlist_changes_at_once_for_its_keys() {
+    let app = TestApp::sqlite().await;
+    let session = app.admin().await;
+    let r = app
+        .request(
+            Method::POST,
+            "/api/v1/orgs/default/service-accounts",
+            &session,
+            Some(json!({"name": "etl-bot"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = app
+        .request(
+            Method::POST,
+            KEYS,
+            &session,
+            Some(json!({"name": "etl", "owner": "etl-bot"})),
+        )
+        .await;
+    let key = r.body["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        viewer(&app, ELSEWHERE, &key).await.status,
+        StatusCode::OK,
+        "anywhere, and now cached"
+    );
+
+    let path = "/api/v1/orgs/default/service-accounts/etl-bot";
+    let r = app
+        .request(
+            Method::PATCH,
+            path,
+            &session,
+            Some(json!({"allowed_networks": ["198.51.100.0/24"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["allowed_networks"], json!(["198.51.100.0/24"]));
+    assert_eq!(viewer(&app, ELSEWHERE, &key).await.code(), "ip_not_allowed", "at once");
+    assert_eq!(viewer(&app, OFFICE, &key).await.status, StatusCode::OK);
+
+    let r = app
+        .request(Method::PATCH, path, &session, Some(json!({"allowed_networks": []})))
+        .await;
+    assert_eq!(r.body["allowed_networks"], json!([]), "{}", r.text);
+    assert_eq!(
+        viewer(&app, ELSEWHERE, &key).await.status,
+        StatusCode::OK,
+        "lifted at once"
+    );
+
+    let r = app
+        .request(
+            Method::PATCH,
+            path,
+            &session,
+            Some(json!({"allowed_networks": ["10.0.0.0/99"]})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "invalid_value"),
+        "{}",
+        r.text
+    );
+    app.add_user("dev").await;
+    let dev = Auth::Session(app.sign_in("dev", common::USER_PASSWORD).await);
+    let r = app
+        .request(
+            Method::PATCH,
+            path,
+            &dev,
+            Some(json!({"allowed_networks": ["10.0.0.0/8"]})),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "a member does not manage it: {}",
+        r.text
+    );
+    let audit = app
+        .request(
+            Method::GET,
+            "/api/v1/orgs/default/audit?action=service_account.networks_changed",
+            &session,
+            None,
+        )
+        .await;
+    let items = audit.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{}", audit.text);
+    assert_eq!(items[1]["detail"]["allowed_networks"], "198.51.100.0/24");
+    assert_eq!(items[0]["detail"]["allowed_networks"], Value::Null);
+}
+
 /// Writes the refusals noted so far (the server does it every second) and lists the
 /// audit entries for them, newest first.
 async fn audited_refusals(app: &TestApp) -> Vec<Value> {

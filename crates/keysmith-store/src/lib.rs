@@ -166,6 +166,15 @@ pub trait Store: Send + Sync + 'static {
         audit: &[NewAuditEntry],
     ) -> Result<ServiceAccount>;
     async fn get_service_account(&self, user: UserId) -> Result<Option<ServiceAccount>>;
+    /// Sets where a service account's keys may be used from (`None`: wherever its
+    /// organization allows), with the audit entry; every cached key of the account is
+    /// stale at once, on every replica. `false` if there is no such account.
+    async fn set_service_account_networks(
+        &self,
+        user: UserId,
+        networks: Option<String>,
+        audit: &[NewAuditEntry],
+    ) -> Result<bool>;
     /// The org's service accounts; with `team`, only that team's.
     async fn list_service_accounts(&self, org: OrgId, team: Option<TeamId>) -> Result<Vec<ServiceAccount>>;
 

@@ -927,6 +927,30 @@ macro_rules! sql_store {
                 self.get_service_account(user.id).await?.ok_or_else(|| corrupt("service account vanished"))
             }
 
+            async fn set_service_account_networks(
+                &self,
+                user: UserId,
+                networks: Option<String>,
+                audit: &[NewAuditEntry],
+            ) -> Result<bool> {
+                let mut tx = self.begin().await?;
+                let done = sqlx::query("UPDATE service_accounts SET allowed_networks = $1 WHERE user_id = $2")
+                    .bind(networks)
+                    .bind(user.0)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                append_audit(&mut tx, audit).await?;
+                let inv = Invalidation::Owner(user);
+                invalidate(&mut tx, &inv).await?;
+                tx.commit().await.map_err(backend_err)?;
+                self.hooks.fire(&inv);
+                Ok(true)
+            }
+
             async fn get_service_account(&self, user: UserId) -> Result<Option<ServiceAccount>> {
                 let sql = format!("{SERVICE_ACCOUNT_SELECT} WHERE s.user_id = $1");
                 let row = sqlx::query(&sql).bind(user.0).fetch_optional(&self.pool).await.map_err(backend_err)?;

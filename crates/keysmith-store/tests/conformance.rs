@@ -1625,6 +1625,53 @@ async fn the_key_report_finds_each_kind_of_key(store: Arc<dyn Store>) {
     assert_eq!(writer.last_write_at, Some(800), "never backwards");
 }
 
+/// A service account's allowlist changes after it was made, with an audit entry and
+/// an invalidation of its keys; an unknown account changes nothing.
+async fn a_service_accounts_networks_change(store: Arc<dyn Store>) {
+    let org = store.create_org("nets", 1).await.unwrap();
+    let account = NewServiceAccount {
+        org: org.id,
+        team: None,
+        username: "net-bot".into(),
+        description: String::new(),
+        created_by: None,
+        external_subject: None,
+        allowed_networks: None,
+    };
+    let bot = store.create_service_account(account, 1, &[]).await.unwrap().user.id;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let hook = seen.clone();
+    store.on_invalidation(Box::new(move |inv| hook.lock().unwrap().push(inv.clone())));
+    let audit = [entry(org.id, "service_account.networks_changed", "net-bot")];
+    assert!(
+        store
+            .set_service_account_networks(bot, Some("10.0.0.0/8".into()), &audit)
+            .await
+            .unwrap()
+    );
+    let read = store.get_service_account(bot).await.unwrap().unwrap();
+    assert_eq!(read.allowed_networks.as_deref(), Some("10.0.0.0/8"));
+    assert!(
+        seen.lock().unwrap().contains(&Invalidation::Owner(bot)),
+        "its keys are stale"
+    );
+    assert!(store.set_service_account_networks(bot, None, &[]).await.unwrap());
+    assert_eq!(
+        store.get_service_account(bot).await.unwrap().unwrap().allowed_networks,
+        None
+    );
+    let nobody = store.create_user(person("not-a-bot"), 1).await.unwrap().id;
+    assert!(!store.set_service_account_networks(nobody, None, &audit).await.unwrap());
+    let logged = store
+        .list_audit(&AuditQuery {
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 1, "audited once, and not for the account that is not one");
+}
+
 async fn webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease(store: Arc<dyn Store>) {
     let org = store.create_org("hooks", 1).await.unwrap();
     let hook = store
@@ -2134,6 +2181,7 @@ conformance!(
     key_notices_are_given_once_per_kind_and_due_time,
     emails_are_queued_with_their_notice_and_claimed_under_a_lease,
     the_key_report_finds_each_kind_of_key,
+    a_service_accounts_networks_change,
     webhook_events_are_queued_once_and_deliveries_claimed_under_a_lease,
     webhook_secrets_rotate_keeping_the_previous_version_with_its_time,
     committed_changes_announce_invalidations_and_auth_records_carry_the_orgs,

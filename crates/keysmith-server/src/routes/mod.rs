@@ -59,7 +59,10 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
             service_accounts::list_service_accounts,
             service_accounts::create_service_account
         ))
-        .routes(routes!(service_accounts::delete_service_account))
+        .routes(routes!(
+            service_accounts::delete_service_account,
+            service_accounts::update_service_account
+        ))
         .routes(routes!(audit_log::list_audit))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
         .routes(routes!(webhooks::delete_webhook))

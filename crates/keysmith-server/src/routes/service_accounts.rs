@@ -145,6 +145,39 @@ pub async fn create_service_account(
     Ok((StatusCode::CREATED, Json(view(account))).into_response())
 }
 
+/// A change to a service account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServiceAccountRequest {
+    /// Where its keys may be used from: CIDR blocks or addresses, IPv4 and IPv6 (at
+    /// most 64); `[]` lifts the account's own list (the organization's still applies).
+    /// Its keys follow at once, on every replica.
+    #[schema(max_items = 64)]
+    pub(crate) allowed_networks: Vec<String>,
+}
+
+/// Change where a service account's keys may be used from (those who manage it).
+#[utoipa::path(patch, path = "/api/v1/orgs/{org}/service-accounts/{name}", tag = "service-accounts",
+    request_body = UpdateServiceAccountRequest,
+    params(("org" = String, Path, description = "Organization name"), ("name" = String, Path, description = "Service account name")),
+    responses(
+        (status = 200, body = ServiceAccountView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), JsonBodyRejections,
+    ),
+    security(("api_key" = []), ("basic" = []), ("bearer" = []), ("session" = [])))]
+pub async fn update_service_account(
+    State(state): State<AppState>,
+    Authorized(caller): Authorized,
+    SourceAddr(source): SourceAddr,
+    ApiPath((org, name)): ApiPath<(String, String)>,
+    ApiJson(request): ApiJson<UpdateServiceAccountRequest>,
+) -> Result<Json<ServiceAccountView>, ApiError> {
+    let networks = input::networks("allowed_networks", &request.allowed_networks)?;
+    let acting = Acting::new(&caller, &source, state.now());
+    let account = service_accounts::set_networks(&state.app, &acting, &org, &name, networks).await?;
+    Ok(Json(view(account)))
+}
+
 /// Delete a service account and all its keys.
 #[utoipa::path(delete, path = "/api/v1/orgs/{org}/service-accounts/{name}", tag = "service-accounts",
     params(("org" = String, Path, description = "Organization name"), ("name" = String, Path, description = "Service account name")),
