@@ -21,6 +21,7 @@ pub enum Action {
     ApiKeyUnused,
     ApiKeyExposed,
     ApiKeyImported,
+    ApiKeyPurged,
     UserCreated,
     UserInvited,
     UserInvitationAccepted,
@@ -55,7 +56,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 38] = [
+    pub const ALL: [Action; 39] = [
         Self::ApiKeyCreated,
         Self::ApiKeyRenamed,
         Self::ApiKeyRotated,
@@ -65,6 +66,7 @@ impl Action {
         Self::ApiKeyUnused,
         Self::ApiKeyExposed,
         Self::ApiKeyImported,
+        Self::ApiKeyPurged,
         Self::UserCreated,
         Self::UserInvited,
         Self::UserInvitationAccepted,
@@ -117,6 +119,7 @@ impl Action {
             Self::ApiKeyUnused => "api_key.unused",
             Self::ApiKeyExposed => "api_key.exposed",
             Self::ApiKeyImported => "api_key.imported",
+            Self::ApiKeyPurged => "api_key.purged",
             Self::UserCreated => "user.created",
             Self::UserInvited => "user.invited",
             Self::UserInvitationAccepted => "user.invitation_accepted",

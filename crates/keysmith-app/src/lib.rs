@@ -30,6 +30,7 @@ pub mod operator;
 pub mod orgs;
 pub mod password;
 pub mod rate_limit;
+pub mod retention;
 pub mod scim;
 pub mod service_accounts;
 pub mod sessions;
@@ -83,6 +84,8 @@ pub struct Inner {
     pub sso_secrets_dir: std::path::PathBuf,
     /// When keys are warned about before they expire.
     pub notices: notices::NoticeSettings,
+    /// How long expired keys and finished deliveries stay.
+    pub retention: retention::RetentionSettings,
 }
 
 impl std::ops::Deref for App {
@@ -119,6 +122,8 @@ pub struct Settings {
     pub sso_secrets_dir: std::path::PathBuf,
     /// When keys are warned about before they expire.
     pub notices: notices::NoticeSettings,
+    /// How long expired keys and finished deliveries stay.
+    pub retention: retention::RetentionSettings,
 }
 
 impl Default for Settings {
@@ -136,6 +141,7 @@ impl Default for Settings {
             issuer_fetcher: federation::Fetcher::default(),
             sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
             notices: notices::NoticeSettings::default(),
+            retention: retention::RetentionSettings::default(),
         }
     }
 }
@@ -179,6 +185,7 @@ impl App {
             issuer_keys: federation::IssuerKeys::new(settings.issuer_fetcher),
             sso_secrets_dir: settings.sso_secrets_dir,
             notices: settings.notices,
+            retention: settings.retention,
         }))
     }
 

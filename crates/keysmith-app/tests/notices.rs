@@ -10,8 +10,7 @@ mod common;
 use common::{caller, new_user};
 use keysmith_app::time::{DAY_MS, HOUR_MS};
 use keysmith_app::{Acting, App, Clock, ManualClock, notices, orgs, webhooks};
-use keysmith_core::{KeyPrefix, generate_v1};
-use keysmith_store::{AuditQuery, KeyFormat, NewKey, OrgSettings, Store, StoredKey};
+use keysmith_store::{AuditQuery, OrgSettings, Store, StoredKey};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -49,23 +48,7 @@ async fn insert_key_by(
 ) -> StoredKey {
     let owner = store.find_user_by_username(owner).await.unwrap().unwrap();
     let creator = store.find_user_by_username(creator).await.unwrap().unwrap();
-    let k = generate_v1(&KeyPrefix::default()).unwrap();
-    let key = NewKey {
-        key_id: k.key_id,
-        digest: k.digest,
-        format: KeyFormat::V1,
-        display: k.display,
-        name: name.into(),
-        owner: owner.id,
-        created_by: Some(creator.id),
-        created_at: NOW,
-        expires_at,
-        rotated_from: None,
-        federated_issuer: None,
-        scope: keysmith_core::KeyScope::Admin,
-        allowed_networks: None,
-        requests_per_minute: None,
-    };
+    let key = common::new_key(owner.id, creator.id, name, NOW, expires_at);
     store.insert_key(key, &[]).await.unwrap()
 }
 

@@ -87,6 +87,12 @@ pub struct Config {
     /// When keys are warned about before they expire (`api_key.expiring`): days
     /// ahead, comma-separated; `off` for never. Each warning is given once per key.
     pub key_expiry_notice_days: String,
+    /// Days after a key expires (or its rotation's grace period ends) until it is
+    /// removed, audited as `api_key.purged`; 0 keeps expired keys for ever.
+    pub expired_key_retention_days: u32,
+    /// Days a delivered or failed webhook delivery stays in the delivery log; 0 keeps
+    /// them for ever.
+    pub delivery_log_retention_days: u32,
     /// The mail server notices are sent through by email: `smtps://host[:465]` (TLS
     /// from the start), `smtp://host[:587]` (STARTTLS, required), or
     /// `smtp://127.0.0.1:port?tls=none` (plain text, to this machine only). Unset:
@@ -191,6 +197,8 @@ impl std::fmt::Debug for Config {
             .field("key_failures_per_minute", &self.key_failures_per_minute)
             .field("exposure_reports_per_minute", &self.exposure_reports_per_minute)
             .field("key_expiry_notice_days", &self.key_expiry_notice_days)
+            .field("expired_key_retention_days", &self.expired_key_retention_days)
+            .field("delivery_log_retention_days", &self.delivery_log_retention_days)
             .field("smtp", &self.smtp())
             .field("trusted_proxies", &self.trusted_proxies)
             .field("tls_cert_file", &self.tls_cert_file)
@@ -230,6 +238,8 @@ impl Default for Config {
             key_failures_per_minute: 60,
             exposure_reports_per_minute: 30,
             key_expiry_notice_days: "7,1".to_owned(),
+            expired_key_retention_days: 0,
+            delivery_log_retention_days: 0,
             smtp_url: None,
             smtp_from: None,
             smtp_username: None,
@@ -414,6 +424,16 @@ impl Config {
         crate::auth::source::TrustedProxies::parse(&self.trusted_proxies).map_err(ConfigError::Invalid)?;
         self.notices()?;
         self.mailer()?;
+        for (name, days) in [
+            ("expired_key_retention_days", self.expired_key_retention_days),
+            ("delivery_log_retention_days", self.delivery_log_retention_days),
+        ] {
+            if days > 36_500 {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} is at most 36500 days (0 keeps for ever)"
+                )));
+            }
+        }
         if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
             return Err(ConfigError::Invalid(
                 "set both tls_cert_file and tls_key_file to serve HTTPS, or neither".into(),

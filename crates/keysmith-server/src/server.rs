@@ -177,6 +177,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
             cache_max_keys: config.cache_max_keys,
             cache_max_age_ms: i64::from(config.cache_max_age_seconds) * 1000,
             notices,
+            retention: keysmith_app::retention::RetentionSettings {
+                expired_key_days: config.expired_key_retention_days,
+                delivery_days: config.delivery_log_retention_days,
+            },
         },
     );
     let configured: Vec<keysmith_app::sso::ConfiguredProvider> = config
@@ -246,7 +250,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
     served.map_err(RunError::Serve)
 }
 
-/// Writes last-used times every `interval` and drops expired sessions hourly.
+/// Writes last-used times every `interval`; hourly, drops expired sessions, old
+/// emails, and expired keys and deliveries past their retention.
 async fn background_work(state: AppState, interval: Duration) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -263,6 +268,17 @@ async fn background_work(state: AppState, interval: Duration) {
                 Ok(n) if n > 0 => tracing::info!(sessions.deleted = n, "expired sessions removed"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error.detail = %e, "could not remove expired sessions"),
+            }
+            match keysmith_app::retention::purge(&state.app).await {
+                Ok(p) if p.keys > 0 || p.deliveries > 0 => {
+                    tracing::info!(
+                        keys.purged = p.keys,
+                        deliveries.purged = p.deliveries,
+                        "past their retention: removed"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error.detail = %e, "could not remove what is past its retention"),
             }
             match state.store.purge_emails(state.now() - EMAIL_KEPT_MS).await {
                 Ok(n) if n > 0 => tracing::info!(emails.deleted = n, "old sent or failed emails removed"),

@@ -78,6 +78,8 @@ pub struct Settings {
     pub public_origin: Option<String>,
     /// When keys are warned about before they expire.
     pub notices: keysmith_app::notices::NoticeSettings,
+    /// How long expired keys and finished deliveries stay.
+    pub retention: keysmith_app::retention::RetentionSettings,
 }
 
 impl Default for Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
             sso_secrets_dir: std::path::PathBuf::from("data/sso-secrets"),
             public_origin: None,
             notices: keysmith_app::notices::NoticeSettings::default(),
+            retention: keysmith_app::retention::RetentionSettings::default(),
         }
     }
 }
@@ -134,6 +137,7 @@ impl AppState {
                 issuer_fetcher: keysmith_app::federation::Fetcher(oidc_http.clone()),
                 sso_secrets_dir: settings.sso_secrets_dir.clone(),
                 notices: settings.notices.clone(),
+                retention: settings.retention,
             },
             usage.clone(),
         );

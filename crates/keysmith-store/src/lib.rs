@@ -206,6 +206,12 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, token_digest: &KeyDigest) -> Result<()>;
     /// Removes sessions that expired before `now`; returns how many.
     async fn delete_expired_sessions(&self, now: i64) -> Result<u64>;
+    /// Keys (and federated sessions) that expired at or before `before`, the oldest
+    /// expiry first.
+    async fn keys_expired_before(&self, before: i64, limit: u32) -> Result<Vec<StoredKey>>;
+    /// Removes webhook deliveries that are done (delivered or failed) and were made
+    /// before `before`; how many.
+    async fn purge_deliveries(&self, before: i64) -> Result<u64>;
 
     // ------------------------------------------------------------ keys
     async fn insert_key(&self, key: NewKey, audit: &[NewAuditEntry]) -> Result<StoredKey>;

@@ -1321,6 +1321,28 @@ macro_rules! sql_store {
                 rows.iter().map(email_from_row).collect()
             }
 
+            async fn keys_expired_before(&self, before: i64, limit: u32) -> Result<Vec<StoredKey>> {
+                let sql = format!(
+                    "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE k.expires_at <= $1 ORDER BY k.expires_at, k.key_id LIMIT $2"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                rows.iter().map(key_from_row).collect()
+            }
+
+            async fn purge_deliveries(&self, before: i64) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                Ok(done.rows_affected())
+            }
+
             async fn purge_emails(&self, before: i64) -> Result<u64> {
                 let done = sqlx::query("DELETE FROM email_outbox WHERE status <> 'pending' AND created_at < $1")
                     .bind(before)

@@ -45,3 +45,30 @@ pub async fn postgres_store(cluster: &keysmith_pgtest::PgCluster) -> Arc<dyn Sto
     let url = cluster.create_database().unwrap();
     Arc::new(keysmith_store::PostgresStore::open(&url).await.unwrap())
 }
+
+/// A v1 key of `owner` as a store would hold it: admin scope, no list, no limit.
+pub fn new_key(
+    owner: keysmith_core::UserId,
+    created_by: keysmith_core::UserId,
+    name: &str,
+    created_at: i64,
+    expires_at: Option<i64>,
+) -> keysmith_store::NewKey {
+    let k = keysmith_core::generate_v1(&keysmith_core::KeyPrefix::default()).unwrap();
+    keysmith_store::NewKey {
+        key_id: k.key_id,
+        digest: k.digest,
+        format: keysmith_store::KeyFormat::V1,
+        display: k.display,
+        name: name.into(),
+        owner,
+        created_by: Some(created_by),
+        created_at,
+        expires_at,
+        rotated_from: None,
+        federated_issuer: None,
+        scope: keysmith_core::KeyScope::Admin,
+        allowed_networks: None,
+        requests_per_minute: None,
+    }
+}
