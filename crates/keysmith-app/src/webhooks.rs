@@ -337,7 +337,7 @@ fn payload(entry: &AuditEntry, org: &str) -> String {
 pub async fn pump(app: &App) -> Result<usize> {
     let mut queued = 0;
     loop {
-        let (cursor, entries) = app.store.outbox_batch(200).await?;
+        let (cursor, entries) = app.store.outbox_batch(app.now(), 200).await?;
         let Some(last) = entries.last().map(|e| e.id) else {
             return Ok(queued);
         };

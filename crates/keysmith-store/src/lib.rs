@@ -309,8 +309,10 @@ pub trait Store: Send + Sync + 'static {
     /// the version it had becomes `previous_secret_version`, with the audit entries, in
     /// one transaction. `None` if the endpoint is gone.
     async fn rotate_webhook_secret(&self, id: i64, at: i64, audit: &[NewAuditEntry]) -> Result<Option<Webhook>>;
-    /// The outbox cursor and up to `limit` audit entries after it, oldest first.
-    async fn outbox_batch(&self, limit: u32) -> Result<(i64, Vec<AuditEntry>)>;
+    /// The outbox cursor and up to `limit` audit entries after it, oldest first, up
+    /// to the first ID still missing at `now` (a transaction that took it may still
+    /// commit; docs/RELIABILITY.md).
+    async fn outbox_batch(&self, now: i64, limit: u32) -> Result<(i64, Vec<AuditEntry>)>;
     /// Moves the outbox cursor from `from` to `to` and queues `deliveries`, in one
     /// transaction; `false` (nothing written) if the cursor was no longer at `from`.
     async fn commit_outbox(&self, from: i64, to: i64, deliveries: &[NewDelivery]) -> Result<bool>;

@@ -22,6 +22,29 @@ pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.c
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
 
+/// How long the outbox waits for a missing audit ID before it goes past it.
+pub(crate) const GAP_WAIT_MS: i64 = 60_000;
+
+/// The entries after `cursor` that may be read now: up to the first ID still missing.
+/// IDs are handed out at insert, not at commit, so on PostgreSQL a transaction that took
+/// a lower ID may commit after one with a higher ID; moving the cursor past the gap
+/// would lose its entry for good. A gap is passed only once the entry after it is
+/// [`GAP_WAIT_MS`] old (the missing transaction rolled back, or is stuck far longer
+/// than any audited change takes). Audit entries are never deleted, and both backends
+/// hand out consecutive IDs, so a gap means exactly that.
+pub(crate) fn without_gaps(cursor: i64, entries: Vec<crate::AuditEntry>, now: i64) -> Vec<crate::AuditEntry> {
+    let mut expected = cursor + 1;
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if entry.id != expected && entry.at > now - GAP_WAIT_MS {
+            break;
+        }
+        expected = entry.id + 1;
+        out.push(entry);
+    }
+    out
+}
+
 pub(crate) const KEY_FROM: &str =
     "api_keys k JOIN users u ON u.id = k.owner_user_id LEFT JOIN users cb ON cb.id = k.created_by_user_id";
 
@@ -1819,7 +1842,7 @@ macro_rules! sql_store {
                 webhook_from_row(&row).map(Some)
             }
 
-            async fn outbox_batch(&self, limit: u32) -> Result<(i64, Vec<AuditEntry>)> {
+            async fn outbox_batch(&self, now: i64, limit: u32) -> Result<(i64, Vec<AuditEntry>)> {
                 let cursor: i64 = sqlx::query_scalar("SELECT last_audit_id FROM webhook_outbox WHERE id = 1")
                     .fetch_one(&self.pool)
                     .await
@@ -1833,7 +1856,8 @@ macro_rules! sql_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend_err)?;
-                Ok((cursor, rows.iter().map(audit_from_row).collect::<Result<_>>()?))
+                let entries: Vec<AuditEntry> = rows.iter().map(audit_from_row).collect::<Result<_>>()?;
+                Ok((cursor, crate::sql_store::without_gaps(cursor, entries, now)))
             }
 
             async fn commit_outbox(&self, from: i64, to: i64, deliveries: &[NewDelivery]) -> Result<bool> {
