@@ -1,4 +1,5 @@
-//! Reading an organization's audit log (org admins), newest first, a page at a time.
+//! Reading an organization's audit log (org admins), newest first, a page at a time;
+//! and exporting it oldest first, resumable, for a SIEM.
 
 use crate::App;
 use crate::access::admin_org;
@@ -71,4 +72,41 @@ pub async fn list(app: &App, caller: &Caller, org: &str, filter: Filter) -> Resu
         None
     };
     Ok(Page { entries, next_cursor })
+}
+
+/// Entries an export reads at most per call.
+pub const EXPORT_LIMIT: u32 = 1000;
+
+/// A piece of the audit log in the order it was written: the entries after a cursor,
+/// and the cursor to resume after (an entry ID; the same for every organization, so
+/// resuming never repeats or skips one).
+#[derive(Debug, Clone)]
+pub struct Export {
+    pub entries: Vec<AuditEntry>,
+    pub next_after: i64,
+}
+
+/// The entries of `org` (every organization's with `None`) after `after`, oldest
+/// first: at most `limit` read (1 to [`EXPORT_LIMIT`]). Stops before an ID that is
+/// still to commit, so a reader resuming from `next_after` misses nothing.
+pub async fn export_after(app: &App, org: Option<keysmith_core::OrgId>, after: i64, limit: u32) -> Result<Export> {
+    if !(1..=EXPORT_LIMIT).contains(&limit) {
+        return Err(AppError::InvalidQuery(format!(
+            "limit must be between 1 and {EXPORT_LIMIT}"
+        )));
+    }
+    if after < 0 {
+        return Err(AppError::InvalidCursor);
+    }
+    let (next_after, mut entries) = app.store.audit_after(after, app.now(), limit).await?;
+    if let Some(org) = org {
+        entries.retain(|e| e.org == org);
+    }
+    Ok(Export { entries, next_after })
+}
+
+/// [`export_after`] for an organization's admin.
+pub async fn export(app: &App, caller: &Caller, org: &str, after: i64, limit: u32) -> Result<Export> {
+    let org = admin_org(app, caller, org).await?;
+    export_after(app, Some(org.id), after, limit).await
 }

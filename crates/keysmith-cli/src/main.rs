@@ -665,6 +665,30 @@ Examples:
   keysmith admin migrate --to postgres://keysmith@db.internal/keysmith --data-dir /var/lib/keysmith
   keysmith admin migrate --database-url \"$DATABASE_URL\" --to sqlite:///tmp/copy/keysmith.db")]
     Migrate(MigrateArgs),
+    /// Write the audit log as JSON lines, oldest first, for a SIEM: every entry after
+    /// --after, then "resume with --after N" on standard error.
+    #[command(after_help = "\
+Each line is one entry with its stable id, organization, time, actor, action, target,
+source address and detail, as GET /api/v1/orgs/{org}/audit/export gives it. Resuming
+with --after never repeats or skips an entry: an entry whose transaction has not yet
+committed holds the export back rather than being passed.
+
+Examples:
+  keysmith admin audit-export --data-dir /var/lib/keysmith > audit.jsonl
+  keysmith admin audit-export --after 48213 --org research >> audit.jsonl")]
+    AuditExport(AuditExportArgs),
+}
+
+#[derive(Args)]
+struct AuditExportArgs {
+    /// Only entries after this ID (the one the last export said to resume with)
+    #[arg(long, default_value_t = 0)]
+    after: i64,
+    /// Only this organization's entries [default: every organization's]
+    #[arg(long)]
+    org: Option<String>,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -929,6 +953,10 @@ async fn run(cli: Cli) -> Result<()> {
             let config = load_config(None, &args.database)?;
             open_existing_store(&args.database).await?;
             operator::migrate(&config.database_url(), &args.to).await?;
+        }
+        Command::Admin(AdminCommand::AuditExport(args)) => {
+            let store = open_existing_store(&args.database).await?;
+            operator::audit_export(store, args.org.as_deref(), args.after).await?;
         }
         Command::Admin(AdminCommand::Unlock(args)) => {
             let store = open_existing_store(&args.database).await?;

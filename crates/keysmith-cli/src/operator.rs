@@ -137,3 +137,52 @@ pub async fn migrate(from: &str, to: &str) -> Result<()> {
     eprintln!("point the server at the new database now; the old one is left as it was");
     Ok(())
 }
+
+/// `admin audit-export`: every entry after `after` (of `org`, or all), as JSON lines.
+pub async fn audit_export(store: std::sync::Arc<dyn Store>, org: Option<&str>, after: i64) -> Result<()> {
+    use std::collections::HashMap;
+    use std::io::Write;
+    let app = keysmith_server::AppState::new(
+        store.clone(),
+        std::sync::Arc::new(keysmith_server::SystemClock),
+        keysmith_server::Settings::default(),
+    )
+    .app
+    .clone();
+    let org = match org {
+        Some(name) => Some(
+            store
+                .find_org(name)
+                .await?
+                .with_context(|| format!("no organization named `{name}`"))?,
+        ),
+        None => None,
+    };
+    let mut names: HashMap<keysmith_core::OrgId, String> = HashMap::new();
+    let mut out = std::io::stdout().lock();
+    let mut cursor = after;
+    loop {
+        let export = keysmith_server::audit_log::export_after(
+            &app,
+            org.as_ref().map(|o| o.id),
+            cursor,
+            keysmith_server::audit_log::EXPORT_LIMIT,
+        )
+        .await?;
+        for entry in export.entries {
+            if let std::collections::hash_map::Entry::Vacant(slot) = names.entry(entry.org) {
+                let name = store.get_org(entry.org).await?;
+                slot.insert(name.map_or_else(|| entry.org.0.to_string(), |o| o.name));
+            }
+            let org_name = names.get(&entry.org).cloned().unwrap_or_default();
+            writeln!(out, "{}", keysmith_server::audit_export_line(entry, &org_name))?;
+        }
+        if export.next_after == cursor {
+            break;
+        }
+        cursor = export.next_after;
+    }
+    out.flush()?;
+    eprintln!("resume with --after {cursor}");
+    Ok(())
+}

@@ -275,3 +275,60 @@ fn postgresql_is_backed_up_with_pg_dump_and_pg_restore() {
     );
     restored.stop();
 }
+
+/// `keysmith admin audit-export` next to a running server: every entry as a JSON line
+/// (the API's format, tested in keysmith-server's `audit_export.rs`), and resuming
+/// after the cursor it names gives nothing more until something happens.
+#[test]
+fn the_audit_log_exports_as_json_lines_and_resumes() {
+    let started = start_with_admin_key("export", PASSWORD);
+    let url = started.server.url.clone();
+    let auth = format!("Bearer {}", started.key);
+    let data = started.dir.path().join("data");
+    create(&url, &auth, "one");
+    create(&url, &auth, "two");
+    let out = keysmith(&["admin", "audit-export", "--data-dir", data.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let created: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["action"] == "api_key.created")
+        .map(|l| l["detail"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(created, ["export", "one", "two"]);
+    assert!(lines.iter().all(|l| l["organization"] == "default"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let after = err
+        .lines()
+        .find_map(|l| l.strip_prefix("resume with --after "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert_eq!(after, lines.last().unwrap()["id"].to_string());
+    let again = keysmith(&[
+        "admin",
+        "audit-export",
+        "--after",
+        &after,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(again.status.success());
+    assert!(again.stdout.is_empty(), "nothing new");
+    create(&url, &auth, "three");
+    let more = keysmith(&[
+        "admin",
+        "audit-export",
+        "--after",
+        &after,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&more.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("\"three\""), "{text}");
+    started.server.stop();
+}

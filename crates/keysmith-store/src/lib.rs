@@ -299,6 +299,10 @@ pub trait Store: Send + Sync + 'static {
 
     // ------------------------------------------------------------ audit
     async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>>;
+    /// Every organization's entries after ID `after`, oldest first, up to `limit`
+    /// read and up to the first ID still missing at `now` (as the webhook outbox
+    /// reads them); with the ID to resume after.
+    async fn audit_after(&self, after: i64, now: i64, limit: u32) -> Result<(i64, Vec<AuditEntry>)>;
 
     // ------------------------------------------------------------ webhooks
     async fn create_webhook(&self, webhook: NewWebhook, audit: &[NewAuditEntry]) -> Result<Webhook>;

@@ -1847,17 +1847,23 @@ macro_rules! sql_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(backend_err)?;
+                let (_, entries) = self.audit_after(cursor, now, limit).await?;
+                Ok((cursor, entries))
+            }
+
+            async fn audit_after(&self, after: i64, now: i64, limit: u32) -> Result<(i64, Vec<AuditEntry>)> {
                 let rows = sqlx::query(
                     "SELECT id, org_id, at, actor_id, actor_name, action, target_kind, target, source_address, detail \
                      FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
                 )
-                .bind(cursor)
+                .bind(after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend_err)?;
                 let entries: Vec<AuditEntry> = rows.iter().map(audit_from_row).collect::<Result<_>>()?;
-                Ok((cursor, crate::sql_store::without_gaps(cursor, entries, now)))
+                let entries = crate::sql_store::without_gaps(after, entries, now);
+                Ok((entries.last().map_or(after, |e| e.id), entries))
             }
 
             async fn commit_outbox(&self, from: i64, to: i64, deliveries: &[NewDelivery]) -> Result<bool> {

@@ -64,6 +64,7 @@ pub(crate) fn api_routes() -> OpenApiRouter<AppState> {
             service_accounts::update_service_account
         ))
         .routes(routes!(audit_log::list_audit))
+        .routes(routes!(audit_log::export_audit))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
         .routes(routes!(webhooks::delete_webhook))
         .routes(routes!(webhooks::rotate_webhook_secret))
