@@ -33,13 +33,14 @@ pub(crate) const GAP_WAIT_MS: i64 = 60_000;
 /// than any audited change takes). Audit entries are never deleted, and both backends
 /// hand out consecutive IDs, so a gap means exactly that.
 pub(crate) fn without_gaps(cursor: i64, entries: Vec<crate::AuditEntry>, now: i64) -> Vec<crate::AuditEntry> {
-    let mut expected = cursor + 1;
+    // Saturating: a reader may name any cursor, the largest ID included.
+    let mut expected = cursor.saturating_add(1);
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries {
-        if entry.id != expected && entry.at > now - GAP_WAIT_MS {
+        if entry.id != expected && entry.at > now.saturating_sub(GAP_WAIT_MS) {
             break;
         }
-        expected = entry.id + 1;
+        expected = entry.id.saturating_add(1);
         out.push(entry);
     }
     out
