@@ -435,11 +435,7 @@ pub async fn key_report(host: Option<&str>, org_flag: Option<&str>, output: Outp
             "KEY ID", "NAME", "OWNER", "SCOPE", "CREATED", "LAST USED"
         );
         for k in &section.items {
-            let owner = if k.owner.kind == "service_account" {
-                format!("{} (sa)", k.owner.username)
-            } else {
-                k.owner.username.clone()
-            };
+            let owner = crate::remote::owner_label(k);
             println!(
                 "  {:<38} {:<24} {:<20} {:<6} {:<10} {:<10} {}",
                 k.display,

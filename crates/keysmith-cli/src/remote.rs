@@ -409,11 +409,7 @@ pub async fn list_keys(host: Option<&str>, query: KeyQuery, all: bool, output: O
                 "EXPIRES"
             );
             for k in &items {
-                let owner = if k.owner.kind == "service_account" {
-                    format!("{} (sa)", k.owner.username)
-                } else {
-                    k.owner.username.clone()
-                };
+                let owner = owner_label(k);
                 let expires = match (&k.expires_at, k.status.as_deref()) {
                     (_, Some("expired")) => "expired".to_owned(),
                     (Some(t), _) => t[..t.len().min(19)].to_owned(),
@@ -577,6 +573,15 @@ pub async fn revoke_exposed(host_flag: Option<&str>, output: Output) -> Result<(
 /// `s` in exactly `width` terminal columns: cut with `…` when wider, padded with
 /// spaces when narrower. Widths are display widths, so Korean, Japanese, Chinese and
 /// emoji (two columns each) keep the next column in line.
+/// A key's owner as tables show it: a service account marked `(sa)`.
+pub(crate) fn owner_label(k: &keysmith_client::ApiKey) -> String {
+    if k.owner.kind == "service_account" {
+        format!("{} (sa)", k.owner.username)
+    } else {
+        k.owner.username.clone()
+    }
+}
+
 pub(crate) fn fit(s: &str, width: usize) -> String {
     use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
     let mut out = String::new();

@@ -22,6 +22,14 @@ pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.c
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
 
+/// A key (`k`) that no rotation has replaced: it is not expiring by a rotation's design.
+pub(crate) const NOT_ROTATED_AWAY: &str = "NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id)";
+
+/// A key (`k`) whose owner is a member of the organization bound as `placeholder`.
+pub(crate) fn owned_in_org(placeholder: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM org_members m WHERE m.user_id = k.owner_user_id AND m.org_id = {placeholder})")
+}
+
 /// How long the outbox waits for a missing audit ID before it goes past it.
 pub(crate) const GAP_WAIT_MS: i64 = 60_000;
 
@@ -110,8 +118,8 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $backend:expr, $begin:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr, $org_networks:expr) => {
         use crate::model::*;
         use crate::sql_store::{
-            KEY_COLUMNS, KEY_FROM, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS, SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS,
-            like_pattern,
+            KEY_COLUMNS, KEY_FROM, NOT_ROTATED_AWAY, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS,
+            SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS, like_pattern, owned_in_org,
         };
         use crate::{Backend, Result, Store, StoreError};
         use keysmith_core::policy::{OwnerScope, Roles};
@@ -384,6 +392,29 @@ macro_rules! sql_store {
         impl $store {
             async fn begin(&self) -> Result<Tx<'_>> {
                 self.pool.begin_with($begin).await.map_err(backend_err)
+            }
+
+            /// Sets a key time column (`last_used_at`, `last_write_at`) to each given
+            /// time, in one transaction; a time never moves backwards.
+            async fn record_latest(&self, column: &'static str, times: &[(KeyId, i64)]) -> Result<()> {
+                if times.is_empty() {
+                    return Ok(());
+                }
+                let sql = format!(
+                    "UPDATE api_keys SET {column} = $1 WHERE key_id = $2 AND ({column} IS NULL OR {column} < $3)"
+                );
+                let mut tx = self.begin().await?;
+                for (key_id, at) in times {
+                    sqlx::query(&sql)
+                        .bind(*at)
+                        .bind(key_id.as_str())
+                        .bind(*at)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(())
             }
         }
 
@@ -1187,7 +1218,7 @@ macro_rules! sql_store {
                     "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE k.expires_at > $1 AND k.expires_at <= $2 \
                      AND k.federated_issuer IS NULL AND NOT EXISTS (SELECT 1 FROM key_notices n \
                      WHERE n.key_id = k.key_id AND n.kind = $3 AND n.due_at = k.expires_at) \
-                     AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id) \
+                     AND {NOT_ROTATED_AWAY} \
                      ORDER BY k.expires_at LIMIT $4"
                 );
                 let rows = sqlx::query(&sql)
@@ -1202,13 +1233,14 @@ macro_rules! sql_store {
             }
 
             async fn idle_keys(&self, org: OrgId, idle_since: i64, now: i64, kind: &str, limit: u32) -> Result<Vec<StoredKey>> {
+                let in_org = owned_in_org("$3");
                 let sql = format!(
                     "SELECT {KEY_COLUMNS} FROM {KEY_FROM} WHERE COALESCE(k.last_used_at, k.created_at) <= $1 \
                      AND (k.expires_at IS NULL OR k.expires_at > $2) AND k.federated_issuer IS NULL \
-                     AND EXISTS (SELECT 1 FROM org_members m WHERE m.user_id = k.owner_user_id AND m.org_id = $3) \
+                     AND {in_org} \
                      AND NOT EXISTS (SELECT 1 FROM key_notices n WHERE n.key_id = k.key_id AND n.kind = $4 \
                      AND n.due_at = COALESCE(k.last_used_at, k.created_at)) \
-                     AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id) \
+                     AND {NOT_ROTATED_AWAY} \
                      ORDER BY COALESCE(k.last_used_at, k.created_at), k.key_id LIMIT $5"
                 );
                 let rows = sqlx::query(&sql)
@@ -1567,45 +1599,11 @@ macro_rules! sql_store {
             }
 
             async fn record_key_use(&self, uses: &[(KeyId, i64)]) -> Result<()> {
-                if uses.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = self.begin().await?;
-                for (key_id, at) in uses {
-                    sqlx::query(
-                        "UPDATE api_keys SET last_used_at = $1 \
-                         WHERE key_id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
-                    )
-                    .bind(*at)
-                    .bind(key_id.as_str())
-                    .bind(*at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
-                }
-                tx.commit().await.map_err(backend_err)?;
-                Ok(())
+                self.record_latest("last_used_at", uses).await
             }
 
             async fn record_key_writes(&self, writes: &[(KeyId, i64)]) -> Result<()> {
-                if writes.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = self.begin().await?;
-                for (key_id, at) in writes {
-                    sqlx::query(
-                        "UPDATE api_keys SET last_write_at = $1 \
-                         WHERE key_id = $2 AND (last_write_at IS NULL OR last_write_at < $3)",
-                    )
-                    .bind(*at)
-                    .bind(key_id.as_str())
-                    .bind(*at)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(backend_err)?;
-                }
-                tx.commit().await.map_err(backend_err)?;
-                Ok(())
+                self.record_latest("last_write_at", writes).await
             }
 
             async fn key_report(&self, q: &KeyReportQuery) -> Result<Vec<StoredKey>> {
@@ -1621,11 +1619,12 @@ macro_rules! sql_store {
                         "k.last_used_at DESC, k.key_id",
                     ),
                 };
+                let in_org = owned_in_org("$1");
                 let sql = format!(
                     "SELECT {KEY_COLUMNS} FROM {KEY_FROM} \
-                     WHERE EXISTS (SELECT 1 FROM org_members m WHERE m.user_id = k.owner_user_id AND m.org_id = $1) \
+                     WHERE {in_org} \
                      AND (k.expires_at IS NULL OR k.expires_at > $2) AND k.federated_issuer IS NULL \
-                     AND NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id) \
+                     AND {NOT_ROTATED_AWAY} \
                      AND {term} ORDER BY {order} LIMIT $4"
                 );
                 let rows = sqlx::query(&sql)

@@ -97,6 +97,28 @@ fn keys() -> [(keysmith_core::KeyId, String, Vec<u8>); 2] {
     })
 }
 
+/// Migrates `$pool` to version 13 with the migrations in `$dir` and stores the rows
+/// of that version: [`ROWS`], a key warned about and a fresh one; gives their IDs.
+macro_rules! version_13 {
+    ($pool:expr, $dir:literal) => {{
+        let pool = $pool;
+        up_to(sqlx::migrate!($dir), 13).run(&pool).await.unwrap();
+        for row in ROWS {
+            sqlx::query(row).execute(&pool).await.unwrap();
+        }
+        let [warned, fresh] = keys();
+        for ((id, display, digest), (name, used, when)) in [
+            (&warned, ("warned", Some(900), Some(1_000))),
+            (&fresh, ("fresh", None, None)),
+        ] {
+            let sql = key_row(id.as_str(), display, name, used, when);
+            sqlx::query(&sql).bind(digest.as_slice()).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+        (warned.0, fresh.0)
+    }};
+}
+
 #[tokio::test]
 async fn sqlite_databases_of_version_13_upgrade() {
     let dir = tempfile::tempdir().unwrap();
@@ -105,48 +127,19 @@ async fn sqlite_databases_of_version_13_upgrade() {
         .filename(&path)
         .create_if_missing(true)
         .foreign_keys(true);
-    let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
-    up_to(sqlx::migrate!("./migrations/sqlite"), 13)
-        .run(&pool)
-        .await
-        .unwrap();
-    for row in ROWS {
-        sqlx::query(row).execute(&pool).await.unwrap();
-    }
-    let [warned, fresh] = keys();
-    for ((id, display, digest), (name, used, when)) in [
-        (&warned, ("warned", Some(900), Some(1_000))),
-        (&fresh, ("fresh", None, None)),
-    ] {
-        let sql = key_row(id.as_str(), display, name, used, when);
-        sqlx::query(&sql).bind(digest.as_slice()).execute(&pool).await.unwrap();
-    }
-    pool.close().await;
+    let (warned, fresh) = version_13!(
+        sqlx::SqlitePool::connect_with(options).await.unwrap(),
+        "./migrations/sqlite"
+    );
     let store = keysmith_store::SqliteStore::open(&path).await.unwrap();
-    check(Arc::new(store), &warned.0, &fresh.0).await;
+    check(Arc::new(store), &warned, &fresh).await;
 }
 
 #[tokio::test]
 async fn postgresql_databases_of_version_13_upgrade() {
     let cluster = keysmith_pgtest::PgCluster::start().expect("a throwaway PostgreSQL cluster");
     let url = cluster.create_database().unwrap();
-    let pool = sqlx::PgPool::connect(&url).await.unwrap();
-    up_to(sqlx::migrate!("./migrations/postgres"), 13)
-        .run(&pool)
-        .await
-        .unwrap();
-    for row in ROWS {
-        sqlx::query(row).execute(&pool).await.unwrap();
-    }
-    let [warned, fresh] = keys();
-    for ((id, display, digest), (name, used, when)) in [
-        (&warned, ("warned", Some(900), Some(1_000))),
-        (&fresh, ("fresh", None, None)),
-    ] {
-        let sql = key_row(id.as_str(), display, name, used, when);
-        sqlx::query(&sql).bind(digest.as_slice()).execute(&pool).await.unwrap();
-    }
-    pool.close().await;
+    let (warned, fresh) = version_13!(sqlx::PgPool::connect(&url).await.unwrap(), "./migrations/postgres");
     let store = keysmith_store::PostgresStore::open(&url).await.unwrap();
-    check(Arc::new(store), &warned.0, &fresh.0).await;
+    check(Arc::new(store), &warned, &fresh).await;
 }
