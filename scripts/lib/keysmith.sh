@@ -6,6 +6,20 @@
 # initdb and postgres refuse to run as root.
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# A throwaway PostgreSQL cluster in $WORK/pg on loopback, with these databases; the
+# caller's cleanup stops it (pg_ctl -D "$WORK/pg" stop). Needs PG_BIN.
+start_postgres() { # port database…
+    local port=$1; shift
+    mkdir -p "$WORK/pg"
+    if [ "$(id -u)" = 0 ]; then chown postgres "$WORK/pg"; fi
+    as_pg "$PG_BIN/initdb" -D "$WORK/pg" -U postgres --auth=trust >/dev/null
+    as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg" -l "$WORK/pg/log" \
+        -o "-p $port -k $WORK/pg -c listen_addresses=127.0.0.1 -c max_connections=400" -w start >/dev/null
+    for db in "$@"; do
+        as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres "$db"
+    done
+}
+
 wait_port() {
     for _ in $(seq 1 200); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
