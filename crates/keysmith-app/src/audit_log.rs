@@ -86,19 +86,43 @@ pub struct Export {
     pub next_after: i64,
 }
 
-/// The entries of `org` (every organization's with `None`) after `after`, oldest
+/// Where an export begins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// After this entry ID: the cursor the export before answered (0: the beginning).
+    After(i64),
+    /// At the first entry written at or after this time (Unix ms); resuming is by the
+    /// cursor the answer gives.
+    Since(i64),
+}
+
+/// The entries of `org` (every organization's with `None`) from `start`, oldest
 /// first: at most `limit` read (1 to [`EXPORT_LIMIT`]). Stops before an ID that is
-/// still to commit, so a reader resuming from `next_after` misses nothing.
-pub async fn export_after(app: &App, org: Option<keysmith_core::OrgId>, after: i64, limit: u32) -> Result<Export> {
+/// still to commit, so a reader resuming from `next_after` misses nothing, and at the
+/// audit chain's head, so that every entry exported carries its chain hash.
+pub async fn export_after(app: &App, org: Option<keysmith_core::OrgId>, start: Start, limit: u32) -> Result<Export> {
     if !(1..=EXPORT_LIMIT).contains(&limit) {
         return Err(AppError::InvalidQuery(format!(
             "limit must be between 1 and {EXPORT_LIMIT}"
         )));
     }
-    if after < 0 {
-        return Err(AppError::InvalidCursor);
+    let after = match start {
+        Start::After(after) if after < 0 => return Err(AppError::InvalidCursor),
+        Start::After(after) => after,
+        Start::Since(at) => app.store.audit_cursor_at(at).await?,
+    };
+    // Exported entries carry their chain hash: seal what may be sealed, then export no
+    // further than the chain's head. Sealing may fail (a read-only database): what is
+    // sealed is still exported.
+    if let Err(e) = crate::audit_chain::seal(app).await {
+        tracing::warn!(error.detail = %e, "could not seal the audit log before exporting it");
     }
-    let (next_after, mut entries) = app.store.audit_after(after, app.now(), limit).await?;
+    let (head, _) = app.store.audit_chain_head().await?;
+    let (mut next_after, mut entries) = app.store.audit_after(after, app.now(), limit).await?;
+    if next_after > head {
+        entries.retain(|e| e.id <= head);
+        next_after = entries.last().map_or(after, |e| e.id);
+    }
     if let Some(org) = org {
         entries.retain(|e| e.org == org);
     }
@@ -106,7 +130,7 @@ pub async fn export_after(app: &App, org: Option<keysmith_core::OrgId>, after: i
 }
 
 /// [`export_after`] for an organization's admin.
-pub async fn export(app: &App, caller: &Caller, org: &str, after: i64, limit: u32) -> Result<Export> {
+pub async fn export(app: &App, caller: &Caller, org: &str, start: Start, limit: u32) -> Result<Export> {
     let org = admin_org(app, caller, org).await?;
-    export_after(app, Some(org.id), after, limit).await
+    export_after(app, Some(org.id), start, limit).await
 }

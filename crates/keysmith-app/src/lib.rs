@@ -14,6 +14,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod audit_chain;
 pub mod audit_log;
 pub mod caller;
 pub mod callers;

@@ -665,18 +665,53 @@ Examples:
   keysmith admin migrate --to postgres://keysmith@db.internal/keysmith --data-dir /var/lib/keysmith
   keysmith admin migrate --database-url \"$DATABASE_URL\" --to sqlite:///tmp/copy/keysmith.db")]
     Migrate(MigrateArgs),
+    /// The audit log for a SIEM (`audit export`), and its hash chain checked (`audit
+    /// verify`).
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// The same as `admin audit export` (its earlier name).
+    #[command(hide = true)]
+    AuditExport(AuditExportArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
     /// Write the audit log as JSON lines, oldest first, for a SIEM: every entry after
     /// --after, then "resume with --after N" on standard error.
     #[command(after_help = "\
 Each line is one entry with its stable id, organization, time, actor, action, target,
-source address and detail, as GET /api/v1/orgs/{org}/audit/export gives it. Resuming
-with --after never repeats or skips an entry: an entry whose transaction has not yet
-committed holds the export back rather than being passed.
+source address, detail and hash in the audit chain (`chain`), as
+GET /api/v1/orgs/{org}/audit/export gives it. Resuming with --after never repeats or skips
+an entry: an entry whose transaction has not yet committed holds the export back rather
+than being passed.
 
 Examples:
-  keysmith admin audit-export --data-dir /var/lib/keysmith > audit.jsonl
-  keysmith admin audit-export --after 48213 --org research >> audit.jsonl")]
-    AuditExport(AuditExportArgs),
+  keysmith admin audit export --data-dir /var/lib/keysmith > audit.jsonl
+  keysmith admin audit export --since 2026-12-01T00:00:00Z > december.jsonl
+  keysmith admin audit export --after 48213 --org research >> audit.jsonl")]
+    Export(AuditExportArgs),
+    /// Check the audit log's hash chain from its first entry: exit status 0 and the
+    /// chain's head when every entry is as it was sealed; 1, naming the first entry that
+    /// does not check, when an entry was changed, removed or added afterwards.
+    #[command(after_help = "\
+Every entry is sealed within a second or so of being written: its hash covers the hash
+of the entry before it and every field of its own, so that changing, removing or
+inserting an entry breaks every hash after it. Entries not sealed yet are counted, not
+checked. Works while the server runs.
+
+Someone who can write the database could recompute the whole chain; to catch that, keep
+the head this command prints (or the `chain` of the newest exported line) somewhere they
+cannot write, and compare it later: the same entry must still have the same hash.
+
+Example:
+  keysmith admin audit verify --data-dir /var/lib/keysmith")]
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args)]
+struct AuditVerifyArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(Args)]
@@ -684,11 +719,20 @@ struct AuditExportArgs {
     /// Only entries after this ID (the one the last export said to resume with)
     #[arg(long, default_value_t = 0)]
     after: i64,
+    /// Start at the first entry written at or after this time (RFC 3339, e.g.
+    /// 2026-12-01T00:00:00Z) instead of after an ID
+    #[arg(long, value_name = "TIME", conflicts_with = "after", value_parser = parse_time)]
+    since: Option<i64>,
     /// Only this organization's entries [default: every organization's]
     #[arg(long)]
     org: Option<String>,
     #[command(flatten)]
     database: DatabaseArgs,
+}
+
+/// An RFC 3339 time as Unix milliseconds.
+fn parse_time(text: &str) -> Result<i64, String> {
+    keysmith_server::parse_rfc3339(text).ok_or_else(|| "not an RFC 3339 time such as 2026-12-01T00:00:00Z".to_owned())
 }
 
 #[derive(Args)]
@@ -954,9 +998,19 @@ async fn run(cli: Cli) -> Result<()> {
             open_existing_store(&args.database).await?;
             operator::migrate(&config.database_url(), &args.to).await?;
         }
-        Command::Admin(AdminCommand::AuditExport(args)) => {
+        Command::Admin(AdminCommand::AuditExport(args) | AdminCommand::Audit(AuditCommand::Export(args))) => {
             let store = open_existing_store(&args.database).await?;
-            operator::audit_export(store, args.org.as_deref(), args.after).await?;
+            let start = match args.since {
+                Some(at) => keysmith_server::audit_log::Start::Since(at),
+                None => keysmith_server::audit_log::Start::After(args.after),
+            };
+            operator::audit_export(store, args.org.as_deref(), start).await?;
+        }
+        Command::Admin(AdminCommand::Audit(AuditCommand::Verify(args))) => {
+            let store = open_existing_store(&args.database).await?;
+            if !operator::audit_verify(store.as_ref()).await? {
+                std::process::exit(1);
+            }
         }
         Command::Admin(AdminCommand::Unlock(args)) => {
             let store = open_existing_store(&args.database).await?;

@@ -80,12 +80,9 @@ pub async fn backup(store: &dyn Store, file: &std::path::Path) -> Result<()> {
     if file.exists() {
         bail!("{} already exists; a backup never overwrites a file", file.display());
     }
-    if let Err(e) = store.backup_to(file).await {
-        if file.exists() {
-            let _ = std::fs::remove_file(file);
-        }
-        return Err(e.into());
-    }
+    // The store removes what it made if the copy fails; a file it did not make (one
+    // that appeared meanwhile) is refused and left alone.
+    store.backup_to(file).await?;
     let counts = match keysmith_store::inspect_backup(file).await {
         Ok(counts) => counts,
         Err(e) => {
@@ -138,8 +135,40 @@ pub async fn migrate(from: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
-/// `admin audit-export`: every entry after `after` (of `org`, or all), as JSON lines.
-pub async fn audit_export(store: std::sync::Arc<dyn Store>, org: Option<&str>, after: i64) -> Result<()> {
+/// `admin audit verify`: the chain checked from the start; `false` when it breaks.
+pub async fn audit_verify(store: &dyn Store) -> Result<bool> {
+    // Seal what may be sealed first, so that the head printed is today's.
+    if let Err(e) = keysmith_server::audit_chain::seal_at(store, keysmith_server::clock::wall_ms()).await {
+        eprintln!("could not seal the newest entries ({e}); checking what is sealed");
+    }
+    match keysmith_server::audit_chain::verify(store).await? {
+        keysmith_server::audit_chain::Verdict::Intact {
+            sealed,
+            unsealed,
+            head_id,
+            head_hash,
+        } => {
+            println!("audit log intact: {sealed} entries checked from the first");
+            println!("head: entry {head_id}, sha256 {head_hash}");
+            if unsealed > 0 {
+                println!("{unsealed} newer entries are not sealed yet (their transactions may still commit)");
+            }
+            Ok(true)
+        }
+        keysmith_server::audit_chain::Verdict::Broken { entry, reason } => {
+            println!("audit log BROKEN at entry {entry}: {reason}");
+            Ok(false)
+        }
+    }
+}
+
+/// `admin audit export`: every entry after `after` (of `org`, or all), as JSON lines.
+pub async fn audit_export(
+    store: std::sync::Arc<dyn Store>,
+    org: Option<&str>,
+    start: keysmith_server::audit_log::Start,
+) -> Result<()> {
+    use keysmith_server::audit_log::Start;
     use std::collections::HashMap;
     use std::io::Write;
     let app = keysmith_server::AppState::new(
@@ -160,12 +189,12 @@ pub async fn audit_export(store: std::sync::Arc<dyn Store>, org: Option<&str>, a
     };
     let mut names: HashMap<keysmith_core::OrgId, String> = HashMap::new();
     let mut out = std::io::stdout().lock();
-    let mut cursor = after;
-    loop {
+    let mut start = start;
+    let cursor = loop {
         let export = keysmith_server::audit_log::export_after(
             &app,
             org.as_ref().map(|o| o.id),
-            cursor,
+            start,
             keysmith_server::audit_log::EXPORT_LIMIT,
         )
         .await?;
@@ -177,11 +206,11 @@ pub async fn audit_export(store: std::sync::Arc<dyn Store>, org: Option<&str>, a
             let org_name = names.get(&entry.org).cloned().unwrap_or_default();
             writeln!(out, "{}", keysmith_server::audit_export_line(entry, &org_name))?;
         }
-        if export.next_after == cursor {
-            break;
+        if start == Start::After(export.next_after) {
+            break export.next_after;
         }
-        cursor = export.next_after;
-    }
+        start = Start::After(export.next_after);
+    };
     out.flush()?;
     eprintln!("resume with --after {cursor}");
     Ok(())

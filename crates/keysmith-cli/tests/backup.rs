@@ -25,29 +25,7 @@ fn keysmith(args: &[&str]) -> Output {
     cmd.args(args).output().unwrap()
 }
 
-fn create(url: &str, auth: &str, name: &str) -> (String, String) {
-    let r = http(
-        "POST",
-        &format!("{url}/api/v1/api-keys"),
-        &[("authorization", auth)],
-        Some(&json!({"name": name})),
-    );
-    assert_eq!(r.status, 201, "{}", r.body);
-    (
-        r.body["key"].as_str().unwrap().to_owned(),
-        r.body["key_id"].as_str().unwrap().to_owned(),
-    )
-}
-
-fn delete(url: &str, auth: &str, key_id: &str) {
-    let r = http(
-        "DELETE",
-        &format!("{url}/api/v1/api-keys/{key_id}"),
-        &[("authorization", auth)],
-        None,
-    );
-    assert_eq!(r.status, 204, "{}", r.body);
-}
+use common::{create_key as create, delete_key as delete};
 
 fn works(url: &str, key: &str) -> bool {
     common::viewer(url, key).status == 200
@@ -114,6 +92,7 @@ fn a_backup_under_load_restores_one_consistent_moment() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(said.contains("backed up to") && said.contains("api_keys"), "{said}");
+    assert_eq!(mode(&file), 0o600, "the backup holds every digest: its owner's alone");
     let during_backup = made_during.lock().unwrap().len();
     std::thread::sleep(std::time::Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
@@ -156,6 +135,7 @@ fn a_backup_under_load_restores_one_consistent_moment() {
         String::from_utf8_lossy(&out.stderr).contains("server-secret"),
         "the secret is named"
     );
+    assert_eq!(mode(&restored_data.join("keysmith.db")), 0o600);
     let server = Server::start(fresh.path(), "restored", &[], &[]);
     let url = server.url.clone();
 
@@ -331,4 +311,142 @@ fn the_audit_log_exports_as_json_lines_and_resumes() {
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("\"three\""), "{text}");
     started.server.stop();
+}
+
+/// `keysmith admin audit export` gives each entry with its hash in the audit chain,
+/// `audit verify` checks the chain next to a running server and prints the head the
+/// export ends on, and an entry changed afterwards in the database (by Python's own
+/// sqlite3, past the triggers, as the database's owner could) is found by the entry.
+#[test]
+fn the_audit_chain_verifies_and_a_changed_entry_is_found() {
+    let started = start_with_admin_key("chain", PASSWORD);
+    let url = started.server.url.clone();
+    let auth = format!("Bearer {}", started.key);
+    let data = started.dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    for name in ["one", "two", "three"] {
+        create(&url, &auth, name);
+    }
+    let out = keysmith(&["admin", "audit", "export", "--data-dir", data_dir]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.len() >= 4, "{lines:?}");
+    for l in &lines {
+        let chain = l["chain"].as_str().unwrap_or_default();
+        assert!(
+            chain.len() == 64 && chain.bytes().all(|b| b.is_ascii_hexdigit()),
+            "every exported entry carries its hash: {l}"
+        );
+    }
+    // --since: from the beginning of time, the same lines; from the future, none; not
+    // with --after.
+    let since = |time: &str| keysmith(&["admin", "audit", "export", "--since", time, "--data-dir", data_dir]);
+    assert_eq!(since("1970-01-01T00:00:00Z").stdout, out.stdout);
+    let later = since("2999-01-01T00:00:00Z");
+    assert!(later.status.success() && later.stdout.is_empty());
+    let both = keysmith(&[
+        "admin",
+        "audit",
+        "export",
+        "--since",
+        "2026-01-01T00:00:00Z",
+        "--after",
+        "3",
+        "--data-dir",
+        data_dir,
+    ]);
+    assert_eq!(both.status.code(), Some(2), "--since and --after are refused together");
+    let bad = since("yesterday");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
+
+    let verify = keysmith(&["admin", "audit", "verify", "--data-dir", data_dir]);
+    let said = String::from_utf8_lossy(&verify.stdout).into_owned();
+    assert!(
+        verify.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(said.contains("audit log intact"), "{said}");
+    let last = lines.last().unwrap();
+    assert!(
+        said.contains(&format!(
+            "head: entry {}, sha256 {}",
+            last["id"],
+            last["chain"].as_str().unwrap()
+        )),
+        "the head is the last exported entry: {said}"
+    );
+    started.server.stop();
+
+    // The encoding as docs/OPERATIONS.md writes it, computed by Python from the rows:
+    // the same head, so that anyone can check the chain without Keysmith.
+    let db = data.join("keysmith.db");
+    let recomputed = std::process::Command::new("python3")
+        .args(["-c", DOCUMENTED_CHAIN, db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        recomputed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&recomputed.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&recomputed.stdout).trim(),
+        format!("{} {}", last["id"], last["chain"].as_str().unwrap())
+    );
+
+    let second = lines[1]["id"].as_i64().unwrap();
+    let tamper = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\n\
+             db = sqlite3.connect(sys.argv[1])\n\
+             db.execute('DROP TRIGGER audit_log_no_update')\n\
+             db.execute('UPDATE audit_log SET actor_name = ? WHERE id = ?', ('someone else', int(sys.argv[2])))\n\
+             db.commit()",
+            db.to_str().unwrap(),
+            &second.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(tamper.status.success(), "{}", String::from_utf8_lossy(&tamper.stderr));
+    let verify = keysmith(&["admin", "audit", "verify", "--data-dir", data_dir]);
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert_eq!(verify.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("audit log BROKEN at entry {second}")), "{said}");
+}
+
+/// docs/OPERATIONS.md's encoding of the audit chain, in Python: prints the last entry's
+/// ID and hash.
+const DOCUMENTED_CHAIN: &str = r#"
+import hashlib, sqlite3, struct, sys
+db = sqlite3.connect(sys.argv[1])
+def text(s):
+    b = s.encode()
+    return struct.pack(">I", len(b)) + b
+def optional(s):
+    return b"\x00" if s is None else b"\x01" + text(s)
+h = "0" * 64
+last = 0
+for (id, org, at, actor_id, actor_name, action, kind, target, address, detail) in db.execute(
+        "SELECT id, org_id, at, actor_id, actor_name, action, target_kind, target, "
+        "source_address, detail FROM audit_log ORDER BY id"):
+    m = hashlib.sha256(h.encode())
+    m.update(struct.pack(">qqq", id, org, at))
+    m.update(b"\x00" if actor_id is None else b"\x01" + struct.pack(">q", actor_id))
+    for s in (actor_name, action, kind, target):
+        m.update(text(s))
+    m.update(optional(address))
+    m.update(optional(detail))
+    h, last = m.hexdigest(), id
+print(last, h)
+"#;
+
+/// A file's permission bits.
+fn mode(path: &std::path::Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }

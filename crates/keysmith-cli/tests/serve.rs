@@ -51,6 +51,14 @@ fn first_start_prints_a_generated_password_once_and_it_signs_in() {
     let data = dir.path().join("data");
     let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&data).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o700, "the data directory is private");
+    // So are the database and its journal files, whatever the umask (022 here).
+    for file in ["keysmith.db", "keysmith.db-wal", "keysmith.db-shm"] {
+        let path = data.join(file);
+        if file == "keysmith.db" || path.exists() {
+            let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+            assert_eq!(mode & 0o777, 0o600, "{file} is its owner's alone");
+        }
+    }
 
     let again = Server::start(dir.path(), "second", &[], &[]);
     let stdout = std::fs::read_to_string(&again.stdout).unwrap();

@@ -35,7 +35,10 @@ pub mod webhooks;
 pub use config::{Config, ConfigError, ConfigOverrides};
 pub use connection::Connections;
 pub use error::ApiError;
-pub use keysmith_app::{Clock, ManualClock, SystemClock, audit_log, clock, operator, sign_in_throttle, usage};
+pub use keysmith_app::time::parse_rfc3339;
+pub use keysmith_app::{
+    Clock, ManualClock, SystemClock, audit_chain, audit_log, clock, operator, sign_in_throttle, usage,
+};
 pub use openapi::openapi_document;
 pub use routes::audit_log::export_line as audit_export_line;
 pub use routes::router;

@@ -289,8 +289,8 @@ async fn background_work(state: AppState, interval: Duration) {
     }
 }
 
-/// Every second: audit keys refused for their address, queue new events for webhooks
-/// and send what is due; every minute: warn about keys that reach a lead time before
+/// Every second: audit keys refused for their address, seal new audit entries into the
+/// hash chain, queue new events for webhooks and send what is due; every minute: warn about keys that reach a lead time before
 /// their expiry; every hour: announce idle keys.
 async fn webhook_work(state: AppState) {
     let client = match crate::webhooks::client() {
@@ -318,6 +318,9 @@ async fn webhook_work(state: AppState) {
         ticks += 1;
         if let Err(e) = keysmith_app::verification::audit_refused_addresses(&state.app).await {
             tracing::warn!(error.detail = %e, "could not audit keys refused for their address");
+        }
+        if let Err(e) = keysmith_app::audit_chain::seal(&state.app).await {
+            tracing::warn!(error.detail = %e, "could not seal the audit log's new entries");
         }
         if let Err(e) = crate::webhooks::pump(&state).await {
             tracing::warn!(error.detail = %e, "could not queue webhook deliveries");

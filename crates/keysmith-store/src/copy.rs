@@ -12,6 +12,9 @@ use crate::{Result, StoreError, TABLES};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+/// Tables of one row that the migrations themselves write; the copy replaces it.
+const SINGLE_ROW_TABLES: [&str; 3] = ["webhook_outbox", "audit_chain", "schema_compat"];
+
 /// A column's kind, as both backends store it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -268,18 +271,21 @@ pub(crate) async fn copy(source: &Side, target: &Side) -> Result<Vec<TableCopy>>
                     .fetch_one(&mut *$tx)
                     .await
                     .map_err(err(table))?;
-                // The migrations' own row: the webhook outbox's cursor.
-                let own = i64::from(*table == "webhook_outbox");
+                // The migrations' own rows: the webhook outbox's cursor, the chain's head, the
+                // schema's oldest reader.
+                let own = i64::from(SINGLE_ROW_TABLES.contains(table));
                 if n > own {
                     return Err(StoreError::Open(format!(
                         "the target is not empty: table {table} has {n} rows; migrate only into a new, empty database"
                     )));
                 }
             }
-            sqlx::query("DELETE FROM webhook_outbox")
-                .execute(&mut *$tx)
-                .await
-                .map_err(err("webhook_outbox"))?;
+            for table in SINGLE_ROW_TABLES {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(err(table))?;
+            }
             for ((table, columns), rows) in tables.iter().zip(&snapshot) {
                 $module::write(&mut $tx, table, columns, rows).await?;
             }

@@ -14,6 +14,7 @@ mod error;
 pub mod model;
 mod open;
 mod postgres;
+mod schema;
 mod sql_store;
 mod sqlite;
 
@@ -39,6 +40,8 @@ pub const TABLES: &[&str] = &[
     "sessions",
     "invites",
     "audit_log",
+    "audit_chain",
+    "schema_compat",
     "webhook_endpoints",
     "webhook_deliveries",
     "webhook_outbox",
@@ -283,7 +286,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ------------------------------------------------------------ operations
     /// A consistent copy of the whole database at one moment, written to `path` (which
-    /// must not exist), while others go on writing. SQLite only: PostgreSQL is backed
+    /// must not exist; made readable by its owner alone, and removed if the copy fails),
+    /// while others go on writing. SQLite only: PostgreSQL is backed
     /// up with its own `pg_dump` (docs/OPERATIONS.md).
     async fn backup_to(&self, path: &std::path::Path) -> Result<()>;
     /// Rows per table, for summaries and checks: `(table, rows)`, by table name.
@@ -303,6 +307,16 @@ pub trait Store: Send + Sync + 'static {
     /// read and up to the first ID still missing at `now` (as the webhook outbox
     /// reads them); with the ID to resume after.
     async fn audit_after(&self, after: i64, now: i64, limit: u32) -> Result<(i64, Vec<AuditEntry>)>;
+    /// The export cursor from which the entries at or after `at` follow: one less than
+    /// the lowest ID among them; the newest ID when there are none yet.
+    async fn audit_cursor_at(&self, at: i64) -> Result<i64>;
+    /// The audit hash chain's head: the newest sealed entry's ID and hash (0 and 64
+    /// zeros before any).
+    async fn audit_chain_head(&self) -> Result<(i64, String)>;
+    /// Seals entries: stores each `(id, hash)` and moves the chain's head from entry
+    /// `from` to the last of them, in one transaction; `false` (nothing written) when
+    /// the head was no longer at `from` (another replica sealed them first).
+    async fn seal_audit(&self, from: i64, hashes: &[(i64, String)]) -> Result<bool>;
 
     // ------------------------------------------------------------ webhooks
     async fn create_webhook(&self, webhook: NewWebhook, audit: &[NewAuditEntry]) -> Result<Webhook>;

@@ -141,6 +141,8 @@ pub struct AuditEntry {
     pub target: String,
     pub source_address: Option<String>,
     pub detail: Option<String>,
+    /// Its hash in the audit chain, hex; `None` until sealed.
+    pub chain_hash: Option<String>,
 }
 
 /// A page of the audit log, newest first.

@@ -74,10 +74,9 @@ impl PostgresStore {
                     "cannot connect to PostgreSQL: {e}; check that the server runs and the URL's user, password and database are right"
                 ))
             })?;
-        sqlx::migrate!("./migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(|e| crate::StoreError::Open(format!("cannot migrate the PostgreSQL database: {e}")))?;
+        // A newer replica may have applied migrations this binary does not know: during a
+        // rolling upgrade this one still runs, unless `schema_compat` says it may not.
+        crate::schema::migrate!(&pool, "./migrations/postgres", "the PostgreSQL database");
         Ok(Self {
             pool,
             hooks: std::sync::Arc::default(),

@@ -22,6 +22,10 @@ pub(crate) const KEY_COLUMNS: &str = "k.key_id, k.format, k.display, k.name, k.c
      u.id AS owner_id, u.kind AS owner_kind, u.username AS owner_username, \
      cb.id AS creator_id, cb.kind AS creator_kind, cb.username AS creator_username";
 
+/// The columns an audit entry is read with (`audit_from_row`).
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, org_id, at, actor_id, actor_name, action, target_kind, target, source_address, detail, chain_hash";
+
 /// A key (`k`) that no rotation has replaced: it is not expiring by a rotation's design.
 pub(crate) const NOT_ROTATED_AWAY: &str = "NOT EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = k.key_id)";
 
@@ -118,7 +122,7 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $backend:expr, $begin:expr, $lock:expr, $order_hint:expr, $name_like:expr, $notify:expr, $org_names:expr, $org_networks:expr) => {
         use crate::model::*;
         use crate::sql_store::{
-            KEY_COLUMNS, KEY_FROM, NOT_ROTATED_AWAY, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS,
+            AUDIT_COLUMNS, KEY_COLUMNS, KEY_FROM, NOT_ROTATED_AWAY, ORG_COLUMNS, ORG_RETURNING, ORPHANED_ORGS,
             SERVICE_ACCOUNT_SELECT, TEAM_COLUMNS, USER_COLUMNS, like_pattern, owned_in_org,
         };
         use crate::{Backend, Result, Store, StoreError};
@@ -282,6 +286,7 @@ macro_rules! sql_store {
                 target: get(row, "target")?,
                 source_address: get(row, "source_address")?,
                 detail: get(row, "detail")?,
+                chain_hash: get(row, "chain_hash")?,
             })
         }
 
@@ -1734,10 +1739,7 @@ macro_rules! sql_store {
             // -------------------------------------------------------- audit
 
             async fn list_audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>> {
-                let mut qb = sqlx::QueryBuilder::<$db>::new(
-                    "SELECT id, org_id, at, actor_id, actor_name, action, target_kind, target, source_address, detail \
-                     FROM audit_log WHERE 1 = 1",
-                );
+                let mut qb = sqlx::QueryBuilder::<$db>::new(format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE 1 = 1"));
                 if let Some(org) = query.org {
                     qb.push(" AND org_id = ").push_bind(org.0);
                 }
@@ -1852,10 +1854,8 @@ macro_rules! sql_store {
             }
 
             async fn audit_after(&self, after: i64, now: i64, limit: u32) -> Result<(i64, Vec<AuditEntry>)> {
-                let rows = sqlx::query(
-                    "SELECT id, org_id, at, actor_id, actor_name, action, target_kind, target, source_address, detail \
-                     FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
-                )
+                let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2");
+                let rows = sqlx::query(&sql)
                 .bind(after)
                 .bind(i64::from(limit))
                 .fetch_all(&self.pool)
@@ -1864,6 +1864,52 @@ macro_rules! sql_store {
                 let entries: Vec<AuditEntry> = rows.iter().map(audit_from_row).collect::<Result<_>>()?;
                 let entries = crate::sql_store::without_gaps(after, entries, now);
                 Ok((entries.last().map_or(after, |e| e.id), entries))
+            }
+
+            async fn audit_cursor_at(&self, at: i64) -> Result<i64> {
+                sqlx::query_scalar(
+                    "SELECT COALESCE((SELECT MIN(id) FROM audit_log WHERE at >= $1) - 1, \
+                     (SELECT COALESCE(MAX(id), 0) FROM audit_log))",
+                )
+                .bind(at)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(backend_err)
+            }
+
+            async fn audit_chain_head(&self) -> Result<(i64, String)> {
+                let row = sqlx::query("SELECT last_id, last_hash FROM audit_chain WHERE id = 1")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(backend_err)?;
+                Ok((get(&row, "last_id")?, get(&row, "last_hash")?))
+            }
+
+            async fn seal_audit(&self, from: i64, hashes: &[(i64, String)]) -> Result<bool> {
+                let Some((to, head)) = hashes.last() else {
+                    return Ok(true);
+                };
+                let mut tx = self.begin().await?;
+                let moved = sqlx::query("UPDATE audit_chain SET last_id = $1, last_hash = $2 WHERE id = 1 AND last_id = $3")
+                    .bind(to)
+                    .bind(head)
+                    .bind(from)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(backend_err)?;
+                if moved.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for (id, hash) in hashes {
+                    sqlx::query("UPDATE audit_log SET chain_hash = $1 WHERE id = $2 AND chain_hash IS NULL")
+                        .bind(hash)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(backend_err)?;
+                }
+                tx.commit().await.map_err(backend_err)?;
+                Ok(true)
             }
 
             async fn commit_outbox(&self, from: i64, to: i64, deliveries: &[NewDelivery]) -> Result<bool> {

@@ -21,6 +21,16 @@ impl SqliteStore {
 
     /// Opens (creating if missing) the database file at `path` and applies migrations.
     pub async fn open(path: &Path) -> crate::Result<Self> {
+        match create_private(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(crate::StoreError::Open(format!(
+                    "cannot create the SQLite database {}: {e}; check that the data directory exists and is writable",
+                    path.display()
+                )));
+            }
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -38,10 +48,9 @@ impl SqliteStore {
                     path.display()
                 ))
             })?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(|e| crate::StoreError::Open(format!("cannot migrate {}: {e}", path.display())))?;
+        // A backup restored from a newer version may hold migrations this binary does not
+        // know; `schema_compat` says whether this one may read it.
+        crate::schema::migrate!(&pool, "./migrations/sqlite", path.display());
         Ok(Self {
             pool,
             hooks: std::sync::Arc::default(),
@@ -59,17 +68,20 @@ impl SqliteStore {
         let text = path
             .to_str()
             .ok_or_else(|| crate::StoreError::Open(format!("{} is not a UTF-8 path", path.display())))?;
-        if path.exists() {
-            return Err(crate::StoreError::Open(format!(
-                "{} already exists; a backup never overwrites a file",
-                path.display()
-            )));
+        // Made here, empty and private, so that the copy of every digest is as private as
+        // the database whatever the umask (VACUUM INTO fills an empty file); `create_new`
+        // is also the check that nothing is overwritten.
+        create_private(path).map_err(|e| {
+            crate::StoreError::Open(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                format!("{} already exists; a backup never overwrites a file", path.display())
+            } else {
+                format!("cannot create {}: {e}", path.display())
+            })
+        })?;
+        if let Err(e) = sqlx::query("VACUUM INTO $1").bind(text).execute(&self.pool).await {
+            let _ = std::fs::remove_file(path);
+            return Err(crate::StoreError::Backend(format!("backup to {}: {e}", path.display())));
         }
-        sqlx::query("VACUUM INTO $1")
-            .bind(text)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| crate::StoreError::Backend(format!("backup to {}: {e}", path.display())))?;
         Ok(())
     }
 }
@@ -103,6 +115,19 @@ impl SqliteStore {
             Err(_) => Ok(row.try_get::<i64, _>(0).map_err(backend_err)?.to_string()),
         }
     }
+}
+
+/// Creates `path` empty, readable and writable by its owner alone (0600), whatever the
+/// umask: a database holds password hashes and key digests, and SQLite gives its
+/// `-wal` and `-shm` files the database file's mode. `AlreadyExists` if it exists.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
 }
 
 /// Checks that `path` holds a sound Keysmith database (SQLite's integrity check, and
@@ -155,6 +180,12 @@ pub async fn restore_backup(backup: &Path, target: &Path) -> crate::Result<Sqlit
     inspect_backup(backup).await?;
     let partial = target.with_extension("db.restoring");
     std::fs::copy(backup, &partial).map_err(|e| open_err(&format!("copy to {}", partial.display()), e))?;
+    {
+        // The copy took the backup's mode; the database is its owner's alone.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| open_err(&format!("chmod {}", partial.display()), e))?;
+    }
     std::fs::File::open(&partial)
         .and_then(|f| f.sync_all())
         .map_err(|e| open_err("sync", e))?;

@@ -20,9 +20,14 @@ pub struct Server {
 impl Server {
     /// Starts `keysmith serve` with `args` and `env` and waits until it listens.
     pub fn start(dir: &Path, run: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::start_binary(Path::new(BIN), dir, run, args, env)
+    }
+
+    /// [`Server::start`] with another build of keysmith (an earlier version's).
+    pub fn start_binary(binary: &Path, dir: &Path, run: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let stdout = dir.join(format!("{run}.stdout"));
         let stderr = dir.join(format!("{run}.stderr"));
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(binary);
         cmd.arg("serve");
         if !args.contains(&"--listen") {
             cmd.args(["--listen", "127.0.0.1:0"]);
@@ -250,4 +255,39 @@ pub fn viewer(url: &str, key: &str) -> Reply {
         &[("authorization", bearer.as_str())],
         None,
     )
+}
+
+/// `POST /api/v1/api-keys` with the `authorization` header `auth`: the new key and its
+/// ID, or what the server answered instead.
+pub fn try_create_key(url: &str, auth: &str, name: &str) -> Result<(String, String), String> {
+    let r = try_http(
+        "POST",
+        &format!("{url}/api/v1/api-keys"),
+        &[("authorization", auth)],
+        Some(&serde_json::json!({ "name": name })),
+    )
+    .map_err(|e| e.to_string())?;
+    if r.status != 201 {
+        return Err(format!("{}: {}", r.status, r.body));
+    }
+    Ok((
+        r.body["key"].as_str().unwrap().to_owned(),
+        r.body["key_id"].as_str().unwrap().to_owned(),
+    ))
+}
+
+/// [`try_create_key`] that must succeed.
+pub fn create_key(url: &str, auth: &str, name: &str) -> (String, String) {
+    try_create_key(url, auth, name).unwrap_or_else(|e| panic!("creating {name}: {e}"))
+}
+
+/// `DELETE /api/v1/api-keys/{key_id}`, which must answer 204.
+pub fn delete_key(url: &str, auth: &str, key_id: &str) {
+    let r = http(
+        "DELETE",
+        &format!("{url}/api/v1/api-keys/{key_id}"),
+        &[("authorization", auth)],
+        None,
+    );
+    assert_eq!(r.status, 204, "{}", r.body);
 }

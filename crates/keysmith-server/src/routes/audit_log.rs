@@ -105,6 +105,9 @@ pub struct ExportParams {
     /// before (default 0, the beginning).
     #[param(minimum = 0)]
     pub(crate) after: Option<i64>,
+    /// RFC 3339: start at the first entry written at or after this time, instead of
+    /// after an ID (not with `after`); resume with the header as usual.
+    pub(crate) since: Option<String>,
     /// Entries read at most, 1 to 1000 (default 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub(crate) limit: Option<u32>,
@@ -116,6 +119,7 @@ pub fn export_line(entry: AuditEntry, organization: &str) -> String {
     let line = ExportLine {
         id: entry.id,
         organization: organization.to_owned(),
+        chain: entry.chain_hash.clone(),
         entry: view(entry),
     };
     // Strings, numbers and parsed JSON only: serializing cannot fail.
@@ -127,12 +131,15 @@ pub fn export_line(entry: AuditEntry, organization: &str) -> String {
 struct ExportLine {
     id: i64,
     organization: String,
+    /// Its hash in the audit chain (`keysmith admin audit verify`).
+    chain: Option<String>,
     #[serde(flatten)]
     entry: AuditEntryView,
 }
 
 /// The organization's audit log as JSON lines, oldest first, for a SIEM (org admins).
-/// Each line is one entry with its stable `id`; resume with `after` set to the
+/// Each line is one entry with its stable `id` and its hash in the audit chain
+/// (`chain`); start at a time with `since`, resume with `after` set to the
 /// `Keysmith-Next-After` header, which never skips or repeats an entry. An empty body
 /// with the same cursor means there is nothing newer yet.
 #[utoipa::path(get, path = "/api/v1/orgs/{org}/audit/export", tag = "audit",
@@ -153,11 +160,20 @@ pub async fn export_audit(
     use axum::response::IntoResponse;
     let params: ExportParams = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
         .map_err(|e| ApiError::InvalidQuery(format!("bad query parameters: {e}")))?;
+    let start = match (params.after, params.since.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::InvalidQuery(
+                "give `after` to resume or `since` to start at a time, not both".into(),
+            ));
+        }
+        (_, Some(since)) => audit_log::Start::Since(time_param("since", since)?),
+        (after, None) => audit_log::Start::After(after.unwrap_or(0)),
+    };
     let export = audit_log::export(
         &state.app,
         &caller,
         &org,
-        params.after.unwrap_or(0),
+        start,
         params.limit.unwrap_or(audit_log::EXPORT_LIMIT),
     )
     .await?;
