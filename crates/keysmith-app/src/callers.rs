@@ -27,6 +27,48 @@ pub struct Profile {
     pub created_at: i64,
     pub orgs: Vec<OrgSeat>,
     pub teams: Vec<TeamSeat>,
+    /// What a door renders of this profile alone, made once ([`Rendering`]).
+    pub rendered: Rendering,
+}
+
+/// Text a door renders from a [`Profile`] alone (the REST viewer's JSON of the email,
+/// organizations and teams), made at most once per cached profile and dropped with it.
+/// A cached profile never changes (a change drops it and the next request reads a new
+/// one), so the text never outlives what it shows. It is not part of the profile's
+/// value: profiles compare equal whatever they rendered, and a clone starts empty.
+#[derive(Default)]
+pub struct Rendering(std::sync::OnceLock<Box<str>>);
+
+impl Rendering {
+    /// The text, rendered by `render` the first time it is asked for.
+    #[inline]
+    pub fn get_or_init(&self, render: impl FnOnce() -> String) -> &str {
+        self.0.get_or_init(|| render().into_boxed_str())
+    }
+}
+
+impl Clone for Rendering {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
+
+impl PartialEq for Rendering {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Rendering {}
+
+impl std::fmt::Debug for Rendering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Rendering(made)"
+        } else {
+            "Rendering(empty)"
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +135,7 @@ impl Profile {
             created_at,
             orgs,
             teams,
+            rendered: Rendering::default(),
         })
     }
 }

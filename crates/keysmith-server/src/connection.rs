@@ -12,7 +12,7 @@ use crate::state::AppState;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::future::RouteFuture;
 use axum::serve::{IncomingStream, Listener};
@@ -133,7 +133,7 @@ impl Service<Request> for Connection {
                         let (mut parts, _) = request.into_parts();
                         parts.extensions.insert(ConnectInfo(peer));
                         let response = match Authorized::from_request_parts(&mut parts, &state).await {
-                            Ok(caller) => viewer::get_viewer(caller).await.into_response(),
+                            Ok(Authorized(caller)) => viewer::render(&caller, state.hsts),
                             Err(e) => e.into_response(),
                         };
                         viewer_finished(&state, response, started)
@@ -146,9 +146,14 @@ impl Service<Request> for Connection {
     }
 }
 
-/// The router's headers and metric on a viewer answered on the connection.
+/// The router's headers and metric on a viewer answered on the connection. A viewer
+/// (200) carries the router's headers already ([`viewer::render`]); a refusal gets them here.
 fn viewer_finished(state: &AppState, response: Response, started: Instant) -> Response {
-    let response = crate::routes::common_headers(state.hsts, response);
+    let response = if response.status() == StatusCode::OK {
+        response
+    } else {
+        crate::routes::common_headers(state.hsts, response)
+    };
     let status = response.status().as_u16();
     state.metrics.viewer_request(status, started.elapsed());
     response

@@ -183,8 +183,12 @@ async fn every_kind_of_answer_carries_the_security_headers() {
     .await;
     for (app, hsts) in [(&plain, false), (&tls, true)] {
         let admin = app.admin().await;
+        // A key's viewer is answered on the connection (warm: the second request).
+        let key = Auth::Bearer(app.create_key(&admin, "headers").await.0);
         for (path, auth) in [
             ("/api/v1/viewer", &admin),
+            ("/api/v1/viewer", &key),
+            ("/api/v1/viewer", &key),
             ("/api/v1/viewer", &Auth::None),
             ("/api/v1/no-such-route", &Auth::None),
             ("/healthz", &Auth::None),
