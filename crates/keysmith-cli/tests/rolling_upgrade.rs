@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 const PASSWORD: &str = "rolling upgrade password";
 
-/// The previous version's binary, built once by the script (a few minutes the first
-/// time, on its own target directory).
+/// The previous version's binary, built once by the script (scripts/test builds it
+/// before the tests; a test run without it waits a few minutes the first time, while
+/// the script builds it beside, never over, this version's binary).
 fn previous_binary() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let out = Command::new("bash")

@@ -23,6 +23,17 @@ fn percentiles(mut lags: Vec<Duration>) -> String {
     )
 }
 
+/// `GET /api/v1/forward-auth` on `replica` with `key`: the status.
+async fn forward_auth(http: &reqwest::Client, replica: &str, key: &str) -> u16 {
+    http.get(format!("{replica}/api/v1/forward-auth"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -53,22 +64,10 @@ async fn main() {
             .unwrap();
         let key = created["key"].as_str().expect("created").to_owned();
         let key_id = created["key_id"].as_str().unwrap().to_owned();
-        let check = |replica: String, key: String| {
-            let http = http.clone();
-            async move {
-                http.get(format!("{replica}/api/v1/forward-auth"))
-                    .bearer_auth(key)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            }
-        };
         // Twice on each: the first fills its cache, the second is served from it.
         for replica in &others {
-            assert_eq!(check(replica.clone(), key.clone()).await, 200);
-            assert_eq!(check(replica.clone(), key.clone()).await, 200);
+            assert_eq!(forward_auth(&http, replica, &key).await, 200);
+            assert_eq!(forward_auth(&http, replica, &key).await, 200);
         }
         let deleted = http
             .delete(format!("{a}/api/v1/api-keys/{key_id}"))
@@ -80,16 +79,15 @@ async fn main() {
         let answered = Instant::now();
         let mut polls = tokio::task::JoinSet::new();
         for replica in &others {
-            let (http, url, key) = (http.clone(), format!("{replica}/api/v1/forward-auth"), key.clone());
+            let (http, replica, key) = (http.clone(), replica.clone(), key.clone());
             polls.spawn(async move {
                 loop {
-                    let status = http.get(&url).bearer_auth(&key).send().await.unwrap().status();
-                    if status.as_u16() == 401 {
+                    if forward_auth(&http, &replica, &key).await == 401 {
                         return answered.elapsed();
                     }
                     assert!(
                         answered.elapsed() < Duration::from_secs(10),
-                        "{url} still accepts after 10 s"
+                        "{replica} still accepts after 10 s"
                     );
                 }
             });
